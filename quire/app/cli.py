@@ -1,0 +1,336 @@
+"""The `quire` command."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from types import FrameType
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from quire.core.errors import QuireError
+from quire.core.models import Role
+from quire.core.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="quire",
+    help="Quire: the content and memory layer for production AI agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="API keys of a tenant.", no_args_is_help=True)
+db_app = typer.Typer(help="The embedded PostgreSQL server.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def friendly(command: F) -> F:
+    """Turn Quire's errors into one readable line and a non-zero exit code."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except QuireError as error:
+            fail(str(error))
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings_for(command: str) -> Settings:
+    from quire.app.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings, process_name=f"quire-{command}")
+    return settings
+
+
+@app.command()
+@friendly
+def up(
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (QUIRE_WORKER_PROCESSES).")
+    ] = None,
+) -> None:
+    """Run all of Quire on this machine: database, migrations, API and workers. Ctrl-C stops it."""
+    from quire.app.bootstrap import first_admin_key, prepare
+    from quire.core.embedded import EmbeddedPostgres
+
+    settings = settings_for("up")
+    started = time.monotonic()
+    with out.status("Starting the database and applying migrations…"):
+        installation = prepare(settings)
+    key = first_admin_key(installation.database_url)
+    if key:
+        out.print(
+            "\n[bold]First start:[/] made the tenant [bold]default[/] and its admin. Its API key:"
+        )
+        out.print(f"  [bold green]{key}[/]", highlight=False)
+        out.print("  Keep it: Quire stores only its hash and will not show it again.\n")
+
+    worker_count = workers or settings.worker_processes
+    children = {
+        "api": [sys.executable, "-m", "quire.app.cli", "api"],
+        "worker": [
+            sys.executable,
+            "-m",
+            "quire.app.cli",
+            "worker",
+            "--processes",
+            str(worker_count),
+        ],
+    }
+    processes = {name: subprocess.Popen(command) for name, command in children.items()}
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    if _wait_until_ready(settings, processes, timeout=60):
+        out.print(
+            f"[bold green]Quire is up[/] in {time.monotonic() - started:.1f} s: "
+            f"API http://{settings.api_bind} (docs at /docs), {worker_count} worker process(es).\n"
+            f"  database: {installation.database_label}\n  broker:   {installation.broker_label}\n"
+            "  Ctrl-C stops everything.",
+            highlight=False,
+        )
+    try:
+        while not stopping:
+            for name, process in list(processes.items()):
+                if process.poll() is not None and not stopping:
+                    err.print(f"[yellow]{name} exited with {process.returncode}; restarting it[/]")
+                    time.sleep(1)
+                    processes[name] = subprocess.Popen(children[name])
+            time.sleep(0.2)
+    finally:
+        out.print("Stopping Quire…")
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes.values():
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if installation.started_embedded:
+            EmbeddedPostgres(settings.data_dir).stop()
+        out.print("Stopped.")
+
+
+def _wait_until_ready(
+    settings: Settings, processes: dict[str, subprocess.Popen[bytes]], *, timeout: float
+) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes.values()):
+            return False
+        try:
+            if httpx.get(f"http://{settings.api_bind}/readyz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+@app.command()
+@friendly
+def api() -> None:
+    """Run the HTTP API (on QUIRE_API_BIND)."""
+    import uvicorn
+
+    from quire.app.api import create_app
+    from quire.core.db import Database, check_database
+
+    settings = settings_for("api")
+    database = Database.from_settings(settings)
+    check_database(database.url)
+    uvicorn.run(
+        create_app(settings=settings, database=database),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+    database.dispose()
+
+
+@app.command()
+@friendly
+def worker(
+    processes: Annotated[
+        int | None, typer.Option(help="Worker processes (QUIRE_WORKER_PROCESSES).")
+    ] = None,
+) -> None:
+    """Run worker processes, restarting any that dies."""
+    from quire.app.worker import supervise_workers
+    from quire.core.broker import check_broker
+    from quire.core.db import check_database, resolve_database_url
+
+    settings = settings_for("worker")
+    url = resolve_database_url(settings)
+    check_database(url)
+    check_broker(broker_url=settings.broker_url, database_url=url)
+    raise typer.Exit(supervise_workers(settings, processes))
+
+
+@app.command()
+@friendly
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Bring the database schema up to date."""
+    from quire.app.bootstrap import migrate as run_migrations
+    from quire.app.bootstrap import start_database
+    from quire.core.db import check_database
+
+    settings = settings_for("migrate")
+    url, _ = start_database(settings)
+    check_database(url)
+    run_migrations(url, revision)
+    out.print(f"Database schema is at {revision}.")
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(
+    role: Annotated[Role, typer.Option(help="What the key may do.")],
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")] = "",
+    tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
+) -> None:
+    """Create a principal with ROLE in TENANT and print its API key (once)."""
+    from quire.core.db import Database, resolve_database_url
+    from quire.core.tenancy import create_api_key, create_principal, get_tenant_by_name
+
+    settings = settings_for("keys")
+    database = Database(resolve_database_url(settings), pool_size=1)
+    with database.system_session() as system:
+        tenant_row = get_tenant_by_name(session=system, name=tenant)
+    with database.tenant_session(tenant_row.id) as session:
+        principal = create_principal(session=session, name=name or role.value, role=role)
+        key = create_api_key(session=session, principal=principal)
+        session.commit()
+    out.print(f"API key for {principal.name} ({role.value}) in tenant {tenant}:")
+    out.print(key, highlight=False)
+    database.dispose()
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key, or its first 10 characters.")],
+    tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
+) -> None:
+    """Revoke an API key."""
+    from quire.core.db import Database, resolve_database_url
+    from quire.core.tenancy import get_tenant_by_name, revoke_api_key
+
+    settings = settings_for("keys")
+    database = Database(resolve_database_url(settings), pool_size=1)
+    with database.system_session() as system:
+        tenant_row = get_tenant_by_name(session=system, name=tenant)
+    with database.tenant_session(tenant_row.id) as session:
+        count = revoke_api_key(session=session, prefix=prefix)
+        session.commit()
+    database.dispose()
+    if not count:
+        fail(f"no active key starts with {prefix[:10]!r} in tenant {tenant}")
+    out.print(f"Revoked {count} key(s).")
+
+
+@app.command("tenant-create")
+@friendly
+def tenant_create(name: Annotated[str, typer.Argument(help="The new tenant's name.")]) -> None:
+    """Create a tenant with an admin, and print the admin's API key (once)."""
+    from quire.core.db import Database, resolve_database_url
+    from quire.core.tenancy import create_api_key, create_tenant
+
+    settings = settings_for("tenant")
+    database = Database(resolve_database_url(settings), pool_size=1)
+    with database.system_session() as system:
+        tenant = create_tenant(session=system, name=name)
+        system.commit()
+    with database.tenant_session(tenant.id) as session:
+        from quire.core.tenancy import create_principal
+
+        principal = create_principal(session=session, name="admin", role=Role.admin)
+        key = create_api_key(session=session, principal=principal)
+        session.commit()
+    database.dispose()
+    out.print(f"Tenant {name} created. Admin API key:")
+    out.print(key, highlight=False)
+
+
+@db_app.command("start")
+@friendly
+def db_start() -> None:
+    """Start the embedded PostgreSQL (it keeps running until `quire db stop`)."""
+    from quire.core.embedded import EmbeddedPostgres
+
+    settings = settings_for("db")
+    url, started = EmbeddedPostgres(settings.data_dir).start()
+    out.print(("Started: " if started else "Already running: ") + url, highlight=False)
+
+
+@db_app.command("stop")
+@friendly
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL."""
+    from quire.core.embedded import EmbeddedPostgres
+
+    settings = settings_for("db")
+    stopped = EmbeddedPostgres(settings.data_dir).stop()
+    out.print("Stopped." if stopped else "It was not running.")
+
+
+@db_app.command("status")
+@friendly
+def db_status() -> None:
+    """Whether the embedded PostgreSQL runs, and its URL."""
+    from quire.core.embedded import EmbeddedPostgres
+
+    settings = settings_for("db")
+    embedded = EmbeddedPostgres(settings.data_dir)
+    status = embedded.status()
+    if status.running:
+        out.print(f"running (pid {status.pid}) in {embedded.pgdata}: {status.url}", highlight=False)
+    else:
+        out.print(f"not running ({embedded.pgdata})", highlight=False)
+        raise typer.Exit(3)
+
+
+def main() -> None:
+    try:
+        app()
+    except QuireError as error:  # raised while parsing options, before `friendly` applies
+        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Tenants, principals and API keys, and the convention every tenant-owned table follows."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Column, DateTime, Enum
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def timestamp_column(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class Role(enum.StrEnum):
+    """What a principal may do. Each role includes the ones before it."""
+
+    reader = "reader"
+    contributor = "contributor"
+    reviewer = "reviewer"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, required: Role) -> bool:
+        return self.rank >= required.rank
+
+
+class TenantScoped(SQLModel):
+    """Mixin for rows that belong to a tenant.
+
+    The migration of every table that uses it calls `enable_tenant_isolation`, which adds the
+    row-level security policy; `tests/core/test_tenancy.py` checks that none was forgotten.
+    """
+
+    tenant_id: uuid.UUID = Field(foreign_key="core_tenant.id", index=True, ondelete="CASCADE")
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "core_tenant"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class Principal(TenantScoped, table=True):
+    """A person or a program acting in one tenant with one role."""
+
+    __tablename__ = "core_principal"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    role: Role = Field(sa_column=Column(Enum(Role, name="core_role"), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+
+
+class ApiKey(TenantScoped, table=True):
+    """An API key; only its SHA-256 is stored (a 256-bit random key needs no slow hash)."""
+
+    __tablename__ = "core_api_key"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    principal_id: uuid.UUID = Field(foreign_key="core_principal.id", index=True, ondelete="CASCADE")
+    prefix: str = Field(max_length=16, description="The key's first characters, to recognise it.")
+    key_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    revoked_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+
+
+class PrincipalPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    role: Role

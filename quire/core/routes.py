@@ -1,0 +1,94 @@
+"""Health, readiness, and the caller's own tenant: principals and keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlmodel import col, func, select
+
+from quire.core.broker import check_broker
+from quire.core.db import check_database
+from quire.core.deps import AdminDep, CallerDep, SettingsDep, TenantSessionDep
+from quire.core.errors import ServiceUnavailable
+from quire.core.models import Principal, PrincipalPublic, Role
+from quire.core.tenancy import create_api_key, create_principal
+
+router = APIRouter()
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    broker: str
+
+
+@router.get("/healthz", tags=["health"])
+def healthz() -> Health:
+    """The API process is up."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", tags=["health"], response_model=Readiness)
+def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
+    """The database and the broker both answer."""
+    database_url = request.app.state.database.url
+    result = {"status": "ready", "database": "ok", "broker": "ok"}
+    try:
+        check_database(database_url, timeout=2)
+    except ServiceUnavailable as error:
+        result.update(status="unavailable", database=str(error))
+    try:
+        check_broker(broker_url=settings.broker_url, database_url=database_url, timeout=2)
+    except ServiceUnavailable as error:
+        result.update(status="unavailable", broker=str(error))
+    return JSONResponse(result, status_code=200 if result["status"] == "ready" else 503)
+
+
+@router.get("/v1/me", tags=["tenancy"])
+def me(caller: CallerDep) -> PrincipalPublic:
+    """The principal the API key belongs to."""
+    return PrincipalPublic(
+        id=caller.principal_id, tenant_id=caller.tenant_id, name=caller.name, role=caller.role
+    )
+
+
+class PrincipalsPublic(BaseModel):
+    data: list[PrincipalPublic]
+    count: int
+
+
+@router.get("/v1/principals", tags=["tenancy"])
+def list_principals(caller: AdminDep, session: TenantSessionDep) -> PrincipalsPublic:
+    """Everyone in the caller's tenant."""
+    principals = session.exec(select(Principal).order_by(col(Principal.created_at))).all()
+    count = session.exec(select(func.count()).select_from(Principal)).one()
+    return PrincipalsPublic(
+        data=[PrincipalPublic.model_validate(p) for p in principals], count=int(count)
+    )
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+
+
+class KeyCreated(BaseModel):
+    principal_id: uuid.UUID
+    role: Role
+    key: str = Field(description="Shown once; Quire keeps only its hash.")
+
+
+@router.post("/v1/keys", tags=["tenancy"], status_code=201)
+def create_key(body: KeyCreate, caller: AdminDep, session: TenantSessionDep) -> KeyCreated:
+    """A new principal in the caller's tenant, with its API key."""
+    principal = create_principal(session=session, name=body.name, role=body.role)
+    key = create_api_key(session=session, principal=principal)
+    session.commit()
+    return KeyCreated(principal_id=principal.id, role=principal.role, key=key)

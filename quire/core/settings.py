@@ -1,0 +1,120 @@
+"""Quire's configuration: one class, read from `QUIRE_*` environment variables at the edge."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quire.core.errors import ConfigurationError
+
+ENV_PREFIX = "QUIRE_"
+
+
+def default_data_dir() -> Path:
+    """Where Quire keeps its embedded database and blobs when QUIRE_DATA_DIR is unset.
+
+    The embedded PostgreSQL opens every parent folder of its data folder to its own system
+    user, so root gets `/var/lib/quire` rather than a folder under `/root`.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/quire")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "quire"
+
+
+class Settings(BaseSettings):
+    """Every setting Quire reads; each maps to the environment variable `QUIRE_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default="",
+        description="PostgreSQL 15+ with pgvector, as postgresql://…; empty runs the embedded one.",
+    )
+    broker_url: str = Field(
+        default="",
+        description="redis://… or amqp://…; empty queues work in the PostgreSQL database itself.",
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Folder for the embedded database and the blob store.",
+    )
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="all-MiniLM-L6-v2 (bundled) or the path of a sentence-transformers model.",
+    )
+    api_bind: str = Field(default="127.0.0.1:8000", description="host:port the API listens on.")
+    worker_processes: int = Field(default=1, ge=1, le=64, description="Worker processes.")
+    worker_threads: int = Field(default=4, ge=1, le=256, description="Threads per worker process.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of every Quire process."
+    )
+    log_format: Literal["text", "json"] = Field(default="text", description="Log line format.")
+
+    @field_validator("api_bind")
+    @classmethod
+    def _check_bind(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port, for example 127.0.0.1:8000")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(
+            ("postgresql://", "postgresql+psycopg://", "postgres://")
+        ):
+            raise ValueError("expected a postgresql:// URL, or nothing for the embedded database")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+            raise ValueError("expected redis://… or amqp://…, or nothing for the PostgreSQL queue")
+        return value
+
+    @property
+    def api_host(self) -> str:
+        return self.api_bind.rpartition(":")[0]
+
+    @property
+    def api_port(self) -> int:
+        return int(self.api_bind.rpartition(":")[2])
+
+    @property
+    def embedded_database(self) -> bool:
+        return not self.database_url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment, turning every mistake into one readable error."""
+    unknown = [
+        name
+        for name in os.environ
+        if name.startswith(ENV_PREFIX)
+        and name[len(ENV_PREFIX) :].lower() not in Settings.model_fields
+    ]
+    if unknown:
+        known = [ENV_PREFIX + field.upper() for field in Settings.model_fields]
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        raise ConfigurationError(
+            "unknown Quire setting: " + ", ".join(hints) + "; known ones: " + ", ".join(known)
+        )
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors():
+            field = str(detail["loc"][0]) if detail["loc"] else "?"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {detail['msg']}")
+        raise ConfigurationError("invalid setting " + "; ".join(problems)) from None

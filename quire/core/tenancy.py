@@ -1,0 +1,117 @@
+"""Tenants, principals and API keys: creating them and recognising a key."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from quire.core.db import SystemSession, TenantSession
+from quire.core.errors import Conflict, NotFound, Unauthenticated
+from quire.core.models import ApiKey, Principal, Role, Tenant, utcnow
+
+KEY_PREFIX = "qk_"
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is making a request: one principal of one tenant, with a role."""
+
+    principal_id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    role: Role
+
+    def allows(self, required: Role) -> bool:
+        return self.role.allows(required)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_tenant(*, session: SystemSession, name: str) -> Tenant:
+    if session.exec(select(Tenant).where(Tenant.name == name)).first() is not None:
+        raise Conflict(f"a tenant named {name!r} exists already")
+    tenant = Tenant(name=name)
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def get_tenant_by_name(*, session: SystemSession, name: str) -> Tenant:
+    tenant = session.exec(select(Tenant).where(Tenant.name == name)).first()
+    if tenant is None:
+        raise NotFound(f"no tenant named {name!r}")
+    return tenant
+
+
+def create_principal(*, session: TenantSession, name: str, role: Role) -> Principal:
+    principal = Principal(tenant_id=session.tenant_id, name=name, role=role)
+    session.add(principal)
+    session.flush()
+    return principal
+
+
+def create_api_key(*, session: Session, principal: Principal) -> str:
+    """Make a key for `principal` and return it: the only time its plain text exists."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiKey(
+            tenant_id=principal.tenant_id,
+            principal_id=principal.id,
+            prefix=key[:10],
+            key_hash=hash_key(key),
+        )
+    )
+    session.flush()
+    return key
+
+
+def revoke_api_key(*, session: TenantSession, prefix: str) -> int:
+    """Revoke the tenant's keys that start with `prefix`; return how many."""
+    keys = session.exec(
+        select(ApiKey).where(ApiKey.prefix == prefix[:10], ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+    ).all()
+    for key in keys:
+        key.revoked_at = utcnow()
+        session.add(key)
+    session.flush()
+    return len(keys)
+
+
+def authenticate(*, session: Session, key: str) -> Caller:
+    """The caller an API key belongs to.
+
+    Runs before the tenant is known, so it goes through `quire_authenticate`, a SECURITY
+    DEFINER function that reads the key tables and nothing else.
+    """
+    if not key.startswith(KEY_PREFIX):
+        raise Unauthenticated("the API key is malformed: Quire keys start with 'qk_'")
+    row = session.execute(
+        text("SELECT principal_id, tenant_id, name, role FROM quire_authenticate(:key_hash)"),
+        {"key_hash": hash_key(key)},
+    ).first()
+    if row is None:
+        raise Unauthenticated("the API key is unknown or revoked")
+    return Caller(principal_id=row[0], tenant_id=row[1], name=row[2], role=Role(row[3]))
+
+
+def bootstrap_default_tenant(*, session: SystemSession) -> str | None:
+    """On the very first start, make the default tenant and an admin; return the admin's key.
+
+    Returns None when any tenant exists already, so the key is printed only once.
+    """
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('quire-bootstrap'))"))
+    if session.exec(select(Tenant)).first() is not None:
+        return None
+    tenant = create_tenant(session=session, name=DEFAULT_TENANT)
+    principal = Principal(tenant_id=tenant.id, name="admin", role=Role.admin)
+    session.add(principal)
+    session.flush()
+    return create_api_key(session=session, principal=principal)

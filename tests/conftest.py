@@ -1,0 +1,111 @@
+"""Test fixtures: one embedded PostgreSQL per test session, one rolled-back transaction per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg import sql
+
+from quire.app.api import create_app
+from quire.app.bootstrap import migrate
+from quire.core.db import Database, libpq_url
+from quire.core.embedded import EmbeddedPostgres
+from quire.core.models import Tenant
+from quire.core.settings import Settings
+from tests.factories import TenantFixture
+
+# Quire settings in the developer's environment must not leak into tests.
+for name in [n for n in os.environ if n.startswith("QUIRE_")]:
+    del os.environ[name]
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="quire-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(data_dir: Path) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(data_dir)
+    server.start()
+    yield server
+    server.stop()
+
+
+def create_database(server_url: str, name: str) -> str:
+    """A fresh, migrated database on the test server; returns its URL."""
+    admin = libpq_url(server_url).replace("/quire?", "/postgres?")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = server_url.replace("/quire?", f"/{name}?")
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: EmbeddedPostgres) -> str:
+    status = postgres.status()
+    assert status.url is not None
+    return create_database(status.url, "quire_test")
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def tenants(database_url: str) -> dict[str, TenantFixture]:
+    """Two tenants, committed once for the session; tests add their rows inside rollbacks."""
+    database = Database(database_url, pool_size=1)
+    made = {}
+    with database.system_session() as session:
+        for name in ("acme", "globex"):
+            tenant = Tenant(name=name)
+            session.add(tenant)
+            made[name] = TenantFixture(id=tenant.id, name=name)
+        session.commit()
+    database.dispose()
+    return made
+
+
+@pytest.fixture(scope="session")
+def session_database(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def database(session_database: Database) -> Iterator[Database]:
+    """The test database with every session joined to one transaction that is rolled back."""
+    connection = session_database.engine.connect()
+    transaction = connection.begin()
+    session_database.bind_to(connection)
+    try:
+        yield session_database
+    finally:
+        session_database.bind = session_database.engine
+        transaction.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def client(settings: Settings, database: Database) -> Iterator[TestClient]:
+    with TestClient(create_app(settings=settings, database=database)) as test_client:
+        yield test_client

@@ -1,0 +1,574 @@
+"""RunContext: what a program sees of its run.
+
+Execution model: replay. Each time a run resumes, its program function runs again from the
+top. `ctx.step` gives back the recorded result of a step that completed before and runs only
+steps that did not; a wait that is not over yet parks the run and ends the function by raising
+Suspend, which holds no worker. See docs/runtime.md for why replay rather than an explicit
+state machine, and for the rules a program must follow.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
+
+from pydantic import BaseModel, TypeAdapter
+
+from quire.core.db import TenantSession, dumps
+from quire.core.models import Role
+from quire.runtime import sql
+from quire.runtime.errors import (
+    Cancelled,
+    LeaseLost,
+    NonDeterminism,
+    NonRetryable,
+    RetryAfter,
+    StepFailed,
+    Suspend,
+)
+from quire.runtime.leases import ClaimedRun, RecordedStep
+from quire.runtime.models import RunStatus, StepKind
+from quire.runtime.retry import DEFAULT_RETRY, RetryPolicy
+
+if TYPE_CHECKING:
+    from quire.runtime.executor import Executor
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=1024)
+def _result_adapter(function: Callable[..., Any]) -> TypeAdapter[Any] | None:
+    try:
+        annotation = get_type_hints(function).get("return")
+    except Exception:  # lambdas, builtins, forward references that do not resolve
+        return None
+    if annotation is None or annotation is type(None):
+        return None
+    return TypeAdapter(annotation)
+
+
+def encode_result(function: Callable[..., Any], value: Any) -> str:
+    adapter = _result_adapter(function)
+    if adapter is not None:
+        return dumps(adapter.dump_python(value, mode="json"))
+    return dumps(value)
+
+
+def decode_result(function: Callable[..., Any], stored: Any) -> Any:
+    adapter = _result_adapter(function)
+    return adapter.validate_python(stored) if adapter is not None else stored
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class RunContext:
+    """Durable steps, timers, signals, human tasks and events for one run."""
+
+    def __init__(self, executor: Executor, run: ClaimedRun, history: list[RecordedStep]) -> None:
+        self.executor = executor
+        self.run = run
+        self.run_id = run.id
+        self.tenant_id = run.tenant_id
+        self._history = {step.seq: step for step in history}
+        self._frontier = max(self._history, default=-1) + 1
+        self._seq = 0
+        self._slice_started = time.monotonic()
+        self._steps_in_slice = 0
+        self._events: list[tuple[str, Any]] = []
+        self._state: dict[str, Any] | None = None
+        self._session: TenantSession | None = None
+        self._current_seq: int | None = None
+        self._cancel_requested = run.cancel_requested
+
+    # What a program may ask.
+
+    @property
+    def replaying(self) -> bool:
+        """True while the program re-walks history it already recorded."""
+        return self._seq < self._frontier
+
+    @property
+    def session(self) -> TenantSession:
+        """The transaction of the running step: writes here commit with the step, exactly once."""
+        if self._session is None:
+            raise RuntimeError("ctx.session exists only inside a step function")
+        return self._session
+
+    @property
+    def idempotency_key(self) -> str:
+        """`run_id:seq` of the running step: give it to external services that deduplicate."""
+        if self._current_seq is None:
+            raise RuntimeError("ctx.idempotency_key exists only inside a step function")
+        return f"{self.run_id}:{self._current_seq}"
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel_requested
+
+    def emit(self, type: str, data: Any = None, *, now: bool = False) -> None:
+        """Add an event to the run's log.
+
+        Events are written with the next commit, so each is recorded once; `now=True` writes
+        at once in its own transaction (token streams), at the price of a repeat if the step
+        that emitted it runs again after a crash.
+        """
+        if self.replaying:
+            return
+        if now:
+            from quire.runtime.events import append_event
+
+            with self.executor.database.tenant_session(self.tenant_id) as session:
+                append_event(session, tenant_id=self.tenant_id, run_id=self.run_id, type=type, data=data)
+                session.commit()
+        else:
+            self._events.append((type, data))
+
+    def publish(self, state: BaseModel | dict[str, Any]) -> None:
+        """Make `state` the run's visible state from the next commit on."""
+        self._state = state.model_dump(mode="json") if isinstance(state, BaseModel) else state
+
+    def heartbeat(self) -> None:
+        """Extend this run's lease now; raise LeaseLost if another worker has it."""
+        self.executor.leases.extend()
+        self._check_lease()
+
+    def step(
+        self,
+        name: str,
+        function: Callable[..., T],
+        *args: Any,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        **kwargs: Any,
+    ) -> T:
+        """Run `function(*args, **kwargs)` once for this run, or return its recorded result.
+
+        Inside it, `ctx.session` is a transaction that commits together with the step's record.
+        Exceptions are retried by `retry` with back-off (the run parks between attempts);
+        NonRetryable fails at once; RetryAfter parks the run as throttled. When attempts run
+        out, StepFailed is raised into the program (and again, identically, on every replay).
+        """
+        seq = self._allocate(name, StepKind.step)
+        recorded = self._history.get(seq)
+        if recorded is not None:
+            return self._replay(recorded, function)  # type: ignore[no-any-return]
+        self._before_new_work()
+        attempt = self.run.attempt + 1 if seq == self.run.next_seq else 1
+        started = utcnow()
+        with self.executor.database.tenant_session(self.tenant_id) as session:
+            self._session, self._current_seq = session, seq
+            try:
+                result = function(*args, **kwargs)
+                encoded = encode_result(function, result)
+            except (LeaseLost, Suspend, Cancelled):
+                raise
+            except RetryAfter as throttled:
+                session.rollback()
+                self._park_after_failure(
+                    seq, name, attempt - 1, throttled, status=RunStatus.throttled,
+                    delay=throttled.seconds,
+                )
+            except Exception as error:
+                session.rollback()
+                if isinstance(error, NonRetryable) or attempt >= retry.max_attempts:
+                    self._commit_step(
+                        session, seq, name, StepKind.step, attempt, None, started,
+                        error=_describe(error),
+                    )
+                    session.commit()
+                    raise StepFailed(name, _describe(error)) from error
+                self._park_after_failure(
+                    seq, name, attempt, error, status=RunStatus.sleeping, delay=retry.delay(attempt)
+                )
+            finally:
+                self._session, self._current_seq = None, None
+            self._commit_step(session, seq, name, StepKind.step, attempt, encoded, started)
+            session.commit()
+        self._steps_in_slice += 1
+        return result
+
+    def sleep(self, duration: float | timedelta) -> None:
+        """Wait `duration` (seconds or a timedelta) without holding a worker."""
+        seq = self._peek_seq()
+        until = self._deadline(seq, "sleep", _seconds(duration))
+        self.sleep_until(until if until is not None else utcnow())
+
+    def sleep_until(self, moment: datetime) -> None:
+        """Wait until `moment` (timezone-aware) without holding a worker."""
+        seq = self._allocate("sleep", StepKind.sleep)
+        if seq in self._history:
+            return
+        self._before_new_work(counts=False)
+        waiting = self.run.waiting_for or {}
+        if waiting.get("seq") == seq and waiting.get("kind") == "sleep":
+            moment = datetime.fromisoformat(waiting["until"])
+        started = utcnow()
+        with self._locked() as session:
+            if utcnow() >= moment:
+                self._commit_step(session, seq, "sleep", StepKind.sleep, 1, dumps({"until": moment}), started)
+                session.commit()
+                return
+            self._park(
+                session,
+                status=RunStatus.sleeping,
+                wake_at=moment,
+                waiting_for={"kind": "sleep", "seq": seq, "until": moment.isoformat()},
+                event=("run.sleeping", {"until": moment.isoformat(), "seq": seq}),
+            )
+
+    def wait_for_signal(self, name: str, *, timeout: float | timedelta | None = None) -> Any:
+        """Wait for the next signal called `name` and return its payload (None on timeout).
+
+        A signal sent before the run gets here is kept and returned at once.
+        """
+        seq = self._allocate(f"signal:{name}", StepKind.signal)
+        recorded = self._history.get(seq)
+        if recorded is not None:
+            return (recorded.result or {}).get("payload")
+        self._before_new_work(counts=False)
+        deadline = self._deadline(seq, "signal", None if timeout is None else _seconds(timeout))
+        started = utcnow()
+        with self._locked() as session:
+            signal = session.execute(sql.NEXT_SIGNAL, {"run_id": self.run_id, "name": name}).first()
+            if signal is not None:
+                session.execute(sql.CONSUME_SIGNAL, {"id": signal[0], "seq": seq})
+                result = {"payload": signal[1], "timed_out": False}
+                self._commit_step(session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started)
+                session.commit()
+                return signal[1]
+            if deadline is not None and utcnow() >= deadline:
+                result = {"payload": None, "timed_out": True}
+                self._commit_step(session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started)
+                session.commit()
+                return None
+            waiting: dict[str, Any] = {"kind": "signal", "name": name, "seq": seq}
+            if deadline is not None:
+                waiting["until"] = deadline.isoformat()
+            self._park(
+                session,
+                status=RunStatus.waiting,
+                wake_at=deadline,
+                waiting_for=waiting,
+                event=("run.waiting", {"signal": name, "until": waiting.get("until")}),
+            )
+
+    def human_task(
+        self,
+        title: str,
+        *,
+        role: Role = Role.reviewer,
+        payload: Any = None,
+        options: list[str] | None = None,
+        due: timedelta | None = None,
+        escalate_to: Role | None = None,
+        assignee: uuid.UUID | None = None,
+    ) -> dict[str, Any]:
+        """Ask a person (of `role`, or `assignee`) to decide; wait, holding no worker, for the answer.
+
+        Returns the decision: `{"decision", "comment", "data", "decided_by", "task_id"}`. When
+        `due` passes undecided and `escalate_to` is set, the task moves to that role once.
+        """
+        task_id = self.create_task(
+            title, role=role, payload=payload, options=options, due=due,
+            escalate_to=escalate_to, assignee=assignee,
+        )
+        signal = f"task:{task_id}"
+        decision = self.wait_for_signal(signal, timeout=due) if due else self.wait_for_signal(signal)
+        if decision is None:  # due passed undecided
+            if escalate_to is not None:
+                from quire.runtime.tasks import escalate_task
+
+                self.step(
+                    "escalate",
+                    lambda: escalate_task(self.session, task_id=task_id, role=escalate_to, due=due),
+                )
+            decision = self.wait_for_signal(signal)
+        return dict(decision or {})
+
+    def create_task(
+        self,
+        title: str,
+        *,
+        role: Role = Role.reviewer,
+        payload: Any = None,
+        options: list[str] | None = None,
+        due: timedelta | None = None,
+        escalate_to: Role | None = None,
+        assignee: uuid.UUID | None = None,
+        signal_name: str | None = None,
+    ) -> uuid.UUID:
+        """Open a human task without waiting; its decision arrives as a signal.
+
+        The signal is `task:<id>` unless `signal_name` says otherwise (the process engine uses
+        one signal for every event). Escalation happens when the run wakes at `due`.
+        """
+        from quire.runtime.tasks import open_task
+
+        def create() -> uuid.UUID:
+            return open_task(
+                self.session,
+                tenant_id=self.tenant_id,
+                run_id=self.run_id,
+                seq=self._current_seq or 0,
+                title=title,
+                role=role,
+                payload=payload,
+                options=options,
+                due=due,
+                escalate_to=escalate_to,
+                assignee=assignee,
+                signal_name=signal_name,
+            )
+
+        return self.step(f"task:{title}", create)
+
+    def patched(self, name: str) -> bool:
+        """True for runs that reach this point on code with the change called `name`.
+
+        Runs started before the change replay their recorded history, which lacks the marker,
+        and get False, so they finish on the old path.
+        """
+        seq = self._seq
+        recorded = self._history.get(seq)
+        if recorded is not None:
+            if recorded.kind == StepKind.patch and recorded.name == f"patch:{name}":
+                self._seq += 1
+                return True
+            return False
+        self._seq += 1
+        started = utcnow()
+        with self._locked() as session:
+            self._commit_step(session, seq, f"patch:{name}", StepKind.patch, 1, "true", started)
+            session.commit()
+        return True
+
+    def start_child(self, program: str, state: BaseModel, *, version: int | None = None) -> uuid.UUID:
+        """Start another program as this run's child (once); returns the child's run id."""
+        from quire.runtime.service import create_run
+
+        def start() -> uuid.UUID:
+            child, _ = create_run(
+                self.session,
+                program=program,
+                state=state,
+                version=version,
+                parent_id=self.run_id,
+                idempotency_key=f"child:{self.run_id}:{self._current_seq}",
+                kicker=self.executor.kicker,
+            )
+            return child.id
+
+        return self.step(f"child:{program}", start)
+
+    def wait_for_child(self, child_id: uuid.UUID) -> dict[str, Any]:
+        """Wait for a child run to end: `{"status", "state", "error"}`."""
+        return dict(self.wait_for_signal(f"child:{child_id}") or {})
+
+    # Internals.
+
+    def _peek_seq(self) -> int:
+        return self._seq
+
+    def _allocate(self, name: str, kind: StepKind) -> int:
+        seq = self._seq
+        self._seq += 1
+        recorded = self._history.get(seq)
+        if recorded is not None and (recorded.name != name or recorded.kind != kind):
+            raise NonDeterminism(
+                f"step {seq} was recorded as {recorded.kind} {recorded.name!r}, but the program "
+                f"now asks for {kind.value} {name!r} there; gate such changes with ctx.patched()"
+            )
+        return seq
+
+    def _replay(self, recorded: RecordedStep, function: Callable[..., Any]) -> Any:
+        if recorded.status == "failed":
+            raise StepFailed(recorded.name, recorded.error or "failed")
+        return decode_result(function, recorded.result)
+
+    def _check_lease(self) -> None:
+        if self.executor.leases.is_lost(self.run_id, self.run.epoch):
+            raise LeaseLost(self.run_id)
+
+    def _before_new_work(self, *, counts: bool = True) -> None:
+        self._check_lease()
+        if self._cancel_requested:
+            raise Cancelled()
+        if counts and (
+            self._steps_in_slice >= self.executor.slice_steps
+            or time.monotonic() - self._slice_started > self.executor.slice_seconds
+        ):
+            self._yield_slice()
+
+    def _deadline(self, seq: int, kind: str, seconds: float | None) -> datetime | None:
+        waiting = self.run.waiting_for or {}
+        if waiting.get("seq") == seq and waiting.get("kind") == kind and waiting.get("until"):
+            return datetime.fromisoformat(waiting["until"])
+        if seconds is None:
+            return None
+        return utcnow() + timedelta(seconds=seconds)
+
+    def _take_events(self, *extra: tuple[str, Any]) -> dict[str, Any]:
+        events = [*self._events, *extra]
+        self._events = []
+        return {
+            "event_types": [kind for kind, _ in events],
+            "event_data": [dumps(data) for _, data in events],
+        }
+
+    def _take_state(self) -> str | None:
+        state, self._state = self._state, None
+        return None if state is None else dumps(state)
+
+    @contextmanager
+    def _locked(self) -> Iterator[TenantSession]:
+        """A transaction that holds this run's row (fenced): signal senders wait for it."""
+        with self.executor.database.tenant_session(self.tenant_id) as session:
+            row = session.execute(sql.LOCK_FENCED, {"run_id": self.run_id, "epoch": self.run.epoch}).first()
+            if row is None:
+                raise LeaseLost(self.run_id)
+            self._cancel_requested = bool(row[0])
+            yield session
+
+    def _commit_step(
+        self,
+        session: TenantSession,
+        seq: int,
+        name: str,
+        kind: StepKind,
+        attempt: int,
+        result: str | None,
+        started: datetime,
+        *,
+        error: str | None = None,
+    ) -> None:
+        finished = utcnow()
+        event = (
+            "step.failed" if error else "step.completed",
+            {
+                "seq": seq,
+                "name": name,
+                "kind": kind.value,
+                "attempt": attempt,
+                "ms": round((finished - started).total_seconds() * 1000, 2),
+                **({"error": error} if error else {}),
+            },
+        )
+        row = session.execute(
+            sql.COMMIT_STEP,
+            {
+                "run_id": self.run_id,
+                "epoch": self.run.epoch,
+                "ttl": self.executor.lease_ttl,
+                "seq": seq,
+                "name": name,
+                "kind": kind.value,
+                "status": "failed" if error else "completed",
+                "attempt": attempt,
+                "result": result,
+                "error": error,
+                "started_at": started,
+                "state": self._take_state(),
+                **self._take_events(event),
+            },
+        ).first()
+        if row is None:
+            session.rollback()
+            raise LeaseLost(self.run_id)
+        self._cancel_requested = bool(row[0])
+        self._history[seq] = RecordedStep(seq, name, kind.value, "failed" if error else "completed", None, error)
+        self._frontier = max(self._frontier, seq + 1)
+
+    def _park(
+        self,
+        session: TenantSession,
+        *,
+        status: RunStatus,
+        wake_at: datetime | None,
+        waiting_for: dict[str, Any] | None,
+        event: tuple[str, Any],
+        attempt: int = 0,
+        kick: bool = False,
+    ) -> None:
+        row = session.execute(
+            sql.PARK,
+            {
+                "run_id": self.run_id,
+                "epoch": self.run.epoch,
+                "status": status.value,
+                "wake_at": wake_at,
+                "kicked": kick,
+                "attempt": attempt,
+                "waiting_for": dumps(waiting_for) if waiting_for is not None else None,
+                "state": self._take_state(),
+                **self._take_events(event),
+            },
+        ).first()
+        if row is None:
+            session.rollback()
+            raise LeaseLost(self.run_id)
+        if kick:
+            self.executor.kicker.kick(self.run_id, self.run.epoch, session=session)
+        session.commit()
+        raise Suspend()
+
+    def _park_after_failure(
+        self,
+        seq: int,
+        name: str,
+        attempt: int,
+        error: BaseException,
+        *,
+        status: RunStatus,
+        delay: float,
+    ) -> None:
+        wake_at = utcnow() + timedelta(seconds=delay)
+        kind = "throttled" if status == RunStatus.throttled else "retry"
+        with self._locked() as session:
+            self._park(
+                session,
+                status=status,
+                wake_at=wake_at,
+                waiting_for={"kind": kind, "seq": seq, "step": name, "until": wake_at.isoformat()},
+                attempt=attempt,
+                event=(
+                    f"step.{'throttled' if kind == 'throttled' else 'retrying'}",
+                    {
+                        "seq": seq,
+                        "name": name,
+                        "attempt": attempt,
+                        "error": _describe(error),
+                        "delay_s": round(delay, 3),
+                    },
+                ),
+            )
+
+    def _yield_slice(self) -> None:
+        """End this message's bounded slice of work; another kick continues the run."""
+        with self._locked() as session:
+            self._park(
+                session,
+                status=RunStatus.queued,
+                wake_at=utcnow(),
+                waiting_for=None,
+                attempt=self.run.attempt,
+                event=("run.yielded", {"steps": self._steps_in_slice}),
+                kick=True,
+            )

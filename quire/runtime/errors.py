@@ -1,0 +1,101 @@
+"""What the runtime raises, and the exceptions programs raise to steer it."""
+
+from __future__ import annotations
+
+from quire.core.errors import Conflict, InvalidRequest, NotFound, QuireError
+
+
+class RuntimeFailure(QuireError):
+    """Base class for runtime errors."""
+
+    code = "runtime_error"
+
+
+class RunNotFound(NotFound):
+    """No run with that id in the caller's tenant."""
+
+    code = "run_not_found"
+
+
+class TaskNotFound(NotFound):
+    code = "task_not_found"
+
+
+class ProgramNotFound(InvalidRequest):
+    """No program of that name (or version) is registered."""
+
+    code = "program_not_found"
+
+
+class RunFinished(Conflict):
+    """The run has ended; it takes no more signals or decisions."""
+
+    code = "run_finished"
+
+
+class TaskAlreadyDecided(Conflict):
+    code = "task_already_decided"
+
+
+class InvalidEvent(Conflict):
+    """A process refused an event; the message says why."""
+
+    code = "invalid_event"
+
+
+class InvalidProcess(RuntimeFailure):
+    """A process definition contradicts itself (unknown states, unreachable targets)."""
+
+    code = "invalid_process"
+
+
+# Raised inside programs and steps.
+
+
+class StepFailed(RuntimeFailure):
+    """A step failed for good: it raised a non-retryable error or ran out of attempts."""
+
+    code = "step_failed"
+
+    def __init__(self, step: str, error: str) -> None:
+        super().__init__(f"step {step!r} failed: {error}")
+        self.step = step
+        self.error = error
+
+
+class NonRetryable(RuntimeFailure):
+    """Raise (or subclass) in a step for an error that another attempt cannot fix."""
+
+    code = "non_retryable"
+
+
+class RetryAfter(RuntimeFailure):
+    """Raise in a step when a service said "come back in N seconds": the run parks as throttled."""
+
+    code = "retry_after"
+
+    def __init__(self, seconds: float, reason: str = "throttled") -> None:
+        super().__init__(f"{reason}; retry after {seconds:.1f} s")
+        self.seconds = max(0.0, seconds)
+        self.reason = reason
+
+
+class NonDeterminism(RuntimeFailure):
+    """A replay met a different step than the one recorded: the program changed unsafely."""
+
+    code = "non_determinism"
+
+
+# Control flow between a RunContext and the executor; never escape a worker.
+
+
+class LeaseLost(Exception):
+    """Another worker owns the run now; this one must stop without writing."""
+
+
+class Suspend(Exception):
+    """The run parks (waits, sleeps, yields its slice); the executor already stored why."""
+
+
+class Cancelled(Exception):
+    """The run was asked to stop."""

@@ -1,0 +1,214 @@
+"""Advancing one run by one bounded slice: claim it, replay its program, store the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from quire.core.db import Database, dumps
+from quire.runtime import sql
+from quire.runtime.context import RunContext, utcnow
+from quire.runtime.errors import (
+    Cancelled,
+    LeaseLost,
+    NonDeterminism,
+    ProgramNotFound,
+    RunFinished,
+    StepFailed,
+    Suspend,
+)
+from quire.runtime.kicks import Kicker
+from quire.runtime.leases import LeaseKeeper, claim
+from quire.runtime.models import RunStatus
+from quire.runtime.programs import Program, Registry, registry
+from quire.runtime.signals import deliver_signal
+
+logger = logging.getLogger(__name__)
+
+MISSING_PROGRAM_RETRY_SECONDS = 30.0
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def is_infrastructure_error(error: BaseException) -> bool:
+    """Errors of the database connection itself: the run is fine, this worker is not."""
+    if isinstance(error, OperationalError | psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: uuid.UUID
+    status: RunStatus | None  # None: the slice ended without a final status (parked, lost)
+
+
+class Executor:
+    """Runs programs for the worker process it lives in."""
+
+    def __init__(
+        self,
+        database: Database,
+        kicker: Kicker,
+        *,
+        owner: str | None = None,
+        lease_ttl: float = 6.0,
+        slice_steps: int = 200,
+        slice_seconds: float = 30.0,
+        programs: Registry = registry,
+    ) -> None:
+        self.database = database
+        self.kicker = kicker
+        self.owner = owner or default_owner()
+        self.lease_ttl = lease_ttl
+        self.slice_steps = slice_steps
+        self.slice_seconds = slice_seconds
+        self.programs = programs
+        self.leases = LeaseKeeper(database, owner=self.owner, ttl=lease_ttl)
+
+    def start(self) -> None:
+        self.leases.start()
+
+    def stop(self) -> None:
+        self.leases.stop()
+
+    def advance(self, run_id: uuid.UUID, epoch: int) -> Outcome | None:
+        """Move `run_id` forward if the kick is current; None when there was nothing to do."""
+        claimed = claim(self.database, run_id=run_id, epoch=epoch, owner=self.owner, ttl=self.lease_ttl)
+        if claimed is None:
+            return None
+        run, history = claimed
+        self.leases.hold(run.id, run.epoch)
+        ctx = RunContext(self, run, history)
+        try:
+            return Outcome(run.id, self._execute(ctx))
+        except LeaseLost:
+            logger.info("run %s moved to another worker; this one stops", run.id)
+            return Outcome(run.id, None)
+        except Exception as error:
+            if not is_infrastructure_error(error):
+                raise
+            # The lease runs out and the sweeper hands the run to a worker that can reach the
+            # database; nothing about the run itself failed.
+            logger.warning("database trouble while advancing run %s: %s", run.id, error)
+            return Outcome(run.id, None)
+        finally:
+            self.leases.release(run.id)
+
+    def _execute(self, ctx: RunContext) -> RunStatus | None:
+        run = ctx.run
+        try:
+            program = self.programs.get(run.program, run.program_version)
+        except ProgramNotFound as missing:
+            self._postpone(ctx, str(missing))
+            return None
+        state: Any = None
+        try:
+            if ctx.cancel_requested:
+                raise Cancelled()
+            state = program.load_state(run.input)
+            result = program.function(ctx, state)
+            return self._finish(ctx, RunStatus.completed, state=program.dump_state(result))
+        except Suspend:
+            return None
+        except Cancelled:
+            return self._cancel(ctx, program, state)
+        except (StepFailed, NonDeterminism) as error:
+            return self._finish(ctx, RunStatus.failed, error=str(error))
+        except (LeaseLost, Suspend):
+            raise
+        except Exception as error:
+            if is_infrastructure_error(error):
+                raise
+            logger.exception("run %s (%s) failed outside a step", run.id, run.program)
+            return self._finish(ctx, RunStatus.failed, error=f"{type(error).__name__}: {error}")
+
+    def _cancel(self, ctx: RunContext, program: Program, state: Any) -> RunStatus | None:
+        if program.on_cancel is not None and state is not None:
+            ctx._cancel_requested = False  # let compensation steps run
+            try:
+                program.on_cancel(ctx, state)
+            except Suspend:
+                ctx._cancel_requested = True
+                return None
+            except (StepFailed, NonDeterminism) as error:
+                return self._finish(
+                    ctx, RunStatus.failed, error=f"cancelled, but compensation failed: {error}"
+                )
+        return self._finish(ctx, RunStatus.cancelled, error="cancelled on request")
+
+    def _finish(
+        self,
+        ctx: RunContext,
+        status: RunStatus,
+        *,
+        state: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> RunStatus:
+        from quire.runtime.service import cancel_descendants
+
+        if state is not None:
+            ctx.publish(state)
+        with ctx._locked() as session:
+            row = session.execute(
+                sql.FINISH,
+                {
+                    "run_id": ctx.run_id,
+                    "epoch": ctx.run.epoch,
+                    "status": status.value,
+                    "error": error,
+                    "state": ctx._take_state(),
+                    **ctx._take_events((f"run.{status.value}", {"error": error} if error else None)),
+                },
+            ).first()
+            if row is None:
+                raise LeaseLost(ctx.run_id)
+            if status != RunStatus.completed:
+                cancel_descendants(session, run_id=ctx.run_id, kicker=self.kicker)
+            parent_id = row[0]
+            if parent_id is not None:
+                try:
+                    deliver_signal(
+                        session,
+                        run_id=parent_id,
+                        name=f"child:{ctx.run_id}",
+                        key=f"child-end:{ctx.run_id}",
+                        payload={"status": status.value, "state": state, "error": error},
+                        kicker=self.kicker,
+                    )
+                except RunFinished:
+                    pass  # the parent ended first (it was cancelled, say)
+            session.commit()
+        logger.info("run %s %s%s", ctx.run_id, status.value, f": {error}" if error else "")
+        return status
+
+    def _postpone(self, ctx: RunContext, reason: str) -> None:
+        """No program here for this run (a rolling deploy?): let another worker, or a later one, try."""
+        logger.warning("run %s: %s; trying again later", ctx.run_id, reason)
+        from datetime import timedelta
+
+        wake_at = utcnow() + timedelta(seconds=MISSING_PROGRAM_RETRY_SECONDS)
+        with ctx._locked() as session:
+            try:
+                ctx._park(
+                    session,
+                    status=RunStatus.sleeping,
+                    wake_at=wake_at,
+                    waiting_for={"kind": "program", "reason": reason, "until": wake_at.isoformat()},
+                    attempt=ctx.run.attempt,
+                    event=("run.program_missing", {"reason": reason}),
+                )
+            except Suspend:
+                pass
+
+
+__all__ = ["Executor", "Outcome", "dumps"]

@@ -1,0 +1,164 @@
+"""Leases with a fencing epoch: one worker at a time moves a run, and a worker that lost its
+lease cannot write.
+
+A worker claims a run with a single UPDATE that bumps the run's epoch; every later write of
+that worker names the epoch it claimed, so once another worker has claimed the run (after the
+lease expired), the first worker's writes match no row and it stops. While a worker holds runs,
+a keeper thread extends their leases; a worker that dies stops extending them, and the sweeper
+hands the runs to another worker when they expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from quire.core.db import Database
+
+logger = logging.getLogger(__name__)
+
+CLAIM_SQL = text(
+    """
+    UPDATE runtime_run SET
+        epoch = epoch + 1,
+        status = 'running',
+        lease_owner = :owner,
+        lease_expires_at = now() + make_interval(secs => :ttl),
+        kicked_at = NULL,
+        updated_at = now()
+    WHERE id = :run_id AND epoch = :epoch
+      AND (
+            status = 'queued'
+         OR (status IN ('waiting', 'sleeping', 'throttled') AND wake_at <= now())
+         OR (status = 'running' AND lease_expires_at < now())
+         OR (cancel_requested AND status NOT IN ('completed', 'failed', 'cancelled'))
+      )
+    RETURNING id, tenant_id, program, program_version, input, state, epoch, next_seq, attempt,
+              recoveries, cancel_requested, waiting_for, parent_id, created_at
+    """
+)
+
+HISTORY_SQL = text(
+    "SELECT seq, name, kind, status, result, error FROM runtime_step "
+    "WHERE run_id = :run_id ORDER BY seq"
+)
+
+HEARTBEAT_SQL = text(
+    """
+    UPDATE runtime_run AS r SET lease_expires_at = now() + make_interval(secs => :ttl)
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:epochs AS bigint[])) AS held(id, epoch)
+    WHERE r.id = held.id AND r.epoch = held.epoch AND r.status = 'running'
+    RETURNING r.id
+    """
+)
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    program: str
+    program_version: int
+    input: dict[str, Any]
+    state: dict[str, Any] | None
+    epoch: int
+    next_seq: int
+    attempt: int
+    recoveries: int
+    cancel_requested: bool
+    waiting_for: dict[str, Any] | None
+    parent_id: uuid.UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordedStep:
+    seq: int
+    name: str
+    kind: str
+    status: str
+    result: Any
+    error: str | None
+
+
+def claim(
+    database: Database, *, run_id: uuid.UUID, epoch: int, owner: str, ttl: float
+) -> tuple[ClaimedRun, list[RecordedStep]] | None:
+    """Take the run if the kick is current and the run is free to move; None otherwise."""
+    with database.system_session() as session:
+        row = session.execute(
+            CLAIM_SQL, {"run_id": run_id, "epoch": epoch, "owner": owner, "ttl": ttl}
+        ).first()
+        if row is None:
+            session.rollback()
+            return None
+        history = [RecordedStep(*r) for r in session.execute(HISTORY_SQL, {"run_id": run_id})]
+        session.commit()
+    return ClaimedRun(*row), history
+
+
+class LeaseKeeper:
+    """A thread that extends the leases of the runs this process holds."""
+
+    def __init__(self, database: Database, *, owner: str, ttl: float) -> None:
+        self.database = database
+        self.owner = owner
+        self.ttl = ttl
+        self.held: dict[uuid.UUID, int] = {}
+        self.lost: set[tuple[uuid.UUID, int]] = set()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="quire-lease-keeper", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def hold(self, run_id: uuid.UUID, epoch: int) -> None:
+        with self.lock:
+            self.held[run_id] = epoch
+
+    def release(self, run_id: uuid.UUID) -> None:
+        with self.lock:
+            epoch = self.held.pop(run_id, None)
+            if epoch is not None:
+                self.lost.discard((run_id, epoch))
+
+    def is_lost(self, run_id: uuid.UUID, epoch: int) -> bool:
+        with self.lock:
+            return (run_id, epoch) in self.lost
+
+    def extend(self) -> None:
+        with self.lock:
+            held = dict(self.held)
+        if not held:
+            return
+        with self.database.system_session() as session:
+            kept = {
+                row[0]
+                for row in session.execute(
+                    HEARTBEAT_SQL,
+                    {"ids": list(held), "epochs": list(held.values()), "ttl": self.ttl},
+                )
+            }
+            session.commit()
+        with self.lock:
+            for run_id, epoch in held.items():
+                if run_id not in kept and self.held.get(run_id) == epoch:
+                    logger.warning("lost the lease on run %s (epoch %s)", run_id, epoch)
+                    self.lost.add((run_id, epoch))
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.ttl / 3):
+            try:
+                self.extend()
+            except Exception:
+                logger.warning("could not extend leases; will try again", exc_info=True)

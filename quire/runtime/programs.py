@@ -1,0 +1,104 @@
+"""The registry of durable programs: `@program("name", version=1)` on a typed function."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
+
+from pydantic import BaseModel, TypeAdapter
+
+from quire.runtime.errors import ProgramNotFound
+
+if TYPE_CHECKING:
+    from quire.runtime.context import RunContext
+
+S = TypeVar("S", bound=BaseModel)
+ProgramFunction = Callable[["RunContext", Any], Any]
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    version: int
+    function: ProgramFunction
+    state_type: type[BaseModel]
+    # Called with (ctx, state) when a cancelled run stops, for compensation.
+    on_cancel: Callable[[RunContext, Any], None] | None = None
+
+    def load_state(self, data: dict[str, Any]) -> BaseModel:
+        return self.state_type.model_validate(data)
+
+    def dump_state(self, state: Any) -> dict[str, Any]:
+        if isinstance(state, BaseModel):
+            dumped: dict[str, Any] = state.model_dump(mode="json")
+            return dumped
+        return dict(TypeAdapter(self.state_type).dump_python(state, mode="json"))
+
+
+@dataclass
+class Registry:
+    programs: dict[str, dict[int, Program]] = field(default_factory=dict)
+
+    def add(self, program: Program) -> None:
+        versions = self.programs.setdefault(program.name, {})
+        existing = versions.get(program.version)
+        if existing is not None and existing.function is not program.function:
+            qualname = getattr(existing.function, "__qualname__", "?")
+            raise ValueError(f"program {program.name} v{program.version} is already {qualname}")
+        versions[program.version] = program
+
+    def get(self, name: str, version: int | None = None) -> Program:
+        versions = self.programs.get(name)
+        if not versions:
+            raise ProgramNotFound(f"no program named {name!r} is registered")
+        if version is None:
+            return versions[max(versions)]
+        if version not in versions:
+            raise ProgramNotFound(
+                f"program {name!r} has no version {version} here (it has {sorted(versions)})"
+            )
+        return versions[version]
+
+    def names(self) -> list[str]:
+        return sorted(self.programs)
+
+
+registry = Registry()
+
+
+def state_type_of(function: ProgramFunction) -> type[BaseModel]:
+    parameters = list(inspect.signature(function).parameters)
+    if len(parameters) != 2:
+        raise TypeError("a program takes (ctx, state)")
+    hints = get_type_hints(function)
+    state_type = hints.get(parameters[1])
+    if not (isinstance(state_type, type) and issubclass(state_type, BaseModel)):
+        raise TypeError(f"the state of program {function.__name__} must be a pydantic model")
+    return state_type
+
+
+def program(
+    name: str, *, version: int = 1, on_cancel: Callable[[RunContext, Any], None] | None = None
+) -> Callable[[Callable[[RunContext, S], S]], Callable[[RunContext, S], S]]:
+    """Register a durable program: a function of (ctx, state) that returns its final state.
+
+    The function is replayed from the top each time its run resumes; `ctx.step` returns the
+    recorded results of steps that completed before, so only new work runs. Everything that
+    is not deterministic (I/O, clocks, random numbers) belongs inside a step.
+    """
+
+    def register(function: Callable[[RunContext, S], S]) -> Callable[[RunContext, S], S]:
+        registry.add(
+            Program(
+                name=name,
+                version=version,
+                function=function,
+                state_type=state_type_of(function),
+                on_cancel=on_cancel,
+            )
+        )
+        return function
+
+    return register

@@ -1,0 +1,217 @@
+"""The runtime's public face: start runs, look at them, signal and cancel them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlmodel import Session, col, func, select
+
+from quire.core.db import TenantSession, dumps
+from quire.runtime.errors import RunFinished, RunNotFound
+from quire.runtime.events import append_event
+from quire.runtime.kicks import Kicker
+from quire.runtime.models import (
+    TERMINAL,
+    HumanTask,
+    Run,
+    RunPublic,
+    RunStatus,
+    RunSummary,
+    Signal,
+    SignalPublic,
+    Step,
+    StepPublic,
+    TaskPublic,
+)
+from quire.runtime.programs import registry
+from quire.runtime.signals import deliver_signal, lock_run
+
+INSERT_RUN_SQL = text(
+    """
+    INSERT INTO runtime_run (id, tenant_id, program, program_version, input, status, wake_at,
+                             kicked_at, epoch, next_seq, attempt, recoveries, cancel_requested,
+                             idempotency_key, parent_id, created_at, updated_at)
+    VALUES (:id, :tenant_id, :program, :version, CAST(:input AS jsonb), 'queued', now(), now(),
+            0, 0, 0, 0, false, :key, :parent_id, now(), now())
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING id
+    """
+)
+
+DESCENDANTS_SQL = text(
+    """
+    WITH RECURSIVE tree AS (
+        SELECT id FROM runtime_run WHERE parent_id = :run_id
+        UNION
+        SELECT r.id FROM runtime_run r JOIN tree ON r.parent_id = tree.id
+    )
+    UPDATE runtime_run SET cancel_requested = true, updated_at = now()
+    WHERE id IN (SELECT id FROM tree) AND status NOT IN ('completed', 'failed', 'cancelled')
+    RETURNING id, tenant_id, status
+    """
+)
+
+
+def create_run(
+    session: Session,
+    *,
+    program: str,
+    state: BaseModel | dict[str, Any],
+    kicker: Kicker | None,
+    version: int | None = None,
+    idempotency_key: str | None = None,
+    parent_id: uuid.UUID | None = None,
+    tenant_id: uuid.UUID | None = None,
+) -> tuple[Run, bool]:
+    """Start a run of `program` (its latest version unless told); return it and whether it is new.
+
+    With an idempotency key, starting the same thing twice returns the first run.
+    """
+    definition = registry.get(program, version)
+    data = state if isinstance(state, BaseModel) else definition.load_state(state)
+    owner = tenant_id or (session.tenant_id if isinstance(session, TenantSession) else None)
+    if owner is None:
+        raise ValueError("create_run needs a TenantSession or a tenant_id")
+    run_id = uuid.uuid4()
+    inserted = session.execute(
+        INSERT_RUN_SQL,
+        {
+            "id": run_id,
+            "tenant_id": owner,
+            "program": definition.name,
+            "version": definition.version,
+            "input": dumps(definition.dump_state(data)),
+            "key": idempotency_key,
+            "parent_id": parent_id,
+        },
+    ).first()
+    if inserted is None:
+        existing = session.exec(
+            select(Run).where(Run.tenant_id == owner, Run.idempotency_key == idempotency_key)
+        ).one()
+        return existing, False
+    append_event(
+        session, tenant_id=owner, run_id=run_id, type="run.created",
+        data={"program": definition.name, "version": definition.version, "parent_id": parent_id},
+    )
+    if kicker is not None:
+        kicker.kick(run_id, 0, session=session)
+    run = session.get(Run, run_id)
+    assert run is not None
+    return run, True
+
+
+def get_run(session: Session, *, run_id: uuid.UUID) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise RunNotFound(f"no run {run_id}")
+    return run
+
+
+def describe_run(session: Session, *, run_id: uuid.UUID) -> RunPublic:
+    """A run with its steps, open tasks, unconsumed signals and children."""
+    run = get_run(session, run_id=run_id)
+    steps = session.exec(select(Step).where(Step.run_id == run_id).order_by(col(Step.seq))).all()
+    tasks = session.exec(
+        select(HumanTask).where(HumanTask.run_id == run_id, HumanTask.status == "open")
+    ).all()
+    signals = session.exec(
+        select(Signal)
+        .where(Signal.run_id == run_id, col(Signal.consumed_seq).is_(None))
+        .order_by(col(Signal.created_at))
+    ).all()
+    children = session.exec(select(Run).where(Run.parent_id == run_id).order_by(col(Run.created_at))).all()
+    return RunPublic(
+        **RunSummary.model_validate(run).model_dump(),
+        input=run.input,
+        state=run.state,
+        wake_at=run.wake_at,
+        waiting_for=run.waiting_for,
+        cancel_requested=run.cancel_requested,
+        attempt=run.attempt,
+        recoveries=run.recoveries,
+        steps=[StepPublic.model_validate(step) for step in steps],
+        open_tasks=[TaskPublic.model_validate(task) for task in tasks],
+        pending_signals=[SignalPublic.model_validate(signal) for signal in signals],
+        children=[RunSummary.model_validate(child) for child in children],
+    )
+
+
+def list_runs(
+    session: Session,
+    *,
+    status: RunStatus | None = None,
+    program: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Run], int]:
+    query = select(Run)
+    count = select(func.count()).select_from(Run)
+    if status is not None:
+        query, count = query.where(Run.status == status), count.where(Run.status == status)
+    if program is not None:
+        query, count = query.where(Run.program == program), count.where(Run.program == program)
+    rows = session.exec(query.order_by(col(Run.created_at).desc()).offset(offset).limit(limit)).all()
+    return list(rows), int(session.exec(count).one())
+
+
+def send_signal(
+    session: Session,
+    *,
+    run_id: uuid.UUID,
+    name: str,
+    payload: Any = None,
+    key: str | None = None,
+    kicker: Kicker | None,
+) -> bool:
+    """Signal a run (idempotent by `key`); False if this key was delivered before."""
+    return deliver_signal(session, run_id=run_id, name=name, key=key, payload=payload, kicker=kicker)
+
+
+def cancel_descendants(session: Session, *, run_id: uuid.UUID, kicker: Kicker | None) -> list[uuid.UUID]:
+    """Ask every live descendant of `run_id` to stop, waking the parked ones so they do."""
+    cancelled = []
+    for child_id, tenant_id, status in session.execute(DESCENDANTS_SQL, {"run_id": run_id}).all():
+        cancelled.append(child_id)
+        append_event(session, tenant_id=tenant_id, run_id=child_id, type="run.cancel_requested",
+                     data={"by": "parent", "parent_id": run_id})
+        if status != RunStatus.running:
+            _wake_for_cancel(session, child_id, kicker)
+    return cancelled
+
+
+def cancel_run(
+    session: Session, *, run_id: uuid.UUID, kicker: Kicker | None, reason: str | None = None
+) -> Run:
+    """Ask a run and its descendants to stop; each stops at its next step boundary."""
+    tenant_id, status, _ = lock_run(session, run_id)
+    if status in TERMINAL:
+        raise RunFinished(f"run {run_id} has {status.value} already")
+    session.execute(
+        text("UPDATE runtime_run SET cancel_requested = true, updated_at = now() WHERE id = :id"),
+        {"id": run_id},
+    )
+    append_event(session, tenant_id=tenant_id, run_id=run_id, type="run.cancel_requested",
+                 data={"reason": reason})
+    if status != RunStatus.running:
+        _wake_for_cancel(session, run_id, kicker)
+    cancel_descendants(session, run_id=run_id, kicker=kicker)
+    session.flush()
+    run = get_run(session, run_id=run_id)
+    session.refresh(run)
+    return run
+
+
+def _wake_for_cancel(session: Session, run_id: uuid.UUID, kicker: Kicker | None) -> None:
+    row = session.execute(
+        text(
+            "UPDATE runtime_run SET status = 'queued', wake_at = now(), kicked_at = now() "
+            "WHERE id = :id AND status IN ('queued', 'waiting', 'sleeping', 'throttled') RETURNING epoch"
+        ),
+        {"id": run_id},
+    ).first()
+    if row is not None and kicker is not None:
+        kicker.kick(run_id, int(row[0]), session=session)

@@ -1,0 +1,145 @@
+"""Human tasks: opened by runs, decided by people through the API or the console."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from quire.core.errors import Forbidden
+from quire.core.models import Role
+from quire.core.tenancy import Caller
+from quire.runtime.errors import InvalidEvent, RunFinished, TaskAlreadyDecided, TaskNotFound
+from quire.runtime.events import append_event
+from quire.runtime.kicks import Kicker
+from quire.runtime.models import TERMINAL, HumanTask
+from quire.runtime.signals import deliver_signal, lock_run
+
+
+def open_task(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    seq: int,
+    title: str,
+    role: Role,
+    payload: Any = None,
+    options: list[str] | None = None,
+    due: timedelta | None = None,
+    escalate_to: Role | None = None,
+    assignee: uuid.UUID | None = None,
+    signal_name: str | None = None,
+) -> uuid.UUID:
+    task_id = uuid.uuid4()
+    session.add(
+        HumanTask(
+            id=task_id,
+            tenant_id=tenant_id,
+            run_id=run_id,
+            seq=seq,
+            title=title,
+            role=role.value,
+            assignee=assignee,
+            payload=payload,
+            options=options,
+            signal_name=signal_name or f"task:{task_id}",
+            due_at=datetime.now(UTC) + due if due else None,
+            escalate_to=escalate_to.value if escalate_to else None,
+        )
+    )
+    session.flush()
+    append_event(
+        session, tenant_id=tenant_id, run_id=run_id, type="task.created",
+        data={"task_id": task_id, "title": title, "role": role.value},
+    )
+    return task_id
+
+
+def escalate_task(
+    session: Session, *, task_id: uuid.UUID, role: Role, due: timedelta | None = None
+) -> bool:
+    task = session.get(HumanTask, task_id, with_for_update=True)
+    if task is None or task.status != "open" or task.escalated_at is not None:
+        return False
+    previous = task.role
+    task.role = role.value
+    task.escalated_at = datetime.now(UTC)
+    task.due_at = task.escalated_at + due if due else None
+    session.add(task)
+    append_event(
+        session, tenant_id=task.tenant_id, run_id=task.run_id, type="task.escalated",
+        data={"task_id": task_id, "from": previous, "to": role.value},
+    )
+    return True
+
+
+def list_tasks(
+    session: Session, *, caller: Caller, status: str | None = "open", limit: int = 100, offset: int = 0
+) -> tuple[list[HumanTask], int]:
+    """The tasks the caller's role may decide (all of them for admins)."""
+    roles = [role.value for role in Role if caller.role.allows(role)]
+    query = select(HumanTask).where(col(HumanTask.role).in_(roles))
+    if status:
+        query = query.where(HumanTask.status == status)
+    rows = session.exec(query.order_by(col(HumanTask.created_at)).offset(offset).limit(limit)).all()
+    count_query = select(func.count()).select_from(HumanTask).where(col(HumanTask.role).in_(roles))
+    if status:
+        count_query = count_query.where(HumanTask.status == status)
+    return list(rows), int(session.exec(count_query).one())
+
+
+def decide_task(
+    session: Session,
+    *,
+    task_id: uuid.UUID,
+    caller: Caller,
+    decision: str,
+    comment: str | None = None,
+    data: Any = None,
+    kicker: Kicker | None,
+) -> HumanTask:
+    """Record a person's decision and wake the run that waits for it."""
+    task = session.get(HumanTask, task_id)
+    if task is None:
+        raise TaskNotFound(f"no task {task_id}")
+    # The run's row first, then the task's: the same order the run itself locks them in.
+    _, run_status, _ = lock_run(session, task.run_id)
+    session.refresh(task, with_for_update=True)
+    if task.status != "open":
+        raise TaskAlreadyDecided(f"task {task_id} is {task.status} already")
+    if run_status in TERMINAL:
+        raise RunFinished(f"the run behind task {task_id} has {run_status.value}")
+    if not caller.role.allows(Role(task.role)):
+        raise Forbidden(f"this task is for the {task.role} role; the key's role is {caller.role.value}")
+    if task.assignee is not None and task.assignee != caller.principal_id and caller.role != Role.admin:
+        raise Forbidden("this task is assigned to someone else")
+    if task.options and decision not in task.options:
+        raise InvalidEvent(f"decision {decision!r} is not one of {', '.join(task.options)}")
+    task.status = "decided"
+    task.decision = {"decision": decision, "comment": comment, "data": data}
+    task.decided_by = caller.principal_id
+    task.decided_at = datetime.now(UTC)
+    session.add(task)
+    session.flush()
+    append_event(
+        session, tenant_id=task.tenant_id, run_id=task.run_id, type="task.decided",
+        data={"task_id": task_id, "decision": decision, "by": caller.principal_id, "comment": comment},
+    )
+    deliver_signal(
+        session,
+        run_id=task.run_id,
+        name=task.signal_name,
+        key=f"decision:{task_id}",
+        payload={
+            "task_id": str(task_id),
+            "decision": decision,
+            "comment": comment,
+            "data": data,
+            "decided_by": str(caller.principal_id),
+        },
+        kicker=kicker,
+    )
+    return task

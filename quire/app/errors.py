@@ -39,7 +39,8 @@ HTTP_CODES = {
 
 def register_error(error_type: type[errors.QuireError], status: int) -> None:
     """Let a package's error map to an HTTP status (most specific class first)."""
-    STATUS_BY_ERROR.insert(0, (error_type, status))
+    if (error_type, status) not in STATUS_BY_ERROR:
+        STATUS_BY_ERROR.insert(0, (error_type, status))
 
 
 def status_for(error: errors.QuireError) -> int:

@@ -51,6 +51,21 @@ class Settings(BaseSettings):
     api_bind: str = Field(default="127.0.0.1:8000", description="host:port the API listens on.")
     worker_processes: int = Field(default=1, ge=1, le=64, description="Worker processes.")
     worker_threads: int = Field(default=4, ge=1, le=256, description="Threads per worker process.")
+    lease_seconds: float = Field(
+        default=6.0, ge=1, le=600, description="How long a worker's hold on a run lasts unrenewed."
+    )
+    sweep_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often each worker looks for due or orphaned runs.",
+    )
+    max_recoveries: int = Field(
+        default=5, ge=1, le=100, description="Lost workers in a row before a run is failed."
+    )
+    program_modules: str = Field(
+        default="", description="Comma-separated modules to import for extra durable programs."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every Quire process."
     )

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# Steps of a cancel hook are numbered from here, apart from the program's own.
+COMPENSATION_SEQ = 1_000_000
+
 
 @functools.lru_cache(maxsize=1024)
 def _result_adapter(function: Callable[..., Any]) -> TypeAdapter[Any] | None:
@@ -90,6 +93,9 @@ class RunContext:
         self.tenant_id = run.tenant_id
         self._history = {step.seq: step for step in history}
         self._frontier = max(self._history, default=-1) + 1
+        # How far the run got before: past its recorded steps when it parked on a wait.
+        pending = (run.waiting_for or {}).get("seq")
+        self._reached = max(self._frontier, pending + 1 if isinstance(pending, int) else 0)
         self._seq = 0
         self._slice_started = time.monotonic()
         self._steps_in_slice = 0
@@ -103,8 +109,8 @@ class RunContext:
 
     @property
     def replaying(self) -> bool:
-        """True while the program re-walks history it already recorded."""
-        return self._seq < self._frontier
+        """True while the program re-walks ground it covered before (recorded or parked on)."""
+        return self._seq < self._reached
 
     @property
     def session(self) -> TenantSession:
@@ -137,7 +143,9 @@ class RunContext:
             from quire.runtime.events import append_event
 
             with self.executor.database.tenant_session(self.tenant_id) as session:
-                append_event(session, tenant_id=self.tenant_id, run_id=self.run_id, type=type, data=data)
+                append_event(
+                    session, tenant_id=self.tenant_id, run_id=self.run_id, type=type, data=data
+                )
                 session.commit()
         else:
             self._events.append((type, data))
@@ -183,14 +191,24 @@ class RunContext:
             except RetryAfter as throttled:
                 session.rollback()
                 self._park_after_failure(
-                    seq, name, attempt - 1, throttled, status=RunStatus.throttled,
+                    seq,
+                    name,
+                    attempt - 1,
+                    throttled,
+                    status=RunStatus.throttled,
                     delay=throttled.seconds,
                 )
             except Exception as error:
                 session.rollback()
                 if isinstance(error, NonRetryable) or attempt >= retry.max_attempts:
                     self._commit_step(
-                        session, seq, name, StepKind.step, attempt, None, started,
+                        session,
+                        seq,
+                        name,
+                        StepKind.step,
+                        attempt,
+                        None,
+                        started,
                         error=_describe(error),
                     )
                     session.commit()
@@ -223,7 +241,9 @@ class RunContext:
         started = utcnow()
         with self._locked() as session:
             if utcnow() >= moment:
-                self._commit_step(session, seq, "sleep", StepKind.sleep, 1, dumps({"until": moment}), started)
+                self._commit_step(
+                    session, seq, "sleep", StepKind.sleep, 1, dumps({"until": moment}), started
+                )
                 session.commit()
                 return
             self._park(
@@ -251,12 +271,16 @@ class RunContext:
             if signal is not None:
                 session.execute(sql.CONSUME_SIGNAL, {"id": signal[0], "seq": seq})
                 result = {"payload": signal[1], "timed_out": False}
-                self._commit_step(session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started)
+                self._commit_step(
+                    session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started
+                )
                 session.commit()
                 return signal[1]
             if deadline is not None and utcnow() >= deadline:
                 result = {"payload": None, "timed_out": True}
-                self._commit_step(session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started)
+                self._commit_step(
+                    session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started
+                )
                 session.commit()
                 return None
             waiting: dict[str, Any] = {"kind": "signal", "name": name, "seq": seq}
@@ -281,17 +305,24 @@ class RunContext:
         escalate_to: Role | None = None,
         assignee: uuid.UUID | None = None,
     ) -> dict[str, Any]:
-        """Ask a person (of `role`, or `assignee`) to decide; wait, holding no worker, for the answer.
+        """Ask a person (of `role`, or `assignee`) to decide; wait for it, holding no worker.
 
         Returns the decision: `{"decision", "comment", "data", "decided_by", "task_id"}`. When
         `due` passes undecided and `escalate_to` is set, the task moves to that role once.
         """
         task_id = self.create_task(
-            title, role=role, payload=payload, options=options, due=due,
-            escalate_to=escalate_to, assignee=assignee,
+            title,
+            role=role,
+            payload=payload,
+            options=options,
+            due=due,
+            escalate_to=escalate_to,
+            assignee=assignee,
         )
         signal = f"task:{task_id}"
-        decision = self.wait_for_signal(signal, timeout=due) if due else self.wait_for_signal(signal)
+        decision = (
+            self.wait_for_signal(signal, timeout=due) if due else self.wait_for_signal(signal)
+        )
         if decision is None:  # due passed undecided
             if escalate_to is not None:
                 from quire.runtime.tasks import escalate_task
@@ -348,11 +379,15 @@ class RunContext:
         """
         seq = self._seq
         recorded = self._history.get(seq)
-        if recorded is not None:
-            if recorded.kind == StepKind.patch and recorded.name == f"patch:{name}":
-                self._seq += 1
-                return True
-            return False
+        if (
+            recorded is not None
+            and recorded.kind == StepKind.patch
+            and recorded.name == f"patch:{name}"
+        ):
+            self._seq += 1
+            return True
+        if seq < self._reached:
+            return False  # old code went past this point without the change
         self._seq += 1
         started = utcnow()
         with self._locked() as session:
@@ -360,7 +395,9 @@ class RunContext:
             session.commit()
         return True
 
-    def start_child(self, program: str, state: BaseModel, *, version: int | None = None) -> uuid.UUID:
+    def start_child(
+        self, program: str, state: BaseModel, *, version: int | None = None
+    ) -> uuid.UUID:
         """Start another program as this run's child (once); returns the child's run id."""
         from quire.runtime.service import create_run
 
@@ -383,6 +420,11 @@ class RunContext:
         return dict(self.wait_for_signal(f"child:{child_id}") or {})
 
     # Internals.
+
+    def enter_compensation(self) -> None:
+        """Run the cancel hook's steps in a numbering of their own, so they replay too."""
+        self._seq = COMPENSATION_SEQ
+        self._cancel_requested = False
 
     def _peek_seq(self) -> int:
         return self._seq
@@ -441,7 +483,9 @@ class RunContext:
     def _locked(self) -> Iterator[TenantSession]:
         """A transaction that holds this run's row (fenced): signal senders wait for it."""
         with self.executor.database.tenant_session(self.tenant_id) as session:
-            row = session.execute(sql.LOCK_FENCED, {"run_id": self.run_id, "epoch": self.run.epoch}).first()
+            row = session.execute(
+                sql.LOCK_FENCED, {"run_id": self.run_id, "epoch": self.run.epoch}
+            ).first()
             if row is None:
                 raise LeaseLost(self.run_id)
             self._cancel_requested = bool(row[0])
@@ -493,8 +537,11 @@ class RunContext:
             session.rollback()
             raise LeaseLost(self.run_id)
         self._cancel_requested = bool(row[0])
-        self._history[seq] = RecordedStep(seq, name, kind.value, "failed" if error else "completed", None, error)
+        self._history[seq] = RecordedStep(
+            seq, name, kind.value, "failed" if error else "completed", None, error
+        )
         self._frontier = max(self._frontier, seq + 1)
+        self._reached = max(self._reached, seq + 1)
 
     def _park(
         self,
@@ -567,7 +614,7 @@ class RunContext:
                 session,
                 status=RunStatus.queued,
                 wake_at=utcnow(),
-                waiting_for=None,
+                waiting_for={"kind": "yield", "seq": self._seq - 1},
                 attempt=self.run.attempt,
                 event=("run.yielded", {"steps": self._steps_in_slice}),
                 kick=True,

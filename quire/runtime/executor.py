@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -12,7 +13,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from quire.core.db import Database, dumps
+from quire.core.db import Database
 from quire.runtime import sql
 from quire.runtime.context import RunContext, utcnow
 from quire.runtime.errors import (
@@ -83,7 +84,9 @@ class Executor:
 
     def advance(self, run_id: uuid.UUID, epoch: int) -> Outcome | None:
         """Move `run_id` forward if the kick is current; None when there was nothing to do."""
-        claimed = claim(self.database, run_id=run_id, epoch=epoch, owner=self.owner, ttl=self.lease_ttl)
+        claimed = claim(
+            self.database, run_id=run_id, epoch=epoch, owner=self.owner, ttl=self.lease_ttl
+        )
         if claimed is None:
             return None
         run, history = claimed
@@ -111,20 +114,21 @@ class Executor:
         except ProgramNotFound as missing:
             self._postpone(ctx, str(missing))
             return None
-        state: Any = None
+        state: Any = program.load_state(run.input)
         try:
             if ctx.cancel_requested:
                 raise Cancelled()
-            state = program.load_state(run.input)
             result = program.function(ctx, state)
             return self._finish(ctx, RunStatus.completed, state=program.dump_state(result))
         except Suspend:
             return None
         except Cancelled:
-            return self._cancel(ctx, program, state)
+            # Compensation works from the newest state the run published, not its input.
+            latest = program.load_state(run.state) if run.state else state
+            return self._cancel(ctx, program, latest)
         except (StepFailed, NonDeterminism) as error:
             return self._finish(ctx, RunStatus.failed, error=str(error))
-        except (LeaseLost, Suspend):
+        except LeaseLost:
             raise
         except Exception as error:
             if is_infrastructure_error(error):
@@ -133,8 +137,8 @@ class Executor:
             return self._finish(ctx, RunStatus.failed, error=f"{type(error).__name__}: {error}")
 
     def _cancel(self, ctx: RunContext, program: Program, state: Any) -> RunStatus | None:
-        if program.on_cancel is not None and state is not None:
-            ctx._cancel_requested = False  # let compensation steps run
+        if program.on_cancel is not None:
+            ctx.enter_compensation()
             try:
                 program.on_cancel(ctx, state)
             except Suspend:
@@ -167,7 +171,9 @@ class Executor:
                     "status": status.value,
                     "error": error,
                     "state": ctx._take_state(),
-                    **ctx._take_events((f"run.{status.value}", {"error": error} if error else None)),
+                    **ctx._take_events(
+                        (f"run.{status.value}", {"error": error} if error else None)
+                    ),
                 },
             ).first()
             if row is None:
@@ -176,7 +182,8 @@ class Executor:
                 cancel_descendants(session, run_id=ctx.run_id, kicker=self.kicker)
             parent_id = row[0]
             if parent_id is not None:
-                try:
+                # The parent may have ended first (it was cancelled, say).
+                with contextlib.suppress(RunFinished):
                     deliver_signal(
                         session,
                         run_id=parent_id,
@@ -185,30 +192,22 @@ class Executor:
                         payload={"status": status.value, "state": state, "error": error},
                         kicker=self.kicker,
                     )
-                except RunFinished:
-                    pass  # the parent ended first (it was cancelled, say)
             session.commit()
         logger.info("run %s %s%s", ctx.run_id, status.value, f": {error}" if error else "")
         return status
 
     def _postpone(self, ctx: RunContext, reason: str) -> None:
-        """No program here for this run (a rolling deploy?): let another worker, or a later one, try."""
+        """No program for this run here (a rolling deploy?): let another or a later worker try."""
         logger.warning("run %s: %s; trying again later", ctx.run_id, reason)
         from datetime import timedelta
 
         wake_at = utcnow() + timedelta(seconds=MISSING_PROGRAM_RETRY_SECONDS)
-        with ctx._locked() as session:
-            try:
-                ctx._park(
-                    session,
-                    status=RunStatus.sleeping,
-                    wake_at=wake_at,
-                    waiting_for={"kind": "program", "reason": reason, "until": wake_at.isoformat()},
-                    attempt=ctx.run.attempt,
-                    event=("run.program_missing", {"reason": reason}),
-                )
-            except Suspend:
-                pass
-
-
-__all__ = ["Executor", "Outcome", "dumps"]
+        with ctx._locked() as session, contextlib.suppress(Suspend):
+            ctx._park(
+                session,
+                status=RunStatus.sleeping,
+                wake_at=wake_at,
+                waiting_for={"kind": "program", "reason": reason, "until": wake_at.isoformat()},
+                attempt=ctx.run.attempt,
+                event=("run.program_missing", {"reason": reason}),
+            )

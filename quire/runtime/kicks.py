@@ -32,10 +32,10 @@ ACTOR = "runtime.advance"
 # Executor.slice_seconds), so the limit only catches a step stuck for good.
 TIME_LIMIT_MS = 15 * 60 * 1000
 
-_advance: Callable[[uuid.UUID, int], None] | None = None
+_advance: Callable[[uuid.UUID, int], object] | None = None
 
 
-def install_executor(advance: Callable[[uuid.UUID, int], None]) -> None:
+def install_executor(advance: Callable[[uuid.UUID, int], object]) -> None:
     """Tell this process's actor what to call (worker processes only)."""
     global _advance
     _advance = advance
@@ -82,7 +82,9 @@ class Kicker:
         try:
             self.broker.enqueue(message)
         except Exception:  # the sweeper re-kicks runs whose kick was lost
-            logger.warning("could not send kick %s; the sweeper will retry", message.args, exc_info=True)
+            logger.warning(
+                "could not send kick %s; the sweeper will retry", message.args, exc_info=True
+            )
 
 
 def _send_kicks(session: Session) -> None:
@@ -96,4 +98,6 @@ def _drop_kicks(session: Session) -> None:
 
 for session_class in (TenantSession, SystemSession):
     event.listen(session_class, "after_commit", _send_kicks)
-    event.listen(session_class, "after_soft_rollback", lambda session, previous: _drop_kicks(session))
+    event.listen(
+        session_class, "after_soft_rollback", lambda session, previous: _drop_kicks(session)
+    )

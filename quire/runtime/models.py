@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import BigInteger, Column, Identity, Index, Integer, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from quire.core.models import TenantScoped, timestamp_column, utcnow
 
@@ -47,7 +47,11 @@ class Run(TenantScoped, table=True):
     __tablename__ = "runtime_run"
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_runtime_run_idempotency"),
-        Index("ix_runtime_run_due", "wake_at", postgresql_where="status IN ('queued','waiting','sleeping','throttled')"),
+        Index(
+            "ix_runtime_run_due",
+            "wake_at",
+            postgresql_where="status IN ('queued','waiting','sleeping','throttled')",
+        ),
         Index("ix_runtime_run_leased", "lease_expires_at", postgresql_where="status = 'running'"),
     )
 
@@ -56,11 +60,15 @@ class Run(TenantScoped, table=True):
     program_version: int
     input: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
-    status: RunStatus = Field(default=RunStatus.queued, sa_column=Column(Text, nullable=False, index=True))
+    status: RunStatus = Field(
+        default=RunStatus.queued, sa_column=Column(Text, nullable=False, index=True)
+    )
     wake_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     kicked_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     lease_owner: str | None = Field(default=None, max_length=200)
-    lease_expires_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    lease_expires_at: datetime | None = Field(
+        default=None, sa_column=timestamp_column(nullable=True)
+    )
     epoch: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     next_seq: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     attempt: int = Field(default=0, description="Failed attempts of the step at next_seq.")

@@ -24,7 +24,7 @@ class Program:
     version: int
     function: ProgramFunction
     state_type: type[BaseModel]
-    # Called with (ctx, state) when a cancelled run stops, for compensation.
+    # Called with (ctx, latest published state) when a cancelled run stops, for compensation.
     on_cancel: Callable[[RunContext, Any], None] | None = None
 
     def load_state(self, data: dict[str, Any]) -> BaseModel:

@@ -17,7 +17,7 @@ class RetryPolicy:
     def delay(self, failed_attempts: int) -> float:
         """Seconds to wait after `failed_attempts` failures (half fixed, half random)."""
         ceiling = min(self.max_delay, self.base_delay * 2 ** max(0, failed_attempts - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
 
 DEFAULT_RETRY = RetryPolicy()

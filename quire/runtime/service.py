@@ -94,7 +94,10 @@ def create_run(
         ).one()
         return existing, False
     append_event(
-        session, tenant_id=owner, run_id=run_id, type="run.created",
+        session,
+        tenant_id=owner,
+        run_id=run_id,
+        type="run.created",
         data={"program": definition.name, "version": definition.version, "parent_id": parent_id},
     )
     if kicker is not None:
@@ -123,7 +126,9 @@ def describe_run(session: Session, *, run_id: uuid.UUID) -> RunPublic:
         .where(Signal.run_id == run_id, col(Signal.consumed_seq).is_(None))
         .order_by(col(Signal.created_at))
     ).all()
-    children = session.exec(select(Run).where(Run.parent_id == run_id).order_by(col(Run.created_at))).all()
+    children = session.exec(
+        select(Run).where(Run.parent_id == run_id).order_by(col(Run.created_at))
+    ).all()
     return RunPublic(
         **RunSummary.model_validate(run).model_dump(),
         input=run.input,
@@ -154,7 +159,9 @@ def list_runs(
         query, count = query.where(Run.status == status), count.where(Run.status == status)
     if program is not None:
         query, count = query.where(Run.program == program), count.where(Run.program == program)
-    rows = session.exec(query.order_by(col(Run.created_at).desc()).offset(offset).limit(limit)).all()
+    rows = session.exec(
+        query.order_by(col(Run.created_at).desc()).offset(offset).limit(limit)
+    ).all()
     return list(rows), int(session.exec(count).one())
 
 
@@ -168,16 +175,25 @@ def send_signal(
     kicker: Kicker | None,
 ) -> bool:
     """Signal a run (idempotent by `key`); False if this key was delivered before."""
-    return deliver_signal(session, run_id=run_id, name=name, key=key, payload=payload, kicker=kicker)
+    return deliver_signal(
+        session, run_id=run_id, name=name, key=key, payload=payload, kicker=kicker
+    )
 
 
-def cancel_descendants(session: Session, *, run_id: uuid.UUID, kicker: Kicker | None) -> list[uuid.UUID]:
+def cancel_descendants(
+    session: Session, *, run_id: uuid.UUID, kicker: Kicker | None
+) -> list[uuid.UUID]:
     """Ask every live descendant of `run_id` to stop, waking the parked ones so they do."""
     cancelled = []
     for child_id, tenant_id, status in session.execute(DESCENDANTS_SQL, {"run_id": run_id}).all():
         cancelled.append(child_id)
-        append_event(session, tenant_id=tenant_id, run_id=child_id, type="run.cancel_requested",
-                     data={"by": "parent", "parent_id": run_id})
+        append_event(
+            session,
+            tenant_id=tenant_id,
+            run_id=child_id,
+            type="run.cancel_requested",
+            data={"by": "parent", "parent_id": run_id},
+        )
         if status != RunStatus.running:
             _wake_for_cancel(session, child_id, kicker)
     return cancelled
@@ -194,8 +210,13 @@ def cancel_run(
         text("UPDATE runtime_run SET cancel_requested = true, updated_at = now() WHERE id = :id"),
         {"id": run_id},
     )
-    append_event(session, tenant_id=tenant_id, run_id=run_id, type="run.cancel_requested",
-                 data={"reason": reason})
+    append_event(
+        session,
+        tenant_id=tenant_id,
+        run_id=run_id,
+        type="run.cancel_requested",
+        data={"reason": reason},
+    )
     if status != RunStatus.running:
         _wake_for_cancel(session, run_id, kicker)
     cancel_descendants(session, run_id=run_id, kicker=kicker)
@@ -209,7 +230,8 @@ def _wake_for_cancel(session: Session, run_id: uuid.UUID, kicker: Kicker | None)
     row = session.execute(
         text(
             "UPDATE runtime_run SET status = 'queued', wake_at = now(), kicked_at = now() "
-            "WHERE id = :id AND status IN ('queued', 'waiting', 'sleeping', 'throttled') RETURNING epoch"
+            "WHERE id = :id AND status IN ('queued', 'waiting', 'sleeping', 'throttled') "
+            "RETURNING epoch"
         ),
         {"id": run_id},
     ).first()

@@ -19,7 +19,9 @@ from quire.runtime.events import append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import TERMINAL, RunStatus
 
-LOCK_RUN_SQL = text("SELECT tenant_id, status, epoch FROM runtime_run WHERE id = :run_id FOR UPDATE")
+LOCK_RUN_SQL = text(
+    "SELECT tenant_id, status, epoch FROM runtime_run WHERE id = :run_id FOR UPDATE"
+)
 
 INSERT_SIGNAL_SQL = text(
     """
@@ -85,7 +87,10 @@ def deliver_signal(
     if inserted is None:
         return False
     append_event(
-        session, tenant_id=tenant_id, run_id=run_id, type="signal.received",
+        session,
+        tenant_id=tenant_id,
+        run_id=run_id,
+        type="signal.received",
         data={"name": name, "key": key},
     )
     if status == RunStatus.waiting or (wake_sleeping and status in (RunStatus.sleeping,)):

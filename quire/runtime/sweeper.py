@@ -8,6 +8,7 @@ a different share of due runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -115,17 +116,36 @@ class Sweeper:
                     "limit": self.batch,
                 },
             ).all()
-            for run_id, tenant_id, epoch, status, was, lost_owner, recoveries, parent_id, error in rows:
+            for (
+                run_id,
+                tenant_id,
+                epoch,
+                status,
+                was,
+                lost_owner,
+                recoveries,
+                parent_id,
+                error,
+            ) in rows:
                 if status == "failed":
                     report.failed.append(run_id)
-                    append_event(session, tenant_id=tenant_id, run_id=run_id, type="run.failed", data={"error": error})
+                    append_event(
+                        session,
+                        tenant_id=tenant_id,
+                        run_id=run_id,
+                        type="run.failed",
+                        data={"error": error},
+                    )
                     if parent_id is not None:
                         self._tell_parent(session, parent_id, run_id, error)
                     continue
                 if was == "running":
                     report.recovered.append(run_id)
                     append_event(
-                        session, tenant_id=tenant_id, run_id=run_id, type="run.recovered",
+                        session,
+                        tenant_id=tenant_id,
+                        run_id=run_id,
+                        type="run.recovered",
                         data={"lost_worker": lost_owner, "recoveries": recoveries},
                     )
                 report.kicked.append(run_id)
@@ -135,14 +155,17 @@ class Sweeper:
         if report.recovered or report.failed:
             logger.info(
                 "sweeper recovered %d run(s), failed %d after too many recoveries",
-                len(report.recovered), len(report.failed),
+                len(report.recovered),
+                len(report.failed),
             )
         return report
 
-    def _tell_parent(self, session: object, parent_id: uuid.UUID, run_id: uuid.UUID, error: str) -> None:
+    def _tell_parent(
+        self, session: object, parent_id: uuid.UUID, run_id: uuid.UUID, error: str
+    ) -> None:
         from quire.runtime.errors import RunFinished
 
-        try:
+        with contextlib.suppress(RunFinished):
             deliver_signal(
                 session,  # type: ignore[arg-type]
                 run_id=parent_id,
@@ -151,8 +174,6 @@ class Sweeper:
                 payload={"status": "failed", "state": None, "error": error},
                 kicker=self.kicker,
             )
-        except RunFinished:
-            pass
 
     def _run(self) -> None:
         while not self.stopping.is_set():

@@ -52,7 +52,10 @@ def open_task(
     )
     session.flush()
     append_event(
-        session, tenant_id=tenant_id, run_id=run_id, type="task.created",
+        session,
+        tenant_id=tenant_id,
+        run_id=run_id,
+        type="task.created",
         data={"task_id": task_id, "title": title, "role": role.value},
     )
     return task_id
@@ -70,14 +73,22 @@ def escalate_task(
     task.due_at = task.escalated_at + due if due else None
     session.add(task)
     append_event(
-        session, tenant_id=task.tenant_id, run_id=task.run_id, type="task.escalated",
+        session,
+        tenant_id=task.tenant_id,
+        run_id=task.run_id,
+        type="task.escalated",
         data={"task_id": task_id, "from": previous, "to": role.value},
     )
     return True
 
 
 def list_tasks(
-    session: Session, *, caller: Caller, status: str | None = "open", limit: int = 100, offset: int = 0
+    session: Session,
+    *,
+    caller: Caller,
+    status: str | None = "open",
+    limit: int = 100,
+    offset: int = 0,
 ) -> tuple[list[HumanTask], int]:
     """The tasks the caller's role may decide (all of them for admins)."""
     roles = [role.value for role in Role if caller.role.allows(role)]
@@ -113,8 +124,14 @@ def decide_task(
     if run_status in TERMINAL:
         raise RunFinished(f"the run behind task {task_id} has {run_status.value}")
     if not caller.role.allows(Role(task.role)):
-        raise Forbidden(f"this task is for the {task.role} role; the key's role is {caller.role.value}")
-    if task.assignee is not None and task.assignee != caller.principal_id and caller.role != Role.admin:
+        raise Forbidden(
+            f"this task is for the {task.role} role; the key's role is {caller.role.value}"
+        )
+    if (
+        task.assignee is not None
+        and task.assignee != caller.principal_id
+        and caller.role != Role.admin
+    ):
         raise Forbidden("this task is assigned to someone else")
     if task.options and decision not in task.options:
         raise InvalidEvent(f"decision {decision!r} is not one of {', '.join(task.options)}")
@@ -125,8 +142,16 @@ def decide_task(
     session.add(task)
     session.flush()
     append_event(
-        session, tenant_id=task.tenant_id, run_id=task.run_id, type="task.decided",
-        data={"task_id": task_id, "decision": decision, "by": caller.principal_id, "comment": comment},
+        session,
+        tenant_id=task.tenant_id,
+        run_id=task.run_id,
+        type="task.decided",
+        data={
+            "task_id": task_id,
+            "decision": decision,
+            "by": caller.principal_id,
+            "comment": comment,
+        },
     )
     deliver_signal(
         session,

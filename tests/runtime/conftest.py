@@ -51,7 +51,9 @@ class Harness:
         with self.database.tenant_session(self.tenant_id) as session:
             return describe_run(session, run_id=run_id)
 
-    def signal(self, run_id: uuid.UUID, name: str, payload: Any = None, key: str | None = None) -> bool:
+    def signal(
+        self, run_id: uuid.UUID, name: str, payload: Any = None, key: str | None = None
+    ) -> bool:
         with self.database.tenant_session(self.tenant_id) as session:
             delivered = send_signal(
                 session, run_id=run_id, name=name, payload=payload, key=key, kicker=self.kicker
@@ -62,7 +64,8 @@ class Harness:
     def events(self, run_id: uuid.UUID) -> list[str]:
         with self.database.tenant_session(self.tenant_id) as session:
             rows = session.execute(
-                text("SELECT type FROM runtime_event WHERE run_id = :id ORDER BY id"), {"id": run_id}
+                text("SELECT type FROM runtime_event WHERE run_id = :id ORDER BY id"),
+                {"id": run_id},
             )
             return [row[0] for row in rows]
 

@@ -69,11 +69,15 @@ def upgrade() -> None:
     op.create_index("ix_runtime_run_parent_id", "runtime_run", ["parent_id"])
     op.create_index("ix_runtime_run_created_at", "runtime_run", ["created_at"])
     op.create_index(
-        "ix_runtime_run_due", "runtime_run", ["wake_at"],
+        "ix_runtime_run_due",
+        "runtime_run",
+        ["wake_at"],
         postgresql_where=sa.text("status IN ('queued','waiting','sleeping','throttled')"),
     )
     op.create_index(
-        "ix_runtime_run_leased", "runtime_run", ["lease_expires_at"],
+        "ix_runtime_run_leased",
+        "runtime_run",
+        ["lease_expires_at"],
         postgresql_where=sa.text("status = 'running'"),
     )
     enable_tenant_isolation("runtime_run")

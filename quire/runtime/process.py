@@ -1,0 +1,396 @@
+"""The process engine: deterministic business logic as a typed, versioned state machine.
+
+A process declares its states, the events that move it, guards (pure functions that refuse an
+event with a reason), pure updates of its typed data, actions with side effects (each a durable
+step), compensations, human tasks and timers. An instance is a run of the runtime: it waits for
+events as signals, holding no worker, and every accepted or refused event lands in the run's
+event log, from which `fold` rebuilds the instance exactly.
+
+Agent reasoning may only send events; the guards decide.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from quire.core.models import Role
+from quire.runtime.context import RunContext
+from quire.runtime.errors import InvalidEvent, InvalidProcess, StepFailed
+from quire.runtime.events import append_event
+from quire.runtime.kicks import Kicker
+from quire.runtime.programs import Program, registry
+from quire.runtime.retry import DEFAULT_RETRY, RetryPolicy
+from quire.runtime.signals import deliver_signal
+
+S = TypeVar("S", bound=BaseModel)
+
+EVENT_SIGNAL = "event"
+ANY_STATE = "*"
+
+
+class Event(BaseModel):
+    """Something that happened to an instance: a person's decision, a timer, an API call."""
+
+    name: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    actor: str | None = None
+    result: Any = None  # what the transition's action returned, once it ran
+
+
+Guard = Callable[[Any, Event], str | None]
+Update = Callable[[Any, Event], Any]
+Action = Callable[[RunContext, Any, Event], Any]
+Compensation = Callable[[RunContext, Any, Event], None]
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: str | tuple[str, ...]
+    event: str
+    target: str
+    guard: Guard | None = None
+    update: Update | None = None
+    action: Action | None = None
+    compensate: Compensation | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+
+    def leaves(self, state: str) -> bool:
+        sources = (self.source,) if isinstance(self.source, str) else self.source
+        return ANY_STATE in sources or state in sources
+
+
+@dataclass(frozen=True)
+class HumanTaskSpec:
+    """A person decides while the instance is in a state; each option is an event name."""
+
+    title: str
+    options: tuple[str, ...]
+    role: Role = Role.reviewer
+    due: timedelta | None = None
+    escalate_to: Role | None = None
+
+
+@dataclass(frozen=True)
+class Timer:
+    """If nothing moves the instance out of a state within `after`, `event` fires."""
+
+    after: timedelta
+    event: str
+
+
+class Instance(BaseModel):
+    """A process instance as the run stores it: where it is, its data, what may be undone."""
+
+    current: str
+    data: dict[str, Any]
+    compensable: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class TransitionRecord(BaseModel):
+    """One accepted event, as the event log keeps it."""
+
+    event: Event
+    source: str
+    target: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Process(Generic[S]):
+    name: str
+    version: int
+    state_type: type[S]
+    states: Iterable[str]
+    initial: str
+    final: Iterable[str]
+    transitions: list[Transition]
+    tasks: dict[str, HumanTaskSpec] = field(default_factory=dict)
+    timers: dict[str, Timer] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.states = frozenset(self.states)
+        self.final = frozenset(self.final)
+        self._check()
+
+    @property
+    def program_name(self) -> str:
+        return f"process:{self.name}"
+
+    def _check(self) -> None:
+        states, final = frozenset(self.states), frozenset(self.final)
+        problems = []
+        if self.initial not in states:
+            problems.append(f"initial state {self.initial!r} is not a state")
+        problems += [f"final state {s!r} is not a state" for s in final - states]
+        for t in self.transitions:
+            sources = (t.source,) if isinstance(t.source, str) else t.source
+            problems += [
+                f"transition {t.event!r} leaves unknown state {s!r}"
+                for s in sources
+                if s != ANY_STATE and s not in states
+            ]
+            problems += [
+                f"transition {t.event!r} leaves final state {s!r}" for s in sources if s in final
+            ]
+            if t.target not in states:
+                problems.append(f"transition {t.event!r} enters unknown state {t.target!r}")
+        for state, spec in self.tasks.items():
+            if state not in states:
+                problems.append(f"task {spec.title!r} belongs to unknown state {state!r}")
+            for option in spec.options:
+                if not any(t.event == option and t.leaves(state) for t in self.transitions):
+                    problems.append(f"task option {option!r} moves nowhere from {state!r}")
+        for state, timer in self.timers.items():
+            if not any(t.event == timer.event and t.leaves(state) for t in self.transitions):
+                problems.append(f"timer event {timer.event!r} moves nowhere from {state!r}")
+        if problems:
+            raise InvalidProcess(f"process {self.name} v{self.version}: " + "; ".join(problems))
+
+    # The pure core: no I/O, so it can be tested exhaustively and replayed.
+
+    def start(self, data: S) -> Instance:
+        return Instance(current=self.initial, data=data.model_dump(mode="json"))
+
+    def decide(self, instance: Instance, event: Event) -> Transition:
+        """The transition `event` takes from `instance`, or InvalidEvent with the reason."""
+        if instance.current in frozenset(self.final):
+            raise InvalidEvent(
+                f"{self.name} is {instance.current}, a final state; it takes no events"
+            )
+        candidates = [
+            t for t in self.transitions if t.event == event.name and t.leaves(instance.current)
+        ]
+        if not candidates:
+            allowed = sorted({t.event for t in self.transitions if t.leaves(instance.current)})
+            raise InvalidEvent(
+                f"{event.name!r} cannot happen in state {instance.current!r} "
+                f"(it takes: {', '.join(allowed) or 'nothing'})"
+            )
+        data = self.state_type.model_validate(instance.data)
+        reasons = []
+        for transition in candidates:
+            reason = transition.guard(data, event) if transition.guard else None
+            if reason is None:
+                return transition
+            reasons.append(reason)
+        raise InvalidEvent(
+            f"{event.name!r} refused in state {instance.current!r}: {'; '.join(reasons)}"
+        )
+
+    def apply(self, instance: Instance, transition: Transition, event: Event) -> Instance:
+        data = self.state_type.model_validate(instance.data)
+        if transition.update is not None:
+            data = transition.update(data, event)
+        compensable = list(instance.compensable)
+        if transition.compensate is not None:
+            compensable.append(
+                {
+                    "event": event.model_dump(mode="json"),
+                    "index": self.transitions.index(transition),
+                }
+            )
+        return Instance(
+            current=transition.target, data=data.model_dump(mode="json"), compensable=compensable
+        )
+
+    def fold(self, start: Instance, log: Iterable[TransitionRecord]) -> Instance:
+        """Rebuild an instance from its event log."""
+        instance = start
+        for record in log:
+            transition = self.decide(instance, record.event)
+            instance = self.apply(instance, transition, record.event)
+        return instance
+
+    # Running on the runtime.
+
+    def run(self, ctx: RunContext, instance: Instance) -> Instance:
+        entered = True
+        task_id: uuid.UUID | None = None
+        escalated = False
+        while instance.current not in frozenset(self.final):
+            spec = self.tasks.get(instance.current)
+            if entered and spec is not None:
+                task_id = ctx.create_task(
+                    spec.title,
+                    role=spec.role,
+                    options=list(spec.options),
+                    due=spec.due,
+                    escalate_to=spec.escalate_to,
+                    signal_name=EVENT_SIGNAL,
+                    payload={
+                        "process": self.name,
+                        "state": instance.current,
+                        "data": instance.data,
+                    },
+                )
+                escalated = False
+            entered = False
+            timer = self.timers.get(instance.current)
+            timeout = timer.after if timer else None
+            if spec is not None and spec.escalate_to is not None and spec.due and not escalated:
+                timeout = min(timeout, spec.due) if timeout else spec.due
+            raw = ctx.wait_for_signal(EVENT_SIGNAL, timeout=timeout)
+            if raw is None:
+                if timer is not None and (timeout == timer.after):
+                    event = Event(name=timer.event, actor="timer")
+                else:
+                    assert spec is not None and spec.escalate_to is not None and task_id is not None
+                    ctx.step("escalate", _escalate, ctx, task_id, spec.escalate_to)
+                    escalated = True
+                    continue
+            else:
+                event = self._event_from(raw)
+            try:
+                transition = self.decide(instance, event)
+            except InvalidEvent as refused:
+                ctx.emit(
+                    "process.refused",
+                    {"event": event.model_dump(mode="json"), "reason": str(refused)},
+                )
+                continue
+            if transition.action is not None:
+                action = transition.action
+                try:
+                    event.result = ctx.step(
+                        f"action:{transition.event}",
+                        action,
+                        ctx,
+                        self.state_type.model_validate(instance.data),
+                        event,
+                        retry=transition.retry,
+                    )
+                except StepFailed:
+                    self.compensate(ctx, instance)
+                    raise
+            if task_id is not None and transition.target != instance.current:
+                ctx.step("close-task", _close_task, ctx, task_id)
+                task_id = None
+            source = instance.current
+            instance = self.apply(instance, transition, event)
+            ctx.emit(
+                "process.transition",
+                TransitionRecord(
+                    event=event, source=source, target=instance.current, data=instance.data
+                ),
+            )
+            ctx.publish(instance)
+            entered = instance.current != source
+        return instance
+
+    def compensate(self, ctx: RunContext, instance: Instance) -> None:
+        """Undo completed actions, newest first (each undo is a durable step)."""
+        for entry in reversed(instance.compensable):
+            transition = self.transitions[entry["index"]]
+            event = Event.model_validate(entry["event"])
+            undo = transition.compensate
+            assert undo is not None
+            ctx.step(
+                f"compensate:{transition.event}",
+                undo,
+                ctx,
+                self.state_type.model_validate(instance.data),
+                event,
+            )
+
+    def _event_from(self, raw: Any) -> Event:
+        if isinstance(raw, dict) and "decision" in raw and "name" not in raw:
+            return Event(
+                name=str(raw["decision"]),
+                data={"comment": raw.get("comment"), **(raw.get("data") or {})},
+                actor=raw.get("decided_by"),
+            )
+        return Event.model_validate(raw)
+
+    def register(self) -> Process[S]:
+        """Make instances of this version runnable (and startable) on the runtime."""
+
+        def on_cancel(ctx: RunContext, instance: Instance) -> None:
+            self.compensate(ctx, instance)
+
+        def function(ctx: RunContext, instance: Instance) -> Instance:
+            return self.run(ctx, instance)
+
+        registry.add(
+            Program(
+                name=self.program_name,
+                version=self.version,
+                function=function,
+                state_type=Instance,
+                on_cancel=on_cancel,
+            )
+        )
+        processes[(self.name, self.version)] = self
+        return self
+
+
+processes: dict[tuple[str, int], Process[Any]] = {}
+
+
+def process_of(program: str, version: int) -> Process[Any] | None:
+    if not program.startswith("process:"):
+        return None
+    return processes.get((program.removeprefix("process:"), version))
+
+
+def _close_task(ctx: RunContext, task_id: uuid.UUID) -> None:
+    from quire.runtime.models import HumanTask
+
+    task = ctx.session.get(HumanTask, task_id, with_for_update=True)
+    if task is not None and task.status == "open":
+        task.status = "closed"
+        ctx.session.add(task)
+
+
+def _escalate(ctx: RunContext, task_id: uuid.UUID, role: Role) -> bool:
+    from quire.runtime.tasks import escalate_task
+
+    return escalate_task(ctx.session, task_id=task_id, role=role)
+
+
+def send_event(
+    session: Session,
+    *,
+    run_id: uuid.UUID,
+    event: Event,
+    kicker: Kicker | None,
+    key: str | None = None,
+) -> bool:
+    """Offer `event` to a process instance; refuse it at once, with the reason, if its guards would.
+
+    The instance checks again when it takes the event (the state may move in between); both
+    refusals are recorded in the run's event log.
+    """
+    from quire.runtime.service import get_run
+
+    run = get_run(session, run_id=run_id)
+    definition = process_of(run.program, run.program_version)
+    if definition is None:
+        raise InvalidEvent(f"run {run_id} is not a process instance")
+    instance = Instance.model_validate(run.state or run.input)
+    try:
+        definition.decide(instance, event)
+    except InvalidEvent as refused:
+        append_event(
+            session,
+            tenant_id=run.tenant_id,
+            run_id=run_id,
+            type="process.refused",
+            data={"event": event.model_dump(mode="json"), "reason": str(refused)},
+        )
+        session.commit()
+        raise
+    return deliver_signal(
+        session,
+        run_id=run_id,
+        name=EVENT_SIGNAL,
+        key=key,
+        payload=event.model_dump(mode="json"),
+        kicker=kicker,
+    )

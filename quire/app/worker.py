@@ -141,11 +141,25 @@ def run_worker_process(settings: Settings) -> None:
     database.dispose()
 
 
+def die_with_parent() -> None:
+    """Linux: get SIGTERM when the supervisor dies, even by SIGKILL, instead of living on."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        sys.exit(0)
+
+
 def main() -> None:
     from quire.app.logs import configure_logging
     from quire.core.errors import QuireError
     from quire.core.settings import load_settings
 
+    die_with_parent()
     try:
         settings = load_settings()
         configure_logging(settings, process_name="quire-worker")

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 TABLE = "core_queue_message"
 CHANNEL = "quire_queue"
+FULL_WAIT_SECONDS = 0.01
 
 ENQUEUE_SQL = f"""
 WITH inserted AS (
@@ -199,10 +200,13 @@ class PostgresConsumer(Consumer):
             if self.buffer:
                 _, message = self.buffer.pop(0)
                 return MessageProxy(message)
-            # Nothing to do: sleep until a notification or the poll interval.
-            for _ in conn.notifies(
-                timeout=min(self.timeout, self.broker.poll_interval), stop_after=1
-            ):
+            with self.lock:
+                full = len(self.in_flight) >= self.prefetch
+            # Dramatiq acknowledges finished messages between calls to __next__: with every
+            # slot taken, come back soon for them; with nothing to claim, sleep until an
+            # enqueue notification or the poll interval.
+            wait = FULL_WAIT_SECONDS if full else min(self.timeout, self.broker.poll_interval)
+            for _ in conn.notifies(timeout=wait, stop_after=1):
                 pass
             return None
         except psycopg.OperationalError as error:

@@ -130,3 +130,28 @@ def test_a_changed_step_order_is_refused_on_replay(harness: Harness) -> None:
     assert run.status == "failed"
     assert run.error is not None and "ctx.patched" in run.error
     assert NonDeterminism.code == "non_determinism"
+
+
+class Long(BaseModel):
+    steps: int = 25
+
+
+@program("test.long")
+def long_program(ctx: RunContext, state: Long) -> Long:
+    for index in range(state.steps):
+        ctx.emit("progress", {"done": index})
+        ctx.step(f"s{index}", counted, index, 0)
+    return state
+
+
+def test_a_long_run_yields_its_worker_in_bounded_slices(harness: Harness) -> None:
+    harness.executor.slice_steps = 10
+    run_id = harness.start("test.long", Long())
+    advances = harness.drive()
+    run = harness.run(run_id)
+    assert run.status == "completed"
+    assert advances == 3  # 25 steps in slices of 10
+    events = harness.events(run_id)
+    assert events.count("run.yielded") == 2
+    assert events.count("progress") == 25  # each emitted once, though replayed twice
+    assert calls == {f"step{i}": 1 for i in range(25)}

@@ -135,9 +135,7 @@ def wait_for_workers(database: Database, tenant_id: uuid.UUID) -> None:
         time.sleep(0.1)
 
 
-def quire_recovery(
-    url: str, tenant_id: uuid.UUID, env: dict[str, str], marker: Path
-) -> dict[str, Any]:
+def quire_recovery(url: str, tenant_id: uuid.UUID, env: dict[str, str], marker: Path) -> dict[str, Any]:
     """SIGKILL the worker mid-step, restart workers on new code, and time the resume."""
     from bench.runtime_programs import Steps
     from quire.core.broker import build_broker
@@ -241,12 +239,8 @@ def dbos_figures(url: str, steps: int, runs: int) -> tuple[list[float], float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--steps", type=int, default=500, help="steps timed for the overhead figures"
-    )
-    parser.add_argument(
-        "--runs", type=int, default=300, help="ten-step runs for the throughput figures"
-    )
+    parser.add_argument("--steps", type=int, default=500, help="steps timed for the overhead figures")
+    parser.add_argument("--runs", type=int, default=300, help="ten-step runs for the throughput figures")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="quire-bench-"))
@@ -295,9 +289,7 @@ def main() -> None:
             print(f"{label:42} {ours:10.2f} {theirs:10.2f}")
         ratio = statistics.median(quire_steps) / statistics.median(dbos_steps)
         print(f"\nmedian step overhead, Quire / DBOS: {ratio:.2f} (goal: at most 0.5)")
-        print(
-            "throughput setup: Quire 2 worker processes x 4 threads through the PostgreSQL queue;"
-        )
+        print("throughput setup: Quire 2 worker processes x 4 threads through the PostgreSQL queue;")
         print("                  DBOS one process, 4 workflows in flight")
         print(
             f"recovery: SIGKILL of the worker mid-step -> run resumed by a new worker on code "
@@ -305,10 +297,7 @@ def main() -> None:
             f"behind ctx.patched after {recovery['resumed_s']:.2f} s (goal: under 10 s; defaults: "
             f"lease 6 s, sweep 1 s); finished with steps {recovery['trail']}"
         )
-        print(
-            "DBOS recovers a workflow only in a process with the same application version "
-            "and executor id."
-        )
+        print("DBOS recovers a workflow only in a process with the same application version and executor id.")
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

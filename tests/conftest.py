@@ -15,11 +15,16 @@ from psycopg import sql
 
 from quire.app.api import create_app
 from quire.app.bootstrap import migrate
+from quire.content.environment import ContentEnvironment, configure
+from quire.content.parsing import Parser
+from quire.core.blobs import FileBlobStore
 from quire.core.db import Database, libpq_url
 from quire.core.embedded import EmbeddedPostgres
 from quire.core.models import Tenant
 from quire.core.settings import Settings
 from tests.factories import TenantFixture
+from tests.harness import Harness, make_harness
+from tests.provider_guard import block_real_providers
 
 # Quire settings in the developer's environment must not leak into tests.
 for name in [n for n in os.environ if n.startswith("QUIRE_")]:
@@ -27,6 +32,8 @@ for name in [n for n in os.environ if n.startswith("QUIRE_")]:
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# No test may reach a real, paid model provider: any attempt fails the test.
+block_real_providers()
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +55,7 @@ def create_database(server_url: str, name: str) -> str:
     """A fresh, migrated database on the test server; returns its URL."""
     admin = libpq_url(server_url).replace("/quire?", "/postgres?")
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = server_url.replace("/quire?", f"/{name}?")
     migrate(url)
@@ -109,3 +114,53 @@ def database(session_database: Database) -> Iterator[Database]:
 def client(settings: Settings, database: Database) -> Iterator[TestClient]:
     with TestClient(create_app(settings=settings, database=database)) as test_client:
         yield test_client
+
+
+# Programs that run on committed rows: a database of their own, a real parser, the bundled model.
+
+MAX_UPLOAD = 3 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def content_database_url(postgres: EmbeddedPostgres) -> str:
+    status = postgres.status()
+    assert status.url is not None
+    return create_database(status.url, "quire_content_test")
+
+
+@pytest.fixture(scope="session")
+def parser() -> Iterator[Parser]:
+    made = Parser(timeout=60, memory_limit_mb=1024)
+    made.warm_up()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def environment(tmp_path: Path, parser: Parser) -> ContentEnvironment:
+    made = ContentEnvironment(
+        blobs=FileBlobStore(tmp_path / "blobs"),
+        embedding_model="all-MiniLM-L6-v2",
+        max_upload_bytes=MAX_UPLOAD,
+    )
+    made._parser = parser
+    configure(made)
+    return made
+
+
+@pytest.fixture
+def content(content_database_url: str, environment: ContentEnvironment) -> Iterator[Harness]:
+    with make_harness(content_database_url) as made:
+        yield made
+
+
+@pytest.fixture
+def api(content: Harness, settings: Settings, environment: ContentEnvironment) -> Iterator[TestClient]:
+    app = create_app(
+        settings=settings.model_copy(update={"max_upload_mb": MAX_UPLOAD / 2**20}),
+        database=content.database,
+    )
+    configure(environment)  # create_app configured one from the settings; the tests use theirs
+    app.state.kicker = content.kicker
+    with TestClient(app) as client:
+        yield client

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
 
@@ -70,9 +71,7 @@ def settings_for(command: str) -> Settings:
 @app.command()
 @friendly
 def up(
-    workers: Annotated[
-        int | None, typer.Option(help="Worker processes (QUIRE_WORKER_PROCESSES).")
-    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (QUIRE_WORKER_PROCESSES).")] = None,
 ) -> None:
     """Run all of Quire on this machine: database, migrations, API and workers. Ctrl-C stops it."""
     from quire.app.bootstrap import first_admin_key, prepare
@@ -84,9 +83,7 @@ def up(
         installation = prepare(settings)
     key = first_admin_key(installation.database_url)
     if key:
-        out.print(
-            "\n[bold]First start:[/] made the tenant [bold]default[/] and its admin. Its API key:"
-        )
+        out.print("\n[bold]First start:[/] made the tenant [bold]default[/] and its admin. Its API key:")
         out.print(f"  [bold green]{key}[/]", highlight=False)
         out.print("  Keep it: Quire stores only its hash and will not show it again.\n")
 
@@ -174,7 +171,7 @@ def api() -> None:
     database = Database.from_settings(settings)
     check_database(database.url)
     uvicorn.run(
-        create_app(settings=settings, database=database),
+        create_app(settings=settings, database=database, warm_up=True),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
@@ -186,9 +183,7 @@ def api() -> None:
 @app.command()
 @friendly
 def worker(
-    processes: Annotated[
-        int | None, typer.Option(help="Worker processes (QUIRE_WORKER_PROCESSES).")
-    ] = None,
+    processes: Annotated[int | None, typer.Option(help="Worker processes (QUIRE_WORKER_PROCESSES).")] = None,
 ) -> None:
     """Run worker processes, restarting any that dies."""
     from quire.app.worker import supervise_workers
@@ -354,9 +349,7 @@ TenantOption = Annotated[str, typer.Option(help="Tenant name.")]
 @runs_app.command("list")
 @friendly
 def runs_list(
-    status: Annotated[
-        str | None, typer.Option(help="queued, running, waiting, … or completed.")
-    ] = None,
+    status: Annotated[str | None, typer.Option(help="queued, running, waiting, … or completed.")] = None,
     program: Annotated[str | None, typer.Option(help="Only runs of this program.")] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
     tenant: TenantOption = "default",
@@ -372,9 +365,7 @@ def runs_list(
         runs, count = list_runs(
             session, status=RunStatus(status) if status else None, program=program, limit=limit
         )
-    table = Table(
-        "id", "program", "status", "created", "error", title=f"{len(runs)} of {count} runs"
-    )
+    table = Table("id", "program", "status", "created", "error", title=f"{len(runs)} of {count} runs")
     for run in runs:
         table.add_row(
             str(run.id),
@@ -459,6 +450,68 @@ def runs_signal(
         )
         session.commit()
     out.print("Delivered." if delivered else "Already delivered (same key); nothing sent.")
+
+
+@app.command()
+@friendly
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (read recursively).")],
+    collection: Annotated[str, typer.Option(help="Collection to file the documents in.")] = "default",
+    tag: Annotated[list[str] | None, typer.Option(help="Tag for every document (repeatable).")] = None,
+    tenant: TenantOption = "default",
+) -> None:
+    """Upload documents and wait until each is searchable, failed or unchanged."""
+    from quire.app.ingest import ingest_paths
+
+    settings = settings_for("ingest")
+    failures = ingest_paths(
+        settings, paths, collection=collection, tags=tuple(tag or ()), tenant=tenant, console=out
+    )
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    collection: Annotated[list[str] | None, typer.Option(help="Only these collections.")] = None,
+    k: Annotated[int, typer.Option(help="How many hits.")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, lexical or dense.")] = "hybrid",
+    tenant: TenantOption = "default",
+) -> None:
+    """Search the documents and print the hits with their citations."""
+    from quire.app.programs import configure_process
+    from quire.content.search import Scope
+    from quire.content.search import search as run_search
+
+    settings = settings_for("search")
+    environment = configure_process(settings)
+    with tenant_context(settings, tenant) as (session, _):
+        results = run_search(
+            session,
+            query=query,
+            embedder=environment.embedder,
+            scope=Scope(collections=tuple(collection or ())),
+            k=k,
+            mode=mode,
+            dense_weight=environment.dense_weight,
+            ef_search=environment.search_ef,
+        )
+    if not results.hits:
+        out.print("No hits.")
+        return
+    for rank, hit in enumerate(results.hits, 1):
+        c = hit.citation
+        where = " > ".join(c.section_path) or "(top)"
+        pages = f", p. {', '.join(map(str, c.pages))}" if c.pages else ""
+        out.print(
+            f"[bold]{rank}. {c.document_title}[/] v{c.version_number} · {where}{pages} "
+            f"[dim]({hit.score:.3f})[/]",
+            highlight=False,
+        )
+        out.print(f"   {c.snippet.replace(chr(10), ' ')}", highlight=False)
+    out.print(f"[dim]{results.took_ms:.0f} ms[/]")
 
 
 def main() -> None:

@@ -64,15 +64,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         details = [
-            {"location": list(item.get("loc", ())), "message": item.get("msg", "")}
-            for item in error.errors()
+            {"location": list(item.get("loc", ())), "message": item.get("msg", "")} for item in error.errors()
         ]
         message = "; ".join(
             f"{'.'.join(str(part) for part in d['location'])}: {d['message']}" for d in details
         )
-        return JSONResponse(
-            error_body("invalid_request", message, details=details), status_code=422
-        )
+        return JSONResponse(error_body("invalid_request", message, details=details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

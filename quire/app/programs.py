@@ -1,26 +1,70 @@
-"""What a worker process runs: the programs it knows, the queues it consumes, its services."""
+"""How a process is composed: the programs it knows, its content environment, its services."""
 
 from __future__ import annotations
 
 import importlib
+import logging
+import threading
 from dataclasses import dataclass
 
 from dramatiq.broker import Broker
 
+from quire.content.environment import ContentEnvironment, configure
+from quire.core.blobs import FileBlobStore
 from quire.core.db import Database
 from quire.core.settings import Settings
+from quire.core.workers import WorkerHeartbeat
 from quire.runtime.executor import Executor
 from quire.runtime.kicks import QUEUE, Kicker, install_executor
 from quire.runtime.sweeper import Sweeper
 
+logger = logging.getLogger(__name__)
+
 # Modules whose import registers Quire's own durable programs.
-BUILTIN_PROGRAM_MODULES: list[str] = []
+BUILTIN_PROGRAM_MODULES: list[str] = [
+    "quire.content.ingestion",
+    "quire.memory.lifecycle",
+    "quire.memory.programs",
+]
 
 
 def load_programs(settings: Settings) -> None:
     extra = [name.strip() for name in settings.program_modules.split(",") if name.strip()]
     for module in [*BUILTIN_PROGRAM_MODULES, *extra]:
         importlib.import_module(module)
+
+
+def content_environment(settings: Settings) -> ContentEnvironment:
+    environment = ContentEnvironment(
+        blobs=FileBlobStore(settings.data_dir / "blobs"),
+        embedding_model=settings.embedding_model,
+        parse_timeout=settings.parse_timeout_seconds,
+        parse_memory_mb=settings.parse_memory_mb,
+        max_upload_bytes=int(settings.max_upload_mb * 1024 * 1024),
+        search_ef=settings.search_ef,
+        dense_weight=settings.search_dense_weight,
+    )
+    configure(environment)
+    return environment
+
+
+def configure_process(settings: Settings) -> ContentEnvironment:
+    load_programs(settings)
+    return content_environment(settings)
+
+
+def warm_up_in_background(environment: ContentEnvironment, *, parser: bool) -> None:
+    """Load the embedding model (and the parser) now, not on the first request that needs them."""
+
+    def warm() -> None:
+        try:
+            environment.embedder.embed_one("warm up")
+            if parser:
+                environment.parser().warm_up()
+        except Exception:
+            logger.warning("warming up failed; the first document will pay for it", exc_info=True)
+
+    threading.Thread(target=warm, name="quire-warm-up", daemon=True).start()
 
 
 def worker_queues() -> set[str]:
@@ -31,16 +75,21 @@ def worker_queues() -> set[str]:
 class BackgroundServices:
     executor: Executor
     sweeper: Sweeper
+    heartbeat: WorkerHeartbeat
+    environment: ContentEnvironment
 
     def stop(self) -> None:
         self.sweeper.stop()
         self.executor.stop()
+        self.heartbeat.stop()
+        self.environment.close()
 
 
 def start_background_services(
     *, settings: Settings, database: Database, broker: Broker
 ) -> BackgroundServices:
-    load_programs(settings)
+    environment = configure_process(settings)
+    warm_up_in_background(environment, parser=True)
     kicker = Kicker(broker)
     executor = Executor(database, kicker, lease_ttl=settings.lease_seconds)
     install_executor(executor.advance)
@@ -49,4 +98,8 @@ def start_background_services(
         database, kicker, interval=settings.sweep_seconds, max_recoveries=settings.max_recoveries
     )
     sweeper.start()
-    return BackgroundServices(executor=executor, sweeper=sweeper)
+    heartbeat = WorkerHeartbeat(database, worker_id=executor.owner)
+    heartbeat.start()
+    return BackgroundServices(
+        executor=executor, sweeper=sweeper, heartbeat=heartbeat, environment=environment
+    )

@@ -54,9 +54,7 @@ def check_broker(*, broker_url: str, database_url: str, timeout: float = 3.0) ->
         if broker_url.startswith(("redis://", "rediss://")):
             import redis
 
-            client = redis.Redis.from_url(
-                broker_url, socket_connect_timeout=timeout, socket_timeout=timeout
-            )
+            client = redis.Redis.from_url(broker_url, socket_connect_timeout=timeout, socket_timeout=timeout)
             try:
                 client.ping()
             finally:

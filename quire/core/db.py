@@ -30,12 +30,8 @@ from quire.core.settings import Settings
 
 APP_ROLE = "quire_app"
 TENANT_SETTING = "quire.tenant_id"
-ENTER_TENANT_SQL = (
-    f"SELECT set_config('role', '{APP_ROLE}', true), set_config('{TENANT_SETTING}', %s, true)"
-)
-LEAVE_TENANT_SQL = (
-    f"SELECT set_config('role', 'none', true), set_config('{TENANT_SETTING}', '', true)"
-)
+ENTER_TENANT_SQL = f"SELECT set_config('role', '{APP_ROLE}', true), set_config('{TENANT_SETTING}', %s, true)"
+LEAVE_TENANT_SQL = f"SELECT set_config('role', 'none', true), set_config('{TENANT_SETTING}', '', true)"
 
 
 def _json_default(value: Any) -> Any:
@@ -118,9 +114,7 @@ class SystemSession(Session):
 
 
 @event.listens_for(SystemSession, "after_begin")
-def _leave_tenant(
-    session: Session, transaction: SessionTransaction, connection: Connection
-) -> None:
+def _leave_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
     # Undo a tenant switch made earlier in the same outer transaction (tests share one).
     connection.exec_driver_sql(LEAVE_TENANT_SQL)
 
@@ -139,9 +133,7 @@ class TenantSession(Session):
 
 
 @event.listens_for(TenantSession, "after_begin")
-def _enter_tenant(
-    session: Session, transaction: SessionTransaction, connection: Connection
-) -> None:
+def _enter_tenant(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
     connection.exec_driver_sql(ENTER_TENANT_SQL, (str(session.info["tenant_id"]),))
 
 

@@ -52,9 +52,7 @@ def require(role: Role) -> Callable[[Caller], Caller]:
 
     def check(caller: CallerDep) -> Caller:
         if not caller.allows(role):
-            raise Forbidden(
-                f"this needs the {role.value} role; the key's role is {caller.role.value}"
-            )
+            raise Forbidden(f"this needs the {role.value} role; the key's role is {caller.role.value}")
         return caller
 
     return check

@@ -84,9 +84,7 @@ class EmbeddedPostgres:
             ) from error
         status = self.status()
         if status.url is None:
-            raise ServiceUnavailable(
-                f"the embedded PostgreSQL in {self.pgdata} started but is not ready"
-            )
+            raise ServiceUnavailable(f"the embedded PostgreSQL in {self.pgdata} started but is not ready")
         self._ensure_database(status.url)
         logger.info("embedded PostgreSQL ready in %s (pid %s)", self.pgdata, status.pid)
         return status.url, not before.running
@@ -125,8 +123,6 @@ class EmbeddedPostgres:
             f"/{DATABASE_NAME}?", "/postgres?"
         )
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
-            ).fetchone()
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))

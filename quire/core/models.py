@@ -5,14 +5,37 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Column, DateTime, Enum
+from sqlalchemy import Column, DateTime, Enum, Text
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class EnumText(TypeDecorator[Any]):
+    """A StrEnum stored as plain text: rows read back as the enum, not as str."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, enum_type: type[enum.StrEnum]) -> None:
+        super().__init__()
+        self.enum_type = enum_type
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> enum.StrEnum | None:
+        return None if value is None else self.enum_type(value)
+
+
+def enum_column(enum_type: type[enum.StrEnum], *, index: bool = False) -> Column[Any]:
+    return Column(EnumText(enum_type), nullable=False, index=index)
 
 
 def timestamp_column(*, nullable: bool = False, index: bool = False) -> Column[datetime]:

@@ -257,9 +257,7 @@ class PostgresConsumer(Consumer):
                 conn.execute(sql, {"id": row_id, "consumer": self.consumer_id})
 
     def ack(self, message: MessageProxy) -> None:
-        self._finish(
-            message, f"DELETE FROM {TABLE} WHERE id = %(id)s AND claimed_by = %(consumer)s"
-        )
+        self._finish(message, f"DELETE FROM {TABLE} WHERE id = %(id)s AND claimed_by = %(consumer)s")
 
     def nack(self, message: MessageProxy) -> None:
         self._finish(
@@ -270,9 +268,7 @@ class PostgresConsumer(Consumer):
 
     def requeue(self, messages: Iterable[MessageProxy]) -> None:
         with self.lock:
-            ids = [
-                self.in_flight.pop(m.message_id) for m in messages if m.message_id in self.in_flight
-            ]
+            ids = [self.in_flight.pop(m.message_id) for m in messages if m.message_id in self.in_flight]
             ids += [self.in_flight.pop(m.message_id, row_id) for row_id, m in self.buffer]
         self.buffer.clear()
         if not ids:

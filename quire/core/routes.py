@@ -69,9 +69,7 @@ def list_principals(caller: AdminDep, session: TenantSessionDep) -> PrincipalsPu
     """Everyone in the caller's tenant."""
     principals = session.exec(select(Principal).order_by(col(Principal.created_at))).all()
     count = session.exec(select(func.count()).select_from(Principal)).one()
-    return PrincipalsPublic(
-        data=[PrincipalPublic.model_validate(p) for p in principals], count=int(count)
-    )
+    return PrincipalsPublic(data=[PrincipalPublic.model_validate(p) for p in principals], count=int(count))
 
 
 class KeyCreate(BaseModel):

@@ -63,6 +63,19 @@ class Settings(BaseSettings):
     max_recoveries: int = Field(
         default=5, ge=1, le=100, description="Lost workers in a row before a run is failed."
     )
+    max_upload_mb: float = Field(
+        default=100, gt=0, le=100_000, description="Largest upload accepted, in MiB (413 above)."
+    )
+    parse_timeout_seconds: float = Field(
+        default=120, gt=0, le=3600, description="Time limit for parsing one file."
+    )
+    parse_memory_mb: int = Field(
+        default=2048, ge=128, le=65536, description="Memory limit of the parsing child, in MiB."
+    )
+    search_ef: int = Field(default=100, ge=10, le=1000, description="HNSW ef_search for queries.")
+    search_dense_weight: float = Field(
+        default=0.5, ge=0, le=1, description="Weight of the dense leg in the hybrid blend."
+    )
     program_modules: str = Field(
         default="", description="Comma-separated modules to import for extra durable programs."
     )
@@ -82,9 +95,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        if value and not value.startswith(
-            ("postgresql://", "postgresql+psycopg://", "postgres://")
-        ):
+        if value and not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("expected a postgresql:// URL, or nothing for the embedded database")
         return value
 
@@ -113,8 +124,7 @@ def load_settings(**overrides: Any) -> Settings:
     unknown = [
         name
         for name in os.environ
-        if name.startswith(ENV_PREFIX)
-        and name[len(ENV_PREFIX) :].lower() not in Settings.model_fields
+        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() not in Settings.model_fields
     ]
     if unknown:
         known = [ENV_PREFIX + field.upper() for field in Settings.model_fields]

@@ -6,7 +6,9 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
+import quire.content.models
 import quire.core.models
+import quire.memory.models
 import quire.runtime.models  # noqa: F401
 from quire.core.db import resolve_database_url, sqlalchemy_url
 from quire.core.settings import load_settings

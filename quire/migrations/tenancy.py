@@ -56,9 +56,7 @@ def grant_app_access(table: str, *, append_only: bool = False) -> None:
     )
 
 
-def enable_tenant_isolation(
-    table: str, *, column: str = "tenant_id", append_only: bool = False
-) -> None:
+def enable_tenant_isolation(table: str, *, column: str = "tenant_id", append_only: bool = False) -> None:
     """Row-level security on `table`: a transaction sees and writes only its tenant's rows."""
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     op.execute(

@@ -143,9 +143,7 @@ class RunContext:
             from quire.runtime.events import append_event
 
             with self.executor.database.tenant_session(self.tenant_id) as session:
-                append_event(
-                    session, tenant_id=self.tenant_id, run_id=self.run_id, type=type, data=data
-                )
+                append_event(session, tenant_id=self.tenant_id, run_id=self.run_id, type=type, data=data)
                 session.commit()
         else:
             self._events.append((type, data))
@@ -241,9 +239,7 @@ class RunContext:
         started = utcnow()
         with self._locked() as session:
             if utcnow() >= moment:
-                self._commit_step(
-                    session, seq, "sleep", StepKind.sleep, 1, dumps({"until": moment}), started
-                )
+                self._commit_step(session, seq, "sleep", StepKind.sleep, 1, dumps({"until": moment}), started)
                 session.commit()
                 return
             self._park(
@@ -271,16 +267,12 @@ class RunContext:
             if signal is not None:
                 session.execute(sql.CONSUME_SIGNAL, {"id": signal[0], "seq": seq})
                 result = {"payload": signal[1], "timed_out": False}
-                self._commit_step(
-                    session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started
-                )
+                self._commit_step(session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started)
                 session.commit()
                 return signal[1]
             if deadline is not None and utcnow() >= deadline:
                 result = {"payload": None, "timed_out": True}
-                self._commit_step(
-                    session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started
-                )
+                self._commit_step(session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started)
                 session.commit()
                 return None
             waiting: dict[str, Any] = {"kind": "signal", "name": name, "seq": seq}
@@ -320,9 +312,7 @@ class RunContext:
             assignee=assignee,
         )
         signal = f"task:{task_id}"
-        decision = (
-            self.wait_for_signal(signal, timeout=due) if due else self.wait_for_signal(signal)
-        )
+        decision = self.wait_for_signal(signal, timeout=due) if due else self.wait_for_signal(signal)
         if decision is None:  # due passed undecided
             if escalate_to is not None:
                 from quire.runtime.tasks import escalate_task
@@ -379,11 +369,7 @@ class RunContext:
         """
         seq = self._seq
         recorded = self._history.get(seq)
-        if (
-            recorded is not None
-            and recorded.kind == StepKind.patch
-            and recorded.name == f"patch:{name}"
-        ):
+        if recorded is not None and recorded.kind == StepKind.patch and recorded.name == f"patch:{name}":
             self._seq += 1
             return True
         if seq < self._reached:
@@ -396,7 +382,7 @@ class RunContext:
         return True
 
     def start_child(
-        self, program: str, state: BaseModel, *, version: int | None = None
+        self, program: str, state: BaseModel | dict[str, Any], *, version: int | None = None
     ) -> uuid.UUID:
         """Start another program as this run's child (once); returns the child's run id."""
         from quire.runtime.service import create_run
@@ -483,9 +469,7 @@ class RunContext:
     def _locked(self) -> Iterator[TenantSession]:
         """A transaction that holds this run's row (fenced): signal senders wait for it."""
         with self.executor.database.tenant_session(self.tenant_id) as session:
-            row = session.execute(
-                sql.LOCK_FENCED, {"run_id": self.run_id, "epoch": self.run.epoch}
-            ).first()
+            row = session.execute(sql.LOCK_FENCED, {"run_id": self.run_id, "epoch": self.run.epoch}).first()
             if row is None:
                 raise LeaseLost(self.run_id)
             self._cancel_requested = bool(row[0])

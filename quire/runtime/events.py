@@ -21,9 +21,7 @@ def append_event(
 ) -> None:
     from quire.core.db import dumps
 
-    session.execute(
-        APPEND_SQL, {"tenant_id": tenant_id, "run_id": run_id, "type": type, "data": dumps(data)}
-    )
+    session.execute(APPEND_SQL, {"tenant_id": tenant_id, "run_id": run_id, "type": type, "data": dumps(data)})
 
 
 def events_after(

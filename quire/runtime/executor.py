@@ -84,9 +84,7 @@ class Executor:
 
     def advance(self, run_id: uuid.UUID, epoch: int) -> Outcome | None:
         """Move `run_id` forward if the kick is current; None when there was nothing to do."""
-        claimed = claim(
-            self.database, run_id=run_id, epoch=epoch, owner=self.owner, ttl=self.lease_ttl
-        )
+        claimed = claim(self.database, run_id=run_id, epoch=epoch, owner=self.owner, ttl=self.lease_ttl)
         if claimed is None:
             return None
         run, history = claimed
@@ -171,9 +169,7 @@ class Executor:
                     "status": status.value,
                     "error": error,
                     "state": ctx._take_state(),
-                    **ctx._take_events(
-                        (f"run.{status.value}", {"error": error} if error else None)
-                    ),
+                    **ctx._take_events((f"run.{status.value}", {"error": error} if error else None)),
                 },
             ).first()
             if row is None:

@@ -82,9 +82,7 @@ class Kicker:
         try:
             self.broker.enqueue(message)
         except Exception:  # the sweeper re-kicks runs whose kick was lost
-            logger.warning(
-                "could not send kick %s; the sweeper will retry", message.args, exc_info=True
-            )
+            logger.warning("could not send kick %s; the sweeper will retry", message.args, exc_info=True)
 
 
 def _send_kicks(session: Session) -> None:
@@ -98,6 +96,4 @@ def _drop_kicks(session: Session) -> None:
 
 for session_class in (TenantSession, SystemSession):
     event.listen(session_class, "after_commit", _send_kicks)
-    event.listen(
-        session_class, "after_soft_rollback", lambda session, previous: _drop_kicks(session)
-    )
+    event.listen(session_class, "after_soft_rollback", lambda session, previous: _drop_kicks(session))

@@ -45,8 +45,7 @@ CLAIM_SQL = text(
 )
 
 HISTORY_SQL = text(
-    "SELECT seq, name, kind, status, result, error FROM runtime_step "
-    "WHERE run_id = :run_id ORDER BY seq"
+    "SELECT seq, name, kind, status, result, error FROM runtime_step WHERE run_id = :run_id ORDER BY seq"
 )
 
 HEARTBEAT_SQL = text(

@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Column, Identity, Index, Integer, Text, Uniqu
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
-from quire.core.models import TenantScoped, timestamp_column, utcnow
+from quire.core.models import TenantScoped, enum_column, timestamp_column, utcnow
 
 
 class RunStatus(enum.StrEnum):
@@ -60,15 +60,11 @@ class Run(TenantScoped, table=True):
     program_version: int
     input: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
-    status: RunStatus = Field(
-        default=RunStatus.queued, sa_column=Column(Text, nullable=False, index=True)
-    )
+    status: RunStatus = Field(default=RunStatus.queued, sa_column=enum_column(RunStatus, index=True))
     wake_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     kicked_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     lease_owner: str | None = Field(default=None, max_length=200)
-    lease_expires_at: datetime | None = Field(
-        default=None, sa_column=timestamp_column(nullable=True)
-    )
+    lease_expires_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     epoch: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     next_seq: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     attempt: int = Field(default=0, description="Failed attempts of the step at next_seq.")
@@ -91,7 +87,7 @@ class Step(TenantScoped, table=True):
     run_id: uuid.UUID = Field(foreign_key="runtime_run.id", primary_key=True, ondelete="CASCADE")
     seq: int = Field(primary_key=True)
     name: str = Field(max_length=300)
-    kind: StepKind = Field(sa_column=Column(Text, nullable=False))
+    kind: StepKind = Field(sa_column=enum_column(StepKind))
     status: str = Field(default="completed", max_length=20)
     attempt: int = 1
     result: Any = Field(default=None, sa_column=Column(JSONB, nullable=True))

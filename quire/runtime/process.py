@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -79,10 +79,18 @@ class HumanTaskSpec:
 
 @dataclass(frozen=True)
 class Timer:
-    """If nothing moves the instance out of a state within `after`, `event` fires."""
+    """If nothing moves the instance out of its state first, `event` fires: `after` a delay from
+    when the instance starts waiting, or `at` a moment read from the instance's data (None: no
+    timer this time). `Timer("go", after=timedelta(0))` moves on at once."""
 
-    after: timedelta
     event: str
+    after: timedelta | None = None
+    at: Callable[[Any], datetime | None] | None = None
+
+    def due(self, data: Any, now: datetime) -> datetime | None:
+        if self.at is not None:
+            return self.at(data)
+        return now + self.after if self.after is not None else None
 
 
 class Instance(BaseModel):
@@ -112,7 +120,7 @@ class Process(Generic[S]):
     final: Iterable[str]
     transitions: list[Transition]
     tasks: dict[str, HumanTaskSpec] = field(default_factory=dict)
-    timers: dict[str, Timer] = field(default_factory=dict)
+    timers: dict[str, list[Timer]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.states = frozenset(self.states)
@@ -136,9 +144,7 @@ class Process(Generic[S]):
                 for s in sources
                 if s != ANY_STATE and s not in states
             ]
-            problems += [
-                f"transition {t.event!r} leaves final state {s!r}" for s in sources if s in final
-            ]
+            problems += [f"transition {t.event!r} leaves final state {s!r}" for s in sources if s in final]
             if t.target not in states:
                 problems.append(f"transition {t.event!r} enters unknown state {t.target!r}")
         for state, spec in self.tasks.items():
@@ -147,9 +153,10 @@ class Process(Generic[S]):
             for option in spec.options:
                 if not any(t.event == option and t.leaves(state) for t in self.transitions):
                     problems.append(f"task option {option!r} moves nowhere from {state!r}")
-        for state, timer in self.timers.items():
-            if not any(t.event == timer.event and t.leaves(state) for t in self.transitions):
-                problems.append(f"timer event {timer.event!r} moves nowhere from {state!r}")
+        for state, timers in self.timers.items():
+            for timer in timers:
+                if not any(t.event == timer.event and t.leaves(state) for t in self.transitions):
+                    problems.append(f"timer event {timer.event!r} moves nowhere from {state!r}")
         if problems:
             raise InvalidProcess(f"process {self.name} v{self.version}: " + "; ".join(problems))
 
@@ -161,12 +168,8 @@ class Process(Generic[S]):
     def decide(self, instance: Instance, event: Event) -> Transition:
         """The transition `event` takes from `instance`, or InvalidEvent with the reason."""
         if instance.current in frozenset(self.final):
-            raise InvalidEvent(
-                f"{self.name} is {instance.current}, a final state; it takes no events"
-            )
-        candidates = [
-            t for t in self.transitions if t.event == event.name and t.leaves(instance.current)
-        ]
+            raise InvalidEvent(f"{self.name} is {instance.current}, a final state; it takes no events")
+        candidates = [t for t in self.transitions if t.event == event.name and t.leaves(instance.current)]
         if not candidates:
             allowed = sorted({t.event for t in self.transitions if t.leaves(instance.current)})
             raise InvalidEvent(
@@ -180,9 +183,7 @@ class Process(Generic[S]):
             if reason is None:
                 return transition
             reasons.append(reason)
-        raise InvalidEvent(
-            f"{event.name!r} refused in state {instance.current!r}: {'; '.join(reasons)}"
-        )
+        raise InvalidEvent(f"{event.name!r} refused in state {instance.current!r}: {'; '.join(reasons)}")
 
     def apply(self, instance: Instance, transition: Transition, event: Event) -> Instance:
         data = self.state_type.model_validate(instance.data)
@@ -196,9 +197,7 @@ class Process(Generic[S]):
                     "index": self.transitions.index(transition),
                 }
             )
-        return Instance(
-            current=transition.target, data=data.model_dump(mode="json"), compensable=compensable
-        )
+        return Instance(current=transition.target, data=data.model_dump(mode="json"), compensable=compensable)
 
     def fold(self, start: Instance, log: Iterable[TransitionRecord]) -> Instance:
         """Rebuild an instance from its event log."""
@@ -224,27 +223,20 @@ class Process(Generic[S]):
                     due=spec.due,
                     escalate_to=spec.escalate_to,
                     signal_name=EVENT_SIGNAL,
-                    payload={
-                        "process": self.name,
-                        "state": instance.current,
-                        "data": instance.data,
-                    },
+                    payload={"process": self.name, "state": instance.current, "data": instance.data},
                 )
                 escalated = False
             entered = False
-            timer = self.timers.get(instance.current)
-            timeout = timer.after if timer else None
-            if spec is not None and spec.escalate_to is not None and spec.due and not escalated:
-                timeout = min(timeout, spec.due) if timeout else spec.due
-            raw = ctx.wait_for_signal(EVENT_SIGNAL, timeout=timeout)
+            # Which timer would fire first is decided once, in a step, so replays agree.
+            plan = ctx.step("plan-wait", self._plan_wait, instance, escalated)
+            raw = ctx.wait_for_signal(EVENT_SIGNAL, timeout=plan["timeout_s"])
             if raw is None:
-                if timer is not None and (timeout == timer.after):
-                    event = Event(name=timer.event, actor="timer")
-                else:
+                if plan["fires"] == "escalate":
                     assert spec is not None and spec.escalate_to is not None and task_id is not None
                     ctx.step("escalate", _escalate, ctx, task_id, spec.escalate_to)
                     escalated = True
                     continue
+                event = Event(name=str(plan["fires"]), actor="timer")
             else:
                 event = self._event_from(raw)
             try:
@@ -276,13 +268,27 @@ class Process(Generic[S]):
             instance = self.apply(instance, transition, event)
             ctx.emit(
                 "process.transition",
-                TransitionRecord(
-                    event=event, source=source, target=instance.current, data=instance.data
-                ),
+                TransitionRecord(event=event, source=source, target=instance.current, data=instance.data),
             )
             ctx.publish(instance)
             entered = instance.current != source
         return instance
+
+    def _plan_wait(self, instance: Instance, escalated: bool) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        data = self.state_type.model_validate(instance.data)
+        candidates: list[tuple[datetime, str]] = []
+        for timer in self.timers.get(instance.current, []):
+            due = timer.due(data, now)
+            if due is not None:
+                candidates.append((due, timer.event))
+        spec = self.tasks.get(instance.current)
+        if spec is not None and spec.escalate_to is not None and spec.due and not escalated:
+            candidates.append((now + spec.due, "escalate"))
+        if not candidates:
+            return {"timeout_s": None, "fires": None}
+        due, fires = min(candidates, key=lambda c: c[0])
+        return {"timeout_s": max(0.0, (due - now).total_seconds()), "fires": fires}
 
     def compensate(self, ctx: RunContext, instance: Instance) -> None:
         """Undo completed actions, newest first (each undo is a durable step)."""

@@ -60,9 +60,7 @@ class Created(BaseModel):
 
 
 @router.post("/runs", status_code=202)
-def start_run(
-    body: RunCreate, caller: AdminDep, session: TenantSessionDep, kicker: KickerDep
-) -> Created:
+def start_run(body: RunCreate, caller: AdminDep, session: TenantSessionDep, kicker: KickerDep) -> Created:
     """Start a run of any registered program (administrators; agents and uploads have their own)."""
     run, created = service.create_run(
         session,
@@ -84,9 +82,7 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunsPublic:
-    runs, count = service.list_runs(
-        session, status=status, program=program, limit=limit, offset=offset
-    )
+    runs, count = service.list_runs(session, status=status, program=program, limit=limit, offset=offset)
     return RunsPublic(data=[RunSummary.model_validate(run) for run in runs], count=count)
 
 
@@ -148,8 +144,7 @@ def _read_events(
         run = service.get_run(session, run_id=run_id)
         rows = events_after(session, run_id=run_id, after_id=after)
         events = [
-            {"id": e.id, "type": e.type, "data": e.data, "created_at": e.created_at.isoformat()}
-            for e in rows
+            {"id": e.id, "type": e.type, "data": e.data, "created_at": e.created_at.isoformat()} for e in rows
         ]
         return events, run.status in TERMINAL
 
@@ -220,9 +215,7 @@ def cancel_run(
     body: CancelRequest | None = None,
 ) -> RunSummary:
     """Stop a run and its children at their next step boundary."""
-    run = service.cancel_run(
-        session, run_id=run_id, kicker=kicker, reason=body.reason if body else None
-    )
+    run = service.cancel_run(session, run_id=run_id, kicker=kicker, reason=body.reason if body else None)
     session.commit()
     return RunSummary.model_validate(run)
 
@@ -236,9 +229,7 @@ def list_tasks(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TasksPublic:
     """Human tasks the caller's role may decide."""
-    rows, count = tasks.list_tasks(
-        session, caller=caller, status=status, limit=limit, offset=offset
-    )
+    rows, count = tasks.list_tasks(session, caller=caller, status=status, limit=limit, offset=offset)
     return TasksPublic(data=[TaskPublic.model_validate(task) for task in rows], count=count)
 
 

@@ -126,9 +126,7 @@ def describe_run(session: Session, *, run_id: uuid.UUID) -> RunPublic:
         .where(Signal.run_id == run_id, col(Signal.consumed_seq).is_(None))
         .order_by(col(Signal.created_at))
     ).all()
-    children = session.exec(
-        select(Run).where(Run.parent_id == run_id).order_by(col(Run.created_at))
-    ).all()
+    children = session.exec(select(Run).where(Run.parent_id == run_id).order_by(col(Run.created_at))).all()
     return RunPublic(
         **RunSummary.model_validate(run).model_dump(),
         input=run.input,
@@ -159,9 +157,7 @@ def list_runs(
         query, count = query.where(Run.status == status), count.where(Run.status == status)
     if program is not None:
         query, count = query.where(Run.program == program), count.where(Run.program == program)
-    rows = session.exec(
-        query.order_by(col(Run.created_at).desc()).offset(offset).limit(limit)
-    ).all()
+    rows = session.exec(query.order_by(col(Run.created_at).desc()).offset(offset).limit(limit)).all()
     return list(rows), int(session.exec(count).one())
 
 
@@ -175,14 +171,10 @@ def send_signal(
     kicker: Kicker | None,
 ) -> bool:
     """Signal a run (idempotent by `key`); False if this key was delivered before."""
-    return deliver_signal(
-        session, run_id=run_id, name=name, key=key, payload=payload, kicker=kicker
-    )
+    return deliver_signal(session, run_id=run_id, name=name, key=key, payload=payload, kicker=kicker)
 
 
-def cancel_descendants(
-    session: Session, *, run_id: uuid.UUID, kicker: Kicker | None
-) -> list[uuid.UUID]:
+def cancel_descendants(session: Session, *, run_id: uuid.UUID, kicker: Kicker | None) -> list[uuid.UUID]:
     """Ask every live descendant of `run_id` to stop, waking the parked ones so they do."""
     cancelled = []
     for child_id, tenant_id, status in session.execute(DESCENDANTS_SQL, {"run_id": run_id}).all():

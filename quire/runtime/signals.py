@@ -19,9 +19,7 @@ from quire.runtime.events import append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import TERMINAL, RunStatus
 
-LOCK_RUN_SQL = text(
-    "SELECT tenant_id, status, epoch FROM runtime_run WHERE id = :run_id FOR UPDATE"
-)
+LOCK_RUN_SQL = text("SELECT tenant_id, status, epoch FROM runtime_run WHERE id = :run_id FOR UPDATE")
 
 INSERT_SIGNAL_SQL = text(
     """

@@ -160,9 +160,7 @@ class Sweeper:
             )
         return report
 
-    def _tell_parent(
-        self, session: object, parent_id: uuid.UUID, run_id: uuid.UUID, error: str
-    ) -> None:
+    def _tell_parent(self, session: object, parent_id: uuid.UUID, run_id: uuid.UUID, error: str) -> None:
         from quire.runtime.errors import RunFinished
 
         with contextlib.suppress(RunFinished):

@@ -61,9 +61,7 @@ def open_task(
     return task_id
 
 
-def escalate_task(
-    session: Session, *, task_id: uuid.UUID, role: Role, due: timedelta | None = None
-) -> bool:
+def escalate_task(session: Session, *, task_id: uuid.UUID, role: Role, due: timedelta | None = None) -> bool:
     task = session.get(HumanTask, task_id, with_for_update=True)
     if task is None or task.status != "open" or task.escalated_at is not None:
         return False
@@ -124,14 +122,8 @@ def decide_task(
     if run_status in TERMINAL:
         raise RunFinished(f"the run behind task {task_id} has {run_status.value}")
     if not caller.role.allows(Role(task.role)):
-        raise Forbidden(
-            f"this task is for the {task.role} role; the key's role is {caller.role.value}"
-        )
-    if (
-        task.assignee is not None
-        and task.assignee != caller.principal_id
-        and caller.role != Role.admin
-    ):
+        raise Forbidden(f"this task is for the {task.role} role; the key's role is {caller.role.value}")
+    if task.assignee is not None and task.assignee != caller.principal_id and caller.role != Role.admin:
         raise Forbidden("this task is assigned to someone else")
     if task.options and decision not in task.options:
         raise InvalidEvent(f"decision {decision!r} is not one of {', '.join(task.options)}")

@@ -53,9 +53,7 @@ def test_unreachable_broker(database_url: str, tmp_path: Path) -> None:
     assert_one_clear_line(result, "cannot reach the broker", "QUIRE_BROKER_URL")
 
 
-@pytest.mark.parametrize(
-    ("name", "value"), [("QUIRE_API_BIND", "everywhere"), ("QUIRE_WORKR_THREADS", "4")]
-)
+@pytest.mark.parametrize(("name", "value"), [("QUIRE_API_BIND", "everywhere"), ("QUIRE_WORKR_THREADS", "4")])
 def test_bad_settings_name_the_variable(name: str, value: str, tmp_path: Path) -> None:
     result = quire("migrate", env={name: value, "QUIRE_DATA_DIR": str(tmp_path)})
     assert_one_clear_line(result, name)

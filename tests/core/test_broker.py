@@ -34,9 +34,7 @@ def test_reachable_brokers_pass_the_check(url: str, database_url: str) -> None:
         ("amqp://guest:secret@127.0.0.1:1/%2F", "amqp://127.0.0.1:1/%2F"),
     ],
 )
-def test_an_unreachable_broker_is_one_clear_sentence(
-    url: str, shown: str, database_url: str
-) -> None:
+def test_an_unreachable_broker_is_one_clear_sentence(url: str, shown: str, database_url: str) -> None:
     with pytest.raises(ServiceUnavailable) as caught:
         check_broker(broker_url=url, database_url=database_url, timeout=1)
     message = str(caught.value)

@@ -8,9 +8,7 @@ from quire.core.errors import ConfigurationError
 from quire.core.settings import load_settings
 
 
-def test_defaults_run_the_embedded_database(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_defaults_run_the_embedded_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("QUIRE_DATA_DIR", str(tmp_path))
     settings = load_settings()
     assert settings.embedded_database
@@ -35,9 +33,7 @@ def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None
         ("QUIRE_LOG_LEVEL", "LOUD"),
     ],
 )
-def test_malformed_values_are_refused(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str
-) -> None:
+def test_malformed_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=name):
         load_settings()

@@ -70,9 +70,7 @@ def test_a_query_without_the_tenant_setting_sees_nothing(
             conn.rollback()
             # ... while the same role with the setting sees the row.
             conn.execute("SET ROLE quire_app")
-            conn.execute(
-                "SELECT set_config('quire.tenant_id', %s, false)", (str(tenants["acme"].id),)
-            )
+            conn.execute("SELECT set_config('quire.tenant_id', %s, false)", (str(tenants["acme"].id),))
             assert conn.execute(
                 "SELECT count(*) FROM core_principal WHERE id = %s", (principal.id,)
             ).fetchone() == (1,)
@@ -168,9 +166,7 @@ def test_admin_makes_keys_that_work(
     client: TestClient, database: Database, tenants: dict[str, TenantFixture]
 ) -> None:
     admin = make_key(database, tenants["acme"], Role.admin)
-    created = client.post(
-        "/v1/keys", json={"name": "ci-bot", "role": "contributor"}, headers=auth(admin)
-    )
+    created = client.post("/v1/keys", json={"name": "ci-bot", "role": "contributor"}, headers=auth(admin))
     assert created.status_code == 201
     new_key = created.json()["key"]
     me = client.get("/v1/me", headers=auth(new_key)).json()

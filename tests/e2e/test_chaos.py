@@ -80,9 +80,7 @@ def worker_children(supervisor: psutil.Process) -> list[psutil.Process]:
 
 def status_counts(database: Database) -> dict[str, int]:
     with database.system_session() as session:
-        rows = session.execute(
-            text("SELECT status, count(*) FROM runtime_run GROUP BY status")
-        ).all()
+        rows = session.execute(text("SELECT status, count(*) FROM runtime_run GROUP BY status")).all()
     return {status: count for status, count in rows}
 
 
@@ -184,10 +182,7 @@ def test_runs_survive_workers_killed_at_random(
     with database.system_session() as session:
         finals = dict(session.execute(text("SELECT id, state FROM runtime_run")).all())
         steps = session.execute(
-            text(
-                "SELECT run_id, count(*), array_agg(name ORDER BY seq) "
-                "FROM runtime_step GROUP BY run_id"
-            )
+            text("SELECT run_id, count(*), array_agg(name ORDER BY seq) FROM runtime_step GROUP BY run_id")
         ).all()
         effects = session.execute(text("SELECT run_id, step, pid FROM chaos_effect")).all()
         leases = session.execute(
@@ -224,9 +219,7 @@ def test_runs_survive_workers_killed_at_random(
         previous = holder.get(run_id)
         if previous is not None and epoch > previous["epoch"] and owner is not None:
             claims += 1
-            assert (
-                previous["owner"] is None or previous["expires"] is None or at > previous["expires"]
-            ), (
+            assert previous["owner"] is None or previous["expires"] is None or at > previous["expires"], (
                 f"run {run_id}: {owner} claimed at {at} while {previous['owner']} held it until "
                 f"{previous['expires']}"
             )

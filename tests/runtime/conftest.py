@@ -1,26 +1,14 @@
-"""Runtime tests work on committed rows (workers see only what is committed), in a database of
-their own that is emptied after each test."""
+"""Runtime tests run programs on committed rows, in a database of their own."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from pydantic import BaseModel
-from sqlalchemy import text
 
-from quire.core.db import Database
 from quire.core.embedded import EmbeddedPostgres
-from quire.core.models import Tenant
-from quire.runtime.executor import Executor
-from quire.runtime.local import LocalKicker, drive
-from quire.runtime.models import RunPublic
-from quire.runtime.service import create_run, describe_run, send_signal
-from quire.runtime.sweeper import Sweeper
 from tests.conftest import create_database
+from tests.harness import Harness, make_harness
 
 
 @pytest.fixture(scope="session")
@@ -30,59 +18,7 @@ def runtime_database_url(postgres: EmbeddedPostgres) -> str:
     return create_database(status.url, "quire_runtime_test")
 
 
-@dataclass
-class Harness:
-    database: Database
-    tenant_id: uuid.UUID
-    kicker: LocalKicker
-    executor: Executor
-    sweeper: Sweeper
-
-    def start(self, program: str, state: BaseModel, **kwargs: Any) -> uuid.UUID:
-        with self.database.tenant_session(self.tenant_id) as session:
-            run, _ = create_run(session, program=program, state=state, kicker=self.kicker, **kwargs)
-            session.commit()
-        return run.id
-
-    def drive(self, until: float = 0.0) -> int:
-        return drive(self.executor, self.kicker, sweeper=self.sweeper, until=until)
-
-    def run(self, run_id: uuid.UUID) -> RunPublic:
-        with self.database.tenant_session(self.tenant_id) as session:
-            return describe_run(session, run_id=run_id)
-
-    def signal(
-        self, run_id: uuid.UUID, name: str, payload: Any = None, key: str | None = None
-    ) -> bool:
-        with self.database.tenant_session(self.tenant_id) as session:
-            delivered = send_signal(
-                session, run_id=run_id, name=name, payload=payload, key=key, kicker=self.kicker
-            )
-            session.commit()
-        return delivered
-
-    def events(self, run_id: uuid.UUID) -> list[str]:
-        with self.database.tenant_session(self.tenant_id) as session:
-            rows = session.execute(
-                text("SELECT type FROM runtime_event WHERE run_id = :id ORDER BY id"),
-                {"id": run_id},
-            )
-            return [row[0] for row in rows]
-
-
 @pytest.fixture
 def harness(runtime_database_url: str) -> Iterator[Harness]:
-    database = Database(runtime_database_url)
-    with database.system_session() as session:
-        tenant = Tenant(name=f"runtime-{uuid.uuid4().hex[:8]}")
-        session.add(tenant)
-        session.commit()
-    kicker = LocalKicker()
-    executor = Executor(database, kicker, lease_ttl=1.0)
-    sweeper = Sweeper(database, kicker, interval=0.1, redeliver_after=30, max_recoveries=3)
-    yield Harness(database, tenant.id, kicker, executor, sweeper)
-    executor.stop()
-    with database.system_session() as session:
-        session.execute(text("DELETE FROM core_tenant WHERE id = :id"), {"id": tenant.id})
-        session.commit()
-    database.dispose()
+    with make_harness(runtime_database_url) as made:
+        yield made

@@ -15,7 +15,7 @@ from quire.runtime.errors import TaskAlreadyDecided
 from quire.runtime.programs import program
 from quire.runtime.service import cancel_run
 from quire.runtime.tasks import decide_task, list_tasks
-from tests.runtime.conftest import Harness
+from tests.harness import Harness
 
 compensated: list[str] = []
 
@@ -99,9 +99,7 @@ def approval(ctx: RunContext, state: Approval) -> Approval:
 def caller(harness: Harness, role: Role) -> Caller:
     import uuid
 
-    return Caller(
-        principal_id=uuid.uuid4(), tenant_id=harness.tenant_id, name=role.value, role=role
-    )
+    return Caller(principal_id=uuid.uuid4(), tenant_id=harness.tenant_id, name=role.value, role=role)
 
 
 def test_a_human_task_holds_no_worker_and_resumes_the_run_when_decided(harness: Harness) -> None:
@@ -116,17 +114,13 @@ def test_a_human_task_holds_no_worker_and_resumes_the_run_when_decided(harness: 
         assert [t.id for t in tasks] == [task.id] and count == 1
         tasks, _ = list_tasks(session, caller=caller(harness, Role.contributor))
         assert tasks == []
-        decide_task(
-            session, task_id=task.id, caller=reviewer, decision="approve", kicker=harness.kicker
-        )
+        decide_task(session, task_id=task.id, caller=reviewer, decision="approve", kicker=harness.kicker)
         session.commit()
     with (
         harness.database.tenant_session(harness.tenant_id) as session,
         pytest.raises(TaskAlreadyDecided),
     ):
-        decide_task(
-            session, task_id=task.id, caller=reviewer, decision="reject", kicker=harness.kicker
-        )
+        decide_task(session, task_id=task.id, caller=reviewer, decision="reject", kicker=harness.kicker)
     harness.drive()
     run = harness.run(run_id)
     assert run.status == "completed"

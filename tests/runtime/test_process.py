@@ -23,7 +23,7 @@ from quire.runtime.process import (
     TransitionRecord,
     send_event,
 )
-from tests.runtime.conftest import Harness
+from tests.harness import Harness
 
 shipped: list[str] = []
 unshipped: list[str] = []
@@ -44,9 +44,7 @@ def needs_items(order: Order, event: Event) -> str | None:
 
 
 def pay(order: Order, event: Event) -> Order:
-    return order.model_copy(
-        update={"paid": True, "notes": [*order.notes, f"paid by {event.actor}"]}
-    )
+    return order.model_copy(update={"paid": True, "notes": [*order.notes, f"paid by {event.actor}"]})
 
 
 def ship(ctx: RunContext, order: Order, event: Event) -> str:
@@ -74,18 +72,14 @@ ORDER = Process(
         Transition("draft", "submit", "submitted", guard=needs_items),
         Transition("submitted", "approve", "approved", update=pay),
         Transition("submitted", "reject", "rejected"),
-        Transition(
-            "approved", "ship", "shipped", action=ship, update=record_parcel, compensate=unship
-        ),
+        Transition("approved", "ship", "shipped", action=ship, update=record_parcel, compensate=unship),
         Transition("shipped", "deliver", "done"),
         Transition(("draft", "submitted"), "expire", "expired"),
     ],
     tasks={
-        "submitted": HumanTaskSpec(
-            "Approve the order", options=("approve", "reject"), role=Role.reviewer
-        )
+        "submitted": HumanTaskSpec("Approve the order", options=("approve", "reject"), role=Role.reviewer)
     },
-    timers={"draft": Timer(after=timedelta(hours=1), event="expire")},
+    timers={"draft": [Timer("expire", after=timedelta(hours=1))]},
 ).register()
 
 EVENT_NAMES = ["add", "submit", "approve", "reject", "ship", "deliver", "expire", "bogus"]
@@ -161,8 +155,7 @@ def log_of(harness: Harness, run_id: object) -> list[TransitionRecord]:
     with harness.database.tenant_session(harness.tenant_id) as session:
         rows = session.execute(
             text(
-                "SELECT data FROM runtime_event "
-                "WHERE run_id = :r AND type = 'process.transition' ORDER BY id"
+                "SELECT data FROM runtime_event WHERE run_id = :r AND type = 'process.transition' ORDER BY id"
             ),
             {"r": run_id},
         ).all()
@@ -223,13 +216,9 @@ def test_an_instance_runs_on_the_runtime_with_a_human_task_and_an_action(harness
     assert ORDER.fold(ORDER.start(Order()), log_of(harness, run_id)) == final
 
 
-@settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(events)
-def test_instances_on_the_runtime_match_their_event_log(
-    harness: Harness, sequence: list[Event]
-) -> None:
+def test_instances_on_the_runtime_match_their_event_log(harness: Harness, sequence: list[Event]) -> None:
     run_id = harness.start(ORDER.program_name, ORDER.start(Order()))
     harness.drive()
     expected = ORDER.start(Order())

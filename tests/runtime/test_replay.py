@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from quire.runtime.context import RunContext
 from quire.runtime.errors import NonDeterminism
 from quire.runtime.programs import program
-from tests.runtime.conftest import Harness
+from tests.harness import Harness
 
 STEPS = 4
 calls: Counter[str] = Counter()
@@ -78,9 +78,7 @@ def test_a_run_without_faults(harness: Harness) -> None:
 
 @pytest.mark.parametrize("moment", ["before", "during", "after"])
 @pytest.mark.parametrize("index", range(STEPS))
-def test_a_crash_replays_without_rerunning_completed_steps(
-    harness: Harness, moment: str, index: int
-) -> None:
+def test_a_crash_replays_without_rerunning_completed_steps(harness: Harness, moment: str, index: int) -> None:
     crash_plan["at"] = (moment, index)
     final = run_to_completion(harness)
     assert crash_plan["at"] is None, "the crash did happen"

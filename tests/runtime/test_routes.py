@@ -16,7 +16,7 @@ from quire.core.settings import Settings
 from quire.runtime.context import RunContext
 from quire.runtime.programs import program
 from tests.factories import TenantFixture, auth, make_key
-from tests.runtime.conftest import Harness
+from tests.harness import Harness
 from tests.runtime.test_process import ORDER, Order
 
 
@@ -66,9 +66,7 @@ def test_a_run_through_the_api(harness: Harness, api: TestClient) -> None:
         f"/v1/tasks/{task['id']}/decision", json={"decision": "close"}, headers=key[Role.reader]
     )
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
-    bad = api.post(
-        f"/v1/tasks/{task['id']}/decision", json={"decision": "maybe"}, headers=key[Role.reviewer]
-    )
+    bad = api.post(f"/v1/tasks/{task['id']}/decision", json={"decision": "maybe"}, headers=key[Role.reviewer])
     assert bad.status_code == 409 and "not one of close, keep" in bad.json()["error"]["message"]
     decided = api.post(
         f"/v1/tasks/{task['id']}/decision",
@@ -93,19 +91,14 @@ def test_a_run_through_the_api(harness: Harness, api: TestClient) -> None:
         headers={**key[Role.contributor], "Idempotency-Key": "once"},
     )
     assert (first.json(), second.json()) == ({"delivered": True}, {"delivered": False})
-    assert (
-        api.post(f"/v1/runs/{run_id}/signals/answer", json={}, headers=key[Role.reader]).status_code
-        == 403
-    )
+    assert api.post(f"/v1/runs/{run_id}/signals/answer", json={}, headers=key[Role.reader]).status_code == 403
     harness.drive()
     done = api.get(f"/v1/runs/{run_id}", headers=key[Role.reader]).json()
     assert (done["status"], done["state"]) == ("completed", {"answer": "close:42"})
     late = api.post(f"/v1/runs/{run_id}/signals/answer", json={}, headers=key[Role.contributor])
     assert late.status_code == 409 and late.json()["error"]["code"] == "run_finished"
 
-    listing = api.get(
-        "/v1/runs?status=completed&program=test.ticket", headers=key[Role.reader]
-    ).json()
+    listing = api.get("/v1/runs?status=completed&program=test.ticket", headers=key[Role.reader]).json()
     assert str(run_id) in {r["id"] for r in listing["data"]}
 
 
@@ -129,9 +122,7 @@ def read_sse(api: TestClient, url: str, headers: dict[str, str]) -> list[dict[st
     return events
 
 
-def test_events_stream_live_and_resume_from_last_event_id(
-    harness: Harness, api: TestClient
-) -> None:
+def test_events_stream_live_and_resume_from_last_event_id(harness: Harness, api: TestClient) -> None:
     key = keys(harness)
     run_id = harness.start("test.ticket", Ticket())
     harness.drive()
@@ -139,9 +130,7 @@ def test_events_stream_live_and_resume_from_last_event_id(
     def finish_later() -> None:
         time.sleep(1.0)
         task_id = harness.run(run_id).open_tasks[0].id
-        api.post(
-            f"/v1/tasks/{task_id}/decision", json={"decision": "keep"}, headers=key[Role.reviewer]
-        )
+        api.post(f"/v1/tasks/{task_id}/decision", json={"decision": "keep"}, headers=key[Role.reviewer])
         harness.signal(run_id, "answer", "later")
         harness.drive()
 
@@ -162,9 +151,7 @@ def test_events_stream_live_and_resume_from_last_event_id(
 
     ids = [int(e["id"]) for e in events if "id" in e]
     assert ids == sorted(ids)
-    resumed = read_sse(
-        api, f"/v1/runs/{run_id}/events", {**key[Role.reader], "Last-Event-ID": str(ids[2])}
-    )
+    resumed = read_sse(api, f"/v1/runs/{run_id}/events", {**key[Role.reader], "Last-Event-ID": str(ids[2])})
     assert [int(e["id"]) for e in resumed if "id" in e] == ids[3:]
 
 
@@ -172,9 +159,7 @@ def test_process_events_through_the_api(harness: Harness, api: TestClient) -> No
     key = keys(harness)
     run_id = harness.start(ORDER.program_name, ORDER.start(Order()))
     harness.drive()
-    refused = api.post(
-        f"/v1/runs/{run_id}/events", json={"name": "submit"}, headers=key[Role.contributor]
-    )
+    refused = api.post(f"/v1/runs/{run_id}/events", json={"name": "submit"}, headers=key[Role.contributor])
     assert refused.status_code == 409
     assert refused.json()["error"] == {
         "code": "invalid_event",
@@ -221,9 +206,7 @@ def test_runs_of_another_tenant_are_invisible(
         stranger = Tenant(name=f"stranger-{run_id.hex[:6]}")
         session.add(stranger)
         session.commit()
-    stranger_key = auth(
-        make_key(harness.database, TenantFixture(stranger.id, stranger.name), Role.admin)
-    )
+    stranger_key = auth(make_key(harness.database, TenantFixture(stranger.id, stranger.name), Role.admin))
     other.dispose()
     assert api.get(f"/v1/runs/{run_id}", headers=stranger_key).status_code == 404
     assert api.post(f"/v1/runs/{run_id}/cancel", headers=stranger_key).status_code == 404

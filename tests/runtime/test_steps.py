@@ -16,7 +16,7 @@ from quire.runtime.executor import Executor
 from quire.runtime.leases import claim
 from quire.runtime.programs import program
 from quire.runtime.retry import RetryPolicy
-from tests.runtime.conftest import Harness
+from tests.harness import Harness
 
 attempts: Counter[str] = Counter()
 

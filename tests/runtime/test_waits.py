@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from quire.runtime.context import RunContext
 from quire.runtime.programs import Program, program, registry
-from tests.runtime.conftest import Harness
+from tests.harness import Harness
 
 
 class Clock(BaseModel):

@@ -101,12 +101,8 @@ def upgrade() -> None:
         sa.Column("message_id", sa.Text(), nullable=False, unique=True),
         sa.Column("body", sa.dialects.postgresql.JSONB(), nullable=False),
         sa.Column("state", sa.Text(), nullable=False, server_default="queued"),
-        sa.Column(
-            "available_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.Column(
-            "enqueued_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        sa.Column("available_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("claimed_by", sa.Text(), nullable=True),
         sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deliveries", sa.Integer(), nullable=False, server_default="0"),

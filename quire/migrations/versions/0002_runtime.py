@@ -26,9 +26,7 @@ def tenant_column() -> sa.Column:  # type: ignore[type-arg]
 
 
 def run_column(name: str = "run_id") -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(
-        name, sa.Uuid(), sa.ForeignKey("runtime_run.id", ondelete="CASCADE"), nullable=False
-    )
+    return sa.Column(name, sa.Uuid(), sa.ForeignKey("runtime_run.id", ondelete="CASCADE"), nullable=False)
 
 
 def ts(name: str, nullable: bool = False) -> sa.Column:  # type: ignore[type-arg]

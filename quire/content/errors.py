@@ -1,0 +1,31 @@
+"""What the content layer raises."""
+
+from __future__ import annotations
+
+from quire.core.errors import InvalidRequest, NotFound, QuireError
+
+
+class ContentError(QuireError):
+    """Base class for content errors."""
+
+    code = "content_error"
+
+
+class DocumentNotFound(NotFound):
+    code = "document_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class UploadTooLarge(ContentError):
+    """The upload is over the configured size limit; nothing was stored."""
+
+    code = "too_large"
+
+
+class InvalidUpload(InvalidRequest):
+    """The upload is missing its file or names it in a way Quire cannot keep."""
+
+    code = "invalid_upload"

@@ -1,0 +1,142 @@
+"""Embedding chunks (through the cache), and putting a version into search or taking it out."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from quire.content.chunking import search_text
+from quire.content.models import Chunk, Document, Version, VersionStatus
+from quire.core.embeddings import Embedder
+from quire.core.models import utcnow
+from quire.core.search import index_items, unindex_items
+
+INDEX_NAME = "content"
+
+
+def text_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def vector_literal(vector: list[float]) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+
+
+@dataclass(frozen=True)
+class EmbedCount:
+    embedded: int  # computed now
+    reused: int  # found in the cache
+
+
+def embed_chunks(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    chunks: list[tuple[uuid.UUID, str, str]],
+    embedder: Embedder,
+) -> EmbedCount:
+    """Give chunks (id, text hash, text to embed) their vectors, computing only unseen texts."""
+    if not chunks:
+        return EmbedCount(0, 0)
+    hashes = sorted({digest for _, digest, _ in chunks})
+    cached = {
+        row[0]
+        for row in session.execute(
+            text(
+                "SELECT text_hash FROM content_embedding "
+                "WHERE model = :model AND text_hash = ANY(CAST(:hashes AS text[]))"
+            ),
+            {"model": embedder.name, "hashes": hashes},
+        )
+    }
+    missing: dict[str, str] = {}
+    for _, digest, body in chunks:
+        if digest not in cached:
+            missing.setdefault(digest, body)
+    if missing:
+        vectors = embedder.embed(list(missing.values()))
+        session.execute(
+            text(
+                "INSERT INTO content_embedding (tenant_id, model, text_hash, embedding) "
+                "SELECT :tenant_id, :model, h, CAST(v AS vector) "
+                "FROM unnest(CAST(:hashes AS text[]), CAST(:vectors AS text[])) AS u(h, v) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {
+                "tenant_id": tenant_id,
+                "model": embedder.name,
+                "hashes": list(missing),
+                "vectors": [vector_literal(v) for v in vectors],
+            },
+        )
+    session.execute(
+        text(
+            "UPDATE content_chunk AS c SET embedding = e.embedding "
+            "FROM content_embedding AS e, unnest(CAST(:ids AS uuid[]), CAST(:hashes AS text[])) AS u(id, h) "
+            "WHERE c.id = u.id AND e.model = :model AND e.text_hash = u.h AND e.tenant_id = c.tenant_id"
+        ),
+        {
+            "ids": [chunk_id for chunk_id, _, _ in chunks],
+            "hashes": [d for _, d, _ in chunks],
+            "model": embedder.name,
+        },
+    )
+    return EmbedCount(embedded=len(missing), reused=sum(1 for _, d, _ in chunks if d in cached))
+
+
+def _withdraw_live_chunks(session: Session, document_id: uuid.UUID) -> int:
+    live_ids = list(
+        session.exec(
+            select(Chunk.id).where(Chunk.document_id == document_id, col(Chunk.live).is_(True))
+        ).all()
+    )
+    if live_ids:
+        unindex_items(session, index_name=INDEX_NAME, item_ids=live_ids)
+        session.execute(
+            text("UPDATE content_chunk SET live = false WHERE id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": live_ids},
+        )
+    return len(live_ids)
+
+
+def publish_version(session: Session, *, version_id: uuid.UUID) -> bool:
+    """Make `version_id` the version search uses, unless a newer one already is. Returns whether it did."""
+    version = session.get(Version, version_id)
+    assert version is not None
+    document = session.get(Document, version.document_id, with_for_update=True)
+    assert document is not None
+    version.status = VersionStatus.indexed
+    version.indexed_at = utcnow()
+    session.add(version)
+    if document.latest_version_id is not None and document.latest_version_id != version.id:
+        current = session.get(Version, document.latest_version_id)
+        if current is not None and current.number > version.number:
+            return False  # a newer version finished first; this one stays out of search
+    _withdraw_live_chunks(session, document.id)
+    document.latest_version_id = version.id
+    document.updated_at = utcnow()
+    session.add(document)
+    if document.deleted_at is None:
+        chunks = session.exec(select(Chunk).where(Chunk.version_id == version.id)).all()
+        index_items(
+            session,
+            tenant_id=document.tenant_id,
+            index_name=INDEX_NAME,
+            items=[
+                (chunk.id, search_text(document.title, chunk.section_path, chunk.text)) for chunk in chunks
+            ],
+        )
+        session.execute(
+            text("UPDATE content_chunk SET live = true WHERE version_id = :version_id"),
+            {"version_id": version.id},
+        )
+    return True
+
+
+def withdraw_document(session: Session, *, document: Document) -> int:
+    """Take a document's chunks out of search; returns how many."""
+    return _withdraw_live_chunks(session, document.id)

@@ -1,0 +1,257 @@
+"""Ingestion, a durable program: stored → parsed → chunked → embedded → indexed.
+
+Each stage is a step whose database writes commit with it, so a worker that dies mid-way
+resumes at the stage it was in, and no stage's rows are written twice. Parsing runs in a child
+process with time and memory limits; a file that cannot be parsed ends its version as `failed`
+or `unsupported` with the reason, and its bytes stay in the blob store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from quire.content.chunking import ChunkInput, chunk_elements, search_text
+from quire.content.elements import Previous, assign_ids, content_hash
+from quire.content.environment import current
+from quire.content.indexing import embed_chunks, publish_version, text_hash
+from quire.content.models import Chunk, Document, Element, Version, VersionStatus
+from quire.core.embeddings import Embedder
+from quire.runtime.context import RunContext
+from quire.runtime.programs import program
+from quire.runtime.retry import RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+PROGRAM = "content.ingest"
+EMBED_BATCH = 128
+PARSE_RETRY = RetryPolicy(max_attempts=3, base_delay=2.0, max_delay=30.0)
+
+# Programs started (as children) for each version that reaches search: the memory layer adds
+# its extractor here. Content does not import what builds on it.
+AFTER_INDEX_PROGRAMS: list[str] = []
+
+
+class ParsedLike(Protocol):
+    """What write_elements needs of a parsed element (quire.content.parsing.ParsedElement)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def html(self) -> str | None: ...
+    @property
+    def page(self) -> int | None: ...
+    @property
+    def section_path(self) -> tuple[str, ...]: ...
+    @property
+    def metadata(self) -> dict[str, object]: ...
+
+
+class IngestState(BaseModel):
+    version_id: uuid.UUID
+    status: VersionStatus | None = None
+    elements: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+
+
+def _version(ctx: RunContext, version_id: uuid.UUID) -> Version:
+    version = ctx.session.get(Version, version_id, with_for_update=True)
+    if version is None:
+        raise LookupError(f"version {version_id} is gone")
+    return version
+
+
+def mark_parsing(ctx: RunContext, version_id: uuid.UUID) -> None:
+    version = _version(ctx, version_id)
+    version.status = VersionStatus.parsing
+    ctx.session.add(version)
+
+
+def parse_version(ctx: RunContext, version_id: uuid.UUID) -> dict[str, object]:
+    """Parse the stored bytes and write the elements, with ids carried over from the last version."""
+    from quire.content.parsing import ParseFailure, ParserCrashed
+
+    environment = current()
+    session = ctx.session
+    version = _version(ctx, version_id)
+    data = environment.blobs.get(version.blob_key)
+    try:
+        parsed = environment.parser().parse(
+            data, filename=version.filename, content_type=version.content_type
+        )
+    except ParserCrashed:
+        raise  # a crash of the child may be the machine's, not the file's: try again
+    except ParseFailure as failure:
+        version.status = VersionStatus(failure.status)
+        version.status_reason = str(failure)
+        version.error_code = failure.code
+        session.add(version)
+        return {"status": version.status.value, "reason": str(failure)}
+    version.content_type = parsed.content_type
+    version.page_count = parsed.page_count
+    elements = [e for e in parsed.elements if e.text.strip()]
+    if not elements:
+        version.status = VersionStatus.empty
+        version.status_reason = "the file holds no text"
+        session.add(version)
+        return {"status": version.status.value}
+
+    write_elements(session, version, elements)
+    return {"status": version.status.value, "elements": len(elements), "pages": parsed.page_count}
+
+
+def write_elements(session: Session, version: Version, elements: Sequence[ParsedLike]) -> None:
+    """Store a version's elements, with ids carried over from the document's previous version."""
+    previous_version = session.exec(
+        select(Version)
+        .where(Version.document_id == version.document_id, col(Version.number) < version.number)
+        .where(col(Version.element_count) > 0)
+        .order_by(col(Version.number).desc())
+        .limit(1)
+    ).first()
+    previous: list[Previous] = []
+    if previous_version is not None:
+        previous = [
+            Previous(element_id=e.element_id, type=e.type, text=e.text, content_hash=e.content_hash)
+            for e in session.exec(
+                select(Element).where(Element.version_id == previous_version.id).order_by(col(Element.ord))
+            )
+        ]
+    ids = assign_ids(previous, elements)
+    session.add_all(
+        Element(
+            tenant_id=version.tenant_id,
+            version_id=version.id,
+            document_id=version.document_id,
+            element_id=element_id,
+            ord=index,
+            type=element.type,
+            text=element.text,
+            html=element.html,
+            page=element.page,
+            section_path=list(element.section_path),
+            content_hash=content_hash(element),
+            meta=dict(element.metadata),
+        )
+        for index, (element, element_id) in enumerate(zip(elements, ids, strict=True))
+    )
+    version.status = VersionStatus.parsed
+    version.element_count = len(elements)
+    session.add(version)
+
+
+def chunk_version(ctx: RunContext, version_id: uuid.UUID) -> int:
+    return write_chunks(ctx.session, version_id)
+
+
+def write_chunks(session: Session, version_id: uuid.UUID) -> int:
+    """Chunk a version's elements and store the chunks (without vectors yet)."""
+    version = session.get(Version, version_id, with_for_update=True)
+    assert version is not None
+    document = session.get(Document, version.document_id)
+    assert document is not None
+    elements = session.exec(
+        select(Element).where(Element.version_id == version_id).order_by(col(Element.ord))
+    ).all()
+    chunks = chunk_elements(
+        [ChunkInput(e.element_id, e.type, e.text, e.page, tuple(e.section_path)) for e in elements]
+    )
+    session.add_all(
+        Chunk(
+            tenant_id=version.tenant_id,
+            document_id=version.document_id,
+            version_id=version.id,
+            collection=document.collection,
+            ord=chunk.ord,
+            text=chunk.text,
+            element_ids=chunk.element_ids,
+            pages=chunk.pages,
+            section_path=chunk.section_path,
+            text_hash=text_hash(search_text(document.title, chunk.section_path, chunk.text)),
+        )
+        for chunk in chunks
+    )
+    version.status = VersionStatus.chunked
+    version.chunk_count = len(chunks)
+    session.add(version)
+    return len(chunks)
+
+
+def embed_batch(ctx: RunContext, version_id: uuid.UUID, batch: int) -> dict[str, int]:
+    return embed_version_batch(ctx.session, version_id, batch, current().embedder)
+
+
+def embed_version_batch(
+    session: Session, version_id: uuid.UUID, batch: int, embedder: Embedder
+) -> dict[str, int]:
+    """Vectors for one batch of a version's chunks, from the cache where it has them."""
+    version = session.get(Version, version_id)
+    assert version is not None
+    document = session.get(Document, version.document_id)
+    assert document is not None
+    chunks = session.exec(
+        select(Chunk)
+        .where(Chunk.version_id == version_id)
+        .where(col(Chunk.ord) >= batch * EMBED_BATCH, col(Chunk.ord) < (batch + 1) * EMBED_BATCH)
+        .order_by(col(Chunk.ord))
+    ).all()
+    counts = embed_chunks(
+        session,
+        tenant_id=version.tenant_id,
+        chunks=[(c.id, c.text_hash, search_text(document.title, c.section_path, c.text)) for c in chunks],
+        embedder=embedder,
+    )
+    return {"embedded": counts.embedded, "reused": counts.reused}
+
+
+def mark_embedded(ctx: RunContext, version_id: uuid.UUID) -> None:
+    version = _version(ctx, version_id)
+    version.status = VersionStatus.embedded
+    ctx.session.add(version)
+
+
+def publish(ctx: RunContext, version_id: uuid.UUID) -> bool:
+    return publish_version(ctx.session, version_id=version_id)
+
+
+@program(PROGRAM)
+def ingest(ctx: RunContext, state: IngestState) -> IngestState:
+    version_id = state.version_id
+    ctx.step("start", mark_parsing, ctx, version_id)
+    parsed = ctx.step("parse", parse_version, ctx, version_id, retry=PARSE_RETRY)
+    state.status = VersionStatus(str(parsed["status"]))
+    ctx.emit("ingest.progress", {"stage": "parse", **parsed})
+    if state.status != VersionStatus.parsed:
+        ctx.publish(state)
+        return state
+    state.elements = int(str(parsed.get("elements", 0)))
+
+    state.chunks = ctx.step("chunk", chunk_version, ctx, version_id)
+    ctx.emit("ingest.progress", {"stage": "chunk", "chunks": state.chunks})
+    batches = math.ceil(state.chunks / EMBED_BATCH)
+    for batch in range(batches):
+        counts = ctx.step(f"embed:{batch}", embed_batch, ctx, version_id, batch)
+        state.embedded += counts["embedded"]
+        state.reused += counts["reused"]
+        ctx.emit(
+            "ingest.progress",
+            {"stage": "embed", "batch": batch + 1, "batches": batches, **counts},
+        )
+    ctx.step("embedded", mark_embedded, ctx, version_id)
+    live = ctx.step("index", publish, ctx, version_id)
+    state.status = VersionStatus.indexed
+    ctx.emit("ingest.progress", {"stage": "index", "searchable": live})
+    for follow_up in AFTER_INDEX_PROGRAMS:
+        ctx.start_child(follow_up, {"version_id": str(version_id)})
+    ctx.publish(state)
+    return state

@@ -1,0 +1,216 @@
+"""HTTP API of the content layer: upload, documents, versions, files, diffs, search."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from quire.content import service
+from quire.content.environment import current
+from quire.content.errors import InvalidUpload, UploadTooLarge
+from quire.content.models import (
+    DocumentDetail,
+    DocumentPublic,
+    DocumentsPublic,
+    SearchResults,
+    UploadResult,
+    VersionDetail,
+    VersionDiff,
+)
+from quire.content.search import Scope, search
+from quire.core.deps import ContributorDep, ReaderDep, TenantSessionDep
+from quire.core.errors import InvalidRequest
+from quire.runtime.routes import KickerDep
+
+router = APIRouter(prefix="/v1", tags=["documents"])
+
+READ_CHUNK = 1024 * 1024
+
+
+def _parse_metadata(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise InvalidUpload(f"metadata is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise InvalidUpload("metadata must be a JSON object")
+    return value
+
+
+def _parse_tags(raw: list[str] | None) -> tuple[str, ...]:
+    tags = [t.strip() for item in raw or [] for t in item.split(",")]
+    return tuple(sorted({t[:100] for t in tags if t}))
+
+
+@router.post(
+    "/documents",
+    status_code=202,
+    responses={200: {"model": UploadResult, "description": "Same bytes as the latest version"}},
+)
+async def upload_document(
+    caller: ContributorDep,
+    session: TenantSessionDep,
+    kicker: KickerDep,
+    file: Annotated[UploadFile, File(description="The document.")],
+    collection: Annotated[str, Form(max_length=200)] = "default",
+    title: Annotated[str | None, Form(max_length=1000)] = None,
+    source_key: Annotated[str | None, Form(max_length=1000, description="Defaults to the file name.")] = None,
+    tags: Annotated[list[str] | None, Form(description="Tags, repeated or comma-separated.")] = None,
+    metadata: Annotated[str | None, Form(description="A JSON object.")] = None,
+) -> JSONResponse:
+    """Upload a document: 202 and a new version when the bytes are new, 200 when unchanged."""
+    environment = current()
+    data = bytearray()
+    while chunk := await file.read(READ_CHUNK):
+        data.extend(chunk)
+        if len(data) > environment.max_upload_bytes:
+            raise UploadTooLarge(f"the file is over the limit of {environment.max_upload_bytes} bytes")
+    result = service.upload(
+        session,
+        request=service.UploadRequest(
+            data=bytes(data),
+            filename=file.filename,
+            collection=collection,
+            source_key=source_key,
+            title=title,
+            tags=_parse_tags(tags),
+            metadata=_parse_metadata(metadata),
+            declared_type=file.content_type,
+        ),
+        blobs=environment.blobs,
+        kicker=kicker,
+        created_by=caller.principal_id,
+        max_bytes=environment.max_upload_bytes,
+    )
+    session.commit()
+    return JSONResponse(result.model_dump(mode="json"), status_code=202 if result.created else 200)
+
+
+@router.get("/documents")
+def list_documents(
+    caller: ReaderDep,
+    session: TenantSessionDep,
+    collection: str | None = None,
+    tag: str | None = None,
+    title: Annotated[str | None, Query(description="Part of the title.")] = None,
+    include_deleted: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentsPublic:
+    rows, count = service.list_documents(
+        session,
+        collection=collection,
+        tag=tag,
+        title=title,
+        include_deleted=include_deleted,
+        limit=limit,
+        offset=offset,
+    )
+    return DocumentsPublic(data=[service.document_public(d) for d in rows], count=count)
+
+
+@router.get("/documents/{document_id}")
+def get_document(document_id: uuid.UUID, caller: ReaderDep, session: TenantSessionDep) -> DocumentDetail:
+    """A document with its versions and their ingestion status."""
+    return service.describe_document(session, document_id=document_id)
+
+
+@router.get("/documents/{document_id}/versions/{number}")
+def get_version(
+    document_id: uuid.UUID,
+    number: Annotated[int, Path(ge=1)],
+    caller: ReaderDep,
+    session: TenantSessionDep,
+) -> VersionDetail:
+    """A version's elements, in order, with types, pages, section paths and table HTML."""
+    return service.describe_version(session, document_id=document_id, number=number)
+
+
+@router.get(
+    "/documents/{document_id}/versions/{number}/file",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The original bytes"}},
+)
+def get_version_file(
+    document_id: uuid.UUID, number: int, caller: ReaderDep, session: TenantSessionDep
+) -> Response:
+    """The original bytes of a version, exactly as uploaded."""
+    data, version = service.version_file(
+        session, document_id=document_id, number=number, blobs=current().blobs
+    )
+    quoted = version.filename.replace('"', "")
+    return Response(
+        content=data,
+        media_type=version.content_type or "application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{quoted}"',
+            "X-Content-SHA256": version.sha256,
+        },
+    )
+
+
+@router.get("/documents/{document_id}/diff")
+def diff_versions(
+    document_id: uuid.UUID,
+    caller: ReaderDep,
+    session: TenantSessionDep,
+    from_: Annotated[int, Query(alias="from", ge=1)],
+    to: Annotated[int, Query(ge=1)],
+) -> VersionDiff:
+    """Elements added, removed and changed between two versions."""
+    return service.diff_versions(session, document_id=document_id, from_number=from_, to_number=to)
+
+
+@router.delete("/documents/{document_id}")
+def delete_document(
+    document_id: uuid.UUID,
+    caller: ContributorDep,
+    session: TenantSessionDep,
+    kicker: KickerDep,
+    reason: Annotated[str | None, Query(max_length=1000)] = None,
+) -> DocumentPublic:
+    """Take a document out of search; its versions and bytes stay for audit."""
+    document = service.delete_document(session, document_id=document_id, reason=reason, kicker=kicker)
+    session.commit()
+    return service.document_public(document)
+
+
+@router.get("/collections")
+def list_collections(caller: ReaderDep, session: TenantSessionDep) -> list[dict[str, Any]]:
+    return [{"name": name, "documents": count} for name, count in service.list_collections(session)]
+
+
+@router.get("/search", tags=["search"])
+def search_documents(
+    caller: ReaderDep,
+    session: TenantSessionDep,
+    q: Annotated[str, Query(min_length=1, max_length=2000)],
+    collection: Annotated[list[str] | None, Query()] = None,
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    mode: Annotated[str, Query(pattern="^(hybrid|lexical|dense)$")] = "hybrid",
+    document_id: uuid.UUID | None = None,
+    version: Annotated[int | None, Query(ge=1, description="Search this version of document_id.")] = None,
+) -> SearchResults:
+    """Hybrid search over the latest live version of every document; hits carry citations."""
+    environment = current()
+    version_id = None
+    if version is not None:
+        if document_id is None:
+            raise InvalidRequest("`version` needs `document_id`")
+        version_id = service.get_version(session, document_id=document_id, number=version).id
+    return search(
+        session,
+        query=q,
+        embedder=environment.embedder,
+        scope=Scope(collections=tuple(collection or ()), document_id=document_id, version_id=version_id),
+        k=k,
+        mode=mode,
+        dense_weight=environment.dense_weight,
+        ef_search=environment.search_ef,
+    )

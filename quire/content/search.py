@@ -1,0 +1,160 @@
+"""Hybrid search over the searchable version of every live document, with exact citations.
+
+Lexical: BM25 over the chunks' lexemes (quire.core.search). Dense: pgvector HNSW over the chunks'
+embeddings. Fused by a min-max blend whose weight was tuned on training queries (see
+bench/retrieval.py). A search inside one given version (not the searchable one) scans that
+version's chunks exactly instead.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from quire.content.chunking import search_text
+from quire.content.indexing import INDEX_NAME, vector_literal
+from quire.content.models import Citation, SearchHit, SearchResults
+from quire.core.embeddings import Embedder
+from quire.core.search import BM25_CTE, Fused, blend, bm25_params, query_lexemes
+
+CANDIDATES = 100  # per leg, before fusion
+
+
+@dataclass(frozen=True)
+class Scope:
+    collections: tuple[str, ...] = ()
+    document_id: uuid.UUID | None = None
+    version_id: uuid.UUID | None = None  # search this version instead of the searchable ones
+
+
+def _filters(scope: Scope, alias: str = "c") -> tuple[str, dict[str, object]]:
+    clauses: list[str] = []
+    params: dict[str, object] = {}
+    if scope.version_id is not None:
+        clauses.append(f"{alias}.version_id = :version_id")
+        params["version_id"] = scope.version_id
+    else:
+        clauses.append(f"{alias}.live")
+    if scope.collections:
+        clauses.append(f"{alias}.collection = ANY(CAST(:collections AS text[]))")
+        params["collections"] = list(scope.collections)
+    if scope.document_id is not None:
+        clauses.append(f"{alias}.document_id = :document_id")
+        params["document_id"] = scope.document_id
+    return " AND ".join(clauses), params
+
+
+def lexical_leg(session: Session, query: str, scope: Scope, limit: int) -> dict[uuid.UUID, float]:
+    lexemes = query_lexemes(session, query)
+    if not lexemes:
+        return {}
+    where, params = _filters(scope)
+    if scope.version_id is None:
+        sql = (
+            f"SELECT c.id, bm25.score FROM ({BM25_CTE}) AS bm25 JOIN content_chunk c ON c.id = bm25.item_id "
+            f"WHERE {where} ORDER BY bm25.score DESC LIMIT :limit"
+        )
+        rows = session.execute(text(sql), {**bm25_params(INDEX_NAME, lexemes), **params, "limit": limit})
+    else:
+        # An older version has no postings: rank its few chunks with PostgreSQL's own measure.
+        sql = (
+            "SELECT c.id, ts_rank_cd(to_tsvector('english', c.text), q) AS score "
+            "FROM content_chunk c, to_tsquery('english', :tsquery) AS q "
+            f"WHERE {where} AND to_tsvector('english', c.text) @@ q ORDER BY score DESC LIMIT :limit"
+        )
+        rows = session.execute(text(sql), {**params, "tsquery": " | ".join(lexemes), "limit": limit})
+    return {row[0]: float(row[1]) for row in rows}
+
+
+def dense_leg(
+    session: Session, vector: list[float], scope: Scope, limit: int, ef_search: int
+) -> dict[uuid.UUID, float]:
+    where, params = _filters(scope)
+    if scope.version_id is None:
+        # HNSW with an iterative scan, so filters (tenant, live, collection) still fill `limit`.
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef_search)}"))
+        session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    rows = session.execute(
+        text(
+            "SELECT c.id, 1 - (c.embedding <=> CAST(:vector AS vector)) AS similarity FROM content_chunk c "
+            f"WHERE {where} AND c.embedding IS NOT NULL "
+            "ORDER BY c.embedding <=> CAST(:vector AS vector) LIMIT :limit"
+        ),
+        {**params, "vector": vector_literal(vector), "limit": limit},
+    )
+    return {row[0]: float(row[1]) for row in rows}
+
+
+def _hits(session: Session, query: str, fused: Sequence[Fused]) -> list[SearchHit]:
+    if not fused:
+        return []
+    rows = session.execute(
+        text(
+            "SELECT c.id, c.text, c.element_ids, c.pages, c.section_path, c.document_id, c.version_id, "
+            "d.title, d.collection, v.number, "
+            "ts_headline('english', c.text, websearch_to_tsquery('english', :query), "
+            "'MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=\" … \"') AS snippet "
+            "FROM content_chunk c JOIN content_document d ON d.id = c.document_id "
+            "JOIN content_version v ON v.id = c.version_id WHERE c.id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": [f.id for f in fused], "query": query},
+    ).all()
+    by_id = {row[0]: row for row in rows}
+    hits = []
+    for f in fused:
+        row = by_id.get(f.id)
+        if row is None:
+            continue
+        hits.append(
+            SearchHit(
+                score=round(f.score, 6),
+                lexical_score=f.lexical,
+                dense_score=f.dense,
+                text=row[1],
+                citation=Citation(
+                    document_id=row[5],
+                    document_title=row[7],
+                    collection=row[8],
+                    version_id=row[6],
+                    version_number=row[9],
+                    chunk_id=row[0],
+                    element_ids=list(row[2]),
+                    pages=list(row[3]),
+                    section_path=list(row[4]),
+                    snippet=row[10] or row[1][:300],
+                ),
+            )
+        )
+    return hits
+
+
+def search(
+    session: Session,
+    *,
+    query: str,
+    embedder: Embedder,
+    scope: Scope = Scope(),
+    k: int = 10,
+    mode: str = "hybrid",
+    dense_weight: float = 0.5,
+    ef_search: int = 100,
+) -> SearchResults:
+    """The best `k` chunks for `query`: `mode` is hybrid, lexical or dense."""
+    started = time.perf_counter()
+    limit = max(CANDIDATES, k)
+    lexical = lexical_leg(session, query, scope, limit) if mode in ("hybrid", "lexical") else {}
+    dense: dict[uuid.UUID, float] = {}
+    if mode in ("hybrid", "dense") and query.strip():
+        dense = dense_leg(session, embedder.embed_one(query), scope, limit, ef_search)
+    weight = {"lexical": 0.0, "dense": 1.0}.get(mode, dense_weight)
+    fused = blend(lexical, dense, dense_weight=weight)[:k]
+    hits = _hits(session, query, fused)
+    return SearchResults(query=query, hits=hits, took_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+__all__ = ["Scope", "search", "search_text"]

@@ -1,0 +1,360 @@
+"""The content layer's public face: upload, read, diff, delete (search is in content.search)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import col, func, select
+
+from quire.content.elements import Side, diff
+from quire.content.errors import DocumentNotFound, InvalidUpload, UploadTooLarge, VersionNotFound
+from quire.content.indexing import withdraw_document
+from quire.content.ingestion import PROGRAM, IngestState
+from quire.content.models import (
+    DEFAULT_COLLECTION,
+    Document,
+    DocumentDetail,
+    DocumentPublic,
+    Element,
+    ElementChange,
+    ElementPublic,
+    UploadResult,
+    Version,
+    VersionDetail,
+    VersionDiff,
+    VersionPublic,
+    VersionStatus,
+)
+from quire.core.blobs import BlobStore
+from quire.core.db import TenantSession
+from quire.core.models import utcnow
+from quire.runtime.kicks import Kicker
+from quire.runtime.service import create_run
+
+# Programs started for a deleted document (the memory layer retracts what it drew from it).
+ON_DELETE_PROGRAMS: list[str] = []
+
+
+def clean_filename(filename: str | None) -> str:
+    """The last component of an uploaded file name: no folders, no traversal, no control bytes."""
+    name = PurePath((filename or "").replace("\\", "/")).name
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in "\x00/")
+    name = name.strip().lstrip(".") or ""
+    if not name:
+        raise InvalidUpload("the upload needs a file name (or a source_key)")
+    return name[:255]
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    data: bytes
+    filename: str | None
+    collection: str = DEFAULT_COLLECTION
+    source_key: str | None = None
+    title: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] | None = None
+    declared_type: str | None = None
+
+
+def upload(
+    session: TenantSession,
+    *,
+    request: UploadRequest,
+    blobs: BlobStore,
+    kicker: Kicker | None,
+    created_by: uuid.UUID | None,
+    max_bytes: int,
+) -> UploadResult:
+    """Store an upload and start its ingestion; the same bytes as the latest version make nothing new."""
+    from quire.content.parsing import detect_content_type
+
+    if len(request.data) > max_bytes:
+        raise UploadTooLarge(f"the file is {len(request.data)} bytes; the limit is {max_bytes}")
+    filename = clean_filename(request.filename or request.source_key)
+    source_key = (request.source_key or filename).strip()[:1000]
+    collection = (request.collection or DEFAULT_COLLECTION).strip()[:200] or DEFAULT_COLLECTION
+    sha256 = hashlib.sha256(request.data).hexdigest()
+    key = blobs.put(request.data)  # the bytes are safe before anything else happens
+
+    document = _lock_or_create_document(
+        session, collection=collection, source_key=source_key, request=request
+    )
+    latest = session.exec(
+        select(Version)
+        .where(Version.document_id == document.id)
+        .order_by(col(Version.number).desc())
+        .limit(1)
+    ).first()
+    if latest is not None and latest.sha256 == sha256 and document.deleted_at is None:
+        return UploadResult(
+            document_id=document.id,
+            version_id=latest.id,
+            version_number=latest.number,
+            run_id=latest.run_id,
+            created=False,
+            status=latest.status,
+            message=f"unchanged: the same bytes as version {latest.number}; no new version",
+        )
+    if document.deleted_at is not None:
+        document.deleted_at = None
+        document.deleted_reason = None
+    version = Version(
+        tenant_id=session.tenant_id,
+        document_id=document.id,
+        number=(latest.number + 1) if latest else 1,
+        sha256=sha256,
+        size_bytes=len(request.data),
+        filename=filename,
+        content_type=detect_content_type(request.data, filename, request.declared_type),
+        blob_key=key,
+        created_by=created_by,
+    )
+    session.add(version)
+    document.version_count = version.number
+    document.updated_at = utcnow()
+    if request.title:
+        document.title = request.title[:1000]
+    session.add(document)
+    session.flush()
+    run, _ = create_run(
+        session,
+        program=PROGRAM,
+        state=IngestState(version_id=version.id),
+        kicker=kicker,
+        idempotency_key=f"ingest:{version.id}",
+    )
+    version.run_id = run.id
+    session.add(version)
+    session.flush()
+    return UploadResult(
+        document_id=document.id,
+        version_id=version.id,
+        version_number=version.number,
+        run_id=run.id,
+        created=True,
+        status=version.status,
+        message=f"stored as version {version.number}; ingestion started",
+    )
+
+
+def _lock_or_create_document(
+    session: TenantSession, *, collection: str, source_key: str, request: UploadRequest
+) -> Document:
+    title = (request.title or PurePath(source_key).stem or source_key)[:1000]
+    session.execute(
+        text(
+            "INSERT INTO content_document (id, tenant_id, collection, source_key, title, tags, metadata, "
+            "version_count, created_at, updated_at) VALUES (:id, :tenant_id, :collection, :source_key, "
+            ":title, CAST(:tags AS jsonb), CAST(:metadata AS jsonb), 0, now(), now()) "
+            "ON CONFLICT (tenant_id, collection, source_key) DO NOTHING"
+        ),
+        {
+            "id": uuid.uuid4(),
+            "tenant_id": session.tenant_id,
+            "collection": collection,
+            "source_key": source_key,
+            "title": title,
+            "tags": _json(sorted(set(request.tags))),
+            "metadata": _json(request.metadata or {}),
+        },
+    )
+    document = session.exec(
+        select(Document)
+        .where(Document.collection == collection, Document.source_key == source_key)
+        .with_for_update()
+    ).one()
+    if request.tags:
+        document.tags = sorted(set(document.tags) | set(request.tags))
+    if request.metadata:
+        document.meta = {**document.meta, **request.metadata}
+    return document
+
+
+def _json(value: Any) -> str:
+    from quire.core.db import dumps
+
+    return dumps(value)
+
+
+def get_document(session: TenantSession, *, document_id: uuid.UUID) -> Document:
+    document = session.get(Document, document_id)
+    if document is None:
+        raise DocumentNotFound(f"no document {document_id}")
+    return document
+
+
+def document_public(document: Document) -> DocumentPublic:
+    return DocumentPublic(
+        id=document.id,
+        collection=document.collection,
+        source_key=document.source_key,
+        title=document.title,
+        tags=document.tags,
+        metadata=document.meta,
+        latest_version_id=document.latest_version_id,
+        version_count=document.version_count,
+        created_at=document.created_at,
+        updated_at=document.updated_at,
+        deleted_at=document.deleted_at,
+    )
+
+
+def describe_document(session: TenantSession, *, document_id: uuid.UUID) -> DocumentDetail:
+    document = get_document(session, document_id=document_id)
+    versions = session.exec(
+        select(Version).where(Version.document_id == document_id).order_by(col(Version.number))
+    ).all()
+    return DocumentDetail(
+        **document_public(document).model_dump(),
+        versions=[VersionPublic.model_validate(v) for v in versions],
+    )
+
+
+def list_documents(
+    session: TenantSession,
+    *,
+    collection: str | None = None,
+    tag: str | None = None,
+    title: str | None = None,
+    status: VersionStatus | None = None,
+    include_deleted: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Document], int]:
+    query = select(Document)
+    if collection:
+        query = query.where(Document.collection == collection)
+    if tag:
+        query = query.where(text("content_document.tags ? :tag").bindparams(tag=tag))
+    if title:
+        query = query.where(col(Document.title).ilike(f"%{title}%"))
+    if not include_deleted:
+        query = query.where(col(Document.deleted_at).is_(None))
+    if status is not None:
+        latest = select(Version.document_id).where(Version.status == status)
+        query = query.where(col(Document.id).in_(latest))
+    count = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(Document.updated_at).desc()).offset(offset).limit(limit)).all()
+    return list(rows), int(count)
+
+
+def get_version(session: TenantSession, *, document_id: uuid.UUID, number: int) -> Version:
+    version = session.exec(
+        select(Version).where(Version.document_id == document_id, Version.number == number)
+    ).first()
+    if version is None:
+        get_document(session, document_id=document_id)
+        raise VersionNotFound(f"document {document_id} has no version {number}")
+    return version
+
+
+def describe_version(session: TenantSession, *, document_id: uuid.UUID, number: int) -> VersionDetail:
+    version = get_version(session, document_id=document_id, number=number)
+    elements = session.exec(
+        select(Element).where(Element.version_id == version.id).order_by(col(Element.ord))
+    ).all()
+    return VersionDetail(
+        **VersionPublic.model_validate(version).model_dump(),
+        document_id=document_id,
+        elements=[
+            ElementPublic(
+                element_id=e.element_id,
+                ord=e.ord,
+                type=e.type,
+                text=e.text,
+                html=e.html,
+                page=e.page,
+                section_path=e.section_path,
+                content_hash=e.content_hash,
+                metadata=e.meta,
+            )
+            for e in elements
+        ],
+    )
+
+
+def version_file(
+    session: TenantSession, *, document_id: uuid.UUID, number: int, blobs: BlobStore
+) -> tuple[bytes, Version]:
+    version = get_version(session, document_id=document_id, number=number)
+    return blobs.get(version.blob_key), version
+
+
+def _sides(session: TenantSession, version: Version) -> list[Side]:
+    return [
+        Side(e.element_id, e.type, e.text, e.content_hash, e.page, e.section_path)
+        for e in session.exec(
+            select(Element).where(Element.version_id == version.id).order_by(col(Element.ord))
+        )
+    ]
+
+
+def diff_versions(
+    session: TenantSession, *, document_id: uuid.UUID, from_number: int, to_number: int
+) -> VersionDiff:
+    before = get_version(session, document_id=document_id, number=from_number)
+    after = get_version(session, document_id=document_id, number=to_number)
+    result = diff(_sides(session, before), _sides(session, after))
+
+    def change(old: Side | None, new: Side | None) -> ElementChange:
+        side = new or old
+        assert side is not None
+        return ElementChange(
+            element_id=side.element_id,
+            type=side.type,
+            before=old.text if old else None,
+            after=new.text if new else None,
+            page=side.page,
+            section_path=side.section_path,
+        )
+
+    return VersionDiff(
+        document_id=document_id,
+        from_version=from_number,
+        to_version=to_number,
+        added=[change(None, s) for s in result.added],
+        removed=[change(s, None) for s in result.removed],
+        changed=[change(old, new) for old, new in result.changed],
+        unchanged=result.unchanged,
+    )
+
+
+def delete_document(
+    session: TenantSession, *, document_id: uuid.UUID, reason: str | None, kicker: Kicker | None
+) -> Document:
+    """Tombstone: the document leaves search; its versions and bytes stay for audit."""
+    document = session.get(Document, document_id, with_for_update=True)
+    if document is None:
+        raise DocumentNotFound(f"no document {document_id}")
+    if document.deleted_at is not None:
+        return document
+    withdraw_document(session, document=document)
+    document.deleted_at = utcnow()
+    document.deleted_reason = reason
+    session.add(document)
+    for follow_up in ON_DELETE_PROGRAMS:
+        create_run(
+            session,
+            program=follow_up,
+            state={"document_id": str(document_id)},
+            kicker=kicker,
+            idempotency_key=f"{follow_up}:{document_id}:{document.deleted_at.isoformat()}",
+        )
+    session.flush()
+    return document
+
+
+def list_collections(session: TenantSession) -> list[tuple[str, int]]:
+    rows = session.execute(
+        text(
+            "SELECT collection, count(*) FROM content_document WHERE deleted_at IS NULL "
+            "GROUP BY collection ORDER BY collection"
+        )
+    ).all()
+    return [(row[0], int(row[1])) for row in rows]

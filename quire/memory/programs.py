@@ -1,0 +1,162 @@
+"""Programs that connect documents to memory.
+
+- `memory.on-version` runs after a document version is indexed: it sends back to review the
+  memories whose quoted passage is no longer in the document, then proposes candidates from the
+  version's new and changed elements.
+- `memory.on-delete` runs when a document is deleted: its memories go back to review.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from quire.content import ingestion
+from quire.content import service as content_service
+from quire.content.models import Document, Element
+from quire.content.models import Version as DocumentVersion
+from quire.memory.extraction import Passage, active_extractor
+from quire.memory.models import Evidence, EvidenceIn, MemoryProposal, MemoryVersion, VersionState
+from quire.memory.service import find_quote, propose
+from quire.runtime.context import RunContext
+from quire.runtime.process import Event
+from quire.runtime.programs import program
+from quire.runtime.signals import deliver_signal
+
+LIVE_STATES = [VersionState.approved, VersionState.needs_recertification]
+
+
+class OnVersion(BaseModel):
+    version_id: uuid.UUID
+    sent_back: int = 0
+    proposed: int = 0
+
+
+class OnDelete(BaseModel):
+    document_id: uuid.UUID
+    sent_back: int = 0
+
+
+def _send_back(ctx: RunContext, versions: list[MemoryVersion], reason: str) -> int:
+    count = 0
+    for version in versions:
+        if version.run_id is None:
+            continue
+        deliver_signal(
+            ctx.session,
+            run_id=version.run_id,
+            name="event",
+            key=f"source-lost:{ctx.run_id}",
+            payload=Event(name="source_lost", actor="system", data={"reason": reason}).model_dump(
+                mode="json"
+            ),
+            kicker=ctx.executor.kicker,
+        )
+        count += 1
+    return count
+
+
+def _live_versions_citing(session: Session, document_id: uuid.UUID) -> list[tuple[MemoryVersion, Evidence]]:
+    return list(
+        session.exec(
+            select(MemoryVersion, Evidence)
+            .join(Evidence, col(Evidence.version_id) == col(MemoryVersion.id))
+            .where(Evidence.document_id == document_id, col(MemoryVersion.state).in_(LIVE_STATES))
+        ).all()
+    )
+
+
+def verify_sources(ctx: RunContext, version_id: uuid.UUID) -> int:
+    session = ctx.session
+    version = session.get(DocumentVersion, version_id)
+    assert version is not None
+    texts = [e.text for e in session.exec(select(Element).where(Element.version_id == version_id))]
+    gone = {}
+    for memory, evidence in _live_versions_citing(session, version.document_id):
+        if evidence.document_version_id == version_id or not evidence.quote:
+            continue
+        if not any(find_quote(text, evidence.quote) for text in texts):
+            gone[memory.id] = memory
+    return _send_back(
+        ctx, list(gone.values()), f"the quoted passage is not in version {version.number} of its document"
+    )
+
+
+def extract(ctx: RunContext, version_id: uuid.UUID) -> int:
+    session = ctx.session
+    version = session.get(DocumentVersion, version_id)
+    assert version is not None
+    document = session.get(Document, version.document_id)
+    assert document is not None
+    previous = session.exec(
+        select(DocumentVersion)
+        .where(DocumentVersion.document_id == document.id, col(DocumentVersion.number) < version.number)
+        .where(col(DocumentVersion.element_count) > 0)
+        .order_by(col(DocumentVersion.number).desc())
+    ).first()
+    known: set[str] = set()
+    if previous is not None:
+        known = {
+            e.content_hash for e in session.exec(select(Element).where(Element.version_id == previous.id))
+        }
+    elements = session.exec(
+        select(Element).where(Element.version_id == version_id).order_by(col(Element.ord))
+    ).all()
+    passages = [
+        Passage(e.element_id, e.type, e.text, tuple(e.section_path))
+        for e in elements
+        if e.content_hash not in known
+    ]
+    extractor = active_extractor()
+    count = 0
+    for candidate in extractor.extract(title=document.title, passages=passages):
+        propose(
+            session,
+            tenant_id=version.tenant_id,
+            proposal=MemoryProposal(
+                text=candidate.text,
+                kind=candidate.kind,
+                subject_key=candidate.subject_key,
+                confidence=candidate.confidence,
+                evidence=[
+                    EvidenceIn(
+                        document_id=document.id,
+                        version_number=version.number,
+                        element_id=candidate.element_id,
+                        quote=candidate.quote,
+                    )
+                ],
+            ),
+            proposed_by=f"extractor:{extractor.name}",
+            kicker=ctx.executor.kicker,
+            extractor=extractor.name,
+            extractor_version=extractor.version,
+        )
+        count += 1
+    return count
+
+
+@program("memory.on-version")
+def on_version(ctx: RunContext, state: OnVersion) -> OnVersion:
+    state.sent_back = ctx.step("verify-sources", verify_sources, ctx, state.version_id)
+    state.proposed = ctx.step("extract", extract, ctx, state.version_id)
+    return state
+
+
+def retract_document(ctx: RunContext, document_id: uuid.UUID) -> int:
+    versions = {m.id: m for m, _ in _live_versions_citing(ctx.session, document_id)}
+    return _send_back(ctx, list(versions.values()), "its source document was deleted")
+
+
+@program("memory.on-delete")
+def on_delete(ctx: RunContext, state: OnDelete) -> OnDelete:
+    state.sent_back = ctx.step("send-back", retract_document, ctx, state.document_id)
+    return state
+
+
+if "memory.on-version" not in ingestion.AFTER_INDEX_PROGRAMS:
+    ingestion.AFTER_INDEX_PROGRAMS.append("memory.on-version")
+if "memory.on-delete" not in content_service.ON_DELETE_PROGRAMS:
+    content_service.ON_DELETE_PROGRAMS.append("memory.on-delete")

@@ -1,0 +1,142 @@
+"""HTTP API of governed memory: propose, list, inspect, review, withdraw, recall, audit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from quire.content.environment import current
+from quire.core.deps import ContributorDep, ReaderDep, ReviewerDep, TenantSessionDep
+from quire.memory import service
+from quire.memory.models import (
+    AuditReport,
+    ItemDetail,
+    ItemsPublic,
+    MemoryProposal,
+    MemoryScope,
+    RecallResults,
+    ReviewDecision,
+    VersionPublic,
+    VersionState,
+)
+from quire.memory.recall import Reader, recall
+from quire.runtime.routes import KickerDep
+
+router = APIRouter(prefix="/v1/memories", tags=["memory"])
+
+
+@router.post("", status_code=202)
+def propose_memory(
+    body: MemoryProposal, caller: ContributorDep, session: TenantSessionDep, kicker: KickerDep
+) -> ItemDetail:
+    """Propose a memory with its evidence; it is checked, then waits for a reviewer."""
+    item, _ = service.propose(
+        session,
+        tenant_id=caller.tenant_id,
+        proposal=body,
+        proposed_by=str(caller.principal_id),
+        kicker=kicker,
+    )
+    session.commit()
+    return service.describe_item(session, item_id=item.id, caller=caller)
+
+
+@router.get("")
+def list_memories(
+    caller: ReaderDep,
+    session: TenantSessionDep,
+    state: VersionState | None = None,
+    scope: MemoryScope | None = None,
+    kind: str | None = None,
+    collection: str | None = None,
+    flag: Annotated[
+        str | None, Query(description="injection, secrets, duplicate_of, conflicts_with …")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ItemsPublic:
+    rows, count = service.list_items(
+        session,
+        caller=caller,
+        state=state,
+        scope=scope,
+        kind=kind,
+        collection=collection,
+        flag=flag,
+        limit=limit,
+        offset=offset,
+    )
+    return ItemsPublic(
+        data=[service.item_public(session, item, version) for item, version in rows], count=count
+    )
+
+
+@router.get("/search")
+def search_memories(
+    caller: ReaderDep,
+    session: TenantSessionDep,
+    q: Annotated[str, Query(min_length=1, max_length=2000)],
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    as_of: Annotated[datetime | None, Query(description="Recall as of this moment (ISO 8601).")] = None,
+    collection: Annotated[list[str] | None, Query()] = None,
+    agent: str | None = None,
+) -> RecallResults:
+    """Approved memories in effect (now, or at `as_of`) in the caller's scopes, with their evidence."""
+    environment = current()
+    return recall(
+        session,
+        query=q,
+        reader=Reader(principal_id=caller.principal_id, agent=agent, collections=tuple(collection or ())),
+        embedder=environment.embedder,
+        k=k,
+        as_of=as_of,
+        dense_weight=environment.dense_weight,
+    )
+
+
+@router.get("/audit")
+def memory_audit(
+    caller: ReviewerDep,
+    session: TenantSessionDep,
+    since_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> AuditReport:
+    """The tenant's memory event log, and whether its hash chain verifies."""
+    return service.audit_report(session, since_seq=since_seq, limit=limit)
+
+
+@router.get("/{item_id}")
+def get_memory(item_id: uuid.UUID, caller: ReaderDep, session: TenantSessionDep) -> ItemDetail:
+    """A memory with all its versions, their evidence, and its events."""
+    return service.describe_item(session, item_id=item_id, caller=caller)
+
+
+@router.post("/{item_id}/review", status_code=202)
+def review_memory(
+    item_id: uuid.UUID,
+    body: ReviewDecision,
+    caller: ReviewerDep,
+    session: TenantSessionDep,
+    kicker: KickerDep,
+) -> VersionPublic:
+    """Approve, reject (with a reason), edit then approve, merge or supersede; 409 if it does not fit."""
+    version = service.review(session, item_id=item_id, decision=body, caller=caller, kicker=kicker)
+    session.commit()
+    return service.version_public(session, version)
+
+
+@router.delete("/{item_id}", status_code=202)
+def withdraw_memory(
+    item_id: uuid.UUID,
+    caller: ReviewerDep,
+    session: TenantSessionDep,
+    kicker: KickerDep,
+    reason: Annotated[str, Query(min_length=1, max_length=2000)],
+) -> VersionPublic:
+    """Take a memory back, with a reason; it stays in the audit log."""
+    version = service.withdraw(session, item_id=item_id, reason=reason, caller=caller, kicker=kicker)
+    session.commit()
+    return service.version_public(session, version)

@@ -1,0 +1,425 @@
+"""The memory layer's public face: propose with evidence, list, inspect, review, withdraw, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from quire.content.models import Document, Element
+from quire.content.models import Version as DocumentVersion
+from quire.core.models import Role
+from quire.core.tenancy import Caller
+from quire.memory import audit
+from quire.memory.errors import MemoryNotFound, MissingEvidence, ReviewRefused
+from quire.memory.lifecycle import MEMORY_REVIEW, Review
+from quire.memory.models import (
+    AuditReport,
+    EventPublic,
+    Evidence,
+    EvidenceIn,
+    EvidencePublic,
+    ItemDetail,
+    ItemPublic,
+    MemoryEvent,
+    MemoryItem,
+    MemoryProposal,
+    MemoryScope,
+    MemoryVersion,
+    ReviewDecision,
+    VersionPublic,
+    VersionState,
+)
+from quire.runtime.errors import InvalidEvent
+from quire.runtime.kicks import Kicker
+from quire.runtime.models import HumanTask, Run, Step
+from quire.runtime.process import Event, Instance, send_event
+from quire.runtime.service import create_run
+from quire.runtime.tasks import decide_task
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(normalise(text).lower().encode()).hexdigest()
+
+
+def resolve_evidence(
+    session: Session, evidence: Sequence[EvidenceIn], *, tenant_id: uuid.UUID
+) -> list[Evidence]:
+    """Check each piece of evidence against what it cites; a quote must be found, exactly."""
+    if not evidence:
+        raise MissingEvidence("a memory needs evidence: a quoted passage of a document, or a run step")
+    resolved = []
+    for item in evidence:
+        if item.document_id is not None:
+            resolved.append(_document_evidence(session, item, tenant_id))
+        elif item.run_id is not None:
+            run = session.get(Run, item.run_id)
+            if run is None:
+                raise MissingEvidence(f"run {item.run_id} does not exist")
+            if item.step_seq is not None and session.get(Step, (item.run_id, item.step_seq)) is None:
+                raise MissingEvidence(f"run {item.run_id} has no step {item.step_seq}")
+            resolved.append(
+                Evidence(
+                    tenant_id=tenant_id,
+                    run_id=item.run_id,
+                    step_seq=item.step_seq,
+                    quote=item.quote,
+                    note=item.note,
+                )
+            )
+        else:
+            raise MissingEvidence("each piece of evidence names a document_id or a run_id")
+    return resolved
+
+
+def _document_evidence(session: Session, item: EvidenceIn, tenant_id: uuid.UUID) -> Evidence:
+    document = session.get(Document, item.document_id)
+    if document is None:
+        raise MissingEvidence(f"document {item.document_id} does not exist")
+    if item.version_number is not None:
+        version = session.exec(
+            select(DocumentVersion).where(
+                DocumentVersion.document_id == document.id, DocumentVersion.number == item.version_number
+            )
+        ).first()
+    else:
+        version = (
+            session.get(DocumentVersion, document.latest_version_id) if document.latest_version_id else None
+        )
+    if version is None:
+        raise MissingEvidence(f"document {item.document_id} has no such (indexed) version")
+    quote = normalise(item.quote or "")
+    if not quote:
+        raise MissingEvidence("document evidence needs the quoted passage")
+    query = select(Element).where(Element.version_id == version.id).order_by(col(Element.ord))
+    if item.element_id is not None:
+        query = query.where(Element.element_id == item.element_id)
+    for element in session.exec(query):
+        found = find_quote(element.text, quote)
+        if found is not None:
+            start, end = found
+            return Evidence(
+                tenant_id=tenant_id,
+                document_id=document.id,
+                document_version_id=version.id,
+                element_id=element.element_id,
+                char_start=start,
+                char_end=end,
+                quote=element.text[start:end],
+                note=item.note,
+            )
+    where = f"element {item.element_id}" if item.element_id else f"version {version.number}"
+    raise MissingEvidence(f"the quote was not found in {where} of document {document.id}")
+
+
+def find_quote(text: str, quote: str) -> tuple[int, int] | None:
+    """Where `quote` is in `text`, ignoring differences of whitespace; None if it is not."""
+    pattern = r"\s+".join(re.escape(word) for word in quote.split())
+    match = re.search(pattern, text)
+    return (match.start(), match.end()) if match else None
+
+
+def create_version(
+    session: Session,
+    *,
+    item: MemoryItem,
+    text: str,
+    data: dict[str, Any],
+    valid_from: Any,
+    valid_to: Any,
+    confidence: float,
+    extractor: str,
+    extractor_version: str,
+    proposed_by: str,
+    evidence: list[Evidence],
+    kicker: Kicker | None,
+    pre_approved_by: str | None = None,
+    edited_from: uuid.UUID | None = None,
+) -> MemoryVersion:
+    """A new version of `item`, its evidence, an audit event, and its review process."""
+    number = (
+        session.exec(select(func.max(MemoryVersion.number)).where(MemoryVersion.item_id == item.id)).one()
+        or 0
+    ) + 1
+    version = MemoryVersion(
+        tenant_id=item.tenant_id,
+        item_id=item.id,
+        number=number,
+        text=normalise(text),
+        data=data,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        confidence=confidence,
+        extractor=extractor,
+        extractor_version=extractor_version,
+        content_hash=content_hash(text),
+        proposed_by=proposed_by,
+    )
+    session.add(version)
+    session.flush()
+    for piece in evidence:
+        piece.version_id = version.id
+        session.add(piece)
+    item.current_version_id = version.id
+    session.add(item)
+    audit.record(
+        session,
+        tenant_id=item.tenant_id,
+        type="memory.proposed",
+        actor=proposed_by,
+        item_id=item.id,
+        version_id=version.id,
+        data={
+            "to": VersionState.proposed.value,
+            "text": version.text,
+            "extractor": extractor,
+            "evidence": len(evidence),
+            **({"edited_from": str(edited_from)} if edited_from else {}),
+        },
+    )
+    review = Review(
+        version_id=version.id, item_id=item.id, valid_to=valid_to, pre_approved_by=pre_approved_by
+    )
+    run, _ = create_run(
+        session,
+        program=MEMORY_REVIEW.program_name,
+        state=MEMORY_REVIEW.start(review),
+        kicker=kicker,
+        idempotency_key=f"memory-review:{version.id}",
+    )
+    version.run_id = run.id
+    session.add(version)
+    session.flush()
+    return version
+
+
+def propose(
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    proposal: MemoryProposal,
+    proposed_by: str,
+    kicker: Kicker | None,
+    extractor: str = "manual",
+    extractor_version: str = "1",
+) -> tuple[MemoryItem, MemoryVersion]:
+    """Propose a memory (a new item, or a new version of `proposal.item_id`); it enters review."""
+    evidence = resolve_evidence(session, proposal.evidence, tenant_id=tenant_id)
+    if proposal.scope != MemoryScope.tenant and not proposal.scope_ref:
+        raise MissingEvidence(f"a {proposal.scope.value}-scoped memory needs scope_ref")
+    if proposal.item_id is not None:
+        item = session.get(MemoryItem, proposal.item_id)
+        if item is None:
+            raise MemoryNotFound(f"no memory {proposal.item_id}")
+    else:
+        item = MemoryItem(
+            tenant_id=tenant_id,
+            kind=proposal.kind,
+            scope=proposal.scope,
+            scope_ref=proposal.scope_ref if proposal.scope != MemoryScope.tenant else None,
+            subject_key=normalise(proposal.subject_key).lower() if proposal.subject_key else None,
+        )
+        session.add(item)
+        session.flush()
+    from quire.core.models import utcnow
+
+    version = create_version(
+        session,
+        item=item,
+        text=proposal.text,
+        data=proposal.data,
+        valid_from=proposal.valid_from or utcnow(),
+        valid_to=proposal.valid_to,
+        confidence=proposal.confidence,
+        extractor=extractor,
+        extractor_version=extractor_version,
+        proposed_by=proposed_by,
+        evidence=evidence,
+        kicker=kicker,
+    )
+    return item, version
+
+
+def readable_scope_filter(caller: Caller, *, agent: str | None = None) -> Any:
+    """Items the caller may see: tenant and collection scope, their own, their agent's."""
+    clauses = [
+        col(MemoryItem.scope).in_([MemoryScope.tenant.value, MemoryScope.collection.value]),
+        (col(MemoryItem.scope) == MemoryScope.user.value)
+        & (col(MemoryItem.scope_ref) == str(caller.principal_id)),
+    ]
+    if agent:
+        clauses.append(
+            (col(MemoryItem.scope) == MemoryScope.agent.value) & (col(MemoryItem.scope_ref) == agent)
+        )
+    from sqlalchemy import or_
+
+    return or_(*clauses)
+
+
+def list_items(
+    session: Session,
+    *,
+    caller: Caller,
+    state: VersionState | None = None,
+    scope: MemoryScope | None = None,
+    kind: str | None = None,
+    collection: str | None = None,
+    flag: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[tuple[MemoryItem, MemoryVersion]], int]:
+    """Items with their newest version; reviewers see every scope, others what they may read."""
+    query = select(MemoryItem, MemoryVersion).join(
+        MemoryVersion, col(MemoryVersion.id) == col(MemoryItem.current_version_id)
+    )
+    if not caller.allows(Role.reviewer):
+        query = query.where(readable_scope_filter(caller))
+    if state is not None:
+        query = query.where(MemoryVersion.state == state)
+    if scope is not None:
+        query = query.where(MemoryItem.scope == scope)
+    if kind:
+        query = query.where(MemoryItem.kind == kind)
+    if collection:
+        query = query.where(MemoryItem.scope == MemoryScope.collection, MemoryItem.scope_ref == collection)
+    if flag:
+        from sqlalchemy import text as sql_text
+
+        query = query.where(sql_text("memory_version.findings ? :flag").bindparams(flag=flag))
+    count = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(MemoryItem.updated_at).desc()).offset(offset).limit(limit)).all()
+    return [(item, version) for item, version in rows], int(count)
+
+
+def version_public(session: Session, version: MemoryVersion) -> VersionPublic:
+    evidence = session.exec(
+        select(Evidence).where(Evidence.version_id == version.id).order_by(col(Evidence.added_at))
+    ).all()
+    return VersionPublic.model_validate(version).model_copy(
+        update={"evidence": [EvidencePublic.model_validate(e) for e in evidence]}
+    )
+
+
+def item_public(session: Session, item: MemoryItem, latest: MemoryVersion | None) -> ItemPublic:
+    return ItemPublic(
+        id=item.id,
+        kind=item.kind,
+        scope=item.scope,
+        scope_ref=item.scope_ref,
+        subject_key=item.subject_key,
+        approved_version_id=item.approved_version_id,
+        current_version_id=item.current_version_id,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        latest=version_public(session, latest) if latest else None,
+    )
+
+
+def get_item(session: Session, *, item_id: uuid.UUID, caller: Caller) -> MemoryItem:
+    query = select(MemoryItem).where(MemoryItem.id == item_id)
+    if not caller.allows(Role.reviewer):
+        query = query.where(readable_scope_filter(caller))
+    item = session.exec(query).first()
+    if item is None:
+        raise MemoryNotFound(f"no memory {item_id}")
+    return item
+
+
+def describe_item(session: Session, *, item_id: uuid.UUID, caller: Caller) -> ItemDetail:
+    item = get_item(session, item_id=item_id, caller=caller)
+    versions = session.exec(
+        select(MemoryVersion).where(MemoryVersion.item_id == item_id).order_by(col(MemoryVersion.number))
+    ).all()
+    events = session.exec(
+        select(MemoryEvent).where(MemoryEvent.item_id == item_id).order_by(col(MemoryEvent.seq))
+    ).all()
+    latest = versions[-1] if versions else None
+    return ItemDetail(
+        **item_public(session, item, latest).model_dump(exclude={"latest"}),
+        latest=version_public(session, latest) if latest else None,
+        versions=[version_public(session, v) for v in versions],
+        events=[EventPublic.model_validate(e) for e in events],
+    )
+
+
+def review(
+    session: Session, *, item_id: uuid.UUID, decision: ReviewDecision, caller: Caller, kicker: Kicker | None
+) -> MemoryVersion:
+    """Decide on a memory version; refused, with the reason, when the decision does not fit its state."""
+    item = get_item(session, item_id=item_id, caller=caller)
+    version = session.get(MemoryVersion, decision.version_id or item.current_version_id)
+    if version is None or version.item_id != item.id or version.run_id is None:
+        raise MemoryNotFound(f"memory {item_id} has no version {decision.version_id}")
+    run = session.get(Run, version.run_id)
+    assert run is not None
+    data: dict[str, Any] = {}
+    if decision.text:
+        data["text"] = decision.text
+    if decision.into:
+        data["into"] = str(decision.into)
+    event = Event(
+        name=decision.decision, data={"comment": decision.reason, **data}, actor=str(caller.principal_id)
+    )
+    instance = Instance.model_validate(run.state or run.input)
+    try:
+        MEMORY_REVIEW.decide(instance, event)
+    except InvalidEvent as refused:
+        raise ReviewRefused(
+            f"version {version.number} of memory {item_id} is {version.state.value}: {refused}"
+        ) from None
+    task = session.exec(
+        select(HumanTask)
+        .where(HumanTask.run_id == run.id, HumanTask.status == "open")
+        .order_by(col(HumanTask.created_at).desc())
+    ).first()
+    if task is not None and decision.decision in (task.options or []):
+        decide_task(
+            session,
+            task_id=task.id,
+            caller=caller,
+            decision=decision.decision,
+            comment=decision.reason,
+            data=data or None,
+            kicker=kicker,
+        )
+    else:
+        send_event(
+            session, run_id=run.id, event=event, kicker=kicker, key=f"{decision.decision}:{uuid.uuid4()}"
+        )
+    return version
+
+
+def withdraw(
+    session: Session, *, item_id: uuid.UUID, reason: str, caller: Caller, kicker: Kicker | None
+) -> MemoryVersion:
+    """Take back a memory (its version in effect, or the one in review), with a reason."""
+    item = get_item(session, item_id=item_id, caller=caller)
+    target = item.approved_version_id or item.current_version_id
+    return review(
+        session,
+        item_id=item_id,
+        caller=caller,
+        kicker=kicker,
+        decision=ReviewDecision(decision="withdraw", reason=reason, version_id=target),
+    )
+
+
+def audit_report(session: Session, *, since_seq: int = 0, limit: int = 500) -> AuditReport:
+    everything = audit.tenant_events(session)
+    verification = audit.verify(everything)
+    page = [e for e in everything if e.seq > since_seq][:limit]
+    return AuditReport(
+        events=[EventPublic.model_validate(e) for e in page],
+        count=len(everything),
+        verified=verification.ok,
+        broken_at=verification.broken_at,
+        message=verification.message,
+    )

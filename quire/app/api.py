@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dramatiq.broker import Broker
 from fastapi import FastAPI
 
+from quire.agent import routes as agent_routes
 from quire.app.errors import install_error_handlers, register_error
 from quire.app.limits import BodySizeLimit
 from quire.app.programs import configure_process, warm_up_in_background
@@ -32,7 +33,7 @@ register_error(ReviewRefused, 409)
 def create_app(
     *, settings: Settings, database: Database, broker: Broker | None = None, warm_up: bool = False
 ) -> FastAPI:
-    environment = configure_process(settings)
+    environment = configure_process(settings, database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,4 +58,5 @@ def create_app(
     app.include_router(runtime_routes.router)
     app.include_router(content_routes.router)
     app.include_router(memory_routes.router)
+    app.include_router(agent_routes.router)
     return app

@@ -25,6 +25,7 @@ BUILTIN_PROGRAM_MODULES: list[str] = [
     "quire.content.ingestion",
     "quire.memory.lifecycle",
     "quire.memory.programs",
+    "quire.agent.loop",
 ]
 
 
@@ -48,8 +49,12 @@ def content_environment(settings: Settings) -> ContentEnvironment:
     return environment
 
 
-def configure_process(settings: Settings) -> ContentEnvironment:
+def configure_process(settings: Settings, database: Database | None = None) -> ContentEnvironment:
+    from quire.agent.config import load_models
+    from quire.agent.environment import configure_agent
+
     load_programs(settings)
+    configure_agent(load_models(models_file=settings.models, model=settings.model), database)
     return content_environment(settings)
 
 
@@ -88,7 +93,7 @@ class BackgroundServices:
 def start_background_services(
     *, settings: Settings, database: Database, broker: Broker
 ) -> BackgroundServices:
-    environment = configure_process(settings)
+    environment = configure_process(settings, database)
     warm_up_in_background(environment, parser=True)
     kicker = Kicker(broker)
     executor = Executor(database, kicker, lease_ttl=settings.lease_seconds)

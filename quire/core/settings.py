@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     search_dense_weight: float = Field(
         default=0.5, ge=0, le=1, description="Weight of the dense leg in the hybrid blend."
     )
+    models: str = Field(default="", description="Path of a TOML file of model targets and routes.")
+    model: str = Field(default="", description="One model for the simple case, as provider:model.")
     program_modules: str = Field(
         default="", description="Comma-separated modules to import for extra durable programs."
     )

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
@@ -101,8 +103,8 @@ class RunContext:
         self._steps_in_slice = 0
         self._events: list[tuple[str, Any]] = []
         self._state: dict[str, Any] | None = None
-        self._session: TenantSession | None = None
-        self._current_seq: int | None = None
+        self._local = threading.local()  # the running step's session and seq, per thread
+        self._lock = threading.RLock()  # parallel steps share the event and history buffers
         self._cancel_requested = run.cancel_requested
 
     # What a program may ask.
@@ -115,9 +117,10 @@ class RunContext:
     @property
     def session(self) -> TenantSession:
         """The transaction of the running step: writes here commit with the step, exactly once."""
-        if self._session is None:
+        session: TenantSession | None = getattr(self._local, "session", None)
+        if session is None:
             raise RuntimeError("ctx.session exists only inside a step function")
-        return self._session
+        return session
 
     @property
     def idempotency_key(self) -> str:
@@ -125,6 +128,11 @@ class RunContext:
         if self._current_seq is None:
             raise RuntimeError("ctx.idempotency_key exists only inside a step function")
         return f"{self.run_id}:{self._current_seq}"
+
+    @property
+    def _current_seq(self) -> int | None:
+        seq: int | None = getattr(self._local, "seq", None)
+        return seq
 
     @property
     def cancel_requested(self) -> bool:
@@ -180,7 +188,7 @@ class RunContext:
         attempt = self.run.attempt + 1 if seq == self.run.next_seq else 1
         started = utcnow()
         with self.executor.database.tenant_session(self.tenant_id) as session:
-            self._session, self._current_seq = session, seq
+            self._local.session, self._local.seq = session, seq
             try:
                 result = function(*args, **kwargs)
                 encoded = encode_result(function, result)
@@ -215,11 +223,106 @@ class RunContext:
                     seq, name, attempt, error, status=RunStatus.sleeping, delay=retry.delay(attempt)
                 )
             finally:
-                self._session, self._current_seq = None, None
+                self._local.session, self._local.seq = None, None
             self._commit_step(session, seq, name, StepKind.step, attempt, encoded, started)
             session.commit()
         self._steps_in_slice += 1
         return result
+
+    def parallel(
+        self,
+        calls: Sequence[tuple[str, Callable[..., Any], tuple[Any, ...]]],
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        max_workers: int = 4,
+    ) -> list[Any]:
+        """Run several steps at once; each is recorded on its own, like `step`.
+
+        Returns one entry per call, in order: its result, or the StepFailed it ended with (the
+        caller decides what a failure means). Retries back off inside the worker here, since
+        the other calls are running; a RetryAfter parks the whole run once the others are done,
+        and only the throttled calls run again.
+        """
+        seqs = [self._allocate(name, StepKind.step) for name, _, _ in calls]
+        results: list[Any] = [None] * len(calls)
+        missing = []
+        for index, (seq, (_, function, _)) in enumerate(zip(seqs, calls, strict=True)):
+            recorded = self._history.get(seq)
+            if recorded is None:
+                missing.append(index)
+                continue
+            try:
+                results[index] = self._replay(recorded, function)
+            except StepFailed as failure:
+                results[index] = failure
+        if not missing:
+            return results
+        self._before_new_work()
+        throttled: list[RetryAfter] = []
+        with ThreadPoolExecutor(max_workers=min(max_workers, len(missing))) as pool:
+            futures = {
+                index: pool.submit(
+                    self._run_inline, seqs[index], calls[index][0], calls[index][1], calls[index][2], retry
+                )
+                for index in missing
+            }
+        for index, future in futures.items():
+            outcome = future.result()  # LeaseLost, Suspend and Cancelled propagate from here
+            if isinstance(outcome, RetryAfter):
+                throttled.append(outcome)
+            else:
+                results[index] = outcome
+        self._steps_in_slice += len(missing)
+        if throttled:
+            worst = max(throttled, key=lambda t: t.seconds)
+            first = min(i for i in missing if isinstance(futures[i].result(), RetryAfter))
+            self._park_after_failure(
+                seqs[first], calls[first][0], 0, worst, status=RunStatus.throttled, delay=worst.seconds
+            )
+        return results
+
+    def _run_inline(
+        self, seq: int, name: str, function: Callable[..., Any], args: tuple[Any, ...], retry: RetryPolicy
+    ) -> Any:
+        """One step of `parallel`, in a worker thread: committed, failed for good, or throttled."""
+        attempt = 0
+        while True:
+            attempt += 1
+            started = utcnow()
+            with self.executor.database.tenant_session(self.tenant_id) as session:
+                self._local.session, self._local.seq = session, seq
+                try:
+                    result = function(*args)
+                    encoded = encode_result(function, result)
+                except (LeaseLost, Suspend, Cancelled):
+                    raise
+                except RetryAfter as throttled:
+                    session.rollback()
+                    return throttled
+                except Exception as error:
+                    session.rollback()
+                    if isinstance(error, NonRetryable) or attempt >= retry.max_attempts:
+                        with self._lock:
+                            self._commit_step(
+                                session,
+                                seq,
+                                name,
+                                StepKind.step,
+                                attempt,
+                                None,
+                                started,
+                                error=_describe(error),
+                            )
+                        session.commit()
+                        return StepFailed(name, _describe(error))
+                    time.sleep(min(retry.delay(attempt), 5.0))
+                    continue
+                finally:
+                    self._local.session, self._local.seq = None, None
+                with self._lock:
+                    self._commit_step(session, seq, name, StepKind.step, attempt, encoded, started)
+                session.commit()
+                return result
 
     def sleep(self, duration: float | timedelta) -> None:
         """Wait `duration` (seconds or a timedelta) without holding a worker."""
@@ -454,15 +557,17 @@ class RunContext:
         return utcnow() + timedelta(seconds=seconds)
 
     def _take_events(self, *extra: tuple[str, Any]) -> dict[str, Any]:
-        events = [*self._events, *extra]
-        self._events = []
+        with self._lock:
+            events = [*self._events, *extra]
+            self._events = []
         return {
             "event_types": [kind for kind, _ in events],
             "event_data": [dumps(data) for _, data in events],
         }
 
     def _take_state(self) -> str | None:
-        state, self._state = self._state, None
+        with self._lock:
+            state, self._state = self._state, None
         return None if state is None else dumps(state)
 
     @contextmanager

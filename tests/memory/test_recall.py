@@ -53,7 +53,7 @@ def populate(harness: Harness, rng: random.Random, count: int) -> None:
             topic = rng.choice(TOPICS)
             valid_from = now + timedelta(days=30) if outcome == "future" else None
             valid_to = now + timedelta(seconds=1) if outcome == "expired" else None
-            item, version = propose(
+            item, _version = propose(
                 session,
                 tenant_id=harness.tenant_id,
                 proposal=MemoryProposal(
@@ -72,7 +72,7 @@ def populate(harness: Harness, rng: random.Random, count: int) -> None:
         session.commit()
     harness.drive()
     decider = reviewer(harness)
-    for item_id, outcome, scope, ref in plans:
+    for item_id, outcome, _, _ in plans:
         with harness.database.tenant_session(harness.tenant_id) as session:
             if outcome in ("approve", "withdraw", "future", "expired", "supersede"):
                 review(
@@ -103,7 +103,7 @@ def populate(harness: Harness, rng: random.Random, count: int) -> None:
                     kicker=harness.kicker,
                 )
             elif outcome == "supersede":
-                newer, _ = propose(
+                _newer, _ = propose(
                     session,
                     tenant_id=harness.tenant_id,
                     proposal=MemoryProposal(
@@ -121,7 +121,8 @@ def populate(harness: Harness, rng: random.Random, count: int) -> None:
     with harness.database.tenant_session(harness.tenant_id) as session:
         pending = session.execute(
             text(
-                "SELECT v.id FROM memory_version v WHERE v.text LIKE 'Replacement for %' AND v.state = 'in_review'"
+                "SELECT v.id FROM memory_version v "
+                "WHERE v.text LIKE 'Replacement for %' AND v.state = 'in_review'"
             )
         ).all()
     for (version_id,) in pending:
@@ -171,7 +172,8 @@ def test_recall_never_leaks(content: Harness, content_database_url: str, seed: i
                     ).hits:
                         row = session.execute(
                             text(
-                                "SELECT v.state, v.tenant_id, i.scope, i.scope_ref, v.valid_from, v.valid_to, v.ended_at "
+                                "SELECT v.state, v.tenant_id, i.scope, i.scope_ref, v.valid_from, "
+                                "v.valid_to, v.ended_at "
                                 "FROM memory_version v JOIN memory_item i ON i.id = v.item_id WHERE v.id = :v"
                             ),
                             {"v": hit.version_id},

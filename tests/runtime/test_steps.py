@@ -199,3 +199,39 @@ def test_a_run_that_keeps_killing_its_worker_fails_after_bounded_recoveries(
     assert run.status == "failed"
     assert run.error is not None and "lost 4 times" in run.error and "giving up" in run.error
     assert attempts["doomed"] == 4  # the first run and three recoveries (max_recoveries=3)
+
+
+class Fan(BaseModel):
+    results: list[str] = []
+
+
+def fan_call(name: str, failures: int) -> str:
+    attempts[name] += 1
+    if attempts[name] <= failures:
+        raise ConnectionError(f"{name} attempt {attempts[name]}")
+    if failures < 0:
+        raise NonRetryable(f"{name} cannot work")
+    return f"{name} done"
+
+
+@program("test.fan")
+def fan(ctx: RunContext, state: Fan) -> Fan:
+    fast = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
+    outcomes = ctx.parallel(
+        [("a", fan_call, ("a", 0)), ("b", fan_call, ("b", 1)), ("c", fan_call, ("c", -1))], retry=fast
+    )
+    state.results = [o if isinstance(o, str) else f"failed: {o.error}" for o in outcomes]
+    ctx.wait_for_signal("again")  # forces a replay of the parallel block
+    return state
+
+
+def test_parallel_steps_run_once_each_and_report_failures(harness: Harness) -> None:
+    run_id = harness.start("test.fan", Fan())
+    harness.drive()
+    harness.signal(run_id, "again")
+    harness.drive()
+    run = harness.run(run_id)
+    assert run.status == "completed"
+    assert run.state == {"results": ["a done", "b done", "failed: NonRetryable: c cannot work"]}
+    assert attempts == {"a": 1, "b": 2, "c": 1}  # the replay re-ran nothing
+    assert [s.status for s in run.steps[:3]] == ["completed", "completed", "failed"]

@@ -1,0 +1,131 @@
+"""Routing a model call along its route's targets, with fallbacks, a shared circuit breaker, and
+throttling that parks the run instead of retrying in a loop.
+
+For each target in order: skip it while its circuit is open; call it; on a rate limit, outage or
+malformed answer try the next one. When no target answers, a rate limit parks the run until the
+earliest Retry-After (RetryAfter); an outage fails the attempt so the runtime retries the step
+later with back-off; anything else (authentication everywhere, an invalid request) ends the step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from quire.agent.circuit import CircuitBreaker
+from quire.agent.config import ModelsConfig, ModelTarget
+from quire.agent.costs import cost_usd
+from quire.agent.messages import Completion, CompletionRequest
+from quire.agent.providers.base import DeltaCallback
+from quire.agent.providers.errors import (
+    AuthenticationFailed,
+    ContentFiltered,
+    ContextTooLong,
+    InvalidProviderRequest,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
+from quire.agent.providers.factory import build_provider
+from quire.core.models import utcnow
+from quire.runtime.errors import NonRetryable, RetryAfter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_THROTTLE_SECONDS = 10.0
+
+
+class Attempt(BaseModel):
+    target: str
+    outcome: str  # ok, rate_limited, unavailable, circuit_open, context_too_long, auth, …
+    error: str | None = None
+    retry_after: float | None = None
+
+
+class ModelCall(BaseModel):
+    """A model call as the run records it (what a replay gets back instead of calling again)."""
+
+    completion: Completion
+    target: str
+    model: str
+    cost_usd: float
+    attempts: list[Attempt]
+    latency_ms: float
+    finished_at: datetime
+
+
+class AllTargetsFailed(NonRetryable):
+    code = "all_targets_failed"
+
+
+class Router:
+    def __init__(self, config: ModelsConfig, breaker: CircuitBreaker | None = None) -> None:
+        self.config = config
+        self.breaker = breaker
+
+    def complete(
+        self,
+        route_name: str | None,
+        make_request: Callable[[ModelTarget], CompletionRequest],
+        *,
+        on_delta: DeltaCallback | None = None,
+    ) -> ModelCall:
+        route = self.config.route(route_name)
+        attempts: list[Attempt] = []
+        for name in route.targets:
+            target = self.config.targets[name]
+            if self.breaker is not None and not self.breaker.allows(name):
+                attempts.append(Attempt(target=name, outcome="circuit_open"))
+                continue
+            started = time.perf_counter()
+            try:
+                completion = build_provider(target).complete(make_request(target), on_delta=on_delta)
+            except RateLimited as error:
+                attempts.append(
+                    Attempt(
+                        target=name, outcome="rate_limited", error=str(error), retry_after=error.retry_after
+                    )
+                )
+                continue
+            except (ContentFiltered, InvalidProviderRequest) as error:
+                raise NonRetryable(f"{name}: {error}") from error
+            except ContextTooLong as error:
+                attempts.append(Attempt(target=name, outcome="context_too_long", error=str(error)))
+                continue
+            except (AuthenticationFailed, ProviderUnavailable, ProviderError) as error:
+                outcome = "auth" if isinstance(error, AuthenticationFailed) else "unavailable"
+                attempts.append(Attempt(target=name, outcome=outcome, error=str(error)))
+                if self.breaker is not None:
+                    self.breaker.failed(name, str(error))
+                continue
+            if self.breaker is not None:
+                self.breaker.succeeded(name)
+            attempts.append(Attempt(target=name, outcome="ok"))
+            return ModelCall(
+                completion=completion,
+                target=name,
+                model=target.model,
+                cost_usd=cost_usd(completion.usage, target),
+                attempts=attempts,
+                latency_ms=round((time.perf_counter() - started) * 1000, 1),
+                finished_at=utcnow(),
+            )
+        raise self._failure(route.name, attempts)
+
+    @staticmethod
+    def _failure(route: str, attempts: list[Attempt]) -> Exception:
+        summary = "; ".join(
+            f"{a.target}: {a.outcome}" + (f" ({a.error})" if a.error else "") for a in attempts
+        )
+        throttled = [a for a in attempts if a.outcome in ("rate_limited", "circuit_open")]
+        if throttled:
+            waits = [a.retry_after for a in throttled if a.retry_after is not None]
+            seconds = min(waits) if waits else DEFAULT_THROTTLE_SECONDS
+            return RetryAfter(seconds, f"every target of route {route!r} is throttled ({summary})")
+        if any(a.outcome == "unavailable" for a in attempts):
+            return ProviderUnavailable(f"no target of route {route!r} is available: {summary}")
+        return AllTargetsFailed(f"no target of route {route!r} could answer: {summary}")

@@ -1,0 +1,108 @@
+"""The agent's public face: start a run for a question, look at it, wait for its answer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from quire.agent.citations import NumberedCitation
+from quire.agent.costs import Budget
+from quire.agent.loop import PROGRAM, AgentState
+from quire.agent.messages import Usage
+from quire.core.db import Database
+from quire.core.tenancy import Caller
+from quire.runtime.errors import RunNotFound
+from quire.runtime.kicks import Kicker
+from quire.runtime.models import TERMINAL, StepPublic
+from quire.runtime.service import create_run, describe_run
+
+
+class AgentRunCreate(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    collections: list[str] = Field(default_factory=list)
+    route: str | None = Field(
+        default=None, description="A model route from QUIRE_MODELS (default: 'default')."
+    )
+    budget: Budget | None = None
+    stream: bool = Field(default=False, description="Stream tokens as run events.")
+    agent: str = Field(default="assistant", max_length=100, description="Whose agent-scoped memory to read.")
+    idempotency_key: str | None = Field(default=None, max_length=300)
+
+
+class AgentRunPublic(BaseModel):
+    id: uuid.UUID
+    status: str
+    question: str
+    answer: str | None
+    citations: list[NumberedCitation]
+    usage: Usage
+    cost_usd: float
+    model_calls: int
+    stop_reason: str | None
+    error: str | None
+    targets: list[str]
+    waiting_for: dict[str, Any] | None
+    created_at: datetime
+    finished_at: datetime | None
+    steps: list[StepPublic]
+
+
+def start_agent_run(
+    session: Session, *, caller: Caller, request: AgentRunCreate, kicker: Kicker | None
+) -> uuid.UUID:
+    state = AgentState(
+        question=request.question,
+        collections=request.collections,
+        route=request.route,
+        budget=request.budget or Budget(),
+        agent=request.agent,
+        principal_id=caller.principal_id,
+        role=caller.role,
+        stream=request.stream,
+    )
+    run, _ = create_run(
+        session, program=PROGRAM, state=state, kicker=kicker, idempotency_key=request.idempotency_key
+    )
+    return run.id
+
+
+def describe_agent_run(session: Session, *, run_id: uuid.UUID) -> AgentRunPublic:
+    run = describe_run(session, run_id=run_id)
+    if run.program != PROGRAM:
+        raise RunNotFound(f"run {run_id} is not an agent run")
+    state = AgentState.model_validate(run.state or run.input)
+    return AgentRunPublic(
+        id=run.id,
+        status=run.status.value,
+        question=state.question,
+        answer=state.answer,
+        citations=state.citations,
+        usage=state.spend.usage,
+        cost_usd=state.spend.cost_usd,
+        model_calls=state.spend.model_calls,
+        stop_reason=state.stop_reason,
+        error=run.error,
+        targets=state.targets,
+        waiting_for=run.waiting_for,
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        steps=run.steps,
+    )
+
+
+def wait_for_answer(
+    database: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID, timeout: float, poll: float = 0.25
+) -> AgentRunPublic:
+    """The run once it has ended, or as it is when `timeout` runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with database.tenant_session(tenant_id) as session:
+            described = describe_agent_run(session, run_id=run_id)
+        if described.status in {s.value for s in TERMINAL} or time.monotonic() >= deadline:
+            return described
+        time.sleep(poll)

@@ -1,0 +1,93 @@
+"""Usage and spend per tenant, model and day; tenant budgets that stop new model calls."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from quire.agent.messages import Usage
+
+
+def record_usage(
+    session: Session, *, tenant_id: uuid.UUID, target: str, model: str, usage: Usage, cost: float
+) -> None:
+    """Add one model call to today's totals (in the caller's transaction: the model step's)."""
+    session.execute(
+        text(
+            """
+            INSERT INTO agent_usage (tenant_id, day, target, model, calls, input_tokens, cached_input_tokens,
+                                     output_tokens, cost_usd)
+            VALUES (:tenant, current_date, :target, :model, 1, :input, :cached, :output, :cost)
+            ON CONFLICT (tenant_id, day, target, model) DO UPDATE SET
+                calls = agent_usage.calls + 1,
+                input_tokens = agent_usage.input_tokens + EXCLUDED.input_tokens,
+                cached_input_tokens = agent_usage.cached_input_tokens + EXCLUDED.cached_input_tokens,
+                output_tokens = agent_usage.output_tokens + EXCLUDED.output_tokens,
+                cost_usd = agent_usage.cost_usd + EXCLUDED.cost_usd
+            """
+        ),
+        {
+            "tenant": tenant_id,
+            "target": target,
+            "model": model,
+            "input": usage.input_tokens,
+            "cached": usage.cached_input_tokens,
+            "output": usage.output_tokens,
+            "cost": cost,
+        },
+    )
+
+
+def spent_today(session: Session) -> float:
+    value = session.execute(
+        text("SELECT coalesce(sum(cost_usd), 0) FROM agent_usage WHERE day = current_date")
+    ).scalar()
+    return float(value or 0)
+
+
+def tenant_budget_reason(session: Session) -> str | None:
+    """Why the tenant may make no more model calls today, or None."""
+    budget = session.execute(text("SELECT daily_usd FROM agent_tenant_budget")).scalar()
+    if budget is None:
+        return None
+    spent = spent_today(session)
+    if spent >= float(budget):
+        return f"the tenant's daily model budget of ${float(budget):.2f} is spent (${spent:.4f} today)"
+    return None
+
+
+def set_tenant_budget(session: Session, *, tenant_id: uuid.UUID, daily_usd: float | None) -> None:
+    if daily_usd is None:
+        session.execute(text("DELETE FROM agent_tenant_budget WHERE tenant_id = :t"), {"t": tenant_id})
+        return
+    session.execute(
+        text(
+            "INSERT INTO agent_tenant_budget (tenant_id, daily_usd) VALUES (:t, :d) "
+            "ON CONFLICT (tenant_id) DO UPDATE SET daily_usd = EXCLUDED.daily_usd"
+        ),
+        {"t": tenant_id, "d": daily_usd},
+    )
+
+
+def usage_report(session: Session, *, since: date | None = None) -> list[dict[str, object]]:
+    rows = session.execute(
+        text(
+            "SELECT day, target, model, calls, input_tokens, cached_input_tokens, output_tokens, cost_usd "
+            "FROM agent_usage WHERE (CAST(:since AS date) IS NULL OR day >= :since) ORDER BY day, target"
+        ),
+        {"since": since},
+    ).all()
+    keys = (
+        "day",
+        "target",
+        "model",
+        "calls",
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "cost_usd",
+    )
+    return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -1,0 +1,73 @@
+"""Logging in to the console with an API key, and out again."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from quire.app.console.errors import LoginRequired
+from quire.app.console.pages import redirect, render, safe_next, sessions_of
+from quire.core.deps import DatabaseDep
+from quire.core.errors import Unauthenticated
+from quire.core.tenancy import authenticate
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+HOME = "/console/memory"
+
+
+@router.get("")
+def console_home() -> RedirectResponse:
+    return RedirectResponse(HOME, status_code=303)
+
+
+def login_form(request: Request, *, next: str, error: str | None = None, status: int = 200) -> HTMLResponse:
+    sessions = sessions_of(request)
+    token = sessions.login_token(request)
+    response = render(request, "login.html", status=status, next=next, token=token, error=error)
+    sessions.set_login_token(request, response, token)
+    return response
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = HOME) -> HTMLResponse:
+    return login_form(request, next=safe_next(next, HOME))
+
+
+@router.post("/login", response_model=None)
+def log_in(
+    request: Request,
+    database: DatabaseDep,
+    key: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form(max_length=500)] = "",
+    next: Annotated[str, Form(max_length=2000)] = HOME,
+) -> HTMLResponse | RedirectResponse:
+    sessions = sessions_of(request)
+    sessions.check_login_token(request, csrf)
+    target = safe_next(next, HOME)
+    try:
+        with database.system_session() as session:
+            caller = authenticate(session=session, key=key.strip())
+    except Unauthenticated as refused:
+        return login_form(request, next=target, error=str(refused), status=401)
+    response = redirect(request, target, flash=f"Logged in as {caller.name} ({caller.role.value}).")
+    sessions.log_in(request, response, key=key.strip())
+    return response
+
+
+@router.post("/logout")
+def log_out(
+    request: Request, database: DatabaseDep, csrf: Annotated[str, Form(max_length=500)] = ""
+) -> RedirectResponse:
+    sessions = sessions_of(request)
+    try:
+        session = sessions.resolve(request, database)
+    except LoginRequired:
+        session = None
+    if session is not None:
+        sessions.check_csrf(session, csrf)
+    response = redirect(request, "/console/login", flash="Logged out.")
+    sessions.log_out(response)
+    return response

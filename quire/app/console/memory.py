@@ -1,0 +1,268 @@
+"""The memory review console: the queue, one memory with its evidence, and the decisions.
+
+Decisions go through `quire.memory.service.review`, as the API's do: they decide the version's
+review task and wake its process; a worker then moves the version, a moment later.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from quire.app.console.deps import ReviewerConsoleDep
+from quire.app.console.errors import ConsoleError
+from quire.app.console.evidence import in_context, version_elements
+from quire.app.console.history import actor_names
+from quire.app.console.pages import redirect, render, safe_next, sessions_of
+from quire.app.console.queue import AWAITING, FLAGS, QueueFilters, list_queue, neighbours, pending_decisions
+from quire.app.errors import status_for
+from quire.content import service as content
+from quire.content.models import Document
+from quire.core.deps import DatabaseDep
+from quire.core.errors import QuireError
+from quire.memory import service
+from quire.memory.models import MemoryKind, MemoryVersion, ReviewDecision, VersionState
+from quire.runtime.routes import KickerDep
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+QUEUE = "/console/memory"
+BULK_LIMIT = 200
+
+# What each decision does once the worker applies it, for the notice after the form.
+OUTCOMES = {
+    "approve": "the memory moves to approved in a moment",
+    "supersede": "the memory moves to approved in a moment and retires the one it conflicts with",
+    "reject": "the memory moves to rejected in a moment",
+    "edit": "the edited text becomes a new, approved version in a moment",
+    "merge": "its evidence joins the other memory and it moves to merged in a moment",
+    "recertify": "the memory is in effect again in a moment",
+    "withdraw": "the memory moves to withdrawn in a moment",
+}
+ACTIONS: dict[VersionState, tuple[str, ...]] = {
+    VersionState.in_review: ("approve", "reject", "edit", "merge", "supersede"),
+    VersionState.needs_recertification: ("recertify", "reject", "edit", "withdraw"),
+    VersionState.approved: ("withdraw",),
+}
+
+
+@contextmanager
+def as_page() -> Iterator[None]:
+    """Quire's errors, shown as a console page with the API's status."""
+    try:
+        yield
+    except QuireError as error:
+        raise ConsoleError(str(error), status=status_for(error)) from None
+
+
+def _short(text: str, size: int = 80) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+@router.get("/memory")
+def queue_page(request: Request, console: ReviewerConsoleDep, database: DatabaseDep) -> HTMLResponse:
+    filters = QueueFilters.parse(request.query_params)
+    with database.tenant_session(console.caller.tenant_id) as session:
+        rows, count = list_queue(session, filters=filters)
+        collections = [name for name, _ in content.list_collections(session)]
+        return render(
+            request,
+            "queue.html",
+            session=console,
+            rows=rows,
+            count=count,
+            filters=filters,
+            collections=collections,
+            kinds=[k.value for k in MemoryKind],
+            flags=FLAGS,
+            states=[s.value for s in VersionState],
+            awaiting={s.value for s in AWAITING},
+            page_size=len(rows),
+        )
+
+
+@router.get("/memory/{item_id}")
+def item_page(
+    item_id: uuid.UUID, request: Request, console: ReviewerConsoleDep, database: DatabaseDep
+) -> HTMLResponse:
+    filters = QueueFilters.parse(request.query_params)
+    with database.tenant_session(console.caller.tenant_id) as session, as_page():
+        detail = service.describe_item(session, item_id=item_id, caller=console.caller)
+        latest = detail.latest
+        evidence = in_context(session, latest.evidence) if latest else []
+        pending = pending_decisions(session, [latest]) if latest else {}
+        decision = pending.get(latest.id) if latest else None
+        referenced = _referenced(session, latest.findings if latest else {})
+        names = actor_names(
+            session, [e.actor for e in detail.events] + [v.proposed_by for v in detail.versions]
+        )
+        previous, following = neighbours(session, filters=filters, item_id=item_id)
+        query = filters.query_string()
+        here = f"/console/memory/{item_id}?{query}"
+        next_url = f"/console/memory/{following}?{query}" if following else f"{QUEUE}?{query}"
+        return render(
+            request,
+            "item.html",
+            session=console,
+            item=detail,
+            latest=latest,
+            evidence=evidence,
+            pending=decision,
+            outcome=OUTCOMES.get(decision or "", ""),
+            actions=() if decision or latest is None else ACTIONS.get(latest.state, ()),
+            referenced=referenced,
+            merge_candidates={k: v for k, v in referenced.items() if k != str(item_id)},
+            names=names,
+            previous_url=f"/console/memory/{previous}?{query}" if previous else None,
+            next_url=next_url,
+            queue_url=f"{QUEUE}?{query}",
+            here=here,
+            refresh=3 if decision else None,
+        )
+
+
+def _referenced(session: Session, findings: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The memories a finding names (duplicates, conflicts), by item id: their text and state."""
+    found: dict[str, dict[str, str]] = {}
+    for key in ("duplicate_of", "near_duplicate_of", "conflicts_with"):
+        for entry in findings.get(key) or []:
+            if not isinstance(entry, dict):
+                continue
+            try:
+                version = session.get(MemoryVersion, uuid.UUID(str(entry.get("version_id"))))
+            except ValueError:
+                continue
+            if version is not None:
+                found[str(version.item_id)] = {"text": version.text, "state": version.state.value}
+    return found
+
+
+@router.post("/memory/{item_id}/decide")
+def decide(
+    item_id: uuid.UUID,
+    request: Request,
+    console: ReviewerConsoleDep,
+    database: DatabaseDep,
+    kicker: KickerDep,
+    decision: Annotated[str, Form(max_length=20)] = "",
+    csrf: Annotated[str, Form(max_length=500)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    text: Annotated[str, Form(max_length=5000)] = "",
+    into: Annotated[str, Form(max_length=100)] = "",
+    version_id: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> RedirectResponse:
+    sessions_of(request).check_csrf(console, csrf)
+    back = f"/console/memory/{item_id}"
+    try:
+        body = ReviewDecision(
+            decision=decision,
+            reason=reason.strip() or None,
+            text=text.strip() or None,
+            into=uuid.UUID(into.strip()) if into.strip() else None,
+            version_id=uuid.UUID(version_id) if version_id else None,
+        )
+    except (ValidationError, ValueError):
+        return redirect(
+            request, back, flash=f"Not recorded: the form for {decision!r} was malformed", kind="error"
+        )
+    with database.tenant_session(console.caller.tenant_id) as session:
+        try:
+            version = service.review(
+                session, item_id=item_id, decision=body, caller=console.caller, kicker=kicker
+            )
+            session.commit()
+        except QuireError as refused:
+            session.rollback()
+            return redirect(request, back, flash=f"Not recorded: {refused}", kind="error")
+        text_ = version.text
+    message = f"Decision recorded: {body.decision} “{_short(text_)}”; {OUTCOMES[body.decision]}."
+    return redirect(request, safe_next(next, back), flash=message)
+
+
+def _parse_target(value: str) -> tuple[uuid.UUID, uuid.UUID | None] | None:
+    item, _, version = value.partition(":")
+    try:
+        return uuid.UUID(item), uuid.UUID(version) if version else None
+    except ValueError:
+        return None
+
+
+@router.post("/memory/bulk")
+def bulk_approve(
+    request: Request,
+    console: ReviewerConsoleDep,
+    database: DatabaseDep,
+    kicker: KickerDep,
+    csrf: Annotated[str, Form(max_length=500)] = "",
+    item: Annotated[list[str] | None, Form()] = None,
+    only: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> RedirectResponse:
+    """Approve the selected memories (or the one whose button was pressed), each on its own."""
+    sessions_of(request).check_csrf(console, csrf)
+    back = safe_next(next, QUEUE)
+    chosen = [only] if only else list(item or [])
+    targets = [t for t in (_parse_target(v) for v in chosen[:BULK_LIMIT]) if t is not None]
+    if not targets:
+        return redirect(request, back, flash="Nothing selected: tick memories first (x).", kind="error")
+    approved, refused = 0, []
+    for item_id, version_id in targets:
+        with database.tenant_session(console.caller.tenant_id) as session:
+            try:
+                current = session.get(MemoryVersion, version_id) if version_id else None
+                name = (
+                    "recertify"
+                    if current and current.state == VersionState.needs_recertification
+                    else "approve"
+                )
+                service.review(
+                    session,
+                    item_id=item_id,
+                    decision=ReviewDecision(decision=name, version_id=version_id),
+                    caller=console.caller,
+                    kicker=kicker,
+                )
+                session.commit()
+                approved += 1
+            except QuireError as error:
+                session.rollback()
+                refused.append(str(error))
+    message = f"Decisions recorded: {approved} approved; the memories move to approved in a moment."
+    if refused:
+        message += f" {len(refused)} refused: " + "; ".join(_short(r, 160) for r in refused[:5])
+    return redirect(request, back, flash=message, kind="error" if refused and not approved else "ok")
+
+
+@router.get("/documents/{document_id}/versions/{number}")
+def document_version_page(
+    document_id: uuid.UUID,
+    number: int,
+    request: Request,
+    console: ReviewerConsoleDep,
+    database: DatabaseDep,
+    mark: Annotated[uuid.UUID | None, Query()] = None,
+    start: Annotated[int | None, Query(ge=0)] = None,
+    end: Annotated[int | None, Query(ge=0)] = None,
+) -> HTMLResponse:
+    """A document version's elements, in order, with the cited span marked."""
+    with database.tenant_session(console.caller.tenant_id) as session, as_page():
+        version = content.get_version(session, document_id=document_id, number=number)
+        document = session.get(Document, document_id)
+        elements = version_elements(session, version=version, marks={mark: (start, end)} if mark else {})
+        return render(
+            request,
+            "version.html",
+            session=console,
+            document=document,
+            version=version,
+            elements=elements,
+            api_path=f"/v1/documents/{document_id}/versions/{number}",
+        )

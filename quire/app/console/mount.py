@@ -1,0 +1,24 @@
+"""Putting the console into the API's app: its routers, its static files, its error pages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from quire.app.console import login, memory
+from quire.app.console.errors import ConsoleError
+from quire.app.console.pages import STATIC, console_error
+from quire.app.console.session import Sessions, load_secret
+from quire.core.settings import Settings
+
+
+def mount_console(app: FastAPI, *, secret: bytes | None = None) -> None:
+    """Serve the review console under /console; a second call does nothing."""
+    if getattr(app.state, "console_sessions", None) is not None:
+        return
+    settings: Settings = app.state.settings
+    app.state.console_sessions = Sessions(secret or load_secret(settings.data_dir))
+    app.include_router(login.router)
+    app.include_router(memory.router)
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    app.add_exception_handler(ConsoleError, console_error)

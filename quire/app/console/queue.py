@@ -1,0 +1,173 @@
+"""The reviewer's queue: memories by state, collection, kind and flag, oldest first.
+
+A collection filter matches memories scoped to the collection and memories whose evidence
+quotes a document of the collection (what the extractor proposes is tenant-scoped, but comes
+from one collection's documents).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from sqlalchemy import and_, or_
+from sqlalchemy import text as sql_text
+from sqlmodel import Session, col, func, select
+
+from quire.content.models import Document
+from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryScope, MemoryVersion, VersionState
+from quire.runtime.models import HumanTask
+
+FLAGS = ("injection", "secrets", "duplicate_of", "near_duplicate_of", "conflicts_with")
+AWAITING = (VersionState.in_review, VersionState.needs_recertification)
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    state: str = VersionState.in_review.value  # "" for every state
+    collection: str = ""
+    kind: str = ""
+    flag: str = ""
+    offset: int = 0
+
+    @classmethod
+    def parse(cls, params: Any) -> QueueFilters:
+        """Filters from query parameters; values the queue does not know are dropped."""
+        state = params.get("state", VersionState.in_review.value)
+        kind = params.get("kind", "")
+        flag = params.get("flag", "")
+        try:
+            offset = max(0, int(params.get("offset", 0)))
+        except ValueError:
+            offset = 0
+        return cls(
+            state=state if state in {s.value for s in VersionState} else "",
+            collection=str(params.get("collection", ""))[:200],
+            kind=kind if kind in {k.value for k in MemoryKind} else "",
+            flag=flag if flag in FLAGS else "",
+            offset=offset,
+        )
+
+    def query_string(self, **changes: Any) -> str:
+        values = {
+            "state": self.state,
+            "collection": self.collection,
+            "kind": self.kind,
+            "flag": self.flag,
+            "offset": self.offset,
+            **changes,
+        }
+        kept = {k: v for k, v in values.items() if v not in ("", 0) or k == "state"}
+        return urlencode(kept)
+
+
+@dataclass
+class QueueRow:
+    item: MemoryItem
+    version: MemoryVersion
+    flags: list[str]
+    collections: list[str] = field(default_factory=list)
+    pending: str | None = None  # a decision recorded, not yet applied by the worker
+
+
+def _filtered(filters: QueueFilters) -> Any:
+    query = select(MemoryItem, MemoryVersion).join(
+        MemoryVersion, col(MemoryVersion.id) == col(MemoryItem.current_version_id)
+    )
+    if filters.state:
+        query = query.where(MemoryVersion.state == VersionState(filters.state))
+    if filters.kind:
+        query = query.where(MemoryItem.kind == MemoryKind(filters.kind))
+    if filters.flag:
+        query = query.where(sql_text("memory_version.findings ? :flag").bindparams(flag=filters.flag))
+    if filters.collection:
+        evidenced = (
+            select(Evidence.version_id)
+            .join(Document, col(Document.id) == col(Evidence.document_id))
+            .where(Document.collection == filters.collection)
+        )
+        query = query.where(
+            or_(
+                and_(
+                    col(MemoryItem.scope) == MemoryScope.collection,
+                    col(MemoryItem.scope_ref) == filters.collection,
+                ),
+                col(MemoryVersion.id).in_(evidenced),
+            )
+        )
+    return query
+
+
+def _ordered(query: Any) -> Any:
+    return query.order_by(col(MemoryVersion.created_at), col(MemoryVersion.id))
+
+
+def list_queue(
+    session: Session, *, filters: QueueFilters, limit: int = PAGE_SIZE
+) -> tuple[list[QueueRow], int]:
+    """One page of the queue, and how many memories match in all."""
+    query = _filtered(filters)
+    count = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(_ordered(query).offset(filters.offset).limit(limit)).all()
+    result = [
+        QueueRow(item=item, version=version, flags=[f for f in FLAGS if f in (version.findings or {})])
+        for item, version in rows
+    ]
+    version_ids = [row.version.id for row in result]
+    collections: dict[uuid.UUID, set[str]] = {}
+    if version_ids:
+        for version_id, collection in session.exec(
+            select(Evidence.version_id, Document.collection)
+            .join(Document, col(Document.id) == col(Evidence.document_id))
+            .where(col(Evidence.version_id).in_(version_ids))
+        ).all():
+            if version_id is not None:
+                collections.setdefault(version_id, set()).add(collection)
+    pending = pending_decisions(session, [row.version for row in result])
+    for row in result:
+        row.collections = sorted(collections.get(row.version.id, ()))
+        row.pending = pending.get(row.version.id)
+    return result, int(count)
+
+
+def neighbours(
+    session: Session, *, filters: QueueFilters, item_id: uuid.UUID, window: int = 1000
+) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+    """The items before and after `item_id` in the queue, for moving through it one by one."""
+    query = _ordered(_filtered(filters)).with_only_columns(col(MemoryItem.id)).limit(window)
+    ids = [row[0] for row in session.execute(query)]
+    if item_id not in ids:
+        return None, ids[0] if ids else None
+    at = ids.index(item_id)
+    return (ids[at - 1] if at > 0 else None), (ids[at + 1] if at + 1 < len(ids) else None)
+
+
+class Reviewable(Protocol):
+    id: uuid.UUID
+    run_id: uuid.UUID | None
+    state: VersionState
+
+
+def pending_decisions(session: Session, versions: Sequence[Reviewable]) -> dict[uuid.UUID, str]:
+    """Versions whose review task is decided while the version still waits for that decision.
+
+    The decision wakes the review process; until a worker advances it the version keeps its
+    state, and the console says so instead of offering the decision again.
+    """
+    runs = {v.run_id: v.id for v in versions if v.run_id is not None and v.state in AWAITING}
+    if not runs:
+        return {}
+    latest: dict[uuid.UUID, HumanTask] = {}
+    for task in session.exec(
+        select(HumanTask).where(col(HumanTask.run_id).in_(list(runs))).order_by(col(HumanTask.created_at))
+    ).all():
+        latest[task.run_id] = task
+    found = {}
+    for run_id, task in latest.items():
+        if task.status != "open" and isinstance(task.decision, dict):
+            found[runs[run_id]] = str(task.decision.get("decision"))
+    return found

@@ -9,6 +9,7 @@ from dramatiq.broker import Broker
 from fastapi import FastAPI
 
 from quire.agent import routes as agent_routes
+from quire.app.console.mount import mount_console
 from quire.app.errors import install_error_handlers, register_error
 from quire.app.limits import BodySizeLimit
 from quire.app.programs import configure_process, warm_up_in_background
@@ -59,4 +60,5 @@ def create_app(
     app.include_router(content_routes.router)
     app.include_router(memory_routes.router)
     app.include_router(agent_routes.router)
+    mount_console(app)
     return app

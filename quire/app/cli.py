@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from quire.core.errors import QuireError
 from quire.core.models import Role
@@ -60,10 +61,16 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+INTERACTIVE = {"ingest", "ask", "search", "runs", "keys", "db", "migrate", "tenant"}
+
+
 def settings_for(command: str) -> Settings:
     from quire.app.logs import configure_logging
 
     settings = load_settings()
+    if command in INTERACTIVE and settings.log_level == "INFO":
+        # Commands a person watches show their own progress; INFO lines would interleave with it.
+        settings = settings.model_copy(update={"log_level": "WARNING"})
     configure_logging(settings, process_name=f"quire-{command}")
     return settings
 
@@ -510,8 +517,27 @@ def search(
             f"[dim]({hit.score:.3f})[/]",
             highlight=False,
         )
-        out.print(f"   {c.snippet.replace(chr(10), ' ')}", highlight=False)
+        snippet = escape(c.snippet.replace(chr(10), " ")).replace("«", "[bold]").replace("»", "[/bold]")
+        out.print(f"   {snippet}", highlight=False)
     out.print(f"[dim]{results.took_ms:.0f} ms[/]")
+
+
+@app.command("ask")
+@friendly
+def ask_command(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Annotated[list[str] | None, typer.Option(help="Focus on these collections.")] = None,
+    route: Annotated[str | None, typer.Option(help="Model route (QUIRE_MODELS).")] = None,
+    tenant: TenantOption = "default",
+) -> None:
+    """Ask the agent; see its steps as it works, then the answer and its sources."""
+    from quire.app.ask import ask
+
+    settings = settings_for("ask")
+    if not ask(
+        settings, question, collections=list(collection or ()), route=route, tenant=tenant, console=out
+    ):
+        raise typer.Exit(1)
 
 
 def main() -> None:

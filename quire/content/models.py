@@ -245,7 +245,7 @@ class Citation(BaseModel):
     element_ids: list[uuid.UUID]
     pages: list[int]
     section_path: list[str]
-    snippet: str
+    snippet: str = Field(description="The passage around the query's words, which are marked «like this».")
 
 
 class SearchHit(BaseModel):

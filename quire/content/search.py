@@ -98,7 +98,8 @@ def _hits(session: Session, query: str, fused: Sequence[Fused]) -> list[SearchHi
             "SELECT c.id, c.text, c.element_ids, c.pages, c.section_path, c.document_id, c.version_id, "
             "d.title, d.collection, v.number, "
             "ts_headline('english', c.text, websearch_to_tsquery('english', :query), "
-            "'MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=\" … \"') AS snippet "
+            "'MaxWords=40, MinWords=15, MaxFragments=2, FragmentDelimiter=\" … \", StartSel=«, StopSel=»') "
+            "AS snippet "
             "FROM content_chunk c JOIN content_document d ON d.id = c.document_id "
             "JOIN content_version v ON v.id = c.version_id WHERE c.id = ANY(CAST(:ids AS uuid[]))"
         ),

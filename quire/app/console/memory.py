@@ -105,7 +105,6 @@ def item_page(
         )
         previous, following = neighbours(session, filters=filters, item_id=item_id)
         query = filters.query_string()
-        here = f"/console/memory/{item_id}?{query}"
         next_url = f"/console/memory/{following}?{query}" if following else f"{QUEUE}?{query}"
         return render(
             request,
@@ -123,7 +122,6 @@ def item_page(
             previous_url=f"/console/memory/{previous}?{query}" if previous else None,
             next_url=next_url,
             queue_url=f"{QUEUE}?{query}",
-            here=here,
             refresh=3 if decision else None,
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from quire.app.console import login, memory
+from quire.app.console import login, memory, operations, runs
 from quire.app.console.errors import ConsoleError
 from quire.app.console.pages import STATIC, console_error
 from quire.app.console.session import Sessions, load_secret
@@ -20,5 +20,7 @@ def mount_console(app: FastAPI, *, secret: bytes | None = None) -> None:
     app.state.console_sessions = Sessions(secret or load_secret(settings.data_dir))
     app.include_router(login.router)
     app.include_router(memory.router)
+    app.include_router(runs.router)
+    app.include_router(operations.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(ConsoleError, console_error)

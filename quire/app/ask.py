@@ -1,0 +1,133 @@
+"""`quire ask`: start an agent run, show it as it goes, print the answer and its sources.
+
+With a worker running, the workers answer and this command follows the run's events; without
+one, it runs the loop in its own process (the same durable program, driven locally).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from rich.console import Console
+from sqlalchemy import text
+
+from quire.agent.service import AgentRunCreate, describe_agent_run, start_agent_run
+from quire.app.programs import configure_process
+from quire.core.broker import build_broker
+from quire.core.db import Database, resolve_database_url
+from quire.core.models import Role
+from quire.core.settings import Settings
+from quire.core.tenancy import Caller, get_tenant_by_name
+from quire.core.workers import alive_workers
+from quire.runtime.executor import Executor
+from quire.runtime.kicks import Kicker
+from quire.runtime.local import LocalKicker, drive
+from quire.runtime.models import TERMINAL
+from quire.runtime.sweeper import Sweeper
+
+
+def ask(
+    settings: Settings,
+    question: str,
+    *,
+    collections: list[str],
+    route: str | None,
+    tenant: str,
+    console: Console,
+) -> bool:
+    """Answer `question`; returns whether an answer came."""
+    database = Database(resolve_database_url(settings), pool_size=4)
+    environment = configure_process(settings, database)
+    try:
+        with database.system_session() as system:
+            tenant_id = get_tenant_by_name(session=system, name=tenant).id
+        local = alive_workers(database) == 0
+        kicker: Kicker = (
+            LocalKicker()
+            if local
+            else Kicker(build_broker(broker_url=settings.broker_url, database_url=database.url))
+        )
+        caller = Caller(principal_id=uuid.uuid4(), tenant_id=tenant_id, name="cli", role=Role.contributor)
+        with database.tenant_session(tenant_id) as session:
+            run_id = start_agent_run(
+                session,
+                caller=caller,
+                kicker=kicker,
+                request=AgentRunCreate(question=question, collections=collections, route=route, stream=True),
+            )
+            session.commit()
+        console.print(f"[dim]run {run_id}{' (in this process: no worker is running)' if local else ''}[/]")
+        executor = Executor(database, kicker) if local else None
+        sweeper = Sweeper(database, kicker, interval=0.2) if local else None
+        after, streamed = 0, False
+        while True:
+            if executor is not None and isinstance(kicker, LocalKicker):
+                drive(executor, kicker, sweeper=sweeper, until=0.3)
+            else:
+                time.sleep(0.3)
+            after, finished, shown = _show_events(database, tenant_id, run_id, after, console)
+            streamed = streamed or shown
+            if finished:
+                break
+        with database.tenant_session(tenant_id) as session:
+            run = describe_agent_run(session, run_id=run_id)
+        console.print()
+        if run.answer and not streamed:
+            console.print(run.answer, highlight=False)
+        else:
+            console.print(f"[red]No answer: {run.stop_reason or run.error or run.status}[/]")
+        if run.citations:
+            console.print("\n[bold]Sources[/]")
+            for citation in run.citations:
+                console.print(f"  [{citation.ref}] {citation.label()}", highlight=False)
+        console.print(
+            f"[dim]{run.model_calls} model call(s), {run.usage.input_tokens + run.usage.output_tokens} tokens, "
+            f"${run.cost_usd:.4f}[/]"
+        )
+        return bool(run.answer)
+    finally:
+        environment.close()
+        database.dispose()
+
+
+def _show_events(
+    database: Database, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int, console: Console
+) -> tuple[int, bool, bool]:
+    with database.tenant_session(tenant_id) as session:
+        rows = session.execute(
+            text("SELECT id, type, data FROM runtime_event WHERE run_id = :r AND id > :after ORDER BY id"),
+            {"r": run_id, "after": after},
+        ).all()
+        status = session.execute(
+            text("SELECT status FROM runtime_run WHERE id = :r"), {"r": run_id}
+        ).scalar_one()
+    streamed = False
+    for event_id, kind, data in rows:
+        after = event_id
+        data = data or {}
+        if kind == "model.delta":
+            console.print(data.get("text", ""), end="", highlight=False, soft_wrap=True)
+            streamed = True
+        elif kind == "tool.call":
+            console.print(f"[cyan]→ {data['name']}[/]({_args(data.get('arguments') or {})})", highlight=False)
+        elif kind == "tool.result":
+            detail = (
+                f"error: {data['error']}"
+                if data.get("error")
+                else f"{len(data.get('sources') or [])} source(s)"
+            )
+            console.print(f"[cyan]← {data['name']}[/] {detail}", highlight=False)
+        elif kind == "model.fallback":
+            console.print(f"[yellow]model {data['target']}: {data['outcome']}[/]", highlight=False)
+        elif kind == "run.waiting":
+            console.print(f"[yellow]waiting: {data}[/]", highlight=False)
+        elif kind == "task.created":
+            console.print(f"[yellow]a person must answer: {data.get('title')} (quire runs show {run_id})[/]")
+    if streamed:
+        console.print()
+    return after, status in {s.value for s in TERMINAL}, streamed
+
+
+def _args(arguments: dict[str, object]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in arguments.items())[:200]

@@ -1,0 +1,206 @@
+"""The run inspector: recent runs of the tenant, and one run's timeline, for debugging and audit.
+
+Every role may look, readers included (the API lets them read runs too). Everything is read in a
+tenant session, so a run of another tenant is simply not found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlmodel import Session, col, select
+
+from quire.agent.loop import PROGRAM as AGENT_PROGRAM
+from quire.agent.service import AgentRunPublic, describe_agent_run
+from quire.app.console.charts import dollars
+from quire.app.console.deps import ConsoleSessionDep
+from quire.app.console.history import actor_names
+from quire.app.console.memory import as_page
+from quire.app.console.pages import render
+from quire.app.console.timeline import actors_of, build_timeline, pretty, seconds, tokens
+from quire.core.deps import DatabaseDep
+from quire.core.models import Role
+from quire.runtime.events import events_after
+from quire.runtime.models import HumanTask, Run, RunEvent, RunStatus
+from quire.runtime.service import describe_run, list_runs
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+RUNS = "/console/runs"
+PAGE_SIZE = 50
+MAX_EVENTS = 20_000  # of one run's log shown; a streamed answer writes one event per delta
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    program: str = ""
+    status: str = ""
+    offset: int = 0
+
+    @classmethod
+    def parse(cls, params: Any) -> RunFilters:
+        status = params.get("status", "")
+        try:
+            offset = max(0, int(params.get("offset", 0)))
+        except ValueError:
+            offset = 0
+        return cls(
+            program=str(params.get("program", ""))[:200],
+            status=status if status in {s.value for s in RunStatus} else "",
+            offset=offset,
+        )
+
+    def query_string(self, **changes: Any) -> str:
+        values = {"program": self.program, "status": self.status, "offset": self.offset, **changes}
+        return urlencode({k: v for k, v in values.items() if v not in ("", 0)})
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run: Run
+    duration: str
+    cost: str  # agent runs only
+    summary: str  # the question of an agent run, else what it waits for or why it failed
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def duration_of(run: Run | AgentRunPublic | Any, at: datetime | None = None) -> str:
+    """How long the run took, or has taken so far."""
+    end = run.finished_at or at or now()
+    return seconds((end - run.created_at).total_seconds())
+
+
+def _spend(state: dict[str, Any] | None) -> dict[str, Any]:
+    spend = (state or {}).get("spend")
+    return spend if isinstance(spend, dict) else {}
+
+
+def row_of(run: Run, at: datetime) -> RunRow:
+    cost, summary = "", ""
+    if run.program == AGENT_PROGRAM:
+        state = run.state or run.input
+        cost = dollars(float(_spend(state).get("cost_usd") or 0))
+        summary = str(state.get("question") or "")
+    if run.status == RunStatus.failed and run.error:
+        summary = f"{summary} — {run.error}" if summary else run.error
+    elif run.waiting_for and not summary:
+        summary = f"waiting: {run.waiting_for.get('kind')} {run.waiting_for.get('name') or ''}".strip()
+    return RunRow(run=run, duration=duration_of(run, at), cost=cost, summary=summary)
+
+
+def programs_of(session: Session) -> list[str]:
+    """The programs this tenant has runs of, for the filter."""
+    return sorted(session.exec(select(Run.program).distinct()).all())
+
+
+@router.get("/runs")
+def runs_page(request: Request, console: ConsoleSessionDep, database: DatabaseDep) -> HTMLResponse:
+    filters = RunFilters.parse(request.query_params)
+    with database.tenant_session(console.caller.tenant_id) as session:
+        runs, count = list_runs(
+            session,
+            status=RunStatus(filters.status) if filters.status else None,
+            program=filters.program or None,
+            limit=PAGE_SIZE,
+            offset=filters.offset,
+        )
+        at = now()
+        return render(
+            request,
+            "runs.html",
+            session=console,
+            rows=[row_of(run, at) for run in runs],
+            count=count,
+            filters=filters,
+            programs=programs_of(session),
+            statuses=[s.value for s in RunStatus],
+            page_size=len(runs),
+            step=PAGE_SIZE,
+        )
+
+
+def all_events(session: Session, run_id: uuid.UUID) -> tuple[list[RunEvent], bool]:
+    """The run's events in order (up to MAX_EVENTS), and whether there were more."""
+    events: list[RunEvent] = []
+    after = 0
+    while len(events) < MAX_EVENTS:
+        page = events_after(session, run_id=run_id, after_id=after, limit=1000)
+        if not page:
+            return events, False
+        events.extend(page)
+        after = page[-1].id or after
+    return events[:MAX_EVENTS], True
+
+
+def tasks_of(session: Session, run_id: uuid.UUID) -> list[HumanTask]:
+    """Every human task of the run, decided or not (`describe_run` lists only the open ones)."""
+    return list(
+        session.exec(
+            select(HumanTask).where(HumanTask.run_id == run_id).order_by(col(HumanTask.created_at))
+        ).all()
+    )
+
+
+@dataclass(frozen=True)
+class AgentSummary:
+    run: AgentRunPublic
+    facts: list[tuple[str, str]]
+
+
+def agent_summary(session: Session, run_id: uuid.UUID) -> AgentSummary:
+    agent = describe_agent_run(session, run_id=run_id)
+    usage = agent.usage
+    facts = [
+        ("model calls", str(agent.model_calls)),
+        ("tokens in", tokens(usage.input_tokens)),
+        ("cached", tokens(usage.cached_input_tokens)),
+        ("out", tokens(usage.output_tokens)),
+        ("total tokens", tokens(usage.input_tokens + usage.output_tokens)),
+        ("cost", dollars(agent.cost_usd)),
+    ]
+    if agent.targets:
+        facts.append(("targets", ", ".join(agent.targets)))
+    return AgentSummary(run=agent, facts=facts)
+
+
+@router.get("/runs/{run_id}")
+def run_page(
+    run_id: uuid.UUID, request: Request, console: ConsoleSessionDep, database: DatabaseDep
+) -> HTMLResponse:
+    with database.tenant_session(console.caller.tenant_id) as session, as_page():
+        run = describe_run(session, run_id=run_id)
+        agent = agent_summary(session, run_id) if run.program == AGENT_PROGRAM else None
+        events, truncated = all_events(session, run_id)
+        tasks = tasks_of(session, run_id)
+        names = actor_names(session, actors_of(events, tasks))
+        entries = build_timeline(run, events, tasks, names)
+        counts: dict[str, int] = {}
+        for entry in entries:
+            counts[entry.kind] = counts.get(entry.kind, 0) + 1
+        return render(
+            request,
+            "run.html",
+            session=console,
+            run=run,
+            agent=agent,
+            entries=entries,
+            counts=counts,
+            truncated=truncated,
+            event_count=len(events),
+            duration=duration_of(run),
+            open_tasks=[t for t in tasks if t.status == "open"],
+            can_review=console.caller.allows(Role.reviewer),
+            raw_input=pretty(run.input),
+            raw_state=pretty(run.state) if run.state is not None else "",
+            waiting=pretty(run.waiting_for) if run.waiting_for else "",
+            api_path=f"/v1/runs/{run_id}",
+        )

@@ -65,7 +65,8 @@ class CircuitBreaker:
                     ON CONFLICT (target) DO UPDATE SET
                         failures = agent_circuit.failures + 1, last_error = :reason, updated_at = now(),
                         retry_at = CASE
-                            WHEN agent_circuit.failures + 1 >= :threshold THEN now() + make_interval(secs => :cool)
+                            WHEN agent_circuit.failures + 1 >= :threshold
+                                THEN now() + make_interval(secs => :cool)
                             ELSE agent_circuit.retry_at END
                     RETURNING failures >= :threshold
                     """

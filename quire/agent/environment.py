@@ -22,7 +22,8 @@ _current: AgentEnvironment | None = None
 
 
 def configure_agent(models: ModelsConfig, database: Database | None) -> AgentEnvironment:
-    import quire.agent.tools.builtin  # noqa: F401  (registers the built-in tools)
+    import quire.agent.tools.builtin
+    import quire.agent.tools.disclosure  # noqa: F401
 
     global _current
     breaker = CircuitBreaker(database) if database is not None else None

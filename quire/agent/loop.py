@@ -38,16 +38,9 @@ MAX_TURNS = 200  # a hard cap; the run budget (max_steps) usually ends a run soo
 MAX_INVALID_CALLS = 3
 MODEL_RETRY = RetryPolicy(max_attempts=4, base_delay=2.0, max_delay=60.0)
 TOOL_RETRY = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=5.0)
-CORE_TOOLS = (
-    "search_content",
-    "recall_memory",
-    "read_section",
-    "compare_versions",
-    "list_collections",
-    "propose_memory",
-    "ask_human",
-    "read_result",
-)
+# The handful every run starts with; everything else is found with find_tools and loaded.
+CORE_TOOLS = ("search_content", "recall_memory", "read_section", "ask_human", "read_result")
+DISCLOSURE_TOOLS = ("find_tools", "load_tools", "tool_help")
 
 SYSTEM_PROMPT = """You are Quire's assistant. You answer questions from the organisation's documents and its \
 approved memory, using the tools. Every fact in an answer must come from a tool result; cite it with the \
@@ -67,7 +60,14 @@ class AgentState(BaseModel):
     stream: bool = False
     pinned: list[str] = Field(default_factory=list, description="Facts kept in the system prompt.")
     context_tokens: int | None = Field(default=None, description="Overrides the target's context budget.")
-    tools: list[str] | None = Field(default=None, description="Tools offered (default: the core tools).")
+    tools: list[str] | None = Field(default=None, description="Core tools offered (default: CORE_TOOLS).")
+    disclosure: bool = Field(default=True, description="Offer find_tools, load_tools and tool_help.")
+    preload: int = Field(default=0, ge=0, le=10, description="Load this many best-matching tools up front.")
+    max_loaded: int = Field(default=8, ge=1, le=50, description="Loaded tools kept at once (LRU).")
+    loaded: list[str] = Field(
+        default_factory=list, description="Loaded tools, in the order they were loaded."
+    )
+    last_used: dict[str, int] = Field(default_factory=dict)
     # What the run produced.
     answer: str | None = None
     citations: list[NumberedCitation] = Field(default_factory=list)
@@ -87,10 +87,54 @@ def system_prompt(state: AgentState) -> str:
     return "\n\n".join(parts)
 
 
-def offered_tools(state: AgentState) -> list[Tool]:
+def core_tools(state: AgentState) -> list[Tool]:
+    """The stable part of the tool list: the same at every turn of a run, in the same order."""
     registry = current_agent().tools
-    names = state.tools if state.tools is not None else list(CORE_TOOLS)
+    names = list(state.tools if state.tools is not None else CORE_TOOLS)
+    if state.disclosure:
+        names += [n for n in DISCLOSURE_TOOLS if n not in names]
     return [registry[name] for name in names if name in registry and state.role.allows(registry[name].role)]
+
+
+def sync_builtin_tools(ctx: RunContext) -> int:
+    """Keep this tenant's catalog in step with the built-in tools (cheap when nothing changed)."""
+    from quire.agent.tools.catalog import describe, sync_source
+    from quire.content.environment import current
+
+    report = sync_source(
+        ctx.session,
+        tenant_id=ctx.tenant_id,
+        source="builtin",
+        tools=[describe(t) for t in current_agent().tools.values()],
+        embedder=current().embedder,
+    )
+    return report.added + report.changed
+
+
+def resolve_loaded(ctx: RunContext, names: list[str]) -> list[dict[str, Any]]:
+    """The definitions of the loaded tools that are not built in (imported ones), from the catalog."""
+    from quire.agent.tools.catalog import ToolDescription, get_tool
+
+    resolved = []
+    for name in names:
+        if name in current_agent().tools:
+            continue
+        entry = get_tool(ctx.session, name=name)
+        if entry is not None:
+            description = ToolDescription.model_validate(entry, from_attributes=True)
+            resolved.append({"source": entry.source, **description.model_dump(mode="json")})
+    return resolved
+
+
+def preload_tools(ctx: RunContext, question: str, count: int, role: Role) -> list[str]:
+    from quire.agent.tools.catalog import search_tools
+    from quire.content.environment import current
+
+    builtin = set(current_agent().tools)
+    found = search_tools(
+        ctx.session, query=question, embedder=current().embedder, k=count + len(builtin), role=role
+    )
+    return [f.name for f in found if f.name not in builtin or f.name not in CORE_TOOLS][:count]
 
 
 def now() -> datetime:
@@ -254,7 +298,10 @@ class Turn:
         message = Message.tool_result(
             call, truncate_result(content, handle=call.id), is_error=output.is_error
         )
-        message.metadata["quire"] = {"citations": [c.model_dump(mode="json") for c in numbered]}
+        message.metadata["quire"] = {
+            "citations": [c.model_dump(mode="json") for c in numbered],
+            "data": output.data,
+        }
         self.ctx.emit(
             "tool.result",
             {
@@ -283,11 +330,66 @@ def cited(sources: list[NumberedCitation], answer: str | None) -> list[NumberedC
     return chosen if chosen else list(sources)
 
 
+class Toolbox:
+    """The tools of one turn: the core ones, then the loaded ones, in a stable order."""
+
+    def __init__(self, ctx: RunContext, state: AgentState) -> None:
+        self.ctx, self.state = ctx, state
+        self.core = core_tools(state)
+        self.resolved_for: tuple[str, ...] | None = None
+        self.imported: dict[str, Tool] = {}
+
+    def for_turn(self, turn: int) -> tuple[list[Tool], list[ToolSpec]]:
+        from quire.agent.tools.catalog import ToolDescription
+        from quire.agent.tools.remote import remote_tool
+
+        loaded = tuple(self.state.loaded)
+        needs = [n for n in loaded if n not in current_agent().tools and n not in self.imported]
+        if needs and self.resolved_for != loaded:
+            for entry in self.ctx.step(f"tools:{turn}", resolve_loaded, self.ctx, list(needs)):
+                source = entry.pop("source")
+                self.imported[entry["name"]] = remote_tool(ToolDescription.model_validate(entry), source)
+            self.resolved_for = loaded
+        registry = current_agent().tools
+        extra = [registry.get(n) or self.imported.get(n) for n in loaded]
+        core_names = {t.name for t in self.core}
+        tools = self.core + [
+            t for t in extra if t is not None and t.name not in core_names and self.state.role.allows(t.role)
+        ]
+        return tools, [t.spec() for t in tools]
+
+
+def note_disclosure(
+    ctx: RunContext, state: AgentState, calls: list[ToolCall], results: list[Message], turn: int
+) -> None:
+    """Update the loaded set from this turn's find_tools and load_tools calls (recorded results)."""
+    from quire.agent.tools.disclosure import touch
+
+    for call, result in zip(calls, results, strict=True):
+        data = result.metadata.get("quire", {}).get("data") or {}
+        if call.name == "find_tools" and not result.is_error:
+            ctx.emit("tools.found", {"query": call.arguments.get("query"), "names": data.get("names", [])})
+        elif call.name == "load_tools" and data.get("loaded"):
+            state.loaded, evicted = touch(state.loaded, list(data["loaded"]), cap=state.max_loaded)
+            for name in data["loaded"]:
+                state.last_used[name] = turn
+            for name in evicted:
+                state.last_used.pop(name, None)
+            ctx.emit("tools.loaded", {"names": data["loaded"], "evicted": evicted, "loaded": state.loaded})
+        elif call.name in state.loaded:
+            state.last_used[call.name] = turn
+
+
 @program(PROGRAM)
 def answer(ctx: RunContext, state: AgentState) -> AgentState:
-    tools = offered_tools(state)
-    specs = [tool.spec() for tool in tools]
-    by_name = {tool.name: tool for tool in tools}
+    ctx.step("sync-tools", sync_builtin_tools, ctx)
+    if state.preload and state.disclosure:
+        names = ctx.step("preload", preload_tools, ctx, state.question, state.preload, state.role)
+        state.loaded = names[: state.max_loaded]
+        ctx.emit(
+            "tools.loaded", {"names": state.loaded, "evicted": [], "loaded": state.loaded, "preloaded": True}
+        )
+    toolbox = Toolbox(ctx, state)
     started = ctx.step("start", now)
     history = [Message.system(system_prompt(state)), Message.user(state.question)]
     sources: list[NumberedCitation] = []
@@ -298,6 +400,8 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
         if reason is not None:
             state.stop_reason = f"budget: {reason}"
             break
+        tools, specs = toolbox.for_turn(turn)
+        by_name = {tool.name: tool for tool in tools}
         try:
             call = ctx.step(f"model:{turn}", call_model, ctx, state, history, specs, retry=MODEL_RETRY)
         except StepFailed as failure:
@@ -329,7 +433,9 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
             state.answer = message.content
             break
         turn_runner = Turn(ctx, state, by_name, sources)
-        history.extend(turn_runner.run(message.tool_calls, turn))
+        results = turn_runner.run(message.tool_calls, turn)
+        history.extend(results)
+        note_disclosure(ctx, state, message.tool_calls, results, turn)
         invalid += turn_runner.invalid
         if invalid > MAX_INVALID_CALLS:
             state.stop_reason = f"the model made {invalid} invalid tool calls; giving up"

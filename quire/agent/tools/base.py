@@ -61,7 +61,7 @@ class Tool:
     name: str
     summary: str
     description: str
-    arguments: type[BaseModel]
+    arguments: type[BaseModel] | None  # None for imported tools, described by `parameters` only
     function: ToolFunction
     tags: tuple[str, ...] = ()
     role: Role = Role.reader
@@ -69,11 +69,14 @@ class Tool:
     requires_approval: bool = False
     examples: tuple[dict[str, Any], ...] = ()
     source: str = "builtin"
+    parameters: dict[str, Any] | None = None
 
     def spec(self) -> ToolSpec:
         return ToolSpec(name=self.name, description=self.prompt_description(), parameters=self.schema())
 
     def schema(self) -> dict[str, Any]:
+        if self.arguments is None:
+            return dict(self.parameters or {"type": "object", "properties": {}})
         schema = self.arguments.model_json_schema()
         schema.pop("title", None)
         return schema
@@ -92,8 +95,13 @@ class Tool:
             )
         return "\n".join(line for line in lines if line is not None).strip()
 
-    def parse(self, arguments: dict[str, Any]) -> BaseModel:
-        """The arguments as the tool's model, or ValidationError (handed back to the model)."""
+    def parse(self, arguments: dict[str, Any]) -> Any:
+        """The arguments as the tool's model, or ValidationError (handed back to the model).
+
+        Imported tools get their arguments as given: their own server checks them.
+        """
+        if self.arguments is None:
+            return dict(arguments)
         return self.arguments.model_validate(arguments)
 
 

@@ -82,7 +82,7 @@ def bar_chart(
     height: int = 180,
     label_every: int = 1,
 ) -> Markup:
-    """Bars for each label, one per series side by side (or stacked), with a legend below."""
+    """Bars for each label, one per series side by side (or stacked), titled, with a legend below."""
     for one in series:
         if len(one.values) != len(labels):
             raise ValueError(f"series {one.name!r} has {len(one.values)} values for {len(labels)} labels")
@@ -112,7 +112,7 @@ def bar_chart(
         x0 = left + i * slot
         if stacked:
             bar_w = slot * 0.7
-            base = top + plot_h
+            base = float(top + plot_h)
             for index, one in enumerate(series):
                 value = one.values[i]
                 if value <= 0:
@@ -148,8 +148,8 @@ def bar_chart(
         for index, one in enumerate(series)
     )
     return Markup(
-        f'<figure class="chart">{"".join(parts)}'
-        f'<figcaption><ul class="legend">{legend}</ul></figcaption></figure>'
+        f'<figure class="chart"><figcaption class="chart-title">{escape(title)}</figcaption>'
+        f'{"".join(parts)}<ul class="legend">{legend}</ul></figure>'
     )
 
 

@@ -11,6 +11,7 @@ from quire.app.console.errors import LoginRequired
 from quire.app.console.pages import redirect, render, safe_next, sessions_of
 from quire.core.deps import DatabaseDep
 from quire.core.errors import Unauthenticated
+from quire.core.models import Role
 from quire.core.tenancy import authenticate
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -52,6 +53,8 @@ def log_in(
             caller = authenticate(session=session, key=key.strip())
     except Unauthenticated as refused:
         return login_form(request, next=target, error=str(refused), status=401)
+    if target == HOME and not caller.allows(Role.reviewer):
+        target = "/console/runs"  # the review queue is for reviewers; everyone may inspect runs
     response = redirect(request, target, flash=f"Logged in as {caller.name} ({caller.role.value}).")
     sessions.log_in(request, response, key=key.strip())
     return response

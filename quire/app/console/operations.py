@@ -5,7 +5,7 @@ of the caller's tenant, with charts drawn on the server.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -24,6 +24,7 @@ from quire.core.settings import Settings
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
+CHART_WIDTH = 1100  # about the page's width, so that the axis text is drawn near its own size
 SPEND_DAYS = 30
 SPEND_SERIES = 6  # models charted one by one; the rest are added up as "other"
 REFRESH_SECONDS = 30
@@ -79,14 +80,15 @@ def program_rows(activity: metrics.Activity) -> list[ProgramActivity]:
 
 def runs_chart(activity: metrics.Activity) -> Markup:
     return bar_chart(
-        [hour.strftime("%H:00") for hour in activity.hours],
+        [hour.astimezone(UTC).strftime("%H:%M") for hour in activity.hours],
         [
             Series("started", activity.started, "accent"),
             Series("completed", activity.completed, "ok"),
             Series("failed", activity.failed, "bad"),
         ],
         title="Runs started, completed and failed per hour, last 24 hours (UTC)",
-        label_every=3,
+        label_every=2,
+        width=CHART_WIDTH,
     )
 
 
@@ -118,7 +120,13 @@ def spend_charts(models: list[ModelTotals], days: list[date]) -> tuple[Markup, M
     labels = [d.strftime("%m-%d") for d in days]
     return (
         bar_chart(
-            labels, cost, title="Model spend per day, last 30 days", stacked=True, fmt=dollars, label_every=5
+            labels,
+            cost,
+            title="Model spend per day, last 30 days",
+            stacked=True,
+            fmt=dollars,
+            label_every=3,
+            width=CHART_WIDTH,
         ),
         bar_chart(
             labels,
@@ -126,7 +134,8 @@ def spend_charts(models: list[ModelTotals], days: list[date]) -> tuple[Markup, M
             title="Tokens (input and output) per day, last 30 days",
             stacked=True,
             fmt=compact,
-            label_every=5,
+            label_every=3,
+            width=CHART_WIDTH,
         ),
     )
 

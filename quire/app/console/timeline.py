@@ -24,6 +24,7 @@ from quire.app.console.charts import dollars
 from quire.runtime.models import HumanTask, RunEvent, RunPublic, StepPublic
 
 CLIP_CHARS = 600  # of a long output shown before "show all"
+CLIP_LINES = 8
 MAX_CHARS = 200_000  # of a long output shown at all
 MODEL_STEP = re.compile(r"^model:(\d+)$")
 TOOL_STEP = re.compile(r"^tool:(\d+):(\d+):(.+)$")
@@ -40,13 +41,17 @@ class Clip:
 
     @property
     def clipped(self) -> bool:
-        return len(self.head) < self.size
+        return self.head != self.full
 
     @classmethod
-    def of(cls, text: str, limit: int = CLIP_CHARS) -> Clip:
-        head = text if len(text) <= limit else text[:limit].rstrip() + "…"
+    def of(cls, text: str, limit: int = CLIP_CHARS, lines: int = CLIP_LINES) -> Clip:
+        cut = min(len(text), limit)
+        newlines = [i for i, char in enumerate(text[:cut]) if char == "\n"]
+        if len(newlines) >= lines:
+            cut = newlines[lines - 1]
+        head = text if cut >= len(text) else text[:cut].rstrip() + " …"
         full = text if len(text) <= MAX_CHARS else text[:MAX_CHARS] + f"\n… ({len(text) - MAX_CHARS:,} more)"
-        return cls(head=head if len(text) > limit else text, full=full, size=len(text))
+        return cls(head=head, full=full, size=len(text))
 
 
 @dataclass(frozen=True)
@@ -86,11 +91,13 @@ def anchor_for(call_id: str) -> str:
 
 
 def seconds(value: float) -> str:
-    """3.2 s, 4 min 5 s, 2 h 5 min: a span as a person reads it."""
+    """12 ms, 3.2 s, 4 min 5 s, 2 h 5 min: a span as a person reads it."""
     if value < 0:
         value = 0.0
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
     if value < 10:
-        return f"{value:.2f} s" if value < 1 else f"{value:.1f} s"
+        return f"{value:.1f} s"
     if value < 60:
         return f"{value:.0f} s"
     if value < 3600:
@@ -107,12 +114,16 @@ def tokens(value: int) -> str:
     return f"{value:,}"
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _when(value: Any) -> str:
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S UTC")
     return ""
@@ -149,7 +160,7 @@ class Timeline:
                     if isinstance(call, dict) and "id" in call:
                         self.requested.setdefault(str(call["id"]), call)
         for event in self.events:
-            data = event.data if isinstance(event.data, dict) else {}
+            data = _mapping(event.data)
             if event.type == "tool.call" and "id" in data:
                 self.requested.setdefault(str(data["id"]), data)
             elif event.type == "tool.result" and "id" in data:
@@ -182,7 +193,7 @@ class Timeline:
                 continue
             handler = getattr(self, "_on_" + event.type.replace(".", "_"), None)
             if handler is not None:
-                handler(event, event.data if isinstance(event.data, dict) else {})
+                handler(event, _mapping(event.data))
             else:
                 self._generic_event(event)
         return self.entries
@@ -210,7 +221,7 @@ class Timeline:
             self._model(event, step, int(MODEL_STEP.match(name).group(1)))  # type: ignore[union-attr]
         elif TOOL_STEP.match(name):
             self._tool_step(event, step)
-        elif step.kind == "task":
+        elif step.kind == "task" or (step.name.startswith("task:") and str(step.result) in self.tasks):
             self._task(event, step)
         elif step.kind == "signal":
             self._resume(event, step)
@@ -568,7 +579,7 @@ class Timeline:
         self._add(event, "answer", "Ended without an answer", tone="warn", text=str(data.get("reason") or ""))
 
     def _on_process_transition(self, event: RunEvent, data: dict[str, Any]) -> None:
-        fired = data.get("event") if isinstance(data.get("event"), dict) else {}
+        fired = _mapping(data.get("event"))
         facts = [("event", str(fired.get("name", "")))]
         if fired.get("actor"):
             facts.append(("actor", self._name(fired["actor"])))
@@ -578,7 +589,7 @@ class Timeline:
             entry.output = Clip.of(pretty(data["data"]))
 
     def _on_process_refused(self, event: RunEvent, data: dict[str, Any]) -> None:
-        fired = data.get("event") if isinstance(data.get("event"), dict) else {}
+        fired = _mapping(data.get("event"))
         self._add(
             event,
             "transition",
@@ -607,10 +618,10 @@ def actors_of(events: Iterable[RunEvent], tasks: Iterable[HumanTask]) -> list[st
     """Principal ids the timeline names, to look their names up."""
     found: list[str] = []
     for event in events:
-        data = event.data if isinstance(event.data, dict) else {}
+        data = _mapping(event.data)
         if event.type == "task.decided" and data.get("by"):
             found.append(str(data["by"]))
-        fired = data.get("event") if isinstance(data.get("event"), dict) else {}
+        fired = _mapping(data.get("event"))
         if fired and fired.get("actor"):
             found.append(str(fired["actor"]))
     for task in tasks:

@@ -1,0 +1,61 @@
+"""HTTP API of the MCP servers a tenant imports tools from (administrators only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from quire.agent.mcp import service
+from quire.agent.mcp.hub import get_hub
+from quire.agent.mcp.models import McpServerCreate, McpServerPublic, McpServersPublic, McpSyncPublic
+from quire.content.environment import current
+from quire.core.deps import AdminDep, TenantSessionDep
+
+router = APIRouter(prefix="/v1/tools/mcp-servers", tags=["tools"])
+
+
+@router.post("", status_code=201)
+def register_server(
+    body: McpServerCreate,
+    caller: AdminDep,
+    session: TenantSessionDep,
+    sync: Annotated[bool, Query(description="Import its tools now.")] = True,
+) -> McpSyncPublic:
+    """Register an MCP server (stdio command or streamable-HTTP URL) and import its tools."""
+    server = service.register_server(session, tenant_id=caller.tenant_id, spec=body)
+    session.commit()
+    if not sync:
+        return McpSyncPublic(server=McpServerPublic.of(server))
+    outcome = service.sync_server(session, server=server, embedder=current().embedder, hub=get_hub())
+    session.commit()
+    return outcome
+
+
+@router.get("")
+def list_servers(caller: AdminDep, session: TenantSessionDep) -> McpServersPublic:
+    servers = service.list_servers(session)
+    return McpServersPublic(data=[McpServerPublic.of(s) for s in servers], count=len(servers))
+
+
+@router.get("/{name}")
+def get_server(name: str, caller: AdminDep, session: TenantSessionDep) -> McpServerPublic:
+    return McpServerPublic.of(service.get_server(session, name=name))
+
+
+@router.post("/{name}/sync")
+def sync_server(name: str, caller: AdminDep, session: TenantSessionDep) -> McpSyncPublic:
+    """List the server's tools again and bring the catalog in line (workers also do this on their own)."""
+    server = service.get_server(session, name=name)
+    outcome = service.sync_server(session, server=server, embedder=current().embedder, hub=get_hub())
+    session.commit()
+    return outcome
+
+
+@router.delete("/{name}", status_code=204)
+def remove_server(name: str, caller: AdminDep, session: TenantSessionDep) -> Response:
+    """Remove the server and its tools from the catalog."""
+    server = service.get_server(session, name=name)
+    service.remove_server(session, server=server, embedder=current().embedder, hub=get_hub())
+    session.commit()
+    return Response(status_code=204)

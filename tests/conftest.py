@@ -164,3 +164,19 @@ def api(content: Harness, settings: Settings, environment: ContentEnvironment) -
     app.state.kicker = content.kicker
     with TestClient(app) as client:
         yield client
+
+
+# Runs driven in the test process on committed rows, in a database of their own.
+
+
+@pytest.fixture(scope="session")
+def runtime_database_url(postgres: EmbeddedPostgres) -> str:
+    status = postgres.status()
+    assert status.url is not None
+    return create_database(status.url, "quire_runtime_test")
+
+
+@pytest.fixture
+def harness(runtime_database_url: str) -> Iterator[Harness]:
+    with make_harness(runtime_database_url) as made:
+        yield made

@@ -183,10 +183,10 @@ def call_model(
 
 
 def execute_tool(
-    ctx: RunContext, state: AgentState, call_id: str, name: str, arguments: dict[str, Any]
+    ctx: RunContext, state: AgentState, call_id: str, tool: Tool, arguments: dict[str, Any]
 ) -> dict[str, Any]:
-    """One tool call, as a step: its output, and the call it answers (for read_result)."""
-    tool = current_agent().tools[name]
+    """One tool call, as a step: its output, and the call it answers (for read_result). The tool
+    comes from the turn's toolbox: built in, or imported from an MCP server through the catalog."""
     tool_context = ToolContext(
         run=ctx,
         role=state.role,
@@ -237,7 +237,7 @@ class Turn:
                 (
                     f"tool:{turn}:{index}:{tool.name}",
                     execute_tool,
-                    (self.ctx, self.state, call.id, tool.name, call.arguments),
+                    (self.ctx, self.state, call.id, tool, call.arguments),
                 )
                 for index, (call, tool) in enumerate(queued)
             ],

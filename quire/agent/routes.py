@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
 
-from quire.agent import service
+from quire.agent import service, usage
 from quire.agent.service import AgentRunCreate, AgentRunPublic
-from quire.core.deps import DatabaseDep, ReaderDep, TenantSessionDep
+from quire.core.deps import AdminDep, DatabaseDep, ReaderDep, TenantSessionDep
+from quire.core.errors import InvalidRequest
 from quire.runtime.routes import KickerDep, event_stream
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
@@ -76,3 +79,74 @@ async def ask(
     )
     finished = described.status in ("completed", "failed", "cancelled")
     return JSONResponse(described.model_dump(mode="json"), status_code=200 if finished else 202)
+
+
+usage_router = APIRouter(prefix="/v1/usage", tags=["usage"])
+
+
+class UsageRow(BaseModel):
+    day: date
+    target: str
+    model: str
+    calls: int
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class Budget(BaseModel):
+    daily_usd: float | None = Field(
+        default=None, ge=0, description="Spend per day after which model calls stop; null for none."
+    )
+
+
+class BudgetStatus(Budget):
+    spent_today_usd: float
+    stopped: str | None = Field(description="Why new model calls are refused today, or null.")
+
+
+class UsageReport(BaseModel):
+    since: date
+    until: date
+    days: list[UsageRow]
+    total_cost_usd: float
+    budget: BudgetStatus
+
+
+def _budget_status(session: TenantSessionDep) -> BudgetStatus:
+    return BudgetStatus(
+        daily_usd=usage.tenant_budget(session),
+        spent_today_usd=usage.spent_today(session),
+        stopped=usage.tenant_budget_reason(session),
+    )
+
+
+@usage_router.get("")
+def get_usage(
+    caller: AdminDep,
+    session: TenantSessionDep,
+    since: Annotated[date | None, Query(description="First day (default: 30 days ago)")] = None,
+    until: Annotated[date | None, Query(description="Last day (default: today)")] = None,
+) -> UsageReport:
+    """Model calls, tokens and spend of this tenant per day, target and model, with its budget."""
+    until = until or date.today()
+    since = since or until - timedelta(days=30)
+    if since > until:
+        raise InvalidRequest(f"since ({since}) is after until ({until})")
+    days = [UsageRow.model_validate(row) for row in usage.usage_report(session, since=since, until=until)]
+    return UsageReport(
+        since=since,
+        until=until,
+        days=days,
+        total_cost_usd=round(sum(row.cost_usd for row in days), 6),
+        budget=_budget_status(session),
+    )
+
+
+@usage_router.put("/budget")
+def put_budget(body: Budget, caller: AdminDep, session: TenantSessionDep) -> BudgetStatus:
+    """Set (or, with null, remove) the tenant's daily model budget; it applies to the next model call."""
+    usage.set_tenant_budget(session, tenant_id=caller.tenant_id, daily_usd=body.daily_usd)
+    session.commit()
+    return _budget_status(session)

@@ -50,12 +50,12 @@ def spent_today(session: Session) -> float:
 
 def tenant_budget_reason(session: Session) -> str | None:
     """Why the tenant may make no more model calls today, or None."""
-    budget = session.execute(text("SELECT daily_usd FROM agent_tenant_budget")).scalar()
+    budget = tenant_budget(session)
     if budget is None:
         return None
     spent = spent_today(session)
-    if spent >= float(budget):
-        return f"the tenant's daily model budget of ${float(budget):.2f} is spent (${spent:.4f} today)"
+    if spent >= budget:
+        return f"the tenant's daily model budget of ${budget:.2f} is spent (${spent:.4f} today)"
     return None
 
 
@@ -72,13 +72,22 @@ def set_tenant_budget(session: Session, *, tenant_id: uuid.UUID, daily_usd: floa
     )
 
 
-def usage_report(session: Session, *, since: date | None = None) -> list[dict[str, object]]:
+def tenant_budget(session: Session) -> float | None:
+    budget = session.execute(text("SELECT daily_usd FROM agent_tenant_budget")).scalar()
+    return None if budget is None else float(budget)
+
+
+def usage_report(
+    session: Session, *, since: date | None = None, until: date | None = None
+) -> list[dict[str, object]]:
+    """The tenant's usage per day, target and model, from `since` to `until` (both included)."""
     rows = session.execute(
         text(
             "SELECT day, target, model, calls, input_tokens, cached_input_tokens, output_tokens, cost_usd "
-            "FROM agent_usage WHERE (CAST(:since AS date) IS NULL OR day >= :since) ORDER BY day, target"
+            "FROM agent_usage WHERE (CAST(:since AS date) IS NULL OR day >= :since) "
+            "AND (CAST(:until AS date) IS NULL OR day <= :until) ORDER BY day, target"
         ),
-        {"since": since},
+        {"since": since, "until": until},
     ).all()
     keys = (
         "day",

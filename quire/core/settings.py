@@ -78,6 +78,21 @@ class Settings(BaseSettings):
     )
     models: str = Field(default="", description="Path of a TOML file of model targets and routes.")
     model: str = Field(default="", description="One model for the simple case, as provider:model.")
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, le=1_000_000, description="Requests per minute per API key (0: no limit)."
+    )
+    metrics_token: str = Field(
+        default="", repr=False, description="Bearer token /metrics requires (else loopback only)."
+    )
+    otel_exporter: Literal["", "console", "otlp"] = Field(
+        default="", description="Where OpenTelemetry traces go: '' (off), 'console' or 'otlp'."
+    )
+    otel_endpoint: str = Field(default="", description="OTLP/HTTP endpoint for traces.")
+    api_key: str = Field(default="", repr=False, description="The API key `quire mcp` serves as.")
+    mcp_allow_stdio: bool = Field(
+        default=False,
+        description="Let tenant admins add stdio MCP servers over the API (they run commands on workers).",
+    )
     program_modules: str = Field(
         default="", description="Comma-separated modules to import for extra durable programs."
     )

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 from pydantic import BaseModel, TypeAdapter
 
 from quire.core.db import TenantSession, dumps
+from quire.core.logcontext import log_context
 from quire.core.models import Role
+from quire.core.tracing import span
 from quire.runtime import sql
 from quire.runtime.errors import (
     Cancelled,
@@ -190,7 +192,8 @@ class RunContext:
         with self.executor.database.tenant_session(self.tenant_id) as session:
             self._local.session, self._local.seq = session, seq
             try:
-                result = function(*args, **kwargs)
+                with log_context(step=f"{seq}:{name}"), span(f"step {name}", seq=seq, attempt=attempt):
+                    result = function(*args, **kwargs)
                 encoded = encode_result(function, result)
             except (LeaseLost, Suspend, Cancelled):
                 raise

@@ -14,6 +14,8 @@ import psycopg
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from quire.core.db import Database
+from quire.core.logcontext import log_context
+from quire.core.tracing import span_from
 from quire.runtime import sql
 from quire.runtime.context import RunContext, utcnow
 from quire.runtime.errors import (
@@ -91,7 +93,11 @@ class Executor:
         self.leases.hold(run.id, run.epoch)
         ctx = RunContext(self, run, history)
         try:
-            return Outcome(run.id, self._execute(ctx))
+            with (
+                log_context(run_id=run.id, tenant_id=run.tenant_id),
+                span_from(run.trace_parent, f"run {run.program}", run_id=str(run.id), epoch=run.epoch),
+            ):
+                return Outcome(run.id, self._execute(ctx))
         except LeaseLost:
             logger.info("run %s moved to another worker; this one stops", run.id)
             return Outcome(run.id, None)

@@ -40,7 +40,7 @@ CLAIM_SQL = text(
          OR (cancel_requested AND status NOT IN ('completed', 'failed', 'cancelled'))
       )
     RETURNING id, tenant_id, program, program_version, input, state, epoch, next_seq, attempt,
-              recoveries, cancel_requested, waiting_for, parent_id, created_at
+              recoveries, cancel_requested, waiting_for, parent_id, created_at, trace_parent
     """
 )
 
@@ -74,6 +74,7 @@ class ClaimedRun:
     waiting_for: dict[str, Any] | None
     parent_id: uuid.UUID | None
     created_at: datetime
+    trace_parent: str | None
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ class Run(TenantScoped, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     idempotency_key: str | None = Field(default=None, max_length=300)
     parent_id: uuid.UUID | None = Field(default=None, foreign_key="runtime_run.id", index=True)
+    trace_parent: str | None = Field(default=None, max_length=100)  # W3C traceparent of its origin
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     finished_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))

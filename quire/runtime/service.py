@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from quire.core.db import TenantSession, dumps
+from quire.core.tracing import current_traceparent
 from quire.runtime.errors import RunFinished, RunNotFound
 from quire.runtime.events import append_event
 from quire.runtime.kicks import Kicker
@@ -33,9 +34,9 @@ INSERT_RUN_SQL = text(
     """
     INSERT INTO runtime_run (id, tenant_id, program, program_version, input, status, wake_at,
                              kicked_at, epoch, next_seq, attempt, recoveries, cancel_requested,
-                             idempotency_key, parent_id, created_at, updated_at)
+                             idempotency_key, parent_id, trace_parent, created_at, updated_at)
     VALUES (:id, :tenant_id, :program, :version, CAST(:input AS jsonb), 'queued', now(), now(),
-            0, 0, 0, 0, false, :key, :parent_id, now(), now())
+            0, 0, 0, 0, false, :key, :parent_id, :trace_parent, now(), now())
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
     RETURNING id
     """
@@ -86,6 +87,7 @@ def create_run(
             "input": dumps(definition.dump_state(data)),
             "key": idempotency_key,
             "parent_id": parent_id,
+            "trace_parent": current_traceparent(),
         },
     ).first()
     if inserted is None:

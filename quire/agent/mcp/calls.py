@@ -14,7 +14,8 @@ from typing import Any
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
-from quire.agent.mcp.hub import Endpoint, McpHub, endpoint_of, get_hub, set_change_handler
+from quire.agent.mcp.endpoints import Endpoint, endpoint_of
+from quire.agent.mcp.hub import McpHub, get_hub, set_change_handler
 from quire.agent.mcp.importing import match_name
 from quire.agent.mcp.service import find_server, sync_server
 from quire.agent.tools.base import ToolContext, ToolOutput

@@ -17,107 +17,26 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import anyio
 import mcp_types as types
-from mcp import Client, StdioServerParameters
-from mcp.client._transport import TransportStreams
+from mcp import Client
 from mcp.client.session import IncomingMessage, MessageHandlerFnT
-from mcp.client.streamable_http import streamable_http_client
-from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
-from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from quire.agent.mcp.endpoints import Endpoint, describe_error, transport_for
 from quire.agent.mcp.errors import McpUnavailable
-from quire.agent.mcp.models import McpServer, safe_url
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_PAGES = 50  # of a tools/list walk: a server whose cursor never ends cannot hang a sync
 CLIENT_INFO = types.Implementation(name="quire", version="0.1.0")
-
-
-@dataclass(frozen=True, repr=False)
-class Endpoint:
-    """How to reach one tenant's MCP server. It holds secrets: log `label()`, never the whole."""
-
-    tenant_id: uuid.UUID
-    name: str
-    transport: str
-    command: str | None = None
-    args: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
-    url: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def key(self) -> tuple[uuid.UUID, str]:
-        return (self.tenant_id, self.name)
-
-    def label(self) -> str:
-        where = self.command if self.transport == "stdio" else safe_url(self.url)
-        return f"{self.name} ({self.transport}: {where})"
-
-    def scrub(self, text: str) -> str:
-        """`text` without this endpoint's secrets (environment and header values, the raw URL)."""
-        if self.url and self.url != safe_url(self.url):
-            text = text.replace(self.url, safe_url(self.url) or "")
-        for _, secret in (*self.env, *self.headers):
-            if len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return text
-
-    def __repr__(self) -> str:
-        return f"Endpoint({self.label()})"
-
-
-def endpoint_of(server: McpServer) -> Endpoint:
-    return Endpoint(
-        tenant_id=server.tenant_id,
-        name=server.name,
-        transport=server.transport,
-        command=server.command,
-        args=tuple(server.args),
-        env=tuple(sorted(server.env.items())),
-        url=server.url,
-        headers=tuple(sorted(server.headers.items())),
-    )
-
-
-def describe_error(error: BaseException, endpoint: Endpoint | None = None) -> str:
-    """One line about an error (the first leaf of an exception group), secrets removed."""
-    while isinstance(error, BaseExceptionGroup) and error.exceptions:
-        error = error.exceptions[0]
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    line = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    if endpoint is not None:
-        line = endpoint.scrub(line)
-    return line[:500]
-
-
-@asynccontextmanager
-async def _http_transport(endpoint: Endpoint) -> AsyncIterator[TransportStreams]:
-    assert endpoint.url is not None
-    async with (
-        create_mcp_http_client(headers=dict(endpoint.headers)) as http,
-        streamable_http_client(endpoint.url, http_client=http) as streams,
-    ):
-        yield streams
-
-
-def _target(endpoint: Endpoint) -> StdioServerParameters | AbstractAsyncContextManager[TransportStreams]:
-    if endpoint.transport == "stdio":
-        assert endpoint.command is not None
-        return StdioServerParameters(
-            command=endpoint.command, args=list(endpoint.args), env=dict(endpoint.env)
-        )
-    return _http_transport(endpoint)
 
 
 @dataclass(eq=False)
@@ -158,7 +77,10 @@ class McpHub:
     # The synchronous face, for any thread but the hub's own.
 
     def tools(self, endpoint: Endpoint, *, refresh: bool = False, keep_open: bool = True) -> list[types.Tool]:
-        """Every tool the server lists (all pages); the last listing unless `refresh` or it changed."""
+        """Every tool the server lists (all pages); the last listing unless `refresh` or it changed.
+
+        Without `keep_open`, a connection opened for this listing is closed after it.
+        """
         return self._wait(self._tools(endpoint, refresh=refresh, keep_open=keep_open))
 
     def call_tool(
@@ -223,6 +145,7 @@ class McpHub:
             connection = None
         if connection is None:
             connection = _Connection(endpoint=endpoint, ready=self._loop.create_future())
+            connection.ready.add_done_callback(_retrieved)  # a failure nobody waits for is not an error
             self._connections[endpoint.key] = connection
             connection.task = self._loop.create_task(self._hold(connection))
         try:
@@ -240,7 +163,7 @@ class McpHub:
         endpoint = connection.endpoint
         try:
             async with Client(
-                _target(endpoint),
+                transport_for(endpoint),
                 message_handler=self._message_handler(connection),
                 read_timeout_seconds=self.timeout,
                 client_info=CLIENT_INFO,
@@ -290,11 +213,15 @@ class McpHub:
             async with client.listen(tools_list_changed=True) as subscription:
                 async for _event in subscription:
                     pass
-        except (ListenNotSupportedError, MCPError) as error:
-            logger.info("MCP server %s does not announce changes: %s", connection.endpoint.label(), error)
         except SubscriptionLost:
             logger.warning("MCP server %s dropped its change stream", connection.endpoint.label())
             connection.stop.set()
+        except Exception as error:  # calls still work; the periodic re-sync covers changes
+            logger.info(
+                "MCP server %s does not announce changes: %s",
+                connection.endpoint.label(),
+                describe_error(error, connection.endpoint),
+            )
 
     def _message_handler(self, connection: _Connection) -> MessageHandlerFnT:
         async def handle(message: IncomingMessage) -> None:
@@ -332,6 +259,7 @@ class McpHub:
             logger.exception("re-syncing MCP server %s after a change failed", endpoint.label())
 
     async def _tools(self, endpoint: Endpoint, *, refresh: bool, keep_open: bool) -> list[types.Tool]:
+        opened_here = endpoint.key not in self._connections
         client = await self._client(endpoint)
         connection = self._connections.get(endpoint.key)
         if not refresh and connection is not None and connection.tools is not None:
@@ -352,7 +280,7 @@ class McpHub:
             ) from None
         if connection is not None:
             connection.tools = tools
-        if not keep_open:
+        if not keep_open and opened_here:
             await self._close(endpoint.key)
         return tools
 
@@ -402,6 +330,11 @@ class McpHub:
 
     async def _close_all(self) -> None:
         await asyncio.gather(*(self._close(key) for key in list(self._connections)), return_exceptions=True)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _announces_changes(client: Client) -> bool:

@@ -10,7 +10,7 @@ from quire.agent.mcp import service
 from quire.agent.mcp.hub import get_hub
 from quire.agent.mcp.models import McpServerCreate, McpServerPublic, McpServersPublic, McpSyncPublic
 from quire.content.environment import current
-from quire.core.deps import AdminDep, TenantSessionDep
+from quire.core.deps import AdminDep, SettingsDep, TenantSessionDep
 
 router = APIRouter(prefix="/v1/tools/mcp-servers", tags=["tools"])
 
@@ -20,10 +20,13 @@ def register_server(
     body: McpServerCreate,
     caller: AdminDep,
     session: TenantSessionDep,
+    settings: SettingsDep,
     sync: Annotated[bool, Query(description="Import its tools now.")] = True,
 ) -> McpSyncPublic:
     """Register an MCP server (stdio command or streamable-HTTP URL) and import its tools."""
-    server = service.register_server(session, tenant_id=caller.tenant_id, spec=body)
+    server = service.register_server(
+        session, tenant_id=caller.tenant_id, spec=body, allow_stdio=settings.mcp_allow_stdio
+    )
     session.commit()
     if not sync:
         return McpSyncPublic(server=McpServerPublic.of(server))

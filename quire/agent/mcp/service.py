@@ -13,8 +13,9 @@ import uuid
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
+from quire.agent.mcp.endpoints import describe_error, endpoint_of
 from quire.agent.mcp.errors import InvalidMcpServer, McpServerExists, McpServerNotFound
-from quire.agent.mcp.hub import McpHub, describe_error, endpoint_of
+from quire.agent.mcp.hub import McpHub
 from quire.agent.mcp.importing import describe_tool
 from quire.agent.mcp.models import McpServer, McpServerCreate, McpServerPublic, McpSyncPublic
 from quire.agent.tools.catalog import CatalogTool, ToolDescription, sync_source

@@ -8,7 +8,8 @@ import threading
 
 from sqlmodel import select
 
-from quire.agent.mcp.hub import McpHub, describe_error, endpoint_of, get_hub
+from quire.agent.mcp.endpoints import describe_error, endpoint_of
+from quire.agent.mcp.hub import McpHub, get_hub
 from quire.agent.mcp.models import McpServer
 from quire.agent.mcp.service import sync_server
 from quire.core.db import Database

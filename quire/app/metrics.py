@@ -1,0 +1,285 @@
+"""Prometheus metrics at /metrics.
+
+HTTP latency is measured in each API process. Everything else is read from the database when
+Prometheus scrapes (cached for a few seconds), so every API replica reports the same truth about
+work that happens in worker processes: runs by program and status, queue depth, step durations,
+recoveries, provider latency and errors by target, tokens and cost by tenant and model, and
+ingestion throughput.
+
+Access: with QUIRE_METRICS_TOKEN set, scrapes must send it as a bearer token; without it, only
+requests from the machine itself (loopback) are answered, because the figures span tenants.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from quire.core.db import Database
+
+STEP_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120)
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+CACHE_SECONDS = 10.0
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "quire_http_requests", "HTTP requests served.", ["method", "route", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "quire_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            registry=registry,
+        )
+
+
+class HttpMetricsMiddleware:
+    """Counts and times requests by route template (/v1/documents/{document_id}, not the id)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+
+
+def _histogram(
+    name: str, documentation: str, label_names: list[str], rows: Sequence[Any], buckets: tuple[float, ...]
+) -> HistogramMetricFamily:
+    """A histogram from rows of (labels..., count, sum, count <= bucket 1, count <= bucket 2, ...)."""
+    family = HistogramMetricFamily(name, documentation, labels=label_names)
+    width = len(label_names)
+    for row in rows:
+        labels = [str(v) for v in row[:width]]
+        count, total = int(row[width]), float(row[width + 1] or 0)
+        cumulative = [(str(bound), int(row[width + 2 + i])) for i, bound in enumerate(buckets)]
+        family.add_metric(labels, [*cumulative, ("+Inf", count)], sum_value=total)
+    return family
+
+
+def _bucket_columns(expression: str, buckets: tuple[float, ...]) -> str:
+    return ", ".join(f"count(*) FILTER (WHERE {expression} <= {bound})" for bound in buckets)
+
+
+class DatabaseCollector(Collector):
+    """Metrics read from the database (across tenants: the owner's session)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._cache: tuple[float, list[Any]] = (0.0, [])
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterator[Any]:
+        with self._lock:
+            stamp, families = self._cache
+            if time.monotonic() - stamp > CACHE_SECONDS:
+                families = self._read()
+                self._cache = (time.monotonic(), families)
+        yield from families
+
+    def _read(self) -> list[Any]:
+        families: list[Any] = []
+        with self.database.system_session() as session:
+            runs = GaugeMetricFamily(
+                "quire_runs", "Runs by program and status.", labels=["program", "status"]
+            )
+            for program, status, count in session.execute(
+                text("SELECT program, status, count(*) FROM runtime_run GROUP BY 1, 2")
+            ):
+                runs.add_metric([program, status], count)
+            families.append(runs)
+
+            due = session.execute(
+                text(
+                    "SELECT count(*) FROM runtime_run WHERE status = 'queued' OR "
+                    "(status IN ('waiting', 'sleeping', 'throttled') AND wake_at <= now())"
+                )
+            ).scalar_one()
+            families.append(
+                GaugeMetricFamily(
+                    "quire_runs_due", "Runs due to move but not running (queue depth).", value=due
+                )
+            )
+            queue = GaugeMetricFamily(
+                "quire_queue_messages", "Messages in the PostgreSQL queue.", labels=["queue", "state"]
+            )
+            for queue_name, state, count in session.execute(
+                text("SELECT queue_name, state, count(*) FROM core_queue_message GROUP BY 1, 2")
+            ):
+                queue.add_metric([queue_name, state], count)
+            families.append(queue)
+
+            duration = "extract(epoch FROM s.finished_at - s.started_at)"
+            rows = session.execute(
+                text(
+                    f"SELECT r.program, count(*), sum({duration}), {_bucket_columns(duration, STEP_BUCKETS)} "
+                    "FROM runtime_step s JOIN runtime_run r ON r.id = s.run_id GROUP BY 1"
+                )
+            ).all()
+            families.append(
+                _histogram(
+                    "quire_step_duration_seconds",
+                    "Durations of recorded steps.",
+                    ["program"],
+                    rows,
+                    STEP_BUCKETS,
+                )
+            )
+
+            events: dict[str, int] = {
+                kind: count
+                for kind, count in session.execute(
+                    text(
+                        "SELECT type, count(*) FROM runtime_event "
+                        "WHERE type IN ('run.recovered', 'step.retrying', 'step.throttled') GROUP BY 1"
+                    )
+                )
+            }
+            for name, kind, documentation in (
+                ("quire_run_recoveries", "run.recovered", "Runs resumed after their worker was lost."),
+                ("quire_step_retries", "step.retrying", "Step attempts that failed and were retried."),
+                ("quire_step_throttles", "step.throttled", "Steps parked by a Retry-After."),
+            ):
+                families.append(CounterMetricFamily(name, documentation, value=events.get(kind, 0)))
+
+            latency = "(data->>'latency_ms')::float8 / 1000"
+            rows = session.execute(
+                text(
+                    f"SELECT data->>'target', count(*), sum({latency}), "
+                    f"{_bucket_columns(latency, LATENCY_BUCKETS)} "
+                    "FROM runtime_event WHERE type = 'model.call' GROUP BY 1"
+                )
+            ).all()
+            families.append(
+                _histogram(
+                    "quire_provider_latency_seconds",
+                    "Model call latency by target.",
+                    ["target"],
+                    rows,
+                    LATENCY_BUCKETS,
+                )
+            )
+            errors = CounterMetricFamily(
+                "quire_provider_errors",
+                "Failed model calls by target and outcome.",
+                labels=["target", "outcome"],
+            )
+            for target, outcome, count in session.execute(
+                text(
+                    "SELECT data->>'target', data->>'outcome', count(*) FROM runtime_event "
+                    "WHERE type = 'model.fallback' GROUP BY 1, 2"
+                )
+            ):
+                errors.add_metric([target or "", outcome or ""], count)
+            families.append(errors)
+
+            tokens = CounterMetricFamily(
+                "quire_model_tokens",
+                "Model tokens by tenant, model and kind.",
+                labels=["tenant", "model", "kind"],
+            )
+            cost = CounterMetricFamily(
+                "quire_model_cost_usd", "Model spend by tenant and model.", labels=["tenant", "model"]
+            )
+            for tenant, model, input_tokens, cached, output, spent in session.execute(
+                text(
+                    "SELECT t.name, u.model, sum(u.input_tokens), sum(u.cached_input_tokens), "
+                    "sum(u.output_tokens), sum(u.cost_usd) "
+                    "FROM agent_usage u JOIN core_tenant t ON t.id = u.tenant_id GROUP BY 1, 2"
+                )
+            ):
+                tokens.add_metric([tenant, model, "input"], input_tokens)
+                tokens.add_metric([tenant, model, "cached_input"], cached)
+                tokens.add_metric([tenant, model, "output"], output)
+                cost.add_metric([tenant, model], float(spent))
+            families += [tokens, cost]
+
+            ingested = CounterMetricFamily(
+                "quire_document_versions", "Document versions by status.", labels=["status"]
+            )
+            pages = 0
+            for status, count, page_count in session.execute(
+                text("SELECT status, count(*), coalesce(sum(page_count), 0) FROM content_version GROUP BY 1")
+            ):
+                ingested.add_metric([status], count)
+                if status == "indexed":
+                    pages = page_count
+            families.append(ingested)
+            families.append(
+                CounterMetricFamily("quire_ingested_pages", "Pages of indexed versions.", value=pages)
+            )
+
+            workers = session.execute(
+                text("SELECT count(*) FROM core_worker WHERE seen_at > now() - interval '15 seconds'")
+            ).scalar_one()
+            families.append(
+                GaugeMetricFamily(
+                    "quire_workers_alive", "Worker processes seen in the last 15 s.", value=workers
+                )
+            )
+        return families
+
+
+def metrics_router(*, registry: CollectorRegistry, token: str) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/metrics")
+    def metrics(request: Request) -> Response:
+        if token:
+            sent = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(sent, token):
+                return PlainTextResponse(
+                    "metrics need QUIRE_METRICS_TOKEN as a bearer token\n", status_code=401
+                )
+        elif request.client is None or request.client.host not in (
+            "127.0.0.1",
+            "::1",
+            "localhost",
+        ):
+            return PlainTextResponse(
+                "set QUIRE_METRICS_TOKEN to scrape metrics from another host\n", status_code=403
+            )
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def install_metrics(app: Any, database: Database, *, token: str) -> None:
+    registry = CollectorRegistry()
+    metrics = HttpMetrics(registry)
+    registry.register(DatabaseCollector(database))
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+    app.include_router(metrics_router(registry=registry, token=token))

@@ -31,6 +31,7 @@ from quire.agent.providers.errors import (
     RateLimited,
 )
 from quire.agent.providers.factory import build_provider
+from quire.core.logcontext import redact
 from quire.core.models import utcnow
 from quire.runtime.errors import NonRetryable, RetryAfter
 
@@ -56,6 +57,14 @@ class ModelCall(BaseModel):
     attempts: list[Attempt]
     latency_ms: float
     finished_at: datetime
+
+
+def _noted(target: str, outcome: str, error: Exception) -> str:
+    """The provider's error, logged, with any credential it quotes masked: providers echo keys
+    back in their auth errors, and the text goes on into run errors, events and the API."""
+    message = redact(str(error))
+    logger.warning("model target %s: %s: %s", target, outcome, message)
+    return message
 
 
 class AllTargetsFailed(NonRetryable):
@@ -87,20 +96,28 @@ class Router:
             except RateLimited as error:
                 attempts.append(
                     Attempt(
-                        target=name, outcome="rate_limited", error=str(error), retry_after=error.retry_after
+                        target=name,
+                        outcome="rate_limited",
+                        error=_noted(name, "rate_limited", error),
+                        retry_after=error.retry_after,
                     )
                 )
                 continue
             except (ContentFiltered, InvalidProviderRequest) as error:
-                raise NonRetryable(f"{name}: {error}") from error
+                raise NonRetryable(f"{name}: {_noted(name, 'refused', error)}") from error
             except ContextTooLong as error:
-                attempts.append(Attempt(target=name, outcome="context_too_long", error=str(error)))
+                attempts.append(
+                    Attempt(
+                        target=name, outcome="context_too_long", error=_noted(name, "context_too_long", error)
+                    )
+                )
                 continue
             except (AuthenticationFailed, ProviderUnavailable, ProviderError) as error:
                 outcome = "auth" if isinstance(error, AuthenticationFailed) else "unavailable"
-                attempts.append(Attempt(target=name, outcome=outcome, error=str(error)))
+                message = _noted(name, outcome, error)
+                attempts.append(Attempt(target=name, outcome=outcome, error=message))
                 if self.breaker is not None:
-                    self.breaker.failed(name, str(error))
+                    self.breaker.failed(name, message)
                 continue
             if self.breaker is not None:
                 self.breaker.succeeded(name)

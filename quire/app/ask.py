@@ -60,23 +60,27 @@ def ask(
         console.print(f"[dim]run {run_id}{' (in this process: no worker is running)' if local else ''}[/]")
         executor = Executor(database, kicker) if local else None
         sweeper = Sweeper(database, kicker, interval=0.2) if local else None
-        after, streamed = 0, False
+        after, streamed, mid_line = 0, False, False
         while True:
             if executor is not None and isinstance(kicker, LocalKicker):
                 drive(executor, kicker, sweeper=sweeper, until=0.3)
             else:
                 time.sleep(0.3)
-            after, finished, shown = _show_events(database, tenant_id, run_id, after, console)
+            after, finished, shown, mid_line = _show_events(
+                database, tenant_id, run_id, after, console, mid_line=mid_line
+            )
             streamed = streamed or shown
             if finished:
                 break
         with database.tenant_session(tenant_id) as session:
             run = describe_agent_run(session, run_id=run_id)
+        if mid_line:
+            console.print()  # end the streamed answer's line
         console.print()
-        if run.answer and not streamed:
-            console.print(run.answer, highlight=False)
-        else:
+        if not run.answer:
             console.print(f"[red]No answer: {run.stop_reason or run.error or run.status}[/]")
+        elif not streamed:
+            console.print(run.answer, highlight=False)
         if run.citations:
             console.print("\n[bold]Sources[/]")
             for citation in run.citations:
@@ -90,8 +94,16 @@ def ask(
 
 
 def _show_events(
-    database: Database, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int, console: Console
-) -> tuple[int, bool, bool]:
+    database: Database,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    after: int,
+    console: Console,
+    *,
+    mid_line: bool = False,
+) -> tuple[int, bool, bool, bool]:
+    """Print the run's new events; return the last event's id, whether the run ended, whether
+    tokens were streamed, and whether the cursor stands mid-line after them."""
     with database.tenant_session(tenant_id) as session:
         rows = session.execute(
             text("SELECT id, type, data FROM runtime_event WHERE run_id = :r AND id > :after ORDER BY id"),
@@ -106,8 +118,12 @@ def _show_events(
         data = data or {}
         if kind == "model.delta":
             console.print(data.get("text", ""), end="", highlight=False, soft_wrap=True)
-            streamed = True
-        elif kind == "tool.call":
+            streamed = mid_line = True
+            continue
+        if mid_line:  # a step's events are written after the tokens its model call streamed
+            console.print()
+            mid_line = False
+        if kind == "tool.call":
             console.print(f"[cyan]→ {data['name']}[/]({_args(data.get('arguments') or {})})", highlight=False)
         elif kind == "tool.result":
             detail = (
@@ -122,9 +138,7 @@ def _show_events(
             console.print(f"[yellow]waiting: {data}[/]", highlight=False)
         elif kind == "task.created":
             console.print(f"[yellow]a person must answer: {data.get('title')} (quire runs show {run_id})[/]")
-    if streamed:
-        console.print()
-    return after, status in {s.value for s in TERMINAL}, streamed
+    return after, status in {s.value for s in TERMINAL}, streamed, mid_line
 
 
 def _args(arguments: dict[str, object]) -> str:

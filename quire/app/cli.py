@@ -62,7 +62,7 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-INTERACTIVE = {"ingest", "ask", "search", "runs", "keys", "db", "migrate", "tenant", "tools"}
+INTERACTIVE = {"ingest", "ask", "search", "runs", "keys", "db", "migrate", "tenant", "tools", "demo"}
 
 
 def settings_for(command: str) -> Settings:
@@ -539,6 +539,20 @@ def ask_command(
         settings, question, collections=list(collection or ()), route=route, tenant=tenant, console=out
     ):
         raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def demo(
+    examples: Annotated[
+        Path | None, typer.Option(help="The example documents (default: examples/ of this checkout).")
+    ] = None,
+) -> None:
+    """Ingest the example documents, approve a few memories, ask two questions; then open the console."""
+    from quire.app.demo import run_demo
+
+    settings = settings_for("demo")
+    run_demo(settings, examples=examples, console=out)
 
 
 register_mcp_commands(app, friendly=friendly, settings_for=settings_for, out=out, fail=fail)

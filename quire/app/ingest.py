@@ -71,8 +71,8 @@ def ingest_paths(
     if not files:
         console.print("Nothing to ingest.")
         return 0
-    environment = configure_process(settings)
     database = Database(resolve_database_url(settings), pool_size=4)
+    environment = configure_process(settings, database)
     try:
         with database.system_session() as system:
             tenant_id = get_tenant_by_name(session=system, name=tenant).id

@@ -11,7 +11,7 @@ from dramatiq.broker import Broker
 
 from quire.agent.mcp.watcher import McpWatcher, start_mcp_watcher
 from quire.content.environment import ContentEnvironment, configure
-from quire.core.blobs import FileBlobStore
+from quire.core.blobs import blob_store
 from quire.core.db import Database
 from quire.core.settings import Settings
 from quire.core.workers import WorkerHeartbeat
@@ -36,9 +36,9 @@ def load_programs(settings: Settings) -> None:
         importlib.import_module(module)
 
 
-def content_environment(settings: Settings) -> ContentEnvironment:
+def content_environment(settings: Settings, database: Database | None) -> ContentEnvironment:
     environment = ContentEnvironment(
-        blobs=FileBlobStore(settings.data_dir / "blobs"),
+        blobs=blob_store(settings.blob_store, data_dir=settings.data_dir, database=database),
         embedding_model=settings.embedding_model,
         parse_timeout=settings.parse_timeout_seconds,
         parse_memory_mb=settings.parse_memory_mb,
@@ -60,7 +60,7 @@ def configure_process(settings: Settings, database: Database | None = None) -> C
         from quire.agent.mcp.calls import install_mcp
 
         install_mcp(database)  # calls to imported MCP tools; a server's change notice re-syncs it
-    return content_environment(settings)
+    return content_environment(settings, database)
 
 
 def warm_up_in_background(environment: ContentEnvironment, *, parser: bool) -> None:

@@ -18,7 +18,8 @@ SECRETS = re.compile(
     r"|(sk-(?:ant-)?[A-Za-z0-9]{2})[A-Za-z0-9_-]{8,}"  # OpenAI / Anthropic style keys
     r"|(AIza[0-9A-Za-z_-]{2})[0-9A-Za-z_-]{20,}"  # Google API keys
     r"|((?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]{8,}"
-    r"|((?:password|passwd|secret|api[_-]?key|token)\s*[:=]\s*)\S{4,}",
+    r"|((?:password|passwd|secret|api[_-]?key|token)\s*[:=]\s*)\S{4,}"
+    r"|(://[^:/@\s]+:)[^@\s/]+(?=@)",  # the password in a URL: postgresql://user:…@host
     re.IGNORECASE,
 )
 

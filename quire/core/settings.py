@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         default_factory=default_data_dir,
         description="Folder for the embedded database and the blob store.",
     )
+    blob_store: str = Field(
+        default="",
+        description="Where uploads' bytes live: empty (<data dir>/blobs), a folder, or 'postgres'.",
+    )
     embedding_model: str = Field(
         default="all-MiniLM-L6-v2",
         description="all-MiniLM-L6-v2 (bundled) or the path of a sentence-transformers model.",
@@ -88,6 +92,11 @@ class Settings(BaseSettings):
         default="", description="Where OpenTelemetry traces go: '' (off), 'console' or 'otlp'."
     )
     otel_endpoint: str = Field(default="", description="OTLP/HTTP endpoint for traces.")
+    console_secret: str = Field(
+        default="",
+        repr=False,
+        description="Key that signs console sessions; set the same one on every API host.",
+    )
     api_key: str = Field(default="", repr=False, description="The API key `quire mcp` serves as.")
     mcp_allow_stdio: bool = Field(
         default=False,
@@ -100,6 +109,13 @@ class Settings(BaseSettings):
         default="INFO", description="Log level of every Quire process."
     )
     log_format: Literal["text", "json"] = Field(default="text", description="Log line format.")
+
+    @field_validator("console_secret")
+    @classmethod
+    def _check_console_secret(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("must be at least 32 characters (try: openssl rand -hex 32)")
+        return value
 
     @field_validator("api_bind")
     @classmethod

@@ -162,6 +162,7 @@ def test_redaction_covers_provider_keys_passwords_and_tracebacks() -> None:
     assert redact("anthropic sk-ant-api03-abcdefghijkl") == "anthropic sk-ant-ap…[redacted]"
     assert redact("gemini AIzaSyA1234567890abcdefghijklmnop") == "gemini AIzaSy…[redacted]"
     assert redact("postgres password=hunter22 host=x") == "postgres password=…[redacted] host=x"
+    assert redact("to postgresql://quire:pw-123@db:5432/q") == "to postgresql://quire:…[redacted]@db:5432/q"
     assert redact("nothing secret here: 42 tokens") == "nothing secret here: 42 tokens"
 
     handler = Capture()

@@ -15,7 +15,7 @@ from quire.core.deps import AdminDep, SettingsDep, TenantSessionDep
 router = APIRouter(prefix="/v1/tools/mcp-servers", tags=["tools"])
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses={409: {"description": "A server of that name exists already"}})
 def register_server(
     body: McpServerCreate,
     caller: AdminDep,

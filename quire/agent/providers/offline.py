@@ -167,23 +167,23 @@ class OfflineProvider(Provider):
         query = Counter(stem(w) for w in words(question))
         documents = [[stem(w) for w in words(str(c.get("quote", "")))] for _, c in numbered]
         frequency = Counter(w for doc in documents for w in set(doc))
-        scored: list[tuple[float, int, str]] = []
-        seen: set[str] = set()
+        # A sentence found twice (an approved memory quotes the passage search found too) is
+        # cited once, from its best-scored source: the memory, thanks to its bonus.
+        best_of: dict[str, tuple[float, int, str]] = {}
         for (ref, citation), _ in zip(numbered, documents, strict=True):
             bonus = 0.25 if citation.get("kind") == "memory" else 0.0
             for match in SENTENCE.finditer(str(citation.get("quote", ""))):
                 sentence = match.group(0).strip()
                 key = sentence.lower()
-                if len(sentence) < 12 or key in seen:
+                if len(sentence) < 12:
                     continue
-                seen.add(key)
                 terms = [stem(w) for w in words(sentence)]
                 overlap = sum(
                     math.log(1 + len(documents) / frequency.get(t, 1)) for t in set(terms) if t in query
                 )
-                if overlap > 0:
-                    scored.append((overlap + bonus, ref, sentence))
-        scored.sort(key=lambda item: (-item[0], item[1]))
+                if overlap > 0 and (key not in best_of or overlap + bonus > best_of[key][0]):
+                    best_of[key] = (overlap + bonus, ref, sentence)
+        scored = sorted(best_of.values(), key=lambda item: (-item[0], item[1]))
         best = scored[:3]
         if not best:
             return (

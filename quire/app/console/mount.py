@@ -17,7 +17,10 @@ def mount_console(app: FastAPI, *, secret: bytes | None = None) -> None:
     if getattr(app.state, "console_sessions", None) is not None:
         return
     settings: Settings = app.state.settings
-    app.state.console_sessions = Sessions(secret or load_secret(settings.data_dir))
+    # Several API hosts behind a load balancer must sign with one key (QUIRE_CONSOLE_SECRET);
+    # one host keeps its own in the data folder.
+    configured = settings.console_secret.encode() or None
+    app.state.console_sessions = Sessions(secret or configured or load_secret(settings.data_dir))
     app.include_router(login.router)
     app.include_router(memory.router)
     app.include_router(runs.router)

@@ -4,7 +4,9 @@
 - near duplicate: an approved memory of the same scope whose embedding is very close (a merge);
 - conflict: an approved memory with the same subject key and a different text (a supersede);
 - screening: instructions aimed at agents ("ignore previous instructions" and the like) and
-  secrets (keys, tokens, passwords).
+  secrets (keys, tokens, passwords);
+- source changed: the document it quotes has a newer version without the quoted passage, so the
+  proposal may describe what no longer holds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlmodel import Session
 
 from quire.content.indexing import vector_literal
 from quire.memory.models import MemoryItem, MemoryVersion
+from quire.memory.quotes import find_quote
 
 NEAR_DUPLICATE_SIMILARITY = 0.92
 
@@ -126,4 +129,35 @@ def run_checks(session: Session, *, version: MemoryVersion, item: MemoryItem) ->
                 {"version_id": str(r[0]), "item_id": str(r[1]), "text": r[2]} for r in conflicts
             ]
             findings["suggestion"] = "supersede"
+    changed = stale_sources(session, version_id=version.id)
+    if changed:
+        findings["source_changed"] = changed
     return findings
+
+
+def stale_sources(session: Session, *, version_id: object) -> list[dict[str, Any]]:
+    """The evidence of a memory version whose document moved on to a version without the quote."""
+    rows = session.execute(
+        text(
+            "SELECT e.document_id, e.quote, lv.number, lv.id FROM memory_evidence e "
+            "JOIN content_document d ON d.id = e.document_id "
+            "JOIN content_version lv ON lv.id = d.latest_version_id "
+            "WHERE e.version_id = :version_id AND e.quote IS NOT NULL "
+            "AND e.document_version_id IS DISTINCT FROM d.latest_version_id"
+        ),
+        {"version_id": version_id},
+    ).all()
+    stale = []
+    for document_id, quote, number, latest_id in rows:
+        texts = session.execute(
+            text("SELECT text FROM content_element WHERE version_id = :id"), {"id": latest_id}
+        ).scalars()
+        if not any(find_quote(element, quote) for element in texts):
+            stale.append(
+                {
+                    "document_id": str(document_id),
+                    "latest_version": number,
+                    "why": f"version {number} of its document no longer says this",
+                }
+            )
+    return stale

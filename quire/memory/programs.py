@@ -19,13 +19,15 @@ from quire.content.models import Document, Element
 from quire.content.models import Version as DocumentVersion
 from quire.memory.extraction import Passage, active_extractor
 from quire.memory.models import Evidence, EvidenceIn, MemoryProposal, MemoryVersion, VersionState
-from quire.memory.service import find_quote, propose
+from quire.memory.quotes import find_quote
+from quire.memory.service import propose
 from quire.runtime.context import RunContext
 from quire.runtime.process import Event
 from quire.runtime.programs import program
 from quire.runtime.signals import deliver_signal
 
 LIVE_STATES = [VersionState.approved, VersionState.needs_recertification]
+PENDING_STATES = [VersionState.checked, VersionState.in_review]
 
 
 class OnVersion(BaseModel):
@@ -79,9 +81,44 @@ def verify_sources(ctx: RunContext, version_id: uuid.UUID) -> int:
             continue
         if not any(find_quote(text, evidence.quote) for text in texts):
             gone[memory.id] = memory
-    return _send_back(
+    sent_back = _send_back(
         ctx, list(gone.values()), f"the quoted passage is not in version {version.number} of its document"
     )
+    flag_pending(ctx, version.document_id)
+    return sent_back
+
+
+def flag_pending(ctx: RunContext, document_id: uuid.UUID) -> int:
+    """Proposals still waiting for review that quote what the document no longer says get a
+    `source_changed` finding, so the reviewer sees it (proposals not yet checked get it from
+    their checks)."""
+    from quire.memory import audit
+    from quire.memory.checks import stale_sources
+
+    pending = ctx.session.exec(
+        select(MemoryVersion)
+        .join(Evidence, col(Evidence.version_id) == col(MemoryVersion.id))
+        .where(Evidence.document_id == document_id, col(MemoryVersion.state).in_(PENDING_STATES))
+    ).all()
+    flagged = 0
+    for memory in {m.id: m for m in pending}.values():
+        changed = stale_sources(ctx.session, version_id=memory.id)
+        if not changed or (memory.findings or {}).get("source_changed") == changed:
+            continue
+        memory.findings = {**(memory.findings or {}), "source_changed": changed}
+        ctx.session.add(memory)
+        audit.record(
+            ctx.session,
+            tenant_id=memory.tenant_id,
+            type="memory.flagged",
+            actor="system",
+            item_id=memory.item_id,
+            version_id=memory.id,
+            reason=changed[0]["why"],
+            data={"finding": "source_changed"},
+        )
+        flagged += 1
+    return flagged
 
 
 def extract(ctx: RunContext, version_id: uuid.UUID) -> int:

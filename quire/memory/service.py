@@ -34,6 +34,7 @@ from quire.memory.models import (
     VersionPublic,
     VersionState,
 )
+from quire.memory.quotes import find_quote
 from quire.runtime.errors import InvalidEvent
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import HumanTask, Run, Step
@@ -118,13 +119,6 @@ def _document_evidence(session: Session, item: EvidenceIn, tenant_id: uuid.UUID)
             )
     where = f"element {item.element_id}" if item.element_id else f"version {version.number}"
     raise MissingEvidence(f"the quote was not found in {where} of document {document.id}")
-
-
-def find_quote(text: str, quote: str) -> tuple[int, int] | None:
-    """Where `quote` is in `text`, ignoring differences of whitespace; None if it is not."""
-    pattern = r"\s+".join(re.escape(word) for word in quote.split())
-    match = re.search(pattern, text)
-    return (match.start(), match.end()) if match else None
 
 
 def create_version(

@@ -313,6 +313,22 @@ def test_a_new_version_without_the_quote_sends_the_memory_back(api: TestClient, 
     assert item["latest"]["state"] == "in_review"
 
 
+def test_a_proposal_whose_quote_left_the_document_is_flagged_for_its_reviewer(
+    api: TestClient, content: Harness
+) -> None:
+    key = keys(content)
+    ingest(api, content, key[Role.contributor], POLICY)
+    edited = POLICY.replace("six hours", "eight hours")
+    ingest(api, content, key[Role.contributor], edited)
+    proposals = memories(api, key[Role.reviewer], state="in_review")
+    old, new = by_text(proposals, "six hours"), by_text(proposals, "eight hours")
+    assert old["latest"]["findings"]["source_changed"][0]["latest_version"] == 2
+    assert "source_changed" not in new["latest"]["findings"]
+    assert "source_changed" not in by_text(proposals, "travel portal")["latest"]["findings"]
+    events = api.get(f"/v1/memories/{old['id']}", headers=key[Role.reviewer]).json()["events"]
+    assert any(e["type"] == "memory.flagged" and "no longer says this" in e["reason"] for e in events)
+
+
 def test_the_audit_chain_verifies_replays_and_detects_tampering(api: TestClient, content: Harness) -> None:
     key = keys(content)
     ingest(api, content, key[Role.contributor], POLICY)

@@ -239,7 +239,8 @@ def main() -> None:
         with database.tenant_session(tenant.id) as session:
             rows = session.execute(
                 text(
-                    "SELECT c.id, d.source_key FROM content_chunk c JOIN content_document d ON d.id = c.document_id"
+                    "SELECT c.id, d.source_key FROM content_chunk c "
+                    "JOIN content_document d ON d.id = c.document_id"
                 )
             ).all()
         chunk_doc = {row[0]: row[1] for row in rows}

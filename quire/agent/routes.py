@@ -97,7 +97,10 @@ class UsageRow(BaseModel):
 
 class Budget(BaseModel):
     daily_usd: float | None = Field(
-        default=None, ge=0, description="Spend per day after which model calls stop; null for none."
+        default=None,
+        ge=0,
+        lt=10**12,  # what its column, numeric(18, 6), holds
+        description="Spend per day after which model calls stop; null for none.",
     )
 
 

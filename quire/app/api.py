@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quire.agent import routes as agent_routes
 from quire.app.console.mount import mount_console
-from quire.app.errors import install_error_handlers, register_error
+from quire.app.errors import document_errors, install_error_handlers, register_error
 from quire.app.limits import BodySizeLimit
 from quire.app.mcp import mount_mcp
 from quire.app.metrics import install_metrics
@@ -62,6 +62,7 @@ def create_app(
     )
     configure_tracing(exporter=settings.otel_exporter, endpoint=settings.otel_endpoint, service="quire-api")
     install_error_handlers(app)
+    document_errors(app)
     install_metrics(app, database, token=settings.metrics_token)
     if settings.rate_limit_per_minute:
         app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute)

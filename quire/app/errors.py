@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quire.core import errors
@@ -35,6 +39,35 @@ HTTP_CODES = {
     422: "invalid_request",
     429: "rate_limited",
 }
+
+
+ERROR_DESCRIPTIONS = {
+    400: "The body could not be read (not UTF-8 JSON, or a broken multipart form)",
+    401: "No API key, or one that is unknown or revoked",
+    403: "The key's role does not allow this",
+    404: "Nothing with that id here, or nothing the caller may see",
+    422: "The request is malformed, or asks for something that cannot be done",
+    429: "Too many requests for this API key; retry after the Retry-After header's seconds",
+}
+
+
+class InvalidInput(BaseModel):
+    location: list[str | int] = Field(description="Where the input is: body, query, path, header.")
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="Stable; clients may switch on it.")
+    message: str = Field(description="What went wrong, for people.")
+    details: list[InvalidInput] | None = Field(default=None, description="Each invalid input (422).")
+
+
+class ErrorPublic(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorInfo
 
 
 def register_error(error_type: type[errors.QuireError], status: int) -> None:
@@ -71,6 +104,14 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return JSONResponse(error_body("invalid_request", message, details=details), status_code=422)
 
+    @app.exception_handler(DataError)
+    async def unstorable_value(request: Request, error: DataError) -> JSONResponse:
+        # The database refused a value the request carried (a NUL character, a number out of its
+        # column's range) that validation let through: the request's fault, said plainly.
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "it does not fit"
+        message = f"a value in the request cannot be stored or compared: {reason}"
+        return JSONResponse(error_body("invalid_request", message), status_code=422)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(error.status_code, "error")
@@ -87,3 +128,46 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body("internal_error", "Quire hit an unexpected error; it is in the server log"),
             status_code=500,
         )
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document list the errors operations answer with, in their real shape.
+
+    Every authenticated operation may answer 401, 403 and 429, one with a path parameter 404, one
+    with a body 400, one with inputs 422; a route declares the others it answers with (409, 413,
+    ...) by status and description. Each 4xx gets the schema of `ErrorPublic`, in place of
+    FastAPI's default for 422.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        _, definitions = models_json_schema(
+            [(ErrorPublic, "serialization")], ref_template="#/components/schemas/{model}"
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        schemas.update(definitions["$defs"])
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorPublic"}}}
+        for path, operations in document.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                statuses = [401, 403, 429] if operation.get("security") else []
+                if "{" in path:
+                    statuses.append(404)
+                if operation.get("requestBody"):
+                    statuses.append(400)
+                if operation.get("parameters") or operation.get("requestBody"):
+                    statuses.append(422)
+                for status in statuses:
+                    responses.setdefault(str(status), {"description": ERROR_DESCRIPTIONS[status]})
+                for status, response in responses.items():
+                    if status.startswith("4") and ("content" not in response or status == "422"):
+                        response["content"] = error
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -24,6 +24,7 @@ from quire.content.indexing import embed_chunks, publish_version, text_hash
 from quire.content.models import Chunk, Document, Element, Version, VersionStatus
 from quire.core.embeddings import Embedder
 from quire.runtime.context import RunContext
+from quire.runtime.errors import StepFailed
 from quire.runtime.programs import program
 from quire.runtime.retry import RetryPolicy
 
@@ -224,8 +225,27 @@ def publish(ctx: RunContext, version_id: uuid.UUID) -> bool:
     return publish_version(ctx.session, version_id=version_id)
 
 
+def mark_failed(ctx: RunContext, version_id: uuid.UUID, reason: str) -> None:
+    version = _version(ctx, version_id)
+    version.status = VersionStatus.failed
+    version.status_reason = reason
+    version.error_code = "ingest_failed"
+    ctx.session.add(version)
+
+
 @program(PROGRAM)
 def ingest(ctx: RunContext, state: IngestState) -> IngestState:
+    try:
+        return _ingest(ctx, state)
+    except StepFailed as failure:
+        # A step ran out of attempts (a parser that crashes on every try, say): the run fails,
+        # and the version says why instead of staying in the stage it reached.
+        reason = f"ingestion stopped at its {failure.step!r} step: {failure.error}"
+        ctx.step("fail", mark_failed, ctx, state.version_id, reason)
+        raise
+
+
+def _ingest(ctx: RunContext, state: IngestState) -> IngestState:
     version_id = state.version_id
     ctx.step("start", mark_parsing, ctx, version_id)
     parsed = ctx.step("parse", parse_version, ctx, version_id, retry=PARSE_RETRY)

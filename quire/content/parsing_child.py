@@ -162,6 +162,7 @@ def prepare() -> None:
         _import_partitioners()
         use_packaged_spacy_model()
         _route_pdfs_to_text_layer_partitioner()
+        _refuse_pdf_reference_loops()
         # Run each lazy path once (libmagic's database, spaCy's pipeline, pdfminer's fonts), so
         # that children inherit them warm.
         parse_document(b"The parser is warming up today.", filename="warm.txt", check_ready=False)
@@ -392,6 +393,10 @@ _TEXTUAL = {"HTML", "MD", "TXT", "CSV", "TSV", "JSON", "NDJSON", "XML"}
 # Types whose page numbers mean something (slides and sheets count as pages, as in unstructured).
 _PAGED = {"PDF", "DOCX", "ODT", "PPTX", "XLSX"}
 _FILE_OBJECT = re.compile(r"<_io\.BytesIO object at 0x[0-9a-f]+>")
+_LXML_SOURCE = re.compile(r" \(<string>, line \d+\)$")
+# unstructured builds a table's text from its HTML, and libxml2 drops a cell longer than 10 MB
+# without a word; a CSV line this long is refused instead (a byte may become 3 in UTF-8).
+MAX_DELIMITED_LINE_BYTES = 3 * 1024 * 1024
 _IMAGES = {"BMP", "HEIC", "JPG", "PNG", "TIFF", "WEBP"}
 _LEGACY_OFFICE = {"DOC", "PPT", "XLS"}
 
@@ -425,6 +430,31 @@ def _route_pdfs_to_text_layer_partitioner() -> None:
     _PartitionerLoader._partitioners[FileType.PDF] = partition_pdf
 
 
+def _refuse_pdf_reference_loops() -> None:
+    """Make pdfminer fail on an object that refers to itself, instead of resolving it forever.
+
+    pdfminer's `resolve1` follows references for as long as they lead to another reference, so
+    `2 0 obj 2 0 R endobj` (or a longer loop) keeps a parse busy until its time limit.
+    """
+    from pdfminer.pdftypes import PDFObjRef
+
+    resolve_once = PDFObjRef.resolve
+
+    def resolve(self: PDFObjRef, default: object = None) -> Any:
+        seen = {self.objid}
+        value = resolve_once(self, default)
+        while isinstance(value, PDFObjRef):
+            if value.objid in seen:
+                raise CorruptFile(
+                    f"could not parse the PDF file: its object {self.objid} refers to itself in a loop"
+                )
+            seen.add(value.objid)
+            value = resolve_once(value, default)
+        return value
+
+    PDFObjRef.resolve = resolve  # type: ignore[method-assign]
+
+
 # --- Parsing one document --------------------------------------------------------------------
 
 
@@ -448,6 +478,7 @@ def parse_document(
         return ParsedDocument(content_type=content_type, elements=(), page_count=None)
     _refuse_unsupported(file_type, content_type)
     _refuse_encrypted(data, file_type)
+    _refuse_long_lines(data, file_type)
     try:
         elements, page_count = _partition(data, file_type, filename)
     except (ParseFailure, MemoryError, NetworkAccessForbidden):
@@ -455,8 +486,7 @@ def parse_document(
     except ImportError as exc:
         raise ParserUnavailable(f"a parser dependency is missing: {exc}") from exc
     except Exception as exc:
-        reason = _FILE_OBJECT.sub("the file", str(exc)).strip() or type(exc).__name__
-        raise CorruptFile(f"could not parse the {file_type.name} file: {reason}") from exc
+        raise CorruptFile(f"could not parse the {file_type.name} file: {_reason(exc)}") from exc
     parsed = tuple(to_parsed_elements(elements, paged=file_type.name in _PAGED))
     if file_type.name == "PDF" and not parsed and page_count:
         raise UnsupportedFileType(
@@ -490,12 +520,16 @@ def _refuse_encrypted(data: bytes, file_type: FileType) -> None:
             # Owner-password-only PDFs (printing or copying restrictions) open with "".
             if reader.is_encrypted and not reader.decrypt(""):
                 raise EncryptedFile("the PDF is protected by a password")
+        except EncryptedFile:
+            raise
         except PdfReadError as exc:
             if "encrypt" in str(exc).lower() or "password" in str(exc).lower():
                 raise EncryptedFile(f"the PDF is encrypted: {exc}") from exc
             raise CorruptFile(f"could not parse the PDF file: {exc}") from exc
-        except (ValueError, KeyError, TypeError, OSError) as exc:
-            raise CorruptFile(f"could not parse the PDF file: {exc}") from exc
+        except (MemoryError, NetworkAccessForbidden):
+            raise
+        except Exception as exc:  # pypdf fails on some damaged files in its own ways
+            raise CorruptFile(f"could not parse the PDF file, which looks damaged ({_reason(exc)})") from exc
         return
     if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         import msoffcrypto
@@ -506,6 +540,28 @@ def _refuse_encrypted(data: bytes, file_type: FileType) -> None:
             encrypted = False
         if encrypted:
             raise EncryptedFile(f"the {file_type.name} file is protected by a password")
+
+
+def _refuse_long_lines(data: bytes, file_type: FileType) -> None:
+    """Raise ParseFailure for a CSV or TSV file with a line too long to read whole."""
+    if file_type.name not in ("CSV", "TSV"):
+        return
+    lengths = [len(line) for line in data.splitlines()]
+    longest = max(lengths, default=0)
+    if longest > MAX_DELIMITED_LINE_BYTES:
+        raise ParseFailure(
+            f"line {lengths.index(longest) + 1} of the {file_type.name} file is "
+            f"{longest / 2**20:.1f} MB long; Quire reads lines of up to "
+            f"{MAX_DELIMITED_LINE_BYTES // 2**20} MB"
+        )
+
+
+def _reason(exc: Exception) -> str:
+    """What a parser's exception says, without its Python or libxml2 internals."""
+    if isinstance(exc, RecursionError):
+        return "its structure nests too deeply, or refers to itself in a loop"
+    reason = _LXML_SOURCE.sub("", _FILE_OBJECT.sub("the file", str(exc))).strip()
+    return reason or type(exc).__name__
 
 
 def _partition(data: bytes, file_type: FileType, filename: str | None) -> tuple[list[Element], int | None]:

@@ -29,6 +29,8 @@ from quire.runtime.routes import KickerDep
 router = APIRouter(prefix="/v1", tags=["documents"])
 
 READ_CHUNK = 1024 * 1024
+# Version numbers are PostgreSQL integers: a larger one names no version, and is refused as such.
+MAX_VERSION = 2**31 - 1
 
 
 def _parse_metadata(raw: str | None) -> dict[str, Any]:
@@ -51,7 +53,10 @@ def _parse_tags(raw: list[str] | None) -> tuple[str, ...]:
 @router.post(
     "/documents",
     status_code=202,
-    responses={200: {"model": UploadResult, "description": "Same bytes as the latest version"}},
+    responses={
+        200: {"model": UploadResult, "description": "Same bytes as the latest version"},
+        413: {"description": "The file is over the upload limit (QUIRE_MAX_UPLOAD_MB); nothing was stored"},
+    },
 )
 async def upload_document(
     caller: ContributorDep,
@@ -124,7 +129,7 @@ def get_document(document_id: uuid.UUID, caller: ReaderDep, session: TenantSessi
 @router.get("/documents/{document_id}/versions/{number}")
 def get_version(
     document_id: uuid.UUID,
-    number: Annotated[int, Path(ge=1)],
+    number: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     caller: ReaderDep,
     session: TenantSessionDep,
 ) -> VersionDetail:
@@ -138,7 +143,10 @@ def get_version(
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The original bytes"}},
 )
 def get_version_file(
-    document_id: uuid.UUID, number: int, caller: ReaderDep, session: TenantSessionDep
+    document_id: uuid.UUID,
+    number: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+    caller: ReaderDep,
+    session: TenantSessionDep,
 ) -> Response:
     """The original bytes of a version, exactly as uploaded."""
     data, version = service.version_file(
@@ -160,8 +168,8 @@ def diff_versions(
     document_id: uuid.UUID,
     caller: ReaderDep,
     session: TenantSessionDep,
-    from_: Annotated[int, Query(alias="from", ge=1)],
-    to: Annotated[int, Query(ge=1)],
+    from_: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)],
+    to: Annotated[int, Query(ge=1, le=MAX_VERSION)],
 ) -> VersionDiff:
     """Elements added, removed and changed between two versions."""
     return service.diff_versions(session, document_id=document_id, from_number=from_, to_number=to)
@@ -186,7 +194,11 @@ def list_collections(caller: ReaderDep, session: TenantSessionDep) -> list[dict[
     return [{"name": name, "documents": count} for name, count in service.list_collections(session)]
 
 
-@router.get("/search", tags=["search"])
+@router.get(
+    "/search",
+    tags=["search"],
+    responses={404: {"description": "`document_id`, or its `version`, does not exist"}},
+)
 def search_documents(
     caller: ReaderDep,
     session: TenantSessionDep,
@@ -195,7 +207,9 @@ def search_documents(
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     mode: Annotated[str, Query(pattern="^(hybrid|lexical|dense)$")] = "hybrid",
     document_id: uuid.UUID | None = None,
-    version: Annotated[int | None, Query(ge=1, description="Search this version of document_id.")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=MAX_VERSION, description="Search this version of document_id.")
+    ] = None,
 ) -> SearchResults:
     """Hybrid search over the latest live version of every document; hits carry citations."""
     environment = current()

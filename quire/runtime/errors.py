@@ -27,6 +27,12 @@ class ProgramNotFound(InvalidRequest):
     code = "program_not_found"
 
 
+class InvalidState(InvalidRequest):
+    """The state given to start a run does not fit its program's state model."""
+
+    code = "invalid_state"
+
+
 class RunFinished(Conflict):
     """The run has ended; it takes no more signals or decisions."""
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from quire.core.db import TenantSession, dumps
 from quire.core.tracing import current_traceparent
-from quire.runtime.errors import RunFinished, RunNotFound
+from quire.runtime.errors import InvalidState, RunFinished, RunNotFound
 from quire.runtime.events import append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import (
@@ -72,7 +72,14 @@ def create_run(
     With an idempotency key, starting the same thing twice returns the first run.
     """
     definition = registry.get(program, version)
-    data = state if isinstance(state, BaseModel) else definition.load_state(state)
+    try:
+        data = state if isinstance(state, BaseModel) else definition.load_state(state)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'state'}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise InvalidState(f"the state does not fit program {definition.name!r}: {problems}") from None
     owner = tenant_id or (session.tenant_id if isinstance(session, TenantSession) else None)
     if owner is None:
         raise ValueError("create_run needs a TenantSession or a tenant_id")

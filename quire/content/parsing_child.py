@@ -42,6 +42,7 @@ from quire.content.parsing import (
     detect_content_type,
     use_quiet_unstructured_environment,
 )
+from quire.content.transcripts import read_transcript
 
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element
@@ -479,6 +480,8 @@ def parse_document(
     _refuse_unsupported(file_type, content_type)
     _refuse_encrypted(data, file_type)
     _refuse_long_lines(data, file_type)
+    if file_type.name == "JSON" and (turns := read_transcript(data)) is not None:
+        return ParsedDocument(content_type=content_type, elements=tuple(turns), page_count=None)
     try:
         elements, page_count = _partition(data, file_type, filename)
     except (ParseFailure, MemoryError, NetworkAccessForbidden):

@@ -17,6 +17,8 @@ from quire.content import ingestion
 from quire.content import service as content_service
 from quire.content.models import Document, Element
 from quire.content.models import Version as DocumentVersion
+from quire.content.transcripts import TURN
+from quire.memory.conversations import propose_episodes
 from quire.memory.extraction import Passage, active_extractor
 from quire.memory.models import Evidence, EvidenceIn, MemoryProposal, MemoryVersion, VersionState
 from quire.memory.quotes import find_quote
@@ -144,7 +146,7 @@ def extract(ctx: RunContext, version_id: uuid.UUID) -> int:
     passages = [
         Passage(e.element_id, e.type, e.text, tuple(e.section_path))
         for e in elements
-        if e.content_hash not in known
+        if e.content_hash not in known and e.type != TURN  # turns become episodes instead
     ]
     extractor = active_extractor()
     count = 0
@@ -175,10 +177,20 @@ def extract(ctx: RunContext, version_id: uuid.UUID) -> int:
     return count
 
 
+def propose_conversation_episodes(ctx: RunContext, version_id: uuid.UUID) -> int:
+    from quire.content.environment import current
+
+    episodes = propose_episodes(
+        ctx.session, version_id=version_id, kicker=ctx.executor.kicker, embedder=current().embedder
+    )
+    return len(episodes)
+
+
 @program("memory.on-version")
 def on_version(ctx: RunContext, state: OnVersion) -> OnVersion:
     state.sent_back = ctx.step("verify-sources", verify_sources, ctx, state.version_id)
     state.proposed = ctx.step("extract", extract, ctx, state.version_id)
+    state.proposed += ctx.step("propose-episodes", propose_conversation_episodes, ctx, state.version_id)
     return state
 
 

@@ -9,7 +9,7 @@ from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import text
-from sqlmodel import col, func, select
+from sqlmodel import Session, col, func, select
 
 from quire.content.elements import Side, diff
 from quire.content.errors import DocumentNotFound, InvalidUpload, UploadTooLarge, VersionNotFound
@@ -277,6 +277,26 @@ def describe_version(session: TenantSession, *, document_id: uuid.UUID, number: 
             for e in elements
         ],
     )
+
+
+def hashes_seen_before(session: Session, version: Version, *, element_type: str | None = None) -> set[str]:
+    """Content hashes of the elements of the document's previous version that has any.
+
+    What a follow-up of ingestion (memory extraction, say) already saw, so that a new version
+    yields only what it changed.
+    """
+    previous = session.exec(
+        select(Version)
+        .where(Version.document_id == version.document_id, col(Version.number) < version.number)
+        .where(col(Version.element_count) > 0)
+        .order_by(col(Version.number).desc())
+    ).first()
+    if previous is None:
+        return set()
+    query = select(Element.content_hash).where(Element.version_id == previous.id)
+    if element_type is not None:
+        query = query.where(Element.type == element_type)
+    return set(session.exec(query).all())
 
 
 def version_file(

@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 
 from quire.content.models import Document, Element
 from quire.content.models import Version as DocumentVersion
+from quire.content.service import hashes_seen_before
 from quire.content.transcripts import TURN
 from quire.core.embeddings import Embedder
 from quire.memory.models import EvidenceIn, MemoryKind, MemoryProposal, MemoryScope, MemoryVersion
@@ -117,7 +118,7 @@ def propose_episodes(
         .where(Element.version_id == version_id, Element.type == TURN)
         .order_by(col(Element.ord))
     ).all()
-    known = _turns_known_before(session, version)
+    known = hashes_seen_before(session, version, element_type=TURN)
     proposed = []
     previous: Turn | None = None
     for element in elements:
@@ -157,23 +158,6 @@ def propose_episodes(
         session.add(memory)
     session.flush()
     return proposed
-
-
-def _turns_known_before(session: Session, version: DocumentVersion) -> set[str]:
-    """Content hashes of the turns of the document's previous version: their episodes exist."""
-    previous = session.exec(
-        select(DocumentVersion)
-        .where(DocumentVersion.document_id == version.document_id)
-        .where(col(DocumentVersion.number) < version.number, col(DocumentVersion.element_count) > 0)
-        .order_by(col(DocumentVersion.number).desc())
-    ).first()
-    if previous is None:
-        return set()
-    return set(
-        session.exec(
-            select(Element.content_hash).where(Element.version_id == previous.id, Element.type == TURN)
-        ).all()
-    )
 
 
 # What recall needs: where each recalled episode sits in its conversation, and who spoke.

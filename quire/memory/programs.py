@@ -129,17 +129,7 @@ def extract(ctx: RunContext, version_id: uuid.UUID) -> int:
     assert version is not None
     document = session.get(Document, version.document_id)
     assert document is not None
-    previous = session.exec(
-        select(DocumentVersion)
-        .where(DocumentVersion.document_id == document.id, col(DocumentVersion.number) < version.number)
-        .where(col(DocumentVersion.element_count) > 0)
-        .order_by(col(DocumentVersion.number).desc())
-    ).first()
-    known: set[str] = set()
-    if previous is not None:
-        known = {
-            e.content_hash for e in session.exec(select(Element).where(Element.version_id == previous.id))
-        }
+    known = content_service.hashes_seen_before(session, version)
     elements = session.exec(
         select(Element).where(Element.version_id == version_id).order_by(col(Element.ord))
     ).all()

@@ -139,9 +139,9 @@ def extract(ctx: RunContext, version_id: uuid.UUID) -> int:
         if e.content_hash not in known and e.type != TURN  # turns become episodes instead
     ]
     extractor = active_extractor()
-    count = 0
+    proposed: list[MemoryVersion] = []
     for candidate in extractor.extract(title=document.title, passages=passages):
-        propose(
+        _, memory = propose(
             session,
             tenant_id=version.tenant_id,
             proposal=MemoryProposal(
@@ -163,8 +163,20 @@ def extract(ctx: RunContext, version_id: uuid.UUID) -> int:
             extractor=extractor.name,
             extractor_version=extractor.version,
         )
-        count += 1
-    return count
+        proposed.append(memory)
+    embed_together(proposed)
+    return len(proposed)
+
+
+def embed_together(memories: list[MemoryVersion]) -> None:
+    """Embed a version's proposals in one batch: each review's check embeds only what is missing."""
+    from quire.content.environment import current
+
+    if not memories:
+        return
+    vectors = current().embedder.embed([m.text for m in memories])
+    for memory, vector in zip(memories, vectors, strict=True):
+        memory.embedding = vector
 
 
 def propose_conversation_episodes(ctx: RunContext, version_id: uuid.UUID) -> int:

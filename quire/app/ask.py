@@ -13,15 +13,12 @@ from rich.console import Console
 from sqlalchemy import text
 
 from quire.agent.service import AgentRunCreate, describe_agent_run, start_agent_run
-from quire.app.programs import configure_process
-from quire.core.broker import build_broker
+from quire.app.programs import command_kicker, configure_process
 from quire.core.db import Database, resolve_database_url
 from quire.core.models import Role
 from quire.core.settings import Settings
 from quire.core.tenancy import Caller, get_tenant_by_name
-from quire.core.workers import alive_workers
 from quire.runtime.executor import Executor
-from quire.runtime.kicks import Kicker
 from quire.runtime.local import LocalKicker, drive
 from quire.runtime.models import TERMINAL
 from quire.runtime.sweeper import Sweeper
@@ -42,12 +39,7 @@ def ask(
     try:
         with database.system_session() as system:
             tenant_id = get_tenant_by_name(session=system, name=tenant).id
-        local = alive_workers(database) == 0
-        kicker: Kicker = (
-            LocalKicker()
-            if local
-            else Kicker(build_broker(broker_url=settings.broker_url, database_url=database.url))
-        )
+        kicker, local = command_kicker(settings, database)
         caller = Caller(principal_id=uuid.uuid4(), tenant_id=tenant_id, name="cli", role=Role.contributor)
         with database.tenant_session(tenant_id) as session:
             run_id = start_agent_run(

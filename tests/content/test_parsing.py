@@ -365,6 +365,31 @@ def test_child_killed_by_a_signal_is_a_crash(parser: Parser) -> None:
     assert_still_parses(parser)
 
 
+def grow_by(megabytes: int) -> int:
+    """Keeps `megabytes` of address space mapped in this process (a leak, as the child sees it)."""
+    import mmap
+
+    LEAKED.append(mmap.mmap(-1, megabytes * 1024 * 1024))
+    return os.getpid()
+
+
+LEAKED: list[Any] = []
+
+
+def test_a_child_parses_in_turn_and_is_replaced_after_a_failure_or_growth(parser: Parser) -> None:
+    first = parser.run_in_child(os.getpid)
+    assert parser.run_in_child(os.getpid) == first, "a healthy child takes the next document"
+
+    with pytest.raises(UnsupportedFileType):
+        parser.parse(b"PK\x03\x04 not really a zip", filename="broken.docx")
+    after_failure = parser.run_in_child(os.getpid)
+    assert after_failure != first, "a child that failed is not reused"
+
+    assert parser.run_in_child(grow_by, 600) == after_failure
+    assert parser.run_in_child(os.getpid) != after_failure, "a child that grew is replaced"
+    assert_still_parses(parser)
+
+
 def wait_for_exit(pid: int) -> None:
     """Until `pid` is a zombie (its parent, the Parser, reaps it)."""
     deadline = time.monotonic() + 10

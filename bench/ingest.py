@@ -262,8 +262,8 @@ def cpu_seconds(root: int) -> dict[str, float]:
             if process.name().startswith("postgres")
             else None
         )
-        if kind:
-            used[kind] += times.user + times.system
+        if kind:  # children_*: the processes it forked and reaped (parsing children, retired)
+            used[kind] += times.user + times.system + times.children_user + times.children_system
     return used
 
 

@@ -6,6 +6,7 @@ in its own process (the same durable program, driven locally), so it works on a 
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -19,7 +20,7 @@ from sqlmodel import col, select
 
 from quire.app.programs import command_kicker, configure_process
 from quire.content.models import Version, VersionStatus
-from quire.content.service import UploadRequest, upload
+from quire.content.service import UploadRequest, unchanged_uploads, upload
 from quire.core.db import Database, resolve_database_url
 from quire.core.errors import QuireError
 from quire.core.settings import Settings
@@ -81,8 +82,10 @@ def ingest_paths(
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
             uploading = progress.add_task("uploading", total=len(files))
+            _mark_unchanged(database, tenant_id, outcomes, collection)
             for outcome in outcomes:
-                _upload_one(database, tenant_id, outcome, collection, tags, kicker, environment)
+                if outcome.status == "pending":
+                    _upload_one(database, tenant_id, outcome, collection, tags, kicker, environment)
                 progress.advance(uploading)
             pending = [o for o in outcomes if o.status == "pending"]
             ingesting = progress.add_task("ingesting", total=len(pending))
@@ -101,6 +104,25 @@ def ingest_paths(
     finally:
         environment.close()
         database.dispose()
+
+
+def _mark_unchanged(
+    database: Database, tenant_id: uuid.UUID, outcomes: list[Outcome], collection: str
+) -> None:
+    """Files whose bytes are already the latest version need no upload: found in one query."""
+    hashes: dict[str, str] = {}
+    for outcome in outcomes:
+        try:
+            with outcome.path.open("rb") as handle:
+                hashes[str(outcome.path)] = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError:
+            continue  # the upload reports it
+    with database.tenant_session(tenant_id) as session:
+        found = unchanged_uploads(session, collection=collection, hashes=hashes)
+    for outcome in outcomes:
+        if str(outcome.path) in found:
+            outcome.version_id, number = found[str(outcome.path)]
+            outcome.status, outcome.reason = "unchanged", f"same bytes as version {number}"
 
 
 def _upload_one(

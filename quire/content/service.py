@@ -143,6 +143,31 @@ def upload(
     )
 
 
+def unchanged_uploads(
+    session: TenantSession, *, collection: str, hashes: dict[str, str]
+) -> dict[str, tuple[uuid.UUID, int]]:
+    """Of `hashes` (source key -> sha256 of the bytes), the keys whose latest live version holds
+    exactly those bytes, with that version's id and number: uploading them would make nothing new.
+
+    One query for a whole folder, so a re-run of `quire ingest` over unchanged files costs little.
+    """
+    if not hashes:
+        return {}
+    collection = (collection or DEFAULT_COLLECTION).strip()[:200] or DEFAULT_COLLECTION
+    rows = session.execute(
+        text(
+            "SELECT d.source_key, v.id, v.number "
+            "FROM unnest(CAST(:keys AS text[]), CAST(:hashes AS text[])) AS u(source_key, sha256) "
+            "JOIN content_document d ON d.collection = :collection AND d.source_key = u.source_key "
+            "JOIN LATERAL (SELECT id, number, sha256 FROM content_version "
+            "              WHERE document_id = d.id ORDER BY number DESC LIMIT 1) AS v ON true "
+            "WHERE d.deleted_at IS NULL AND v.sha256 = u.sha256"
+        ),
+        {"keys": list(hashes), "hashes": list(hashes.values()), "collection": collection},
+    ).all()
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
 def _lock_or_create_document(
     session: TenantSession, *, collection: str, source_key: str, request: UploadRequest
 ) -> Document:

@@ -56,13 +56,18 @@ def test_ingest_search_and_ask_from_the_command_line(tmp_path: Path) -> None:
         again = quire(env, "ingest", str(docs / "handbook.md"))
         assert again.returncode == 0 and "1 unchanged" in again.stdout
 
+        (docs / "handbook.md").write_text(HANDBOOK + "\n## Parking\n\nThere are forty parking spaces.\n")
+        edited = quire(env, "ingest", str(docs))
+        assert "1 ingested, 1 unchanged" in edited.stdout, edited.stdout
+        assert "same bytes as version 1" in edited.stdout  # broken.docx, found without an upload
+
         found = quire(env, "search", "laptop replacement")
         assert found.returncode == 0 and "Laptops are replaced every three years" in found.stdout
 
         answer = quire(env, "ask", "How many days of paid holiday do employees get?")
         assert answer.returncode == 0, answer.stderr
         assert '"Every employee gets 27 days of paid holiday a year." [1]' in answer.stdout
-        assert "[1] handbook (v1, Employee handbook > Holidays)" in answer.stdout
+        assert "[1] handbook (v2, Employee handbook > Holidays)" in answer.stdout  # the edited version
         assert "Traceback" not in answer.stdout + answer.stderr
     finally:
         quire(env, "db", "stop")

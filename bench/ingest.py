@@ -276,6 +276,7 @@ def quire(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=240)
+    parser.add_argument("--threads", type=int, default=4, help="worker threads (Quire's default: 4)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="quire-bench-ingest-"))
     folder = work / "documents"
@@ -284,14 +285,14 @@ def main() -> None:
     size = sum(p.stat().st_size for p in folder.iterdir())
     print(
         f"Ingestion benchmark: {args.files} files, {pages} pages, {size / 2**20:.1f} MiB, "
-        f"{os.cpu_count()} cores"
+        f"{os.cpu_count()} cores, one worker process with {args.threads} threads"
     )
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIRE_")}
     env.update(
         QUIRE_DATA_DIR=str(work / "data"),
         QUIRE_LOG_LEVEL="WARNING",
-        QUIRE_WORKER_THREADS="2",
+        QUIRE_WORKER_THREADS=str(args.threads),
         PYTHONPATH=str(ROOT),
     )
     workers = None

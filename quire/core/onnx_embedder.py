@@ -37,6 +37,7 @@ PROBES = [
 ]
 MIN_PROBE_COSINE = 0.9999
 BATCH_SIZE = 32
+PADDING_ALLOWANCE = 1.25
 ST_MODULES = "sentence_transformers.models."
 
 
@@ -90,18 +91,15 @@ class OnnxEmbedder(Embedder):
             return self.fallback.embed(texts)
         import numpy as np
 
-        # Similar lengths together: a batch is padded to its longest text.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        encodings = tokenizer.encode_batch(list(texts))
         vectors: list[list[float]] = [[] for _ in texts]
-        for start in range(0, len(order), BATCH_SIZE):
-            batch = order[start : start + BATCH_SIZE]
-            encodings = tokenizer.encode_batch([texts[i] for i in batch])
-            width = max(len(e.ids) for e in encodings)
+        for batch in _batches([len(e.ids) for e in encodings]):
+            width = max(len(encodings[i].ids) for i in batch)
             ids = np.zeros((len(batch), width), dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, encoding in enumerate(encodings):
-                ids[row, : len(encoding.ids)] = encoding.ids
-                mask[row, : len(encoding.ids)] = 1
+            for row, index in enumerate(batch):
+                ids[row, : len(encodings[index].ids)] = encodings[index].ids
+                mask[row, : len(encodings[index].ids)] = 1
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = session.run(None, {name: feeds[name] for name in self._inputs})[0]
             weights = mask[..., None].astype(np.float32)
@@ -164,6 +162,25 @@ class OnnxEmbedder(Embedder):
                 logger.info("exporting embedding model %s to ONNX (once per machine)", self.name)
                 _export(self.folder, path, self._max_length())
         return path
+
+
+def _batches(lengths: list[int]) -> list[list[int]]:
+    """Indexes of texts grouped for the model: similar token counts together, since a batch is
+    padded to its longest text. A batch ends at BATCH_SIZE texts or when padding would add more
+    than a quarter to the tokens it computes (a request and its short parts, say)."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    tokens = 0
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        padded = lengths[index] * (len(batch) + 1)  # ascending: this text is the longest yet
+        if batch and (len(batch) == BATCH_SIZE or padded > PADDING_ALLOWANCE * (tokens + lengths[index])):
+            batches.append(batch)
+            batch, tokens = [], 0
+        batch.append(index)
+        tokens += lengths[index]
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _fingerprint(folder: Path) -> str:

@@ -33,7 +33,6 @@ from quire.core.search import (
     blend,
     bm25_params,
     index_items,
-    query_lexemes,
     unindex_items,
 )
 
@@ -230,6 +229,22 @@ def search_tools(
     ]
 
 
+# Both legs for one request in one statement: the query's lexemes, BM25 over them, and the
+# nearest embeddings (a round trip each cost about a millisecond of find_tools' budget).
+_HYBRID_SQL = (
+    "WITH q AS (SELECT coalesce(array_agg(DISTINCT lexeme), '{}') AS lexemes "
+    "FROM unnest(to_tsvector('english', :query))) "
+    "(SELECT 'lexical' AS leg, t.id, bm25.score FROM ("
+    + BM25_CTE.replace("CAST(:lexemes AS text[])", "CAST((SELECT lexemes FROM q) AS text[])")
+    + ") AS bm25 JOIN agent_tool t ON t.id = bm25.item_id "
+    "WHERE t.role = ANY(CAST(:roles AS text[])) ORDER BY bm25.score DESC LIMIT :limit) "
+    "UNION ALL "
+    "(SELECT 'dense', id, 1 - (embedding <=> CAST(:vector AS vector)) FROM agent_tool "
+    "WHERE embedding IS NOT NULL AND role = ANY(CAST(:roles AS text[])) "
+    "ORDER BY embedding <=> CAST(:vector AS vector) LIMIT :limit)"
+)
+
+
 def _hybrid(
     session: Session,
     query: str,
@@ -238,27 +253,20 @@ def _hybrid(
     dense_weight: float,
     candidates: int,
 ) -> list[Fused]:
-    lexical: dict[uuid.UUID, float] = {}
-    lexemes = query_lexemes(session, query)
-    if lexemes:
-        rows = session.execute(
-            text(
-                f"SELECT t.id, bm25.score FROM ({BM25_CTE}) AS bm25 JOIN agent_tool t ON t.id = bm25.item_id "
-                "WHERE t.role = ANY(CAST(:roles AS text[])) ORDER BY bm25.score DESC LIMIT :limit"
-            ),
-            {**bm25_params(INDEX_NAME, lexemes), "roles": allowed, "limit": candidates},
-        )
-        lexical = {row[0]: float(row[1]) for row in rows}
+    legs: dict[str, dict[uuid.UUID, float]] = {"lexical": {}, "dense": {}}
     rows = session.execute(
-        text(
-            "SELECT id, 1 - (embedding <=> CAST(:vector AS vector)) FROM agent_tool "
-            "WHERE embedding IS NOT NULL AND role = ANY(CAST(:roles AS text[])) "
-            "ORDER BY embedding <=> CAST(:vector AS vector) LIMIT :limit"
-        ),
-        {"vector": vector_literal(vector), "roles": allowed, "limit": candidates},
+        text(_HYBRID_SQL),
+        {
+            **bm25_params(INDEX_NAME, []),
+            "query": query,
+            "vector": vector_literal(vector),
+            "roles": allowed,
+            "limit": candidates,
+        },
     )
-    dense = {row[0]: float(row[1]) for row in rows}
-    return blend(lexical, dense, dense_weight=dense_weight)
+    for leg, item_id, score in rows:
+        legs[leg][item_id] = float(score)
+    return blend(legs["lexical"], legs["dense"], dense_weight=dense_weight)
 
 
 def get_tool(session: Session, *, name: str) -> CatalogTool | None:

@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import select
@@ -85,13 +86,19 @@ class CachedEmbedder:
     def __init__(self) -> None:
         self.inner = get_embedder("all-MiniLM-L6-v2")
         self.name, self.dim = self.inner.name, self.inner.dim
-        self.cache: dict[str, list[float]] = {}
+        self.cache: dict[str, Any] = {}
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
         for text_, vector in zip(missing, self.inner.embed(missing), strict=True):
             self.cache[text_] = vector
         return [self.cache[t] for t in texts]
+
+    def embed_with_parts(self, text_: str, parts: list[str]) -> list[list[float]]:
+        key = "\x00".join(["parts", text_, *parts])
+        if key not in self.cache:
+            self.cache[key] = self.inner.embed_with_parts(text_, parts)
+        return self.cache[key]
 
     def embed_one(self, text_: str) -> list[float]:
         return self.embed([text_])[0]

@@ -6,10 +6,10 @@ import importlib
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dramatiq.broker import Broker
 
-from quire.agent.mcp.watcher import McpWatcher, start_mcp_watcher
 from quire.content.environment import ContentEnvironment, configure
 from quire.core.blobs import blob_store
 from quire.core.broker import build_broker
@@ -20,6 +20,9 @@ from quire.runtime.executor import Executor
 from quire.runtime.kicks import QUEUE, Kicker, install_executor
 from quire.runtime.local import LocalKicker
 from quire.runtime.sweeper import Sweeper
+
+if TYPE_CHECKING:  # the MCP SDK takes most of a second to import; short commands skip it
+    from quire.agent.mcp.watcher import McpWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +120,8 @@ def start_background_services(
     heartbeat = WorkerHeartbeat(database, worker_id=executor.owner)
     heartbeat.start()
     # Holds a connection to each enabled MCP server (for change notices) and re-syncs them now and then.
+    from quire.agent.mcp.watcher import start_mcp_watcher
+
     mcp_watcher = start_mcp_watcher(database, interval=300)
     return BackgroundServices(
         executor=executor,

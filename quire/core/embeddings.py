@@ -40,6 +40,11 @@ class Embedder(ABC):
     def embed_one(self, text: str) -> list[float]:
         return self.embed([text])[0]
 
+    def embed_with_parts(self, text: str, parts: Sequence[str]) -> list[list[float]]:
+        """Vectors of `text` and of each of `parts` (pieces of it). Embedders that can read a
+        part's vector off the whole text's tokens do, instead of embedding each part again."""
+        return self.embed([text, *parts])
+
     def warm_up(self) -> None:
         """Loads the model now rather than on the first text."""
         self.embed_one("warm up")

@@ -109,6 +109,52 @@ class OnnxEmbedder(Embedder):
                 vectors[index] = pooled[row].tolist()
         return vectors
 
+    def embed_with_parts(self, text: str, parts: Sequence[str]) -> list[list[float]]:
+        """The whole text through the model once; each part is the mean of its own tokens'
+        states (with the text's [CLS] and [SEP], as pooling counts them), which the rest of the
+        text has informed. A part not found in the text is embedded on its own."""
+        session, tokenizer = self._load()
+        if self._use_fallback or not parts:
+            return self.embed([text, *parts])
+        import numpy as np
+
+        encoding = tokenizer.encode(text)
+        ids = np.array([encoding.ids], dtype=np.int64)
+        mask = np.ones_like(ids)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = session.run(None, {name: feeds[name] for name in self._inputs})[0][0]
+        special = {0, len(encoding.ids) - 1}
+        rows = [list(range(len(encoding.ids)))]
+        alone: list[int] = []
+        cursor = 0
+        for index, part in enumerate(parts):
+            start = text.find(part, cursor)
+            if start < 0:
+                start = text.find(part)
+            end = start + len(part)
+            tokens = [
+                i
+                for i, (a, b) in enumerate(encoding.offsets)
+                if i not in special and start >= 0 and a >= start and b <= end and b > a
+            ]
+            if not tokens:
+                alone.append(index)
+                rows.append([])
+                continue
+            cursor = end
+            rows.append(sorted(special | set(tokens)))
+        vectors: list[list[float]] = []
+        for row in rows:
+            if not row:
+                vectors.append([])
+                continue
+            pooled = hidden[row].mean(axis=0)
+            vectors.append((pooled / max(float(np.linalg.norm(pooled)), 1e-12)).tolist())
+        if alone:
+            for index, vector in zip(alone, self.embed([parts[i] for i in alone]), strict=True):
+                vectors[index + 1] = vector
+        return vectors
+
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._session is None and not self._use_fallback:

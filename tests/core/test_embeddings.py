@@ -121,3 +121,22 @@ def test_models_onnx_cannot_reproduce_stay_on_sentence_transformers(tmp_path: Pa
 def test_an_unknown_runtime_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown embedding runtime 'tpu'"):
         _make_embedder(BUNDLED_MODEL, "tpu", tmp_path)
+
+
+def test_parts_are_read_off_the_whole_text(cache: Path) -> None:
+    embedder = _make_embedder(BUNDLED_MODEL, "onnx", cache)
+    text = "Book a table for two in Lisbon tonight, and then convert 40 euros to dollars"
+    parts = [
+        "Book a table for two in Lisbon tonight",
+        "convert 40 euros to dollars",
+        "not in the text at all",
+    ]
+    whole, booking, money, elsewhere = embedder.embed_with_parts(text, parts)
+    assert cosine(whole, embedder.embed_one(text)) > 0.9999
+    alone = embedder.embed(parts)
+    # Each part's vector is its own, informed by the rest: near its separate embedding, and
+    # nearer to it than to the other part's.
+    assert cosine(booking, alone[0]) > 0.8 and cosine(money, alone[1]) > 0.8
+    assert cosine(booking, alone[0]) > cosine(booking, alone[1])
+    assert cosine(money, alone[1]) > cosine(money, alone[0])
+    assert cosine(elsewhere, alone[2]) > 0.9999  # not found in the text: embedded on its own

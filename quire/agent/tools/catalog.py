@@ -207,7 +207,7 @@ def search_tools(
     """The tools that best match a request (or any part of it), that `role` may use."""
     allowed = [r.value for r in Role if role is None or role.allows(r)]
     requests = [query, *request_parts(query)] if part_weight > 0 else [query]
-    vectors = embedder.embed(requests)  # one batch: a part costs little more than the whole
+    vectors = embedder.embed_with_parts(query, requests[1:])
     scores: dict[uuid.UUID, float] = {}
     for position, (request, vector) in enumerate(zip(requests, vectors, strict=True)):
         weight = 1.0 if position == 0 else part_weight

@@ -29,7 +29,6 @@ from quire.core.embeddings import DIMENSIONS, Embedder
 from quire.core.models import Role, TenantScoped, enum_column, timestamp_column, utcnow
 from quire.core.search import (
     BM25_CTE,
-    Fused,
     blend,
     bm25_params,
     index_items,
@@ -209,9 +208,11 @@ def search_tools(
     requests = [query, *request_parts(query)] if part_weight > 0 else [query]
     vectors = embedder.embed_with_parts(query, requests[1:])
     scores: dict[uuid.UUID, float] = {}
-    for position, (request, vector) in enumerate(zip(requests, vectors, strict=True)):
+    legs = _legs(session, requests, vectors, allowed, candidates)
+    for position in range(len(requests)):
         weight = 1.0 if position == 0 else part_weight
-        for found in _hybrid(session, request, vector, allowed, dense_weight, candidates):
+        lexical, dense = legs.get(position, ({}, {}))
+        for found in blend(lexical, dense, dense_weight=dense_weight):
             scores[found.id] = max(scores.get(found.id, 0.0), weight * found.score)
     best = sorted(scores, key=lambda key: (-scores[key], str(key)))[:k]
     if not best:
@@ -229,44 +230,52 @@ def search_tools(
     ]
 
 
-# Both legs for one request in one statement: the query's lexemes, BM25 over them, and the
-# nearest embeddings (a round trip each cost about a millisecond of find_tools' budget).
-_HYBRID_SQL = (
-    "WITH q AS (SELECT coalesce(array_agg(DISTINCT lexeme), '{}') AS lexemes "
-    "FROM unnest(to_tsvector('english', :query))) "
-    "(SELECT 'lexical' AS leg, t.id, bm25.score FROM ("
-    + BM25_CTE.replace("CAST(:lexemes AS text[])", "CAST((SELECT lexemes FROM q) AS text[])")
+# Both legs for every request (the whole and its parts) in one statement: each request's
+# lexemes, BM25 over them, and its nearest embeddings (each round trip cost about a millisecond
+# of find_tools' budget).
+_LEGS_SQL = (
+    "WITH r AS (SELECT n, body, CAST(v AS vector) AS v "
+    "FROM unnest(CAST(:requests AS text[]), CAST(:vectors AS text[])) WITH ORDINALITY AS u(body, v, n)), "
+    "lx AS (SELECT r.n, coalesce(array_agg(DISTINCT t.lexeme) FILTER (WHERE t.lexeme IS NOT NULL), '{}') "
+    "AS lexemes FROM r LEFT JOIN LATERAL unnest(to_tsvector('english', r.body)) AS t ON true GROUP BY r.n) "
+    "SELECT lx.n, 'lexical' AS leg, b.id, b.score FROM lx CROSS JOIN LATERAL ("
+    "SELECT t.id, bm25.score FROM ("
+    + BM25_CTE.replace("CAST(:lexemes AS text[])", "lx.lexemes")
     + ") AS bm25 JOIN agent_tool t ON t.id = bm25.item_id "
-    "WHERE t.role = ANY(CAST(:roles AS text[])) ORDER BY bm25.score DESC LIMIT :limit) "
+    "WHERE t.role = ANY(CAST(:roles AS text[])) ORDER BY bm25.score DESC LIMIT :limit) AS b "
     "UNION ALL "
-    "(SELECT 'dense', id, 1 - (embedding <=> CAST(:vector AS vector)) FROM agent_tool "
+    "SELECT r.n, 'dense', d.id, d.similarity FROM r CROSS JOIN LATERAL ("
+    "SELECT id, 1 - (embedding <=> r.v) AS similarity FROM agent_tool "
     "WHERE embedding IS NOT NULL AND role = ANY(CAST(:roles AS text[])) "
-    "ORDER BY embedding <=> CAST(:vector AS vector) LIMIT :limit)"
+    "ORDER BY embedding <=> r.v LIMIT :limit) AS d"
 )
 
 
-def _hybrid(
+def _legs(
     session: Session,
-    query: str,
-    vector: list[float],
+    requests: list[str],
+    vectors: list[list[float]],
     allowed: list[str],
-    dense_weight: float,
     candidates: int,
-) -> list[Fused]:
-    legs: dict[str, dict[uuid.UUID, float]] = {"lexical": {}, "dense": {}}
+) -> dict[int, tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]]:
+    """Per request (by position), its lexical and its dense candidates with their scores."""
+    legs: dict[int, tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]] = {
+        position: ({}, {}) for position in range(len(requests))
+    }
     rows = session.execute(
-        text(_HYBRID_SQL),
+        text(_LEGS_SQL),
         {
             **bm25_params(INDEX_NAME, []),
-            "query": query,
-            "vector": vector_literal(vector),
+            "requests": requests,
+            "vectors": [vector_literal(v) for v in vectors],
             "roles": allowed,
             "limit": candidates,
         },
     )
-    for leg, item_id, score in rows:
-        legs[leg][item_id] = float(score)
-    return blend(legs["lexical"], legs["dense"], dense_weight=dense_weight)
+    for number, leg, item_id, score in rows:
+        lexical, dense = legs[number - 1]
+        (lexical if leg == "lexical" else dense)[item_id] = float(score)
+    return legs
 
 
 def get_tool(session: Session, *, name: str) -> CatalogTool | None:

@@ -71,7 +71,7 @@ def ingest_paths(
         console.print("Nothing to ingest.")
         return 0
     database = Database(resolve_database_url(settings), pool_size=4)
-    environment = configure_process(settings, database)
+    environment = configure_process(settings, database, short_lived=True)
     try:
         with database.system_session() as system:
             tenant_id = get_tenant_by_name(session=system, name=tenant).id

@@ -6,7 +6,8 @@ import importlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from dramatiq.broker import Broker
 
@@ -57,17 +58,35 @@ def content_environment(settings: Settings, database: Database | None) -> Conten
     return environment
 
 
-def configure_process(settings: Settings, database: Database | None = None) -> ContentEnvironment:
+def configure_process(
+    settings: Settings, database: Database | None = None, *, short_lived: bool = False
+) -> ContentEnvironment:
+    """Programs, agent and content environment for this process.
+
+    A `short_lived` command (`quire ingest`) does not load the MCP SDK (most of a second) until
+    it calls an imported MCP tool, which it rarely does.
+    """
     from quire.agent.config import load_models
     from quire.agent.environment import configure_agent
 
     load_programs(settings)
     configure_agent(load_models(models_file=settings.models, model=settings.model), database)
-    if database is not None:
+    if database is not None and short_lived:
+        from quire.agent.tools.remote import callers
+
+        callers["mcp"] = partial(_install_mcp_and_call, database)
+    elif database is not None:
         from quire.agent.mcp.calls import install_mcp
 
         install_mcp(database)  # calls to imported MCP tools; a server's change notice re-syncs it
     return content_environment(settings, database)
+
+
+def _install_mcp_and_call(database: Database, *args: Any) -> Any:
+    from quire.agent.mcp.calls import call_mcp_tool, install_mcp
+
+    install_mcp(database)  # from now on the real caller
+    return call_mcp_tool(*args)
 
 
 def warm_up_in_background(environment: ContentEnvironment, *, parser: bool) -> None:

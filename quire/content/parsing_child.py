@@ -241,10 +241,13 @@ def serve(fd: int) -> None:
     """
     connection = Connection(fd)
     prepare()
-    if _prepared["error"] is not None:
-        connection.send(("unavailable", f"could not prepare the parser: {_prepared['error']}"))
-        return
-    connection.send(("ready", {"prepare_seconds": _prepared["seconds"]}))
+    try:
+        if _prepared["error"] is not None:
+            connection.send(("unavailable", f"could not prepare the parser: {_prepared['error']}"))
+            return
+        connection.send(("ready", {"prepare_seconds": _prepared["seconds"]}))
+    except OSError:  # the caller stopped (a worker shutting down) while this process prepared
+        os._exit(0)
     # Every object made so far (unstructured, spaCy, pdfminer: hundreds of MB) is kept out of
     # the garbage collector's reach: a collection in a forked child would otherwise write to all
     # of them and copy every page.

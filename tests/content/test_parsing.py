@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -446,6 +448,17 @@ def test_preparation_failure_is_reported_clearly(monkeypatch: pytest.MonkeyPatch
         broken.parse(b"Anything at all.", filename="a.txt")
 
     assert caught.value.code == "parser_unavailable"
+
+
+def test_a_caller_gone_while_the_server_prepares_leaves_no_traceback() -> None:
+    code = (
+        "import os, threading, time; from quire.content.parsing import Parser; p = Parser();"
+        "threading.Thread(target=p.warm_up, daemon=True).start(); time.sleep(0.5); os._exit(0)"
+    )
+    # The server outlives its caller until it has prepared; its stderr is this pipe's.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_server_that_cannot_start_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:

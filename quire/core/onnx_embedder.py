@@ -89,24 +89,12 @@ class OnnxEmbedder(Embedder):
         session, tokenizer = self._load()
         if self._use_fallback:
             return self.fallback.embed(texts)
-        import numpy as np
-
         encodings = tokenizer.encode_batch(list(texts))
         vectors: list[list[float]] = [[] for _ in texts]
         for batch in _batches([len(e.ids) for e in encodings]):
-            width = max(len(encodings[i].ids) for i in batch)
-            ids = np.zeros((len(batch), width), dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for row, index in enumerate(batch):
-                ids[row, : len(encodings[index].ids)] = encodings[index].ids
-                mask[row, : len(encodings[index].ids)] = 1
-            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = session.run(None, {name: feeds[name] for name in self._inputs})[0]
-            weights = mask[..., None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            for row, index in enumerate(batch):
-                vectors[index] = pooled[row].tolist()
+            hidden, mask = self._run(session, [encodings[i].ids for i in batch])
+            for index, vector in zip(batch, _mean_pooled(hidden, mask[..., None]).tolist(), strict=True):
+                vectors[index] = vector
         return vectors
 
     def embed_with_parts(self, text: str, parts: Sequence[str]) -> list[list[float]]:
@@ -119,18 +107,16 @@ class OnnxEmbedder(Embedder):
         import numpy as np
 
         encoding = tokenizer.encode(text)
-        ids = np.array([encoding.ids], dtype=np.int64)
-        mask = np.ones_like(ids)
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = session.run(None, {name: feeds[name] for name in self._inputs})[0][0]
-        special = {0, len(encoding.ids) - 1}
-        rows = [list(range(len(encoding.ids)))]
+        hidden, _ = self._run(session, [encoding.ids])
+        # One pooling mask per vector: the whole text, then each part's tokens.
+        masks = np.zeros((1 + len(parts), len(encoding.ids), 1), dtype=np.float32)
+        masks[0] = 1.0
+        special = [0, len(encoding.ids) - 1]
         alone: list[int] = []
         cursor = 0
-        for index, part in enumerate(parts):
+        for index, part in enumerate(parts, start=1):
             start = text.find(part, cursor)
-            if start < 0:
-                start = text.find(part)
+            start = start if start >= 0 else text.find(part)
             end = start + len(part)
             tokens = [
                 i
@@ -139,21 +125,30 @@ class OnnxEmbedder(Embedder):
             ]
             if not tokens:
                 alone.append(index)
-                rows.append([])
+                masks[index, special] = 1.0  # a placeholder, replaced below
                 continue
             cursor = end
-            rows.append(sorted(special | set(tokens)))
-        vectors: list[list[float]] = []
-        for row in rows:
-            if not row:
-                vectors.append([])
-                continue
-            pooled = hidden[row].mean(axis=0)
-            vectors.append((pooled / max(float(np.linalg.norm(pooled)), 1e-12)).tolist())
+            masks[index, [*special, *tokens]] = 1.0
+        vectors: list[list[float]] = _mean_pooled(
+            np.broadcast_to(hidden, masks.shape[:2] + hidden.shape[2:]), masks
+        ).tolist()
         if alone:
-            for index, vector in zip(alone, self.embed([parts[i] for i in alone]), strict=True):
-                vectors[index + 1] = vector
+            for index, vector in zip(alone, self.embed([parts[i - 1] for i in alone]), strict=True):
+                vectors[index] = vector
         return vectors
+
+    def _run(self, session: Any, rows: list[list[int]]) -> tuple[Any, Any]:
+        """The model's last hidden states for rows of token ids padded to the longest, and the
+        attention mask (1 for a token, 0 for padding)."""
+        import numpy as np
+
+        ids = np.zeros((len(rows), max(len(row) for row in rows)), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for number, row in enumerate(rows):
+            ids[number, : len(row)] = row
+            mask[number, : len(row)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        return session.run(None, {name: feeds[name] for name in self._inputs})[0], mask
 
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
@@ -164,10 +159,10 @@ class OnnxEmbedder(Embedder):
                         f"embedding model {self.name} makes {hidden}-dimensional vectors; "
                         f"Quire's vector columns hold {self.dim}"
                     )
-                import onnxruntime
-                from tokenizers import Tokenizer
-
                 try:
+                    import onnxruntime
+                    from tokenizers import Tokenizer
+
                     path = self._exported()
                 except (ExportFailed, ImportError, RuntimeError, OSError) as error:
                     # Same vectors either way, only slower: keep serving rather than fail.
@@ -303,5 +298,7 @@ def _export(folder: Path, path: Path, max_length: int) -> None:
 
 
 def _mean_pooled(hidden: Any, mask: Any) -> Any:
+    """Unit-length means of `hidden` (rows, tokens, dims) over the tokens `mask` (rows, tokens, 1)
+    marks: sentence-transformers' mean pooling and normalisation."""
     pooled = (hidden * mask).sum(axis=1) / mask.sum(axis=1)
     return pooled / ((pooled**2).sum(axis=1, keepdims=True) ** 0.5)

@@ -211,7 +211,7 @@ def search_tools(
     legs = _legs(session, requests, vectors, allowed, candidates)
     for position in range(len(requests)):
         weight = 1.0 if position == 0 else part_weight
-        lexical, dense = legs.get(position, ({}, {}))
+        lexical, dense = legs[position]
         for found in blend(lexical, dense, dense_weight=dense_weight):
             scores[found.id] = max(scores.get(found.id, 0.0), weight * found.score)
     best = sorted(scores, key=lambda key: (-scores[key], str(key)))[:k]
@@ -257,11 +257,9 @@ def _legs(
     vectors: list[list[float]],
     allowed: list[str],
     candidates: int,
-) -> dict[int, tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]]:
-    """Per request (by position), its lexical and its dense candidates with their scores."""
-    legs: dict[int, tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]] = {
-        position: ({}, {}) for position in range(len(requests))
-    }
+) -> list[tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]]:
+    """Per request (in order), its lexical and its dense candidates with their scores."""
+    legs: list[tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]] = [({}, {}) for _ in requests]
     rows = session.execute(
         text(_LEGS_SQL),
         {

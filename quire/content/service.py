@@ -62,6 +62,11 @@ class UploadRequest:
     declared_type: str | None = None
 
 
+def collection_name(collection: str | None) -> str:
+    """The collection an upload goes to, as stored: trimmed, at most 200 characters, or the default."""
+    return (collection or DEFAULT_COLLECTION).strip()[:200] or DEFAULT_COLLECTION
+
+
 def upload(
     session: TenantSession,
     *,
@@ -78,7 +83,7 @@ def upload(
         raise UploadTooLarge(f"the file is {len(request.data)} bytes; the limit is {max_bytes}")
     filename = clean_filename(request.filename or request.source_key)
     source_key = (request.source_key or filename).strip()[:1000]
-    collection = (request.collection or DEFAULT_COLLECTION).strip()[:200] or DEFAULT_COLLECTION
+    collection = collection_name(request.collection)
     sha256 = hashlib.sha256(request.data).hexdigest()
     key = blobs.put(request.data)  # the bytes are safe before anything else happens
 
@@ -153,7 +158,7 @@ def unchanged_uploads(
     """
     if not hashes:
         return {}
-    collection = (collection or DEFAULT_COLLECTION).strip()[:200] or DEFAULT_COLLECTION
+    collection = collection_name(collection)
     rows = session.execute(
         text(
             "SELECT d.source_key, v.id, v.number "

@@ -22,14 +22,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Column, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from quire.content.indexing import vector_literal
 from quire.core.embeddings import DIMENSIONS, Embedder
 from quire.core.models import Role, TenantScoped, enum_column, timestamp_column, utcnow
 from quire.core.search import (
     BM25_CTE,
-    blend,
     bm25_params,
     index_items,
     unindex_items,
@@ -207,73 +206,73 @@ def search_tools(
     allowed = [r.value for r in Role if role is None or role.allows(r)]
     requests = [query, *request_parts(query)] if part_weight > 0 else [query]
     vectors = embedder.embed_with_parts(query, requests[1:])
-    scores: dict[uuid.UUID, float] = {}
-    legs = _legs(session, requests, vectors, allowed, candidates)
-    for position in range(len(requests)):
-        weight = 1.0 if position == 0 else part_weight
-        lexical, dense = legs[position]
-        for found in blend(lexical, dense, dense_weight=dense_weight):
-            scores[found.id] = max(scores.get(found.id, 0.0), weight * found.score)
-    best = sorted(scores, key=lambda key: (-scores[key], str(key)))[:k]
-    if not best:
-        return []
-    by_id = {t.id: t for t in session.exec(select(CatalogTool).where(col(CatalogTool.id).in_(best)))}
-    return [
-        FoundTool(
-            name=by_id[key].name,
-            summary=by_id[key].summary,
-            source=by_id[key].source,
-            score=round(scores[key], 4),
-        )
-        for key in best
-        if key in by_id
-    ]
-
-
-# Both legs for every request (the whole and its parts) in one statement: each request's
-# lexemes, BM25 over them, and its nearest embeddings (each round trip cost about a millisecond
-# of find_tools' budget).
-_LEGS_SQL = (
-    "WITH r AS (SELECT n, body, CAST(v AS vector) AS v "
-    "FROM unnest(CAST(:requests AS text[]), CAST(:vectors AS text[])) WITH ORDINALITY AS u(body, v, n)), "
-    "lx AS (SELECT r.n, coalesce(array_agg(DISTINCT t.lexeme) FILTER (WHERE t.lexeme IS NOT NULL), '{}') "
-    "AS lexemes FROM r LEFT JOIN LATERAL unnest(to_tsvector('english', r.body)) AS t ON true GROUP BY r.n) "
-    "SELECT lx.n, 'lexical' AS leg, b.id, b.score FROM lx CROSS JOIN LATERAL ("
-    "SELECT t.id, bm25.score FROM ("
-    + BM25_CTE.replace("CAST(:lexemes AS text[])", "lx.lexemes")
-    + ") AS bm25 JOIN agent_tool t ON t.id = bm25.item_id "
-    "WHERE t.role = ANY(CAST(:roles AS text[])) ORDER BY bm25.score DESC LIMIT :limit) AS b "
-    "UNION ALL "
-    "SELECT r.n, 'dense', d.id, d.similarity FROM r CROSS JOIN LATERAL ("
-    "SELECT id, 1 - (embedding <=> r.v) AS similarity FROM agent_tool "
-    "WHERE embedding IS NOT NULL AND role = ANY(CAST(:roles AS text[])) "
-    "ORDER BY embedding <=> r.v LIMIT :limit) AS d"
-)
-
-
-def _legs(
-    session: Session,
-    requests: list[str],
-    vectors: list[list[float]],
-    allowed: list[str],
-    candidates: int,
-) -> list[tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]]:
-    """Per request (in order), its lexical and its dense candidates with their scores."""
-    legs: list[tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]] = [({}, {}) for _ in requests]
     rows = session.execute(
-        text(_LEGS_SQL),
+        text(_SEARCH_SQL),
         {
             **bm25_params(INDEX_NAME, []),
             "requests": requests,
             "vectors": [vector_literal(v) for v in vectors],
             "roles": allowed,
             "limit": candidates,
+            "dense_weight": dense_weight,
+            "part_weight": part_weight,
+            "k": k,
         },
     )
-    for number, leg, item_id, score in rows:
-        lexical, dense = legs[number - 1]
-        (lexical if leg == "lexical" else dense)[item_id] = float(score)
-    return legs
+    return [
+        FoundTool(name=name, summary=summary, source=source, score=round(score, 4))
+        for name, summary, source, score in rows
+    ]
+
+
+# The whole search in one statement, so that only the k answers leave the database (fetching
+# every candidate of every leg and fusing them in Python cost more than the search itself):
+# - r: each request (the whole, then its parts) with its vector; lx: its lexemes;
+# - lexical / dense: each request's best `limit` candidates by BM25 and by cosine similarity;
+# - normalised: each leg's scores min-max normalised over that request's candidates (1 when
+#   they are all equal), as `core.search.blend` does;
+# - fused: per request and tool, the blend of its legs (a missing leg counts 0);
+# - best: per tool, its best request, a part's counting `part_weight` of the whole's.
+_SEARCH_SQL = """
+WITH r AS (
+    SELECT n, body, CAST(v AS vector) AS v
+    FROM unnest(CAST(:requests AS text[]), CAST(:vectors AS text[])) WITH ORDINALITY AS u(body, v, n)
+), lx AS (
+    SELECT r.n, coalesce(array_agg(DISTINCT t.lexeme) FILTER (WHERE t.lexeme IS NOT NULL), '{}') AS lexemes
+    FROM r LEFT JOIN LATERAL unnest(to_tsvector('english', r.body)) AS t ON true
+    GROUP BY r.n
+), lexical AS (
+    SELECT lx.n, b.id, b.score FROM lx CROSS JOIN LATERAL (
+        SELECT t.id, bm25.score FROM (__BM25__) AS bm25 JOIN agent_tool t ON t.id = bm25.item_id
+        WHERE t.role = ANY(CAST(:roles AS text[]))
+        ORDER BY bm25.score DESC LIMIT :limit
+    ) AS b
+), dense AS (
+    SELECT r.n, d.id, d.score FROM r CROSS JOIN LATERAL (
+        SELECT id, 1 - (embedding <=> r.v) AS score FROM agent_tool
+        WHERE embedding IS NOT NULL AND role = ANY(CAST(:roles AS text[]))
+        ORDER BY embedding <=> r.v LIMIT :limit
+    ) AS d
+), normalised AS (
+    SELECT n, id, (1 - CAST(:dense_weight AS float8))
+        * coalesce((score - min(score) OVER w) / nullif(max(score) OVER w - min(score) OVER w, 0), 1) AS part
+    FROM lexical WINDOW w AS (PARTITION BY n)
+    UNION ALL
+    SELECT n, id, CAST(:dense_weight AS float8)
+        * coalesce((score - min(score) OVER w) / nullif(max(score) OVER w - min(score) OVER w, 0), 1)
+    FROM dense WINDOW w AS (PARTITION BY n)
+), fused AS (
+    SELECT n, id, sum(part) AS score FROM normalised GROUP BY n, id
+), best AS (
+    SELECT id, max(CASE WHEN n = 1 THEN CAST(1 AS float8) ELSE CAST(:part_weight AS float8) END * score)
+        AS score
+    FROM fused GROUP BY id
+)
+SELECT t.name, t.summary, t.source, best.score
+FROM best JOIN agent_tool t ON t.id = best.id
+ORDER BY best.score DESC, CAST(best.id AS text) COLLATE "C"
+LIMIT :k
+""".replace("__BM25__", BM25_CTE.replace("CAST(:lexemes AS text[])", "lx.lexemes"))
 
 
 def get_tool(session: Session, *, name: str) -> CatalogTool | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from quire.agent.tools.catalog import ToolDescription, request_parts, search_tools, sync_source
 from quire.content.environment import current
+from quire.core.models import Role
 from tests.harness import Harness
 
 CATALOG = {
@@ -43,3 +44,25 @@ def test_each_part_of_a_compound_request_finds_its_tool(content: Harness) -> Non
         # One request: its best match keeps the whole request's score, ahead of everything else.
         single = search_tools(session, query="translate this letter into German", embedder=embedder, k=3)
         assert single[0].name == "translate_text" and single[0].score > single[1].score
+
+
+def test_a_tool_beyond_the_callers_role_is_never_found(content: Harness) -> None:
+    embedder = current().embedder
+    with content.database.tenant_session(content.tenant_id) as session:
+        tools = [ToolDescription(name=name, summary=summary) for name, summary in CATALOG.items()]
+        tools.append(
+            ToolDescription(
+                name="delete_parcel_records",
+                summary="Delete the tracking records of a parcel.",
+                role=Role.admin,
+            )
+        )
+        sync_source(session, tenant_id=content.tenant_id, source="test", tools=tools, embedder=embedder)
+        query = "delete the tracking records of my parcel"
+        as_admin = search_tools(session, query=query, embedder=embedder, k=3, role=Role.admin)
+        assert as_admin[0].name == "delete_parcel_records"
+        as_reader = search_tools(session, query=query, embedder=embedder, k=len(tools), role=Role.reader)
+        assert "delete_parcel_records" not in {f.name for f in as_reader}
+        assert as_reader[0].name == "track_parcel"
+        assert len(as_reader) == len(CATALOG)  # everything else the reader may use, best first
+        assert [f.score for f in as_reader] == sorted((f.score for f in as_reader), reverse=True)

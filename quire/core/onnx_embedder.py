@@ -29,7 +29,7 @@ from quire.core.embeddings import Embedder
 logger = logging.getLogger(__name__)
 
 # Part of the cache key: bump it when the export below changes, so old files are not reused.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: attention and layer norms fused
 PROBES = [
     "hello",
     "Quire turns uploaded documents into versioned, structured records that agents can cite.",
@@ -283,6 +283,7 @@ def _export(folder: Path, path: Path, max_length: int) -> None:
                 opset_version=17,
                 dynamo=False,
             )
+        _fuse(partial, model.config)
         session = onnxruntime.InferenceSession(str(partial), providers=["CPUExecutionProvider"])
         actual = session.run(None, {name: probes[name].numpy() for name in names})[0]
         mask = probes["attention_mask"].numpy()[..., None]
@@ -295,6 +296,30 @@ def _export(folder: Path, path: Path, max_length: int) -> None:
     except Exception:
         partial.unlink(missing_ok=True)
         raise
+
+
+def _fuse(path: Path, config: Any) -> None:
+    """Rewrites a BERT-like export with ONNX Runtime's fused operators (attention, skip layer
+    norm, embedding layer norm) in place: the same model in fewer, larger kernels, a few
+    to 25 % faster on short texts. A model whose graph the optimizer does not recognise is
+    left as exported; the probe check after this judges whichever file is kept."""
+    if getattr(config, "model_type", None) != "bert":  # the fusions ONNX Runtime has patterns for
+        return
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        optimized = optimize_model(
+            str(path),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+            opt_level=0,
+        )
+        if not optimized.get_fused_operator_statistics().get("Attention"):
+            return
+        optimized.save_model_to_file(str(path))
+    except Exception as error:  # an optimizer that cannot fuse is no reason not to embed
+        logger.warning("embedding model kept unfused: %s", error)
 
 
 def _mean_pooled(hidden: Any, mask: Any) -> Any:

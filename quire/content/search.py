@@ -54,7 +54,13 @@ def lexical_leg(session: Session, query: str, scope: Scope, limit: int) -> dict[
     if not lexemes:
         return {}
     where, params = _filters(scope)
-    if scope.version_id is None:
+    if scope == Scope():
+        # The index holds exactly the live chunks (publishing and withdrawing a version change
+        # both in one transaction), so a search of everything needs no join: joining the scores
+        # to every chunk for the `live` filter cost 14 of the leg's 20 ms on SciFact.
+        sql = f"SELECT item_id, score FROM ({BM25_CTE}) AS bm25 ORDER BY score DESC LIMIT :limit"
+        rows = session.execute(text(sql), {**bm25_params(INDEX_NAME, lexemes), "limit": limit})
+    elif scope.version_id is None:
         sql = (
             f"SELECT c.id, bm25.score FROM ({BM25_CTE}) AS bm25 JOIN content_chunk c ON c.id = bm25.item_id "
             f"WHERE {where} ORDER BY bm25.score DESC LIMIT :limit"

@@ -260,6 +260,8 @@ def main() -> None:
                 )
                 session.commit()
 
+        with database.engine.connect() as conn:  # what autovacuum would do after a bulk load
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
         reported = [(q, {t}) for q, t in report]
         tuned = {"plain": 0.7, "examples": 0.2}
         if not args.latency_only:

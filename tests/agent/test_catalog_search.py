@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from quire.agent.tools.catalog import ToolDescription, request_parts, search_tools, sync_source
 from quire.content.environment import current
+from quire.content.indexing import vector_literal
 from quire.core.models import Role
+from quire.core.search import blend, lexical_scores
 from tests.harness import Harness
 
 CATALOG = {
@@ -66,3 +70,31 @@ def test_a_tool_beyond_the_callers_role_is_never_found(content: Harness) -> None
         assert as_reader[0].name == "track_parcel"
         assert len(as_reader) == len(CATALOG)  # everything else the reader may use, best first
         assert [f.score for f in as_reader] == sorted((f.score for f in as_reader), reverse=True)
+
+
+def test_the_search_statement_blends_as_core_search_does(content: Harness) -> None:
+    # find_tools fuses inside its SQL statement; the content layer and memory fuse with
+    # core.search.blend. The two must agree: the same legs, the same scores.
+    embedder = current().embedder
+    query = "what will the weather be like for my flight"
+    with content.database.tenant_session(content.tenant_id) as session:
+        sync_source(
+            session,
+            tenant_id=content.tenant_id,
+            source="test",
+            tools=[ToolDescription(name=name, summary=summary) for name, summary in CATALOG.items()],
+            embedder=embedder,
+        )
+        names = {row[0]: row[1] for row in session.execute(text("SELECT id, name FROM agent_tool"))}
+        lexical = lexical_scores(session, index_name="tools", query=query, limit=50)
+        vector = vector_literal(embedder.embed_one(query))
+        dense = {
+            row[0]: float(row[1])
+            for row in session.execute(
+                text("SELECT id, 1 - (embedding <=> CAST(:v AS vector)) FROM agent_tool"), {"v": vector}
+            )
+        }
+        expected = [(names[f.id], round(f.score, 4)) for f in blend(lexical, dense, dense_weight=0.4)]
+        found = search_tools(session, query=query, embedder=embedder, k=len(CATALOG), dense_weight=0.4)
+        assert [(f.name, f.score) for f in found] == expected
+        assert lexical and set(lexical) != set(dense)  # both legs count, and they differ

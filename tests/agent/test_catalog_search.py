@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import text
+from sqlmodel import Session
 
 from quire.agent.tools.catalog import ToolDescription, request_parts, search_tools, sync_source
 from quire.content.environment import current
@@ -21,6 +22,11 @@ CATALOG = {
     "recipe_finder": "Find cooking recipes for the ingredients you have.",
     "flight_status": "Check whether a flight is delayed or on time.",
 }
+CATALOG_TOOLS = [ToolDescription(name=name, summary=summary) for name, summary in CATALOG.items()]
+
+
+def _sync_catalog(session: Session, content: Harness, tools: list[ToolDescription]) -> None:
+    sync_source(session, tenant_id=content.tenant_id, source="test", tools=tools, embedder=current().embedder)
 
 
 def test_a_compound_request_splits_into_its_parts_and_a_single_one_does_not() -> None:
@@ -35,13 +41,7 @@ def test_a_compound_request_splits_into_its_parts_and_a_single_one_does_not() ->
 def test_each_part_of_a_compound_request_finds_its_tool(content: Harness) -> None:
     embedder = current().embedder
     with content.database.tenant_session(content.tenant_id) as session:
-        sync_source(
-            session,
-            tenant_id=content.tenant_id,
-            source="test",
-            tools=[ToolDescription(name=name, summary=summary) for name, summary in CATALOG.items()],
-            embedder=embedder,
-        )
+        _sync_catalog(session, content, CATALOG_TOOLS)
         compound = "Will my flight to Oslo be on time, and what will the weather there be tomorrow?"
         found = search_tools(session, query=compound, embedder=embedder, k=2)
         assert {f.name for f in found} == {"flight_status", "weather_forecast"}
@@ -53,15 +53,11 @@ def test_each_part_of_a_compound_request_finds_its_tool(content: Harness) -> Non
 def test_a_tool_beyond_the_callers_role_is_never_found(content: Harness) -> None:
     embedder = current().embedder
     with content.database.tenant_session(content.tenant_id) as session:
-        tools = [ToolDescription(name=name, summary=summary) for name, summary in CATALOG.items()]
-        tools.append(
-            ToolDescription(
-                name="delete_parcel_records",
-                summary="Delete the tracking records of a parcel.",
-                role=Role.admin,
-            )
+        admin_only = ToolDescription(
+            name="delete_parcel_records", summary="Delete the tracking records of a parcel.", role=Role.admin
         )
-        sync_source(session, tenant_id=content.tenant_id, source="test", tools=tools, embedder=embedder)
+        tools = [*CATALOG_TOOLS, admin_only]
+        _sync_catalog(session, content, tools)
         query = "delete the tracking records of my parcel"
         as_admin = search_tools(session, query=query, embedder=embedder, k=3, role=Role.admin)
         assert as_admin[0].name == "delete_parcel_records"
@@ -78,13 +74,7 @@ def test_the_search_statement_blends_as_core_search_does(content: Harness) -> No
     embedder = current().embedder
     query = "what will the weather be like for my flight"
     with content.database.tenant_session(content.tenant_id) as session:
-        sync_source(
-            session,
-            tenant_id=content.tenant_id,
-            source="test",
-            tools=[ToolDescription(name=name, summary=summary) for name, summary in CATALOG.items()],
-            embedder=embedder,
-        )
+        _sync_catalog(session, content, CATALOG_TOOLS)
         names = {row[0]: row[1] for row in session.execute(text("SELECT id, name FROM agent_tool"))}
         lexical = lexical_scores(session, index_name="tools", query=query, limit=50)
         vector = vector_literal(embedder.embed_one(query))

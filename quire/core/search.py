@@ -26,7 +26,7 @@ INDEX_ITEMS_SQL = text(
     WITH items AS (
         SELECT i.item_id, to_tsvector('{TEXT_CONFIG}', i.body) AS tsv
         FROM unnest(CAST(:ids AS uuid[]), CAST(:bodies AS text[])) AS i(item_id, body)
-    ), sized AS (
+    ), sized AS MATERIALIZED (  -- else the planner inlines it and counts once per posting
         SELECT item_id, tsv,
                (SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0)
                 FROM unnest(tsv)) AS doc_len

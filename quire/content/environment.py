@@ -29,6 +29,7 @@ class ContentEnvironment:
     search_ef: int = 100
     dense_weight: float = 0.5
     embedding_runtime: str = "onnx"
+    embedding_threads: int = 0  # per embedding call; see core.embeddings.get_embedder
     model_cache_dir: Path | None = None
     _parser: Parser | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -36,7 +37,10 @@ class ContentEnvironment:
     @property
     def embedder(self) -> Embedder:
         return get_embedder(
-            self.embedding_model, runtime=self.embedding_runtime, cache_dir=self.model_cache_dir
+            self.embedding_model,
+            runtime=self.embedding_runtime,
+            cache_dir=self.model_cache_dir,
+            threads=self.embedding_threads,
         )
 
     def parser(self) -> Parser:

@@ -131,24 +131,28 @@ def default_model_cache() -> Path:
     return Path(base) / "quire" / "models"
 
 
-_embedders: dict[tuple[str, str], Embedder] = {}
+_embedders: dict[tuple[str, str, int], Embedder] = {}
 _embedders_lock = threading.Lock()
 
 
-def get_embedder(model: str, *, runtime: str = "onnx", cache_dir: Path | None = None) -> Embedder:
+def get_embedder(
+    model: str, *, runtime: str = "onnx", cache_dir: Path | None = None, threads: int = 0
+) -> Embedder:
     """The process-wide embedder for `model` (loaded once per process, on first use).
 
     `runtime` "onnx" runs the model on ONNX Runtime where that reproduces it, "torch" always on
-    sentence-transformers (for a GPU); the vectors are the same.
+    sentence-transformers (for a GPU); the vectors are the same. `threads` is how many threads
+    one ONNX Runtime call computes with: 0 for one per core (a process embedding one thing at a
+    time), 1 where the process's own threads already embed side by side (a worker).
     """
     with _embedders_lock:
-        key = (model, runtime)
+        key = (model, runtime, threads)
         if key not in _embedders:
-            _embedders[key] = _make_embedder(model, runtime, cache_dir or default_model_cache())
+            _embedders[key] = _make_embedder(model, runtime, cache_dir or default_model_cache(), threads)
         return _embedders[key]
 
 
-def _make_embedder(model: str, runtime: str, cache_dir: Path) -> Embedder:
+def _make_embedder(model: str, runtime: str, cache_dir: Path, threads: int = 0) -> Embedder:
     if model.startswith("hashing"):
         return HashingEmbedder()
     if runtime not in ("onnx", "torch"):
@@ -158,6 +162,11 @@ def _make_embedder(model: str, runtime: str, cache_dir: Path) -> Embedder:
     folder = model_folder(model)
     if runtime == "onnx" and folder is not None and onnx_embedder.supports(folder):
         return onnx_embedder.OnnxEmbedder(
-            model, folder, cache_dir=cache_dir, dim=DIMENSIONS, fallback=SentenceTransformerEmbedder(model)
+            model,
+            folder,
+            cache_dir=cache_dir,
+            dim=DIMENSIONS,
+            fallback=SentenceTransformerEmbedder(model),
+            threads=threads,
         )
     return SentenceTransformerEmbedder(model)

@@ -68,12 +68,15 @@ class OnnxEmbedder(Embedder):
     embedding cache and the vector index stay valid when a deployment switches between them.
     """
 
-    def __init__(self, name: str, folder: Path, *, cache_dir: Path, dim: int, fallback: Embedder) -> None:
+    def __init__(
+        self, name: str, folder: Path, *, cache_dir: Path, dim: int, fallback: Embedder, threads: int = 0
+    ) -> None:
         self.name = name
         self.dim = dim
         self.folder = folder
         self.cache_dir = cache_dir
         self.fallback = fallback
+        self.threads = threads  # per call; 0: ONNX Runtime's default, one per core
         self._use_fallback = False
         self._session: Any = None
         self._tokenizer: Any = None
@@ -175,6 +178,7 @@ class OnnxEmbedder(Embedder):
                 # Idle threads sleep instead of spinning: a worker shares its cores with the
                 # parsing child and the database, and most calls are a single query.
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                options.intra_op_num_threads = self.threads
                 self._session = onnxruntime.InferenceSession(
                     str(path), options, providers=["CPUExecutionProvider"]
                 )

@@ -145,3 +145,15 @@ def test_parts_are_read_off_the_whole_text(cache: Path) -> None:
     assert cosine(booking, alone[0]) > cosine(booking, alone[1])
     assert cosine(money, alone[1]) > cosine(money, alone[0])
     assert cosine(elsewhere, alone[2]) > 0.9999  # not found in the text: embedded on its own
+
+
+def test_a_single_threaded_embedder_computes_the_same_vectors(
+    cache: Path, torch_vectors: list[list[float]]
+) -> None:
+    # Workers embed with one thread per call (their own threads run side by side).
+    embedder = _make_embedder(BUNDLED_MODEL, "onnx", cache, threads=1)
+    assert isinstance(embedder, OnnxEmbedder)
+    vectors = embedder.embed(TEXTS)
+    assert embedder._session.get_session_options().intra_op_num_threads == 1
+    for text, mine, theirs in zip(TEXTS, vectors, torch_vectors, strict=True):
+        assert cosine(mine, theirs) > 0.9999, text[:40]

@@ -317,11 +317,16 @@ def main() -> None:
         memory.start()
         cpu_before = cpu_seconds(workers.pid)
         t0 = time.perf_counter()
+        reaped = os.times()
         first = quire(env, "ingest", str(folder))
         first_seconds = time.perf_counter() - t0
         cpu_after = cpu_seconds(workers.pid)
+        # The command itself (uploads, then following the runs), reaped when it exited.
+        cpu_before["quire ingest"] = reaped.children_user + reaped.children_system
+        cpu_after["quire ingest"] = os.times().children_user + os.times().children_system
         memory.stopping.set()
         assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+        follow_up_seconds = wait_for_idle_worker(env)
         t0 = time.perf_counter()
         second = quire(env, "ingest", str(folder))
         second_seconds = time.perf_counter() - t0
@@ -361,6 +366,10 @@ def main() -> None:
         + f" (the bare work: {partition + onnx_embed:.1f} s of wall time)"
     )
     print(
+        f"runs started by the ingestion (memory from documents) finished {follow_up_seconds:.1f} s "
+        "after the last document was searchable"
+    )
+    print(
         f"second ingest of the same folder: {second_seconds:.1f} s = "
         f"{100 * second_seconds / first_seconds:.1f} % of the first (goal under 5 %)"
     )
@@ -368,6 +377,34 @@ def main() -> None:
     for program, name, count, seconds in steps[:12]:
         print(f"  {program:22} {name:24} {count:5d} steps {seconds:7.1f} s")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def wait_for_idle_worker(env: dict[str, str], limit: float = 120.0) -> float:
+    """Seconds until every run is over: the first ingest ends when each document is searchable,
+    while the runs it started (memory drawn from the new versions) go on a little longer. The
+    second ingest is timed after them, as a re-run some time later would be."""
+    from sqlalchemy import create_engine, text
+
+    from quire.core.db import resolve_database_url
+    from quire.core.settings import Settings
+
+    engine = create_engine(resolve_database_url(Settings(data_dir=Path(env["QUIRE_DATA_DIR"]))))
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < limit:
+            with engine.connect() as conn:
+                busy = conn.execute(
+                    text(
+                        "SELECT count(*) FROM runtime_run "
+                        "WHERE status NOT IN ('completed', 'failed', 'cancelled')"
+                    )
+                ).scalar_one()
+            if not busy:
+                break
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
+    return time.perf_counter() - started
 
 
 def time_by_step(env: dict[str, str]) -> list[tuple[str, str, int, float]]:

@@ -71,18 +71,21 @@ def ingest_paths(
         console.print("Nothing to ingest.")
         return 0
     database = Database(resolve_database_url(settings), pool_size=4)
-    environment = configure_process(settings, database, short_lived=True)
+    environment = None
     try:
         with database.system_session() as system:
             tenant_id = get_tenant_by_name(session=system, name=tenant).id
+        outcomes = [Outcome(path) for path in files]
+        _mark_unchanged(database, tenant_id, outcomes, collection)
+        if all(o.status == "unchanged" for o in outcomes):
+            return _summarise(outcomes, console)  # nothing to upload: no programs, no model
+        environment = configure_process(settings, database, short_lived=True)
         kicker, local = command_kicker(settings, database)
         if local:
             console.print("[dim]No worker is running: ingesting in this process.[/]")
-        outcomes = [Outcome(path) for path in files]
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
             uploading = progress.add_task("uploading", total=len(files))
-            _mark_unchanged(database, tenant_id, outcomes, collection)
             for outcome in outcomes:
                 if outcome.status == "pending":
                     _upload_one(database, tenant_id, outcome, collection, tags, kicker, environment)
@@ -102,7 +105,8 @@ def ingest_paths(
                     pending = _refresh(database, tenant_id, pending, progress, ingesting)
         return _summarise(outcomes, console)
     finally:
-        environment.close()
+        if environment is not None:
+            environment.close()
         database.dispose()
 
 
@@ -166,15 +170,22 @@ def _upload_one(
 def _refresh(
     database: Database, tenant_id: uuid.UUID, pending: list[Outcome], progress: Progress, task: object
 ) -> list[Outcome]:
+    # Only the status columns: this runs every half second, and whole rows of hundreds of
+    # pending versions cost most of a CPU second over a few hundred files.
     ids = [o.version_id for o in pending]
     with database.tenant_session(tenant_id) as session:
-        versions = {v.id: v for v in session.exec(select(Version).where(col(Version.id).in_(ids)))}
+        statuses = {
+            version_id: (status, reason)
+            for version_id, status, reason in session.exec(
+                select(Version.id, Version.status, Version.status_reason).where(col(Version.id).in_(ids))
+            )
+        }
     still = []
     for outcome in pending:
-        version = versions.get(outcome.version_id)  # type: ignore[arg-type]
-        if version is not None and VersionStatus(version.status).final:
-            outcome.status = "ingested" if version.status == VersionStatus.indexed else version.status
-            outcome.reason = version.status_reason or ""
+        status, reason = statuses.get(outcome.version_id, (None, None))  # type: ignore[arg-type]
+        if status is not None and VersionStatus(status).final:
+            outcome.status = "ingested" if status == VersionStatus.indexed else status
+            outcome.reason = reason or ""
             progress.advance(task)  # type: ignore[arg-type]
         else:
             still.append(outcome)

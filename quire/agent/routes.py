@@ -84,17 +84,6 @@ async def ask(
 usage_router = APIRouter(prefix="/v1/usage", tags=["usage"])
 
 
-class UsageRow(BaseModel):
-    day: date
-    target: str
-    model: str
-    calls: int
-    input_tokens: int
-    cached_input_tokens: int
-    output_tokens: int
-    cost_usd: float
-
-
 class Budget(BaseModel):
     daily_usd: float | None = Field(
         default=None,
@@ -112,7 +101,7 @@ class BudgetStatus(Budget):
 class UsageReport(BaseModel):
     since: date
     until: date
-    days: list[UsageRow]
+    days: list[usage.UsageDay]
     total_cost_usd: float
     budget: BudgetStatus
 
@@ -137,7 +126,7 @@ def get_usage(
     since = since or until - timedelta(days=30)
     if since > until:
         raise InvalidRequest(f"since ({since}) is after until ({until})")
-    days = [UsageRow.model_validate(row) for row in usage.usage_report(session, since=since, until=until)]
+    days = usage.usage_report(session, since=since, until=until)
     return UsageReport(
         since=since,
         until=until,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlmodel import Session
 
@@ -77,9 +78,25 @@ def tenant_budget(session: Session) -> float | None:
     return None if budget is None else float(budget)
 
 
-def usage_report(
-    session: Session, *, since: date | None = None, until: date | None = None
-) -> list[dict[str, object]]:
+class UsageDay(BaseModel):
+    """One day of one target's model usage (the API's usage report and the console's charts)."""
+
+    day: date
+    target: str
+    model: str
+    calls: int
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+    @property
+    def series(self) -> str:
+        """How a chart names it: the target, and its model when they differ."""
+        return self.target if self.target == self.model else f"{self.target} ({self.model})"
+
+
+def usage_report(session: Session, *, since: date | None = None, until: date | None = None) -> list[UsageDay]:
     """The tenant's usage per day, target and model, from `since` to `until` (both included)."""
     rows = session.execute(
         text(
@@ -88,15 +105,5 @@ def usage_report(
             "AND (CAST(:until AS date) IS NULL OR day <= :until) ORDER BY day, target"
         ),
         {"since": since, "until": until},
-    ).all()
-    keys = (
-        "day",
-        "target",
-        "model",
-        "calls",
-        "input_tokens",
-        "cached_input_tokens",
-        "output_tokens",
-        "cost_usd",
-    )
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+    ).mappings()
+    return [UsageDay.model_validate(dict(row)) for row in rows]

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_message
 from quire.agent.tools.builtin import (
+    ProposeArgs,
     RecallArgs,
     SearchArgs,
     SectionArgs,
@@ -35,7 +36,7 @@ from quire.core.db import Database, TenantSession
 from quire.core.errors import QuireError
 from quire.core.models import Role
 from quire.core.tenancy import Caller
-from quire.memory.models import EvidenceIn, MemoryKind, MemoryProposal
+from quire.memory.models import EvidenceIn, MemoryProposal
 from quire.memory.service import propose
 from quire.runtime.kicks import Kicker
 
@@ -65,14 +66,10 @@ class CallerRun:
     _current_seq: int | None = None
 
 
-class ProposeArgs(BaseModel):
-    text: str = Field(
-        min_length=5, max_length=2000, description="The fact, rule or preference, stated plainly."
-    )
-    kind: MemoryKind = MemoryKind.fact
-    subject_key: str | None = Field(
-        default=None, description="The slot it fills, e.g. 'travel: economy class'."
-    )
+class SourcedProposeArgs(ProposeArgs):
+    """An agent's proposal cites its run's step; a call from outside a run has none to cite,
+    so the document passage it rests on is required."""
+
     document_id: uuid.UUID = Field(description="The document that says so (from a search hit).")
     quote: str = Field(min_length=1, max_length=5000, description="The exact passage of that document.")
 
@@ -122,7 +119,9 @@ def _builtin(tool: Tool) -> Run:
     return run
 
 
-def _propose(session: TenantSession, caller: Caller, args: ProposeArgs, kicker: Kicker | None) -> ToolOutput:
+def _propose(
+    session: TenantSession, caller: Caller, args: SourcedProposeArgs, kicker: Kicker | None
+) -> ToolOutput:
     item, version = propose(
         session,
         tenant_id=caller.tenant_id,
@@ -157,7 +156,7 @@ SERVED: dict[str, ServedTool] = {
             summary="Propose a new memory with the passage that supports it; a person reviews it first.",
             description="Cite the document and quote its exact words. Until a reviewer approves the "
             "proposal, nobody can recall it.",
-            arguments=ProposeArgs,
+            arguments=SourcedProposeArgs,
             role=Role.contributor,
             run=cast(Run, _propose),
             read_only=False,

@@ -9,13 +9,12 @@ PostgreSQL broker's messages, which are counted through the tenant's runs they k
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session
 
-from quire.agent.usage import usage_report
 from quire.core.db import Database
 from quire.core.pgqueue import TABLE as QUEUE_TABLE
 from quire.core.workers import BEAT_SECONDS
@@ -195,39 +194,6 @@ def recent_failures(session: Session, *, limit: int = 20) -> list[Failure]:
     return [
         Failure(id=row[0], program=row[1], error=row[2] or "", created_at=row[3], finished_at=row[4])
         for row in session.execute(FAILURES_SQL, {"limit": limit}).all()
-    ]
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    day: date
-    target: str
-    model: str
-    calls: int
-    input_tokens: int
-    cached_input_tokens: int
-    output_tokens: int
-    cost_usd: float
-
-    @property
-    def series(self) -> str:
-        return self.target if self.target == self.model else f"{self.target} ({self.model})"
-
-
-def usage_since(session: Session, *, since: date) -> list[UsageRow]:
-    """The tenant's model usage per day, target and model (from `agent_usage`)."""
-    return [
-        UsageRow(
-            day=row["day"],  # type: ignore[arg-type]
-            target=str(row["target"]),
-            model=str(row["model"]),
-            calls=int(row["calls"]),  # type: ignore[call-overload]
-            input_tokens=int(row["input_tokens"]),  # type: ignore[call-overload]
-            cached_input_tokens=int(row["cached_input_tokens"]),  # type: ignore[call-overload]
-            output_tokens=int(row["output_tokens"]),  # type: ignore[call-overload]
-            cost_usd=float(row["cost_usd"]),  # type: ignore[arg-type]
-        )
-        for row in usage_report(session, since=since)
     ]
 
 

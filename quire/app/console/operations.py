@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
+from quire.agent.usage import UsageDay, usage_report
 from quire.app.console import metrics
 from quire.app.console.charts import Series, bar_chart, compact, dollars, sparkline
 from quire.app.console.deps import ConsoleSessionDep
@@ -92,7 +93,7 @@ def runs_chart(activity: metrics.Activity) -> Markup:
     )
 
 
-def model_totals(rows: list[metrics.UsageRow]) -> list[ModelTotals]:
+def model_totals(rows: list[UsageDay]) -> list[ModelTotals]:
     """Usage per target and model over the period, the most expensive first."""
     totals: dict[str, ModelTotals] = {}
     for row in rows:
@@ -156,7 +157,7 @@ def operations_page(request: Request, console: AdminConsoleDep, database: Databa
         failures = metrics.recent_failures(session)
         today = now.date()
         days = [today - timedelta(days=SPEND_DAYS - 1 - i) for i in range(SPEND_DAYS)]
-        usage = metrics.usage_since(session, since=days[0])
+        usage = usage_report(session, since=days[0])
         budget = metrics.tenant_budget(session)
     workers = metrics.alive_workers(database)
     models = model_totals(usage)

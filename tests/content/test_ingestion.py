@@ -65,10 +65,9 @@ class CountingEmbedder(Embedder):
 
 @pytest.fixture
 def counting(environment: ContentEnvironment, monkeypatch: pytest.MonkeyPatch) -> CountingEmbedder:
-    from quire.core import embeddings
-
-    counter = CountingEmbedder(embeddings.get_embedder("all-MiniLM-L6-v2"))
-    monkeypatch.setitem(embeddings._embedders, ("all-MiniLM-L6-v2", "onnx"), counter)
+    counter = CountingEmbedder(environment.embedder)
+    # Every embedding a process makes goes through its content environment's embedder.
+    monkeypatch.setattr(ContentEnvironment, "embedder", property(lambda _: counter))
     return counter
 
 

@@ -95,8 +95,12 @@ BM25_CTE = """
 """
 
 
-def bm25_params(index_name: str, lexemes: Sequence[str]) -> dict[str, object]:
-    return {"index_name": index_name, "lexemes": list(lexemes), "k1": K1, "b": B}
+def bm25_params(index_name: str, lexemes: Sequence[str] | None = None) -> dict[str, object]:
+    """BM25_CTE's parameters; without `lexemes` for a statement that supplies its own."""
+    params: dict[str, object] = {"index_name": index_name, "k1": K1, "b": B}
+    if lexemes is not None:
+        params["lexemes"] = list(lexemes)
+    return params
 
 
 def index_items(

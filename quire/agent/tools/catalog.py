@@ -209,7 +209,7 @@ def search_tools(
     rows = session.execute(
         text(_SEARCH_SQL),
         {
-            **bm25_params(INDEX_NAME, []),
+            **bm25_params(INDEX_NAME),  # each request's lexemes come from the statement itself
             "requests": requests,
             "vectors": [vector_literal(v) for v in vectors],
             "roles": allowed,

@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 import psutil
+from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -322,8 +323,9 @@ def main() -> None:
         first_seconds = time.perf_counter() - t0
         cpu_after = cpu_seconds(workers.pid)
         # The command itself (uploads, then following the runs), reaped when it exited.
+        done = os.times()
         cpu_before["quire ingest"] = reaped.children_user + reaped.children_system
-        cpu_after["quire ingest"] = os.times().children_user + os.times().children_system
+        cpu_after["quire ingest"] = done.children_user + done.children_system
         memory.stopping.set()
         assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
         follow_up_seconds = wait_for_idle_worker(env)
@@ -379,25 +381,32 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def wait_for_idle_worker(env: dict[str, str], limit: float = 120.0) -> float:
-    """Seconds until every run is over: the first ingest ends when each document is searchable,
-    while the runs it started (memory drawn from the new versions) go on a little longer. The
-    second ingest is timed after them, as a re-run some time later would be."""
-    from sqlalchemy import create_engine, text
+def superuser_engine(env: dict[str, str]) -> Engine:
+    """The embedded server's superuser: every tenant's rows, for the bench's own accounting."""
+    from sqlalchemy import create_engine
 
     from quire.core.db import resolve_database_url
     from quire.core.settings import Settings
 
-    engine = create_engine(resolve_database_url(Settings(data_dir=Path(env["QUIRE_DATA_DIR"]))))
+    return create_engine(resolve_database_url(Settings(data_dir=Path(env["QUIRE_DATA_DIR"]))))
+
+
+def wait_for_idle_worker(env: dict[str, str], limit: float = 120.0) -> float:
+    """Seconds until every run is over: the first ingest ends when each document is searchable,
+    while the runs it started (memory drawn from the new versions) go on a little longer. The
+    second ingest is timed after them, as a re-run some time later would be."""
+    from sqlalchemy import text
+
+    from quire.runtime.models import TERMINAL
+
+    engine = superuser_engine(env)
     started = time.perf_counter()
     try:
         while time.perf_counter() - started < limit:
             with engine.connect() as conn:
                 busy = conn.execute(
-                    text(
-                        "SELECT count(*) FROM runtime_run "
-                        "WHERE status NOT IN ('completed', 'failed', 'cancelled')"
-                    )
+                    text("SELECT count(*) FROM runtime_run WHERE status <> ALL(:over)"),
+                    {"over": [status.value for status in TERMINAL]},
                 ).scalar_one()
             if not busy:
                 break
@@ -409,13 +418,10 @@ def wait_for_idle_worker(env: dict[str, str], limit: float = 120.0) -> float:
 
 def time_by_step(env: dict[str, str]) -> list[tuple[str, str, int, float]]:
     """Seconds spent in each kind of step, by program, most first (batch numbers left out)."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    from quire.core.db import resolve_database_url
-    from quire.core.settings import Settings
-
-    engine = create_engine(resolve_database_url(Settings(data_dir=Path(env["QUIRE_DATA_DIR"]))))
-    with engine.connect() as conn:  # the embedded server's superuser: every tenant's rows
+    engine = superuser_engine(env)
+    with engine.connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT r.program, regexp_replace(s.name, '[-:]?[0-9]+$', ''), count(*), "

@@ -160,6 +160,10 @@ def test_review_in_a_real_browser(server: str, content: Harness, tmp_path: Path)
                 "decision recorded: approve"
             )
             page.click("a.open:has-text('Laptops')")
+            # The click only starts the navigation: a key pressed before the item page's script
+            # is listening is lost.
+            expect(page.locator("#reject-reason")).to_be_visible()
+            page.wait_for_load_state("load")
             page.keyboard.press("r")
             expect(page.locator("#reject-reason")).to_be_focused()
             page.keyboard.type("hardware is out of scope")

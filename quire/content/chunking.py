@@ -30,6 +30,7 @@ class ChunkDraft:
     element_ids: list[uuid.UUID] = field(default_factory=list)
     pages: set[int] = field(default_factory=set)
     section_path: tuple[str, ...] = ()
+    has_body: bool = False  # holds more than headings
 
     @property
     def size(self) -> int:
@@ -37,6 +38,7 @@ class ChunkDraft:
 
     def add(self, element: ChunkInput, text: str | None = None) -> None:
         self.texts.append(text if text is not None else element.text)
+        self.has_body = self.has_body or element.type not in TITLE_TYPES
         if element.element_id not in self.element_ids:
             self.element_ids.append(element.element_id)
         if element.page is not None:
@@ -53,9 +55,22 @@ class ChunkOut:
 
 
 def search_text(title: str, section_path: Sequence[str], text: str) -> str:
-    """What is embedded and indexed for a chunk: its text in the context of its document."""
-    heading = " > ".join(section_path)
-    return "\n".join(part for part in (title, heading, text) if part)
+    """What is embedded and indexed for a chunk: its text in the context of its document.
+
+    The document's title and the chunk's headings come first, each once: a heading equal to the
+    title, or one the chunk's text already starts with (its section's own title element), is
+    left out. (Repeating them tripled the title's weight in BM25 and in the embedding of a
+    section's first chunk, and cost SciFact nDCG@10: see bench/retrieval.py.)
+    """
+    first_line = text.split("\n", 1)[0].strip()
+    context: list[str] = []
+    for part in (title, *section_path):
+        part = part.strip()
+        if part and part not in context and part != first_line:
+            context.append(part)
+    if len(context) > 1:
+        context = [context[0], " > ".join(context[1:])]
+    return "\n".join(part for part in (*context, text) if part)
 
 
 def _sections(elements: Sequence[ChunkInput]) -> Iterator[list[ChunkInput]]:
@@ -133,8 +148,11 @@ def chunk_elements(
             text = element.text.strip()
             if not text:
                 continue
+            # A heading stays with what it introduces: a chunk of nothing but headings says
+            # nothing a search can use (the headings are in every chunk's section path).
             if element.type == "table":
-                flush()
+                if draft.has_body:
+                    flush()
                 if len(text) <= table_max_chars:
                     draft.add(element, text)
                     flush()
@@ -144,12 +162,13 @@ def chunk_elements(
                         flush()
                 continue
             if len(text) > max_chars:
-                flush()
+                if draft.has_body:
+                    flush()
                 for piece in _split_long(text, max_chars, overlap_chars):
                     draft.add(element, piece)
                     flush()
                 continue
-            if draft.texts and draft.size + len(text) + 2 > max_chars:
+            if draft.has_body and draft.size + len(text) + 2 > max_chars:
                 carried = last_text_element(section, draft)
                 flush()
                 # Overlap: the next chunk starts with the last element of this one, if short.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import uuid
 
-from quire.content.chunking import MAX_CHARS, ChunkInput, chunk_elements
+from quire.content.chunking import MAX_CHARS, ChunkInput, chunk_elements, search_text
 
 
 def element(kind: str, text: str, page: int = 1, path: tuple[str, ...] = ()) -> ChunkInput:
@@ -58,3 +58,30 @@ def test_one_huge_paragraph_splits_into_overlapping_windows() -> None:
     assert all(len(c.text) <= MAX_CHARS for c in chunks)
     first_tail = chunks[0].text.split()[-3:]
     assert any(w in chunks[1].text.split()[:40] for w in first_tail)
+
+
+def test_a_heading_stays_with_the_long_text_or_table_it_introduces() -> None:
+    long_paragraph = " ".join(f"Clause {i} of the contract applies to every supplier." for i in range(60))
+    table = element("table", "\n".join(f"row {i} | value {i}" for i in range(10)))
+    chunks = chunk_elements(
+        [element("title", "Terms"), element("narrative_text", long_paragraph), element("title", "Rates"), table]
+    )
+    assert chunks[0].text.startswith("Terms\n\nClause 0 ")
+    assert chunks[-1].text == "Rates\n\n" + table.text
+    assert all(c.text not in ("Terms", "Rates") for c in chunks)  # no chunk of a heading alone
+
+
+def test_a_heading_alone_at_the_end_is_still_a_chunk() -> None:
+    chunks = chunk_elements([element("narrative_text", "Body."), element("title", "Appendix")])
+    assert [c.text for c in chunks] == ["Body.", "Appendix"]
+
+
+def test_search_text_says_the_title_and_each_heading_once() -> None:
+    # The section's own title element opens its first chunk; the heading is not repeated.
+    assert search_text("Handbook", ["Handbook", "Travel"], "Travel\n\nBook early.") == (
+        "Handbook\nTravel\n\nBook early."
+    )
+    assert search_text("handbook.pdf", ["Handbook", "Travel"], "Book early.") == (
+        "handbook.pdf\nHandbook > Travel\nBook early."
+    )
+    assert search_text("Handbook", ["Handbook"], "Handbook\n\nWelcome.") == "Handbook\n\nWelcome."

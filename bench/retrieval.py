@@ -5,9 +5,12 @@
 
 Every abstract becomes a Quire document (title + text -> elements -> chunks -> embeddings ->
 postings, through the content layer's own functions, without the file parser). Queries go
-through `content.search`. A document's score is its best chunk's. The blend weight is tuned on
-the tuning qrels only, then applied to the scored qrels. Also printed: search latency through
-the service function, and HNSW recall@10 against an exact scan at several ef_search values.
+through content.search's legs (`hybrid_legs`: each leg's candidates, scored by both legs); each
+leg alone and reciprocal rank fusion rank their own candidates; the min-max blend of the two
+legs' own candidates is what Quire shipped before `blend_scaled`. A document's score is its best
+chunk's. Blend weights are tuned on the tuning qrels only, then applied to the scored qrels.
+Also printed: search latency through the service function, and HNSW recall@10 against an exact
+scan at several ef_search values.
 """
 
 from __future__ import annotations
@@ -37,15 +40,14 @@ from quire.content.chunking import search_text  # noqa: E402
 from quire.content.indexing import embed_chunks, publish_version  # noqa: E402
 from quire.content.ingestion import write_chunks, write_elements  # noqa: E402
 from quire.content.models import Chunk, Document, Version  # noqa: E402
-from quire.content.search import Scope, dense_leg, lexical_leg, search  # noqa: E402
+from quire.content.search import CANDIDATES, Scope, dense_leg, hybrid_legs, search  # noqa: E402
 from quire.core.db import Database  # noqa: E402
 from quire.core.embedded import EmbeddedPostgres  # noqa: E402
 from quire.core.embeddings import Embedder, get_embedder  # noqa: E402
 from quire.core.models import Tenant  # noqa: E402
-from quire.core.search import blend, reciprocal_rank_fusion  # noqa: E402
+from quire.core.search import blend, blend_scaled, reciprocal_rank_fusion  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "scifact"
-CANDIDATES = 200
 
 
 @dataclass(frozen=True)
@@ -147,14 +149,19 @@ def to_docs(scores: dict[uuid.UUID, float], chunk_doc: dict[uuid.UUID, str]) -> 
 def legs(
     database: Database, tenant_id: uuid.UUID, queries: dict[str, str], ids: list[str], ef: int
 ) -> dict[str, tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]]:
+    """Each query's two legs as content.search computes them: each scoring both legs' candidates."""
     embedder = get_embedder("all-MiniLM-L6-v2")
     out = {}
     with database.tenant_session(tenant_id) as session:
         for qid in ids:
-            lexical = lexical_leg(session, queries[qid], Scope(), CANDIDATES)
-            dense = dense_leg(session, embedder.embed_one(queries[qid]), Scope(), CANDIDATES, ef)
-            out[qid] = (lexical, dense)
+            vector = embedder.embed_one(queries[qid])
+            out[qid] = hybrid_legs(session, queries[qid], vector, Scope(), CANDIDATES, ef)
     return out
+
+
+def top(scores: dict[uuid.UUID, float]) -> dict[uuid.UUID, float]:
+    """A leg alone: its own best candidates (without the other leg's, which it scored too)."""
+    return dict(sorted(scores.items(), key=lambda item: -item[1])[:CANDIDATES])
 
 
 def evaluate(
@@ -168,13 +175,15 @@ def evaluate(
     for qid, relevant in qrels.items():
         lexical, dense = runs[qid]
         if method == "lexical":
-            scores = lexical
+            scores = top(lexical)
         elif method == "dense":
-            scores = dense
+            scores = top(dense)
         elif method == "rrf":
-            scores = {f.id: f.score for f in reciprocal_rank_fusion(lexical, dense)}
-        else:
-            scores = {f.id: f.score for f in blend(lexical, dense, dense_weight=weight)}
+            scores = {f.id: f.score for f in reciprocal_rank_fusion(top(lexical), top(dense))}
+        elif method == "min-max":  # each leg's own candidates, min-max blended (Quire before)
+            scores = {f.id: f.score for f in blend(top(lexical), top(dense), dense_weight=weight)}
+        else:  # what content.search does
+            scores = {f.id: f.score for f in blend_scaled(lexical, dense, dense_weight=weight)}
         ranked = to_docs(scores, chunk_doc)
         ndcgs.append(ndcg_at_10(ranked, relevant))
         recalls.append(recall_at_100(ranked, relevant))
@@ -260,11 +269,21 @@ def main() -> None:
 
         tune_runs = legs(database, tenant.id, queries, sorted(tuning), args.ef)
         grid = [round(0.05 * i, 2) for i in range(21)]
-        tuned = max(grid, key=lambda w: evaluate(tune_runs, tuning, chunk_doc, "blend", w)[0])
+        weights = {  # each fusion's dense weight, tuned on the tuning qrels only
+            method: max(grid, key=lambda w: evaluate(tune_runs, tuning, chunk_doc, method, w)[0])
+            for method in ("min-max", "hybrid")
+        }
+        methods = (
+            ("lexical (BM25 in SQL)", "lexical"),
+            (f"dense (HNSW, ef_search {args.ef})", "dense"),
+            ("reciprocal rank fusion", "rrf"),
+            (f"min-max blend (dense weight {weights['min-max']})", "min-max"),
+            (f"hybrid, content.search (weight {weights['hybrid']})", "hybrid"),
+        )
         print(f"\ntuning on {len(tuning)} queries of {args.tune_qrels.name}:")
-        for label, method in (("lexical", "lexical"), ("dense", "dense"), ("rrf", "rrf"), ("blend", "blend")):
-            ndcg, recall = evaluate(tune_runs, tuning, chunk_doc, method, tuned)
-            print(f"  {label:8} nDCG@10 {ndcg:.3f}  recall@100 {recall:.3f}")
+        for label, method in methods:
+            ndcg, recall = evaluate(tune_runs, tuning, chunk_doc, method, weights.get(method, 0.0))
+            print(f"  {label:40} nDCG@10 {ndcg:.3f}  recall@100 {recall:.3f}")
         runs = (
             tune_runs
             if args.qrels == args.tune_qrels
@@ -273,17 +292,13 @@ def main() -> None:
 
         print(
             f"\nSciFact, {len(scored)} queries of {args.qrels.name}; "
-            f"blend weight tuned on {args.tune_qrels.name}"
+            f"weights tuned on {args.tune_qrels.name}; {CANDIDATES} candidates per leg"
         )
-        print(f"{'':34} {'nDCG@10':>8} {'recall@100':>11}")
-        for label, method in (
-            ("lexical (BM25 in SQL)", "lexical"),
-            (f"dense (HNSW, ef_search {args.ef})", "dense"),
-            ("reciprocal rank fusion", "rrf"),
-            (f"hybrid blend (dense weight {tuned})", "blend"),
-        ):
-            ndcg, recall = evaluate(runs, scored, chunk_doc, method, tuned)
-            print(f"{label:34} {ndcg:8.3f} {recall:11.3f}")
+        print(f"{'':42} {'nDCG@10':>8} {'recall@100':>11}")
+        for label, method in methods:
+            ndcg, recall = evaluate(runs, scored, chunk_doc, method, weights.get(method, 0.0))
+            print(f"{label:42} {ndcg:8.3f} {recall:11.3f}")
+        tuned = weights["hybrid"]
 
         model = get_embedder("all-MiniLM-L6-v2")
         embedded = Precomputed(model, [queries[qid] for qid in sorted(scored)])

@@ -1,9 +1,10 @@
 """Hybrid search over the searchable version of every live document, with exact citations.
 
 Lexical: BM25 over the chunks' lexemes (quire.core.search). Dense: pgvector HNSW over the chunks'
-embeddings. Fused by a min-max blend whose weight was tuned on training queries (see
-bench/retrieval.py). A search inside one given version (not the searchable one) scans that
-version's chunks exactly instead.
+embeddings. Each leg then scores the other's candidates too, and the two are mixed
+(`core.search.blend_scaled`) with a weight tuned on training queries (see bench/retrieval.py).
+A search inside one given version (not the searchable one) scans that version's chunks exactly
+instead.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from quire.content.chunking import search_text
 from quire.content.indexing import INDEX_NAME, vector_literal
 from quire.content.models import Citation, SearchHit, SearchResults
 from quire.core.embeddings import Embedder
-from quire.core.search import BM25_CTE, Fused, blend, bm25_params, query_lexemes
+from quire.core.search import BM25_CTE, Fused, blend_scaled, bm25_params, query_lexemes
 
 CANDIDATES = 100  # per leg, before fusion
 
@@ -49,51 +50,107 @@ def _filters(scope: Scope, alias: str = "c") -> tuple[str, dict[str, object]]:
     return " AND ".join(clauses), params
 
 
-def lexical_leg(session: Session, query: str, scope: Scope, limit: int) -> dict[uuid.UUID, float]:
+def _scored(session: Session, query: str, scope: Scope) -> tuple[str, dict[str, object]] | None:
+    """A statement scoring every chunk in scope that matches the query (`item_id, score`), or None."""
     lexemes = query_lexemes(session, query)
     if not lexemes:
-        return {}
+        return None
     where, params = _filters(scope)
     if scope == Scope():
         # The index holds exactly the live chunks (publishing and withdrawing a version change
         # both in one transaction), so a search of everything needs no join: joining the scores
         # to every chunk for the `live` filter cost 14 of the leg's 20 ms on SciFact.
-        sql = f"SELECT item_id, score FROM ({BM25_CTE}) AS bm25 ORDER BY score DESC LIMIT :limit"
-        rows = session.execute(text(sql), {**bm25_params(INDEX_NAME, lexemes), "limit": limit})
-    elif scope.version_id is None:
+        return BM25_CTE, bm25_params(INDEX_NAME, lexemes)
+    if scope.version_id is None:
         sql = (
-            f"SELECT c.id, bm25.score FROM ({BM25_CTE}) AS bm25 JOIN content_chunk c ON c.id = bm25.item_id "
-            f"WHERE {where} ORDER BY bm25.score DESC LIMIT :limit"
+            f"SELECT c.id AS item_id, bm25.score FROM ({BM25_CTE}) AS bm25 "
+            f"JOIN content_chunk c ON c.id = bm25.item_id WHERE {where}"
         )
-        rows = session.execute(text(sql), {**bm25_params(INDEX_NAME, lexemes), **params, "limit": limit})
-    else:
-        # An older version has no postings: rank its few chunks with PostgreSQL's own measure.
-        sql = (
-            "SELECT c.id, ts_rank_cd(to_tsvector('english', c.text), q) AS score "
-            "FROM content_chunk c, to_tsquery('english', :tsquery) AS q "
-            f"WHERE {where} AND to_tsvector('english', c.text) @@ q ORDER BY score DESC LIMIT :limit"
+        return sql, {**params, **bm25_params(INDEX_NAME, lexemes)}
+    # An older version has no postings: rank its few chunks with PostgreSQL's own measure.
+    sql = (
+        "SELECT c.id AS item_id, ts_rank_cd(to_tsvector('english', c.text), q) AS score "
+        "FROM content_chunk c, to_tsquery('english', :tsquery) AS q "
+        f"WHERE {where} AND to_tsvector('english', c.text) @@ q"
+    )
+    return sql, {**params, "tsquery": " | ".join(lexemes)}
+
+
+def _nearest(session: Session, scope: Scope, ef_search: int) -> tuple[str, dict[str, object]]:
+    """A statement for the `:limit` chunks in scope nearest to `:vector` (`item_id, similarity`).
+
+    Sets the transaction's HNSW search parameters for it first."""
+    where, params = _filters(scope)
+    if scope.version_id is None:
+        # HNSW with an iterative scan, so filters (tenant, live, collection) still fill `limit`.
+        session.execute(
+            text(
+                "SELECT set_config('hnsw.ef_search', :ef, true), "
+                "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+            ),
+            {"ef": str(int(ef_search))},
         )
-        rows = session.execute(text(sql), {**params, "tsquery": " | ".join(lexemes), "limit": limit})
+    sql = (
+        "SELECT c.id AS item_id, 1 - (c.embedding <=> CAST(:vector AS vector)) AS similarity "
+        f"FROM content_chunk c WHERE {where} AND c.embedding IS NOT NULL "
+        "ORDER BY c.embedding <=> CAST(:vector AS vector) LIMIT :limit"
+    )
+    return sql, params
+
+
+def lexical_leg(session: Session, query: str, scope: Scope, limit: int) -> dict[uuid.UUID, float]:
+    """BM25 scores of the best `limit` chunks."""
+    scored = _scored(session, query, scope)
+    if scored is None:
+        return {}
+    sql, params = scored
+    rows = session.execute(
+        text(f"SELECT item_id, score FROM ({sql}) AS scored ORDER BY score DESC LIMIT :limit"),
+        {**params, "limit": limit},
+    )
     return {row[0]: float(row[1]) for row in rows}
 
 
 def dense_leg(
     session: Session, vector: list[float], scope: Scope, limit: int, ef_search: int
 ) -> dict[uuid.UUID, float]:
-    where, params = _filters(scope)
-    if scope.version_id is None:
-        # HNSW with an iterative scan, so filters (tenant, live, collection) still fill `limit`.
-        session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef_search)}"))
-        session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-    rows = session.execute(
-        text(
-            "SELECT c.id, 1 - (c.embedding <=> CAST(:vector AS vector)) AS similarity FROM content_chunk c "
-            f"WHERE {where} AND c.embedding IS NOT NULL "
-            "ORDER BY c.embedding <=> CAST(:vector AS vector) LIMIT :limit"
-        ),
-        {**params, "vector": vector_literal(vector), "limit": limit},
-    )
+    """Cosine similarities of the `limit` nearest chunks."""
+    sql, params = _nearest(session, scope, ef_search)
+    rows = session.execute(text(sql), {**params, "vector": vector_literal(vector), "limit": limit})
     return {row[0]: float(row[1]) for row in rows}
+
+
+def hybrid_legs(
+    session: Session, query: str, vector: list[float], scope: Scope, limit: int, ef_search: int
+) -> tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]:
+    """Both legs' candidates, each scored by both legs, in one statement.
+
+    A chunk the dense leg found but BM25 ranked below its top `limit` still has a BM25 score, and
+    the other way round; fusing with those real scores instead of a 0 for "not retrieved" lifted
+    SciFact test nDCG@10 from 0.737 to 0.742 (bench/retrieval.py). The lexical dict leaves out
+    the dense candidates that match none of the query's lexemes (a BM25 score of 0).
+    """
+    nearest, params = _nearest(session, scope, ef_search)
+    scored = _scored(session, query, scope)
+    if scored is None:
+        rows = session.execute(text(nearest), {**params, "vector": vector_literal(vector), "limit": limit})
+        return {}, {row[0]: float(row[1]) for row in rows}
+    scored_sql, scored_params = scored
+    both = session.execute(
+        text(
+            f"WITH dense AS MATERIALIZED ({nearest}), scored AS MATERIALIZED ({scored_sql}), "
+            "lexical AS (SELECT item_id, score FROM scored ORDER BY score DESC LIMIT :limit) "
+            "SELECT d.item_id, s.score, d.similarity FROM dense d LEFT JOIN scored s USING (item_id) "
+            "UNION ALL "
+            "SELECT l.item_id, l.score, 1 - (c.embedding <=> CAST(:vector AS vector)) "
+            "FROM lexical l JOIN content_chunk c ON c.id = l.item_id "
+            "WHERE l.item_id NOT IN (SELECT item_id FROM dense)"
+        ),
+        {**params, **scored_params, "vector": vector_literal(vector), "limit": limit},
+    ).all()
+    lexical = {row[0]: float(row[1]) for row in both if row[1] is not None}
+    dense = {row[0]: float(row[2]) for row in both if row[2] is not None}
+    return lexical, dense
 
 
 def _hits(session: Session, query: str, fused: Sequence[Fused]) -> list[SearchHit]:
@@ -154,12 +211,16 @@ def search(
     """The best `k` chunks for `query`: `mode` is hybrid, lexical or dense."""
     started = time.perf_counter()
     limit = max(CANDIDATES, k)
-    lexical = lexical_leg(session, query, scope, limit) if mode in ("hybrid", "lexical") else {}
+    lexical: dict[uuid.UUID, float] = {}
     dense: dict[uuid.UUID, float] = {}
-    if mode in ("hybrid", "dense") and query.strip():
+    if mode == "lexical" or not query.strip():
+        lexical = lexical_leg(session, query, scope, limit)
+    elif mode == "dense":
         dense = dense_leg(session, embedder.embed_one(query), scope, limit, ef_search)
+    else:
+        lexical, dense = hybrid_legs(session, query, embedder.embed_one(query), scope, limit, ef_search)
     weight = {"lexical": 0.0, "dense": 1.0}.get(mode, dense_weight)
-    fused = blend(lexical, dense, dense_weight=weight)[:k]
+    fused = blend_scaled(lexical, dense, dense_weight=weight)[:k]
     hits = _hits(session, query, fused)
     return SearchResults(query=query, hits=hits, took_ms=round((time.perf_counter() - started) * 1000, 2))
 

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     )
     search_ef: int = Field(default=100, ge=10, le=1000, description="HNSW ef_search for queries.")
     search_dense_weight: float = Field(
-        default=0.5, ge=0, le=1, description="Weight of the dense leg in the hybrid blend."
+        default=0.7, ge=0, le=1, description="Weight of the dense leg in the hybrid blend."
     )
     models: str = Field(default="", description="Path of a TOML file of model targets and routes.")
     model: str = Field(default="", description="One model for the simple case, as provider:model.")

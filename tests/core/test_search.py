@@ -13,6 +13,7 @@ from quire.core.search import (
     K1,
     B,
     blend,
+    blend_scaled,
     index_items,
     lexical_scores,
     query_lexemes,
@@ -109,3 +110,13 @@ def test_blend_normalises_each_leg_and_rrf_rewards_agreement() -> None:
     assert scores[a] == pytest.approx(0.5) and scores[b] == pytest.approx(0.5) and scores[c] == 0.0
     assert next(f.id for f in blend(lexical, dense, dense_weight=1.0)) == b
     assert next(f.id for f in reciprocal_rank_fusion(lexical, dense)) == b
+
+
+def test_blend_scaled_divides_bm25_by_the_best_and_keeps_cosine_as_it_is() -> None:
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    lexical = {a: 8.0, b: 2.0}
+    dense = {a: 0.3, b: 0.7, c: 0.6}
+    scores = {f.id: f.score for f in blend_scaled(lexical, dense, dense_weight=0.5)}
+    assert scores == pytest.approx({a: 0.5 * 1.0 + 0.5 * 0.3, b: 0.5 * 0.25 + 0.5 * 0.7, c: 0.5 * 0.6})
+    assert [f.id for f in blend_scaled(lexical, dense, dense_weight=1.0)] == [b, c, a]
+    assert [f.id for f in blend_scaled({}, dense, dense_weight=0.5)] == [b, c, a]  # no lexical match

@@ -64,7 +64,12 @@ def test_a_heading_stays_with_the_long_text_or_table_it_introduces() -> None:
     long_paragraph = " ".join(f"Clause {i} of the contract applies to every supplier." for i in range(60))
     table = element("table", "\n".join(f"row {i} | value {i}" for i in range(10)))
     chunks = chunk_elements(
-        [element("title", "Terms"), element("narrative_text", long_paragraph), element("title", "Rates"), table]
+        [
+            element("title", "Terms"),
+            element("narrative_text", long_paragraph),
+            element("title", "Rates"),
+            table,
+        ]
     )
     assert chunks[0].text.startswith("Terms\n\nClause 0 ")
     assert chunks[-1].text == "Rates\n\n" + table.text

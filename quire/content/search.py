@@ -130,12 +130,11 @@ def hybrid_legs(
     SciFact test nDCG@10 from 0.737 to 0.742 (bench/retrieval.py). The lexical dict leaves out
     the dense candidates that match none of the query's lexemes (a BM25 score of 0).
     """
-    nearest, params = _nearest(session, scope, ef_search)
     scored = _scored(session, query, scope)
-    if scored is None:
-        rows = session.execute(text(nearest), {**params, "vector": vector_literal(vector), "limit": limit})
-        return {}, {row[0]: float(row[1]) for row in rows}
+    if scored is None:  # no lexeme to match: the dense leg alone
+        return {}, dense_leg(session, vector, scope, limit, ef_search)
     scored_sql, scored_params = scored
+    nearest, params = _nearest(session, scope, ef_search)
     both = session.execute(
         text(
             f"WITH dense AS MATERIALIZED ({nearest}), scored AS MATERIALIZED ({scored_sql}), "

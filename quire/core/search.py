@@ -165,21 +165,32 @@ def _min_max(scores: dict[uuid.UUID, float]) -> dict[uuid.UUID, float]:
     return {key: (value - low) / span if span > 0 else 1.0 for key, value in scores.items()}
 
 
-def blend(
-    lexical: dict[uuid.UUID, float], dense: dict[uuid.UUID, float], *, dense_weight: float
+def _mix(
+    lexical: dict[uuid.UUID, float],
+    dense: dict[uuid.UUID, float],
+    lexical_scaled: dict[uuid.UUID, float],
+    dense_scaled: dict[uuid.UUID, float],
+    dense_weight: float,
 ) -> list[Fused]:
-    """Min-max normalise each leg over its candidates and mix them; missing legs count as 0."""
-    lex, den = _min_max(lexical), _min_max(dense)
+    """Every candidate of either leg, by the weighted sum of its scaled scores (a missing one: 0)."""
     fused = [
         Fused(
             id=key,
-            score=(1 - dense_weight) * lex.get(key, 0.0) + dense_weight * den.get(key, 0.0),
+            score=(1 - dense_weight) * lexical_scaled.get(key, 0.0)
+            + dense_weight * dense_scaled.get(key, 0.0),
             lexical=lexical.get(key),
             dense=dense.get(key),
         )
         for key in set(lexical) | set(dense)
     ]
     return sorted(fused, key=lambda f: (-f.score, str(f.id)))
+
+
+def blend(
+    lexical: dict[uuid.UUID, float], dense: dict[uuid.UUID, float], *, dense_weight: float
+) -> list[Fused]:
+    """Min-max normalise each leg over its candidates and mix them; missing legs count as 0."""
+    return _mix(lexical, dense, _min_max(lexical), _min_max(dense), dense_weight)
 
 
 def blend_scaled(
@@ -194,17 +205,8 @@ def blend_scaled(
     legs (nDCG@10 0.749 vs 0.746; bench/retrieval.py).
     """
     best = max(lexical.values(), default=0.0)
-    fused = [
-        Fused(
-            id=key,
-            score=(1 - dense_weight) * (lexical.get(key, 0.0) / best if best > 0 else 0.0)
-            + dense_weight * dense.get(key, 0.0),
-            lexical=lexical.get(key),
-            dense=dense.get(key),
-        )
-        for key in set(lexical) | set(dense)
-    ]
-    return sorted(fused, key=lambda f: (-f.score, str(f.id)))
+    scaled = {key: value / best for key, value in lexical.items()} if best > 0 else {}
+    return _mix(lexical, dense, scaled, dense, dense_weight)
 
 
 def reciprocal_rank_fusion(

@@ -230,7 +230,7 @@ def load_conversations(
         session.flush()
         write_elements(session, version, turns)
         session.flush()
-        publish_version(session, version_id=version.id)
+        publish_version(session, version_id=version.id, model=MODEL)
         version_ids.append(version.id)
     return version_ids
 

@@ -128,7 +128,7 @@ def load_corpus(database: Database, tenant_id: uuid.UUID, batch: int = 200) -> N
                     )
             embed_chunks(session, tenant_id=tenant_id, chunks=chunks, embedder=embedder)
             for version_id, _ in version_ids:
-                publish_version(session, version_id=version_id)
+                publish_version(session, version_id=version_id, model=embedder.name)
             session.commit()
         done = min(offset + batch, len(lines))
         rate = done / (time.perf_counter() - started)

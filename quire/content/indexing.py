@@ -39,7 +39,14 @@ def embed_chunks(
     chunks: list[tuple[uuid.UUID, str, str]],
     embedder: Embedder,
 ) -> EmbedCount:
-    """Give chunks (id, text hash, text to embed) their vectors, computing only unseen texts."""
+    """Put the vectors of chunks (id, text hash, text to embed) in the embedding cache,
+    computing only texts it does not hold yet.
+
+    The chunk rows get their vectors when the version is published (`publish_version`), in the
+    same UPDATE that makes them live: a chunk row is too wide for PostgreSQL to update it in
+    place, so each UPDATE writes a new row version and inserts it into the HNSW graph again; one
+    UPDATE for the vector and another for the live flag put every chunk into the graph twice.
+    """
     if not chunks:
         return EmbedCount(0, 0)
     hashes = sorted({digest for _, digest, _ in chunks})
@@ -73,19 +80,20 @@ def embed_chunks(
                 "vectors": [vector_literal(v) for v in vectors],
             },
         )
+    return EmbedCount(embedded=len(missing), reused=sum(1 for _, d, _ in chunks if d in cached))
+
+
+def _attach_vectors(session: Session, *, version_id: uuid.UUID, model: str, live: bool) -> None:
+    """Give a version's chunks their cached vectors (and the live flag) in one write per row."""
     session.execute(
         text(
-            "UPDATE content_chunk AS c SET embedding = e.embedding "
-            "FROM content_embedding AS e, unnest(CAST(:ids AS uuid[]), CAST(:hashes AS text[])) AS u(id, h) "
-            "WHERE c.id = u.id AND e.model = :model AND e.text_hash = u.h AND e.tenant_id = c.tenant_id"
+            "UPDATE content_chunk AS c SET embedding = e.embedding, live = :live "
+            "FROM content_embedding AS e "
+            "WHERE c.version_id = :version_id AND e.tenant_id = c.tenant_id "
+            "AND e.model = :model AND e.text_hash = c.text_hash"
         ),
-        {
-            "ids": [chunk_id for chunk_id, _, _ in chunks],
-            "hashes": [d for _, d, _ in chunks],
-            "model": embedder.name,
-        },
+        {"version_id": version_id, "model": model, "live": live},
     )
-    return EmbedCount(embedded=len(missing), reused=sum(1 for _, d, _ in chunks if d in cached))
 
 
 def _withdraw_live_chunks(session: Session, document_id: uuid.UUID) -> int:
@@ -103,8 +111,11 @@ def _withdraw_live_chunks(session: Session, document_id: uuid.UUID) -> int:
     return len(live_ids)
 
 
-def publish_version(session: Session, *, version_id: uuid.UUID) -> bool:
-    """Make `version_id` the version search uses, unless a newer one already is. Returns whether it did."""
+def publish_version(session: Session, *, version_id: uuid.UUID, model: str) -> bool:
+    """Make `version_id` the version search uses, unless a newer one already is. Returns whether it did.
+
+    Its chunks get their vectors of embedding model `model` from the cache either way (a search
+    inside one version reads them)."""
     version = session.get(Version, version_id)
     assert version is not None
     document = session.get(Document, version.document_id, with_for_update=True)
@@ -115,12 +126,16 @@ def publish_version(session: Session, *, version_id: uuid.UUID) -> bool:
     if document.latest_version_id is not None and document.latest_version_id != version.id:
         current = session.get(Version, document.latest_version_id)
         if current is not None and current.number > version.number:
-            return False  # a newer version finished first; this one stays out of search
+            # A newer version finished first; this one stays out of search.
+            _attach_vectors(session, version_id=version.id, model=model, live=False)
+            return False
     _withdraw_live_chunks(session, document.id)
     document.latest_version_id = version.id
     document.updated_at = utcnow()
     session.add(document)
-    if document.deleted_at is None:
+    live = document.deleted_at is None
+    _attach_vectors(session, version_id=version.id, model=model, live=live)
+    if live:
         chunks = session.exec(select(Chunk).where(Chunk.version_id == version.id)).all()
         index_items(
             session,
@@ -129,10 +144,6 @@ def publish_version(session: Session, *, version_id: uuid.UUID) -> bool:
             items=[
                 (chunk.id, search_text(document.title, chunk.section_path, chunk.text)) for chunk in chunks
             ],
-        )
-        session.execute(
-            text("UPDATE content_chunk SET live = true WHERE version_id = :version_id"),
-            {"version_id": version.id},
         )
     return True
 

@@ -222,7 +222,7 @@ def mark_embedded(ctx: RunContext, version_id: uuid.UUID) -> None:
 
 
 def publish(ctx: RunContext, version_id: uuid.UUID) -> bool:
-    return publish_version(ctx.session, version_id=version_id)
+    return publish_version(ctx.session, version_id=version_id, model=current().embedder.name)
 
 
 def mark_failed(ctx: RunContext, version_id: uuid.UUID, reason: str) -> None:

@@ -94,7 +94,7 @@ def add_version(
         session.flush()
         write_elements(session, version, turns(chat))
         session.flush()
-        publish_version(session, version_id=version.id)
+        publish_version(session, version_id=version.id, model=current().embedder.name)
         session.commit()
         return version.id
 

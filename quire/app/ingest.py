@@ -16,10 +16,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlmodel import col, select
+from sqlalchemy import text
 
 from quire.app.programs import command_kicker, configure_process
-from quire.content.models import Version, VersionStatus
+from quire.content.models import VersionStatus
 from quire.content.service import UploadRequest, unchanged_uploads, upload
 from quire.core.db import Database, resolve_database_url
 from quire.core.errors import QuireError
@@ -167,23 +167,30 @@ def _upload_one(
         outcome.status, outcome.reason = "unchanged", f"same bytes as version {result.version_number}"
 
 
+FINISHED_SQL = text(
+    "SELECT id, status, status_reason FROM content_version "
+    "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = ANY(CAST(:final AS text[]))"
+)
+FINAL_STATUSES = [status.value for status in VersionStatus if status.final]
+
+
 def _refresh(
     database: Database, tenant_id: uuid.UUID, pending: list[Outcome], progress: Progress, task: object
 ) -> list[Outcome]:
-    # Only the status columns: this runs every half second, and whole rows of hundreds of
-    # pending versions cost most of a CPU second over a few hundred files.
-    ids = [o.version_id for o in pending]
+    # Only the versions that finished since the last look, with the ids as one array: this runs
+    # every half second while the workers ingest, and a row and a bound parameter per pending
+    # version put it in a fifth of the command's profile samples on 240 files.
     with database.tenant_session(tenant_id) as session:
-        statuses = {
+        finished = {
             version_id: (status, reason)
-            for version_id, status, reason in session.exec(
-                select(Version.id, Version.status, Version.status_reason).where(col(Version.id).in_(ids))
+            for version_id, status, reason in session.execute(
+                FINISHED_SQL, {"ids": [o.version_id for o in pending], "final": FINAL_STATUSES}
             )
         }
     still = []
     for outcome in pending:
-        status, reason = statuses.get(outcome.version_id, (None, None))  # type: ignore[arg-type]
-        if status is not None and VersionStatus(status).final:
+        if outcome.version_id in finished:
+            status, reason = finished[outcome.version_id]
             outcome.status = "ingested" if status == VersionStatus.indexed else status
             outcome.reason = reason or ""
             progress.advance(task)  # type: ignore[arg-type]

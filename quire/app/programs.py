@@ -18,7 +18,7 @@ from quire.core.db import Database
 from quire.core.settings import Settings
 from quire.core.workers import WorkerHeartbeat, alive_workers
 from quire.runtime.executor import Executor
-from quire.runtime.kicks import QUEUE, Kicker, install_executor
+from quire.runtime.kicks import BACKGROUND_QUEUE, QUEUE, Kicker, install_executor
 from quire.runtime.local import LocalKicker
 from quire.runtime.sweeper import Sweeper
 
@@ -111,7 +111,7 @@ def warm_up_in_background(environment: ContentEnvironment, *, parser: bool) -> N
 
 
 def worker_queues() -> set[str]:
-    return {QUEUE}
+    return {QUEUE, BACKGROUND_QUEUE}
 
 
 @dataclass

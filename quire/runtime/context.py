@@ -666,7 +666,7 @@ class RunContext:
             session.rollback()
             raise LeaseLost(self.run_id)
         if kick:
-            self.executor.kicker.kick(self.run_id, self.run.epoch, session=session)
+            self.executor.kicker.kick(self.run_id, self.run.epoch, program=self.run.program, session=session)
         session.commit()
         raise Suspend()
 

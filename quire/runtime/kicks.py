@@ -5,6 +5,9 @@ so duplicates are harmless.
 With the PostgreSQL broker a kick is written inside the transaction that made it necessary and
 is visible exactly when that transaction commits. With Redis or RabbitMQ it is sent right after
 the commit; if the process dies in between, the sweeper re-kicks the run.
+
+Runs of a background program (`@program(..., background=True)`) are kicked on a queue of their
+own, through an actor of lower priority: a worker takes them only when it holds no other kick.
 """
 
 from __future__ import annotations
@@ -23,11 +26,16 @@ from sqlalchemy.orm import Session
 
 from quire.core.db import SystemSession, TenantSession
 from quire.core.pgqueue import PostgresBroker, enqueue_in
+from quire.runtime.programs import registry
 
 logger = logging.getLogger(__name__)
 
 QUEUE = "runtime"
 ACTOR = "runtime.advance"
+BACKGROUND_QUEUE = "runtime.background"
+BACKGROUND_ACTOR = "runtime.advance-background"
+# Dramatiq's workers run the prefetched message of the lowest priority number first.
+BACKGROUND_PRIORITY = 100
 # Far below RabbitMQ's 30-minute consumer timeout; a slice of work ends long before this (see
 # Executor.slice_seconds), so the limit only catches a step stuck for good.
 TIME_LIMIT_MS = 15 * 60 * 1000
@@ -52,23 +60,29 @@ class Kicker:
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self.actor: dramatiq.Actor[[str, int], None] = dramatiq.Actor(
+        self.actor = self._actor(ACTOR, QUEUE, priority=0)
+        self.background_actor = self._actor(BACKGROUND_ACTOR, BACKGROUND_QUEUE, priority=BACKGROUND_PRIORITY)
+        self.transactional = isinstance(broker, PostgresBroker)
+
+    def _actor(self, name: str, queue: str, *, priority: int) -> dramatiq.Actor[[str, int], None]:
+        return dramatiq.Actor(
             _advance_actor,
-            broker=broker,
-            actor_name=ACTOR,
-            queue_name=QUEUE,
-            priority=0,
+            broker=self.broker,
+            actor_name=name,
+            queue_name=queue,
+            priority=priority,
             # The runtime owns retries and recovery; Dramatiq must not redo an advance.
             options={"max_retries": 0, "time_limit": TIME_LIMIT_MS},
         )
-        self.transactional = isinstance(broker, PostgresBroker)
 
-    def message(self, run_id: uuid.UUID, epoch: int) -> Message[Any]:
-        return self.actor.message(str(run_id), epoch)
+    def message(self, run_id: uuid.UUID, epoch: int, program: str) -> Message[Any]:
+        actor = self.background_actor if registry.is_background(program) else self.actor
+        return actor.message(str(run_id), epoch)
 
-    def kick(self, run_id: uuid.UUID, epoch: int, *, session: Session | None = None) -> None:
-        """Kick `run_id`; with a session, the kick takes effect when that session commits."""
-        message = self.message(run_id, epoch)
+    def kick(self, run_id: uuid.UUID, epoch: int, *, program: str, session: Session | None = None) -> None:
+        """Kick `run_id` (a run of `program`); with a session, the kick takes effect when that
+        session commits."""
+        message = self.message(run_id, epoch, program)
         if session is None:
             self.broker.enqueue(message)
         elif self.transactional:

@@ -15,24 +15,32 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy.orm import Session
 
 from quire.runtime.executor import Executor
-from quire.runtime.kicks import Kicker
+from quire.runtime.kicks import BACKGROUND_QUEUE, Kicker
 from quire.runtime.sweeper import Sweeper
 
 
 class LocalKicker(Kicker):
-    """A Kicker whose kicks wait in memory for `drive`."""
+    """A Kicker whose kicks wait in memory for `drive`; background runs' kicks wait behind the rest."""
 
     def __init__(self) -> None:
         super().__init__(StubBroker())
         self.transactional = False
         self.pending: deque[tuple[uuid.UUID, int]] = deque()
+        self.background: deque[tuple[uuid.UUID, int]] = deque()
 
-    def kick(self, run_id: uuid.UUID, epoch: int, *, session: Session | None = None) -> None:
-        self.pending.append((run_id, epoch))
+    def kick(self, run_id: uuid.UUID, epoch: int, *, program: str, session: Session | None = None) -> None:
+        self.send_now(self.message(run_id, epoch, program))
 
     def send_now(self, message: Any) -> None:
         run_id, epoch = message.args
-        self.pending.append((uuid.UUID(run_id), epoch))
+        queue = self.background if message.queue_name == BACKGROUND_QUEUE else self.pending
+        queue.append((uuid.UUID(run_id), epoch))
+
+    def next_kick(self) -> tuple[uuid.UUID, int] | None:
+        for queue in (self.pending, self.background):
+            if queue:
+                return queue.popleft()
+        return None
 
 
 def drive(
@@ -47,13 +55,12 @@ def drive(
     advances = 0
     deadline = time.monotonic() + until
     while advances < max_advances:
-        while kicker.pending and advances < max_advances:
-            run_id, epoch = kicker.pending.popleft()
-            executor.advance(run_id, epoch)
+        while advances < max_advances and (kick := kicker.next_kick()) is not None:
+            executor.advance(*kick)
             advances += 1
         if sweeper is None or time.monotonic() >= deadline:
             break
         sweeper.sweep_once()
-        if not kicker.pending:
+        if not (kicker.pending or kicker.background):
             time.sleep(0.05)
     return advances

@@ -26,6 +26,9 @@ class Program:
     state_type: type[BaseModel]
     # Called with (ctx, latest published state) when a cancelled run stops, for compensation.
     on_cancel: Callable[[RunContext, Any], None] | None = None
+    # Work nobody waits on (memory drawn from a new document): its runs advance only when a
+    # worker has nothing else queued, so they never slow down the work people wait for.
+    background: bool = False
 
     def load_state(self, data: dict[str, Any]) -> BaseModel:
         return self.state_type.model_validate(data)
@@ -64,6 +67,11 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self.programs)
 
+    def is_background(self, name: str) -> bool:
+        """Whether runs of `name` wait for a worker with nothing else to do (False if unknown)."""
+        versions = self.programs.get(name)
+        return versions[max(versions)].background if versions else False
+
 
 registry = Registry()
 
@@ -80,13 +88,18 @@ def state_type_of(function: ProgramFunction) -> type[BaseModel]:
 
 
 def program(
-    name: str, *, version: int = 1, on_cancel: Callable[[RunContext, Any], None] | None = None
+    name: str,
+    *,
+    version: int = 1,
+    on_cancel: Callable[[RunContext, Any], None] | None = None,
+    background: bool = False,
 ) -> Callable[[Callable[[RunContext, S], S]], Callable[[RunContext, S], S]]:
     """Register a durable program: a function of (ctx, state) that returns its final state.
 
     The function is replayed from the top each time its run resumes; `ctx.step` returns the
     recorded results of steps that completed before, so only new work runs. Everything that
-    is not deterministic (I/O, clocks, random numbers) belongs inside a step.
+    is not deterministic (I/O, clocks, random numbers) belongs inside a step. A `background`
+    program's runs are kicked on a queue that workers serve only when nothing else is queued.
     """
 
     def register(function: Callable[[RunContext, S], S]) -> Callable[[RunContext, S], S]:
@@ -97,6 +110,7 @@ def program(
                 function=function,
                 state_type=state_type_of(function),
                 on_cancel=on_cancel,
+                background=background,
             )
         )
         return function

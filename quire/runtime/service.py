@@ -110,7 +110,7 @@ def create_run(
         data={"program": definition.name, "version": definition.version, "parent_id": parent_id},
     )
     if kicker is not None:
-        kicker.kick(run_id, 0, session=session)
+        kicker.kick(run_id, 0, program=definition.name, session=session)
     run = session.get(Run, run_id)
     assert run is not None
     return run, True
@@ -232,9 +232,9 @@ def _wake_for_cancel(session: Session, run_id: uuid.UUID, kicker: Kicker | None)
         text(
             "UPDATE runtime_run SET status = 'queued', wake_at = now(), kicked_at = now() "
             "WHERE id = :id AND status IN ('queued', 'waiting', 'sleeping', 'throttled') "
-            "RETURNING epoch"
+            "RETURNING epoch, program"
         ),
         {"id": run_id},
     ).first()
     if row is not None and kicker is not None:
-        kicker.kick(run_id, int(row[0]), session=session)
+        kicker.kick(run_id, int(row[0]), program=row[1], session=session)

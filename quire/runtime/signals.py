@@ -34,7 +34,7 @@ WAKE_SQL = text(
     """
     UPDATE runtime_run SET status = 'queued', wake_at = now(), kicked_at = now(), updated_at = now()
     WHERE id = :run_id AND status IN ('waiting', 'sleeping', 'throttled')
-    RETURNING epoch
+    RETURNING epoch, program
     """
 )
 
@@ -52,7 +52,7 @@ def wake(session: Session, *, run_id: uuid.UUID, kicker: Kicker | None) -> bool:
     if row is None:
         return False
     if kicker is not None:
-        kicker.kick(run_id, int(row[0]), session=session)
+        kicker.kick(run_id, int(row[0]), program=row[1], session=session)
     return True
 
 

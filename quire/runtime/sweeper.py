@@ -59,7 +59,7 @@ SWEEP_SQL = text(
     FROM due
     WHERE r.id = due.id
     RETURNING r.id, r.tenant_id, r.epoch, r.status, due.was, due.lost_owner, r.recoveries,
-              r.parent_id, r.error
+              r.parent_id, r.error, r.program
     """
 )
 
@@ -126,6 +126,7 @@ class Sweeper:
                 recoveries,
                 parent_id,
                 error,
+                program,
             ) in rows:
                 if status == "failed":
                     report.failed.append(run_id)
@@ -149,7 +150,7 @@ class Sweeper:
                         data={"lost_worker": lost_owner, "recoveries": recoveries},
                     )
                 report.kicked.append(run_id)
-                self.kicker.kick(run_id, epoch, session=session)
+                self.kicker.kick(run_id, epoch, program=program, session=session)
             report.next_due = session.execute(NEXT_DUE_SQL).scalar()
             session.commit()
         if report.recovered or report.failed:

@@ -52,6 +52,23 @@ def test_up_runs_everything_restarts_a_killed_worker_and_stops_on_ctrl_c(tmp_pat
             "the supervisor to restart the worker",
         )
         assert api_ready(up.base)
+
+        # The restarted worker ingests an upload, then serves the background queue too: the
+        # memory program every indexed version starts runs there.
+        uploaded = httpx.post(
+            f"{up.base}/v1/documents",
+            headers=up.headers,
+            files={"file": ("policy.md", b"# Travel\n\nTrains are booked through the travel portal.\n")},
+        )
+        assert uploaded.status_code == 202, uploaded.text
+
+        def memory_run_finished() -> bool:
+            found = httpx.get(
+                f"{up.base}/v1/runs", headers=up.headers, params={"program": "memory.on-version"}
+            )
+            return [run["status"] for run in found.json()["data"]] == ["completed"]
+
+        wait_for(memory_run_finished, 120, "the background memory run to finish")
     assert up.process.returncode == 0, up.log.read_text()
     assert not EmbeddedPostgres(tmp_path).status().running
     with pytest.raises(httpx.HTTPError):

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from pydantic import BaseModel
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from quire.content.chunking import ChunkInput, chunk_elements, search_text
+from quire.content.chunking import ChunkInput, ChunkOut, chunk_elements, search_text
 from quire.content.elements import Previous, assign_ids, content_hash
 from quire.content.environment import current
 from quire.content.indexing import embed_chunks, publish_version, text_hash
@@ -129,22 +130,27 @@ def write_elements(session: Session, version: Version, elements: Sequence[Parsed
             )
         ]
     ids = assign_ids(previous, elements)
-    session.add_all(
-        Element(
-            tenant_id=version.tenant_id,
-            version_id=version.id,
-            document_id=version.document_id,
-            element_id=element_id,
-            ord=index,
-            type=element.type,
-            text=element.text,
-            html=element.html,
-            page=element.page,
-            section_path=list(element.section_path),
-            content_hash=content_hash(element),
-            meta=dict(element.metadata),
-        )
-        for index, (element, element_id) in enumerate(zip(elements, ids, strict=True))
+    # One multi-row INSERT of plain rows: the unit of work's objects and per-row statements
+    # were a fifth of the worker's Python time during an ingest.
+    session.execute(
+        insert(Element),
+        [
+            {
+                "tenant_id": version.tenant_id,
+                "version_id": version.id,
+                "document_id": version.document_id,
+                "element_id": element_id,
+                "ord": index,
+                "type": element.type,
+                "text": element.text,
+                "html": element.html,
+                "page": element.page,
+                "section_path": list(element.section_path),
+                "content_hash": content_hash(element),
+                "meta": dict(element.metadata),
+            }
+            for index, (element, element_id) in enumerate(zip(elements, ids, strict=True))
+        ],
     )
     version.status = VersionStatus.parsed
     version.element_count = len(elements)
@@ -167,25 +173,28 @@ def write_chunks(session: Session, version_id: uuid.UUID) -> int:
     chunks = chunk_elements(
         [ChunkInput(e.element_id, e.type, e.text, e.page, tuple(e.section_path)) for e in elements]
     )
-    session.add_all(
-        Chunk(
-            tenant_id=version.tenant_id,
-            document_id=version.document_id,
-            version_id=version.id,
-            collection=document.collection,
-            ord=chunk.ord,
-            text=chunk.text,
-            element_ids=chunk.element_ids,
-            pages=chunk.pages,
-            section_path=chunk.section_path,
-            text_hash=text_hash(search_text(document.title, chunk.section_path, chunk.text)),
-        )
-        for chunk in chunks
-    )
+    if chunks:
+        session.execute(insert(Chunk), [_chunk_row(version, document, chunk) for chunk in chunks])
     version.status = VersionStatus.chunked
     version.chunk_count = len(chunks)
     session.add(version)
     return len(chunks)
+
+
+def _chunk_row(version: Version, document: Document, chunk: ChunkOut) -> dict[str, object]:
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": version.tenant_id,
+        "document_id": version.document_id,
+        "version_id": version.id,
+        "collection": document.collection,
+        "ord": chunk.ord,
+        "text": chunk.text,
+        "element_ids": chunk.element_ids,
+        "pages": chunk.pages,
+        "section_path": chunk.section_path,
+        "text_hash": text_hash(search_text(document.title, chunk.section_path, chunk.text)),
+    }
 
 
 def embed_batch(ctx: RunContext, version_id: uuid.UUID, batch: int) -> dict[str, int]:

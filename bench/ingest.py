@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 from sqlalchemy.engine import Engine
@@ -30,7 +31,10 @@ from sqlalchemy.engine import Engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from quire.core.settings import Settings  # noqa: E402
 from tests.content.fixtures import pdf  # noqa: E402
+
+WORKER_THREADS = Settings.model_fields["worker_threads"].default
 
 WORDS = [
     "policy",
@@ -268,6 +272,13 @@ def cpu_seconds(root: int) -> dict[str, float]:
     return used
 
 
+def busy_fraction(before: Any, after: Any) -> float:
+    """The share of all cores' time spent working between two `psutil.cpu_times()`."""
+    idle = (after.idle + after.iowait) - (before.idle + before.iowait)
+    total = sum(after) - sum(before)
+    return 1 - idle / total if total > 0 else 0.0
+
+
 def quire(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "quire.app.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True
@@ -277,7 +288,12 @@ def quire(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=240)
-    parser.add_argument("--threads", type=int, default=4, help="worker threads (Quire's default: 4)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=WORKER_THREADS,
+        help=f"worker threads (Quire's default: {WORKER_THREADS})",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="quire-bench-ingest-"))
     folder = work / "documents"
@@ -308,7 +324,6 @@ def main() -> None:
         assert quire(env, "migrate").returncode == 0
         from quire.app.bootstrap import first_admin_key
         from quire.core.db import resolve_database_url
-        from quire.core.settings import Settings
 
         first_admin_key(resolve_database_url(Settings(data_dir=work / "data")))
         workers = subprocess.Popen(
@@ -324,8 +339,10 @@ def main() -> None:
         cpu_before = cpu_seconds(workers.pid)
         t0 = time.perf_counter()
         reaped = os.times()
+        machine_before = psutil.cpu_times()
         first = quire(env, "ingest", str(folder))
         first_seconds = time.perf_counter() - t0
+        busy = busy_fraction(machine_before, psutil.cpu_times())
         cpu_after = cpu_seconds(workers.pid)
         # The command itself (uploads, then following the runs), reaped when it exited.
         done = os.times()
@@ -375,7 +392,8 @@ def main() -> None:
     print(
         "CPU seconds during the first ingest: "
         + ", ".join(f"{name} {cpu_after.get(name, 0) - cpu_before.get(name, 0):.1f}" for name in cpu_after)
-        + f" (the bare work: {partition + onnx_embed:.1f} s of wall time)"
+        + f" (the bare work: {partition + onnx_embed:.1f} s of wall time); "
+        f"the machine's cores were busy {100 * busy:.0f} % of that time"
     )
     print(
         f"runs started by the ingestion (memory from documents) finished {follow_up_seconds:.1f} s "
@@ -396,7 +414,6 @@ def superuser_engine(env: dict[str, str]) -> Engine:
     from sqlalchemy import create_engine
 
     from quire.core.db import resolve_database_url
-    from quire.core.settings import Settings
 
     return create_engine(resolve_database_url(Settings(data_dir=Path(env["QUIRE_DATA_DIR"]))))
 

@@ -52,6 +52,10 @@ def test_ingest_search_and_ask_from_the_command_line(tmp_path: Path) -> None:
         assert "1 ingested, 1 unsupported" in first.stdout
         assert "broken.docx" in first.stdout and "unsupported" in first.stdout
         assert ".hidden" not in first.stdout
+        # With no worker to take them later, the command also ran the background memory run
+        # of the version it ingested.
+        memory_runs = quire(env, "runs", "list", "--program", "memory.on-version")
+        assert "1 of 1 runs" in memory_runs.stdout and "completed" in memory_runs.stdout, memory_runs.stdout
 
         again = quire(env, "ingest", str(docs / "handbook.md"))
         assert again.returncode == 0 and "1 unchanged" in again.stdout

@@ -21,7 +21,9 @@ from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.pgqueue import enqueue_in
 from quire.core.settings import Settings
+from quire.runtime.kicks import BACKGROUND_QUEUE
 from quire.runtime.local import LocalKicker
+from quire.runtime.programs import registry
 from tests.app.console_runs import (
     ANSWER,
     ASKED,
@@ -248,9 +250,13 @@ def test_an_admin_sees_counts_queue_depth_failures_spend_and_charts(
     content.drive(until=3)
     assert content.run(failing).status == "failed"
     queued = content.start("test.console-flaky", FlakyState())  # never driven: due, not running
-    # Its kick in the PostgreSQL broker's table, and a kick of a run of no tenant we can see.
+    # Its kick in the PostgreSQL broker's table, and a kick of a run of no tenant we can see. Ours
+    # is sent as a background program's kick: the depth counts both of the runtime's queues.
     kicks = LocalKicker()
-    ours, theirs = kicks.message(queued, 1), kicks.message(uuid.uuid4(), 1)
+    assert registry.is_background("memory.on-version")
+    ours = kicks.message(queued, 1, "memory.on-version")
+    theirs = kicks.message(uuid.uuid4(), 1, "test.console-flaky")
+    assert ours.queue_name == BACKGROUND_QUEUE
     with content.database.raw_connection() as conn:
         enqueue_in(conn, ours)
         enqueue_in(conn, theirs)

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from quire.core.db import Database
 from quire.core.pgqueue import TABLE as QUEUE_TABLE
 from quire.core.workers import BEAT_SECONDS
-from quire.runtime.kicks import ACTOR
+from quire.runtime.kicks import ACTOR, BACKGROUND_ACTOR
 from quire.runtime.models import RunStatus
 
 LIVE = (RunStatus.queued, RunStatus.running, RunStatus.waiting, RunStatus.sleeping, RunStatus.throttled)
@@ -72,7 +72,7 @@ BROKER_SQL = text(
                                    AND (m.claimed_until IS NULL OR m.claimed_until < now()))
     FROM {QUEUE_TABLE} m
     JOIN runtime_run r ON r.id::text = m.body -> 'args' ->> 0
-    WHERE m.body ->> 'actor_name' = '{ACTOR}'
+    WHERE m.body ->> 'actor_name' IN ('{ACTOR}', '{BACKGROUND_ACTOR}')
     """
 )
 

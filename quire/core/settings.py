@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default="",
         description="PostgreSQL 15+ with pgvector, as postgresql://…; empty runs the embedded one.",
     )
+    database_owner_url: str = Field(
+        default="",
+        repr=False,
+        description="The role that owns the tables, for migrations only (default: QUIRE_DATABASE_URL).",
+    )
     broker_url: str = Field(
         default="",
         description="redis://… or amqp://…; empty queues work in the PostgreSQL database itself.",
@@ -109,6 +114,12 @@ class Settings(BaseSettings):
         repr=False,
         description="Key that signs console sessions; set the same one on every API host.",
     )
+    secret_key: str = Field(
+        default="",
+        repr=False,
+        description="Root of the keys that sign tenant transactions and encrypt stored credentials; "
+        "set the same one on every host (default: a random key in the data folder).",
+    )
     api_key: str = Field(default="", repr=False, description="The API key `quire mcp` serves as.")
     mcp_allow_stdio: bool = Field(
         default=False,
@@ -122,7 +133,7 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field(default="text", description="Log line format.")
 
-    @field_validator("console_secret")
+    @field_validator("console_secret", "secret_key")
     @classmethod
     def _check_console_secret(cls, value: str) -> str:
         if value and len(value) < 32:
@@ -137,7 +148,7 @@ class Settings(BaseSettings):
             raise ValueError("expected host:port, for example 127.0.0.1:8000")
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_owner_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
         if value and not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):

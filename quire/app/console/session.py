@@ -13,8 +13,6 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -28,9 +26,8 @@ from sqlmodel import Session
 from quire.app.console.errors import ConsoleError, CsrfRefused, LoginRequired
 from quire.core.db import Database
 from quire.core.models import Role
+from quire.core.secrets import load_or_create
 from quire.core.tenancy import Caller, hash_key
-
-logger = logging.getLogger(__name__)
 
 COOKIE = "quire_console"
 LOGIN_COOKIE = "quire_console_login"
@@ -43,28 +40,8 @@ SECRET_FILE = "console-secret"
 
 
 def load_secret(data_dir: Path) -> bytes:
-    """The signing key, kept in the data folder so that sessions survive restarts.
-
-    Processes that share the folder share the key. Without a writable folder the key lives in
-    memory, and sessions end when the process does.
-    """
-    path = data_dir / SECRET_FILE
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            secret = path.read_bytes()
-            if len(secret) >= 32:
-                return secret
-            raise OSError(f"{path} is shorter than 32 bytes") from None
-        secret = secrets.token_bytes(32)
-        with os.fdopen(fd, "wb") as file:
-            file.write(secret)
-        return secret
-    except OSError as error:
-        logger.warning("console sessions will not survive a restart: %s", error)
-        return secrets.token_bytes(32)
+    """The signing key, kept in the data folder so that sessions survive restarts."""
+    return load_or_create(data_dir / SECRET_FILE)
 
 
 def _b64(data: bytes) -> str:

@@ -18,17 +18,18 @@ from quire.app.bootstrap import migrate
 from quire.content.environment import ContentEnvironment, configure
 from quire.content.parsing import Parser
 from quire.core.blobs import FileBlobStore
-from quire.core.db import Database, libpq_url
-from quire.core.embedded import EmbeddedPostgres
+from quire.core.db import Database, libpq_url, with_user
+from quire.core.embedded import LOGIN_ROLE, EmbeddedPostgres
 from quire.core.models import Tenant
 from quire.core.settings import Settings
-from tests.factories import TenantFixture
+from tests.factories import CONTEXT_KEY, TEST_SECRET_KEY, TenantFixture, open_database
 from tests.harness import Harness, make_harness
 from tests.provider_guard import block_real_providers
 
 # Quire settings in the developer's environment must not leak into tests.
 for name in [n for n in os.environ if n.startswith("QUIRE_")]:
     del os.environ[name]
+os.environ["QUIRE_SECRET_KEY"] = TEST_SECRET_KEY
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -52,14 +53,15 @@ def postgres(data_dir: Path) -> Iterator[EmbeddedPostgres]:
 
 
 def create_database(server_url: str, name: str) -> str:
-    """A fresh, migrated database on the test server; returns its URL."""
+    """A fresh database on the test server, migrated by its owner; returns the URL of the login
+    the API and workers use (not a superuser: see tests/core/test_tenancy.py)."""
     admin = libpq_url(server_url).replace("/quire?", "/postgres?")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = server_url.replace("/quire?", f"/{name}?")
-    migrate(url)
-    return url
+    migrate(url, context_key=CONTEXT_KEY, login_user=LOGIN_ROLE)
+    return with_user(url, LOGIN_ROLE)
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +79,7 @@ def settings(data_dir: Path) -> Settings:
 @pytest.fixture(scope="session")
 def tenants(database_url: str) -> dict[str, TenantFixture]:
     """Two tenants, committed once for the session; tests add their rows inside rollbacks."""
-    database = Database(database_url, pool_size=1)
+    database = open_database(database_url, pool_size=1)
     made = {}
     with database.system_session() as session:
         for name in ("acme", "globex"):
@@ -91,7 +93,7 @@ def tenants(database_url: str) -> dict[str, TenantFixture]:
 
 @pytest.fixture(scope="session")
 def session_database(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
+    database = open_database(database_url)
     yield database
     database.dispose()
 

@@ -22,6 +22,7 @@ from quire.runtime.local import LocalKicker, drive
 from quire.runtime.models import RunPublic
 from quire.runtime.service import create_run, describe_run, send_signal
 from quire.runtime.sweeper import Sweeper
+from tests.factories import open_database
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Harness:
 
 @contextmanager
 def make_harness(url: str) -> Iterator[Harness]:
-    database = Database(url)
+    database = open_database(url)
     with database.system_session() as session:
         tenant = Tenant(name=f"runtime-{uuid.uuid4().hex[:8]}")
         session.add(tenant)

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from quire.agent.service import AgentRunCreate, describe_agent_run, start_agent_run
 from quire.app.programs import command_kicker, configure_process
-from quire.core.db import Database, resolve_database_url
+from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.settings import Settings
 from quire.core.tenancy import Caller, get_tenant_by_name
@@ -34,7 +34,7 @@ def ask(
     console: Console,
 ) -> bool:
     """Answer `question`; returns whether an answer came."""
-    database = Database(resolve_database_url(settings), pool_size=4)
+    database = Database.from_settings(settings, pool_size=4)
     environment = configure_process(settings, database)
     try:
         with database.system_session() as system:

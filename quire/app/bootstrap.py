@@ -6,11 +6,25 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 
+import psycopg
 from alembic import command
 from alembic.config import Config
+from psycopg import sql
 
+from quire.core import contexts
 from quire.core.broker import check_broker, describe_broker_url
-from quire.core.db import Database, check_database, describe_url, sqlalchemy_url
+from quire.core.db import (
+    APP_ROLE,
+    QUEUE_ROLE,
+    Database,
+    check_database,
+    context_key,
+    describe_url,
+    libpq_url,
+    resolve_database_url,
+    resolve_owner_url,
+    user_of,
+)
 from quire.core.embedded import EmbeddedPostgres
 from quire.core.settings import Settings
 from quire.core.tenancy import bootstrap_default_tenant
@@ -26,11 +40,11 @@ class Installation:
     broker_label: str
 
 
-def start_database(settings: Settings) -> tuple[str, bool]:
-    """The database URL, starting the embedded server when none is configured."""
+def start_database(settings: Settings) -> bool:
+    """Start the embedded server when no database is configured; return whether this did."""
     if settings.database_url:
-        return sqlalchemy_url(settings.database_url), False
-    return EmbeddedPostgres(settings.data_dir).start()
+        return False
+    return EmbeddedPostgres(settings.data_dir).start()[1]
 
 
 def alembic_config(database_url: str) -> Config:
@@ -40,16 +54,36 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def migrate(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def migrate(
+    owner_url: str,
+    revision: str = "head",
+    *,
+    context_key: bytes | None = None,
+    login_user: str | None = None,
+) -> None:
+    """Bring the schema to `revision` as the tables' owner; store the context key (None keeps
+    the stored one, or makes one) and give `login_user` the roles the API and workers need."""
+    command.upgrade(alembic_config(owner_url), revision)
+    if revision != "head":
+        return
+    with psycopg.connect(libpq_url(owner_url), autocommit=True) as conn:
+        contexts.store_key(conn, context_key)
+        if login_user and login_user != user_of(owner_url):
+            conn.execute(
+                sql.SQL("GRANT {}, {} TO {}").format(
+                    sql.Identifier(APP_ROLE), sql.Identifier(QUEUE_ROLE), sql.Identifier(login_user)
+                )
+            )
 
 
 def prepare(settings: Settings, *, run_migrations: bool = True) -> Installation:
     """Start or reach the database, check the broker, migrate; raise ServiceUnavailable if not."""
-    url, started = start_database(settings)
-    check_database(url)
+    started = start_database(settings)
+    url, owner_url = resolve_database_url(settings), resolve_owner_url(settings)
+    check_database(owner_url)
     if run_migrations:
-        migrate(url)
+        migrate(owner_url, context_key=context_key(settings), login_user=user_of(url))
+    check_database(url)
     check_broker(broker_url=settings.broker_url, database_url=url)
     label = (
         f"embedded PostgreSQL in {EmbeddedPostgres(settings.data_dir).pgdata}"
@@ -64,9 +98,9 @@ def prepare(settings: Settings, *, run_migrations: bool = True) -> Installation:
     )
 
 
-def first_admin_key(database_url: str) -> str | None:
+def first_admin_key(settings: Settings) -> str | None:
     """Create the default tenant and its admin on the first start; return the key once."""
-    database = Database(database_url, pool_size=1, max_overflow=0)
+    database = Database.from_settings(settings, pool_size=1, max_overflow=0)
     try:
         with database.system_session() as session:
             key = bootstrap_default_tenant(session=session)

@@ -89,7 +89,7 @@ def up(
     started = time.monotonic()
     with out.status("Starting the database and applying migrations…"):
         installation = prepare(settings)
-    key = first_admin_key(installation.database_url)
+    key = first_admin_key(settings)
     if key:
         out.print("\n[bold]First start:[/] made the tenant [bold]default[/] and its admin. Its API key:")
         out.print(f"  [bold green]{key}[/]", highlight=False)
@@ -178,6 +178,7 @@ def api() -> None:
     settings = settings_for("api")
     database = Database.from_settings(settings)
     check_database(database.url)
+    database.check_login()
     uvicorn.run(
         create_app(settings=settings, database=database, warm_up=True),
         host=settings.api_host,
@@ -213,12 +214,18 @@ def migrate(
     """Bring the database schema up to date."""
     from quire.app.bootstrap import migrate as run_migrations
     from quire.app.bootstrap import start_database
-    from quire.core.db import check_database
+    from quire.core.db import check_database, context_key, resolve_database_url, resolve_owner_url, user_of
 
     settings = settings_for("migrate")
-    url, _ = start_database(settings)
-    check_database(url)
-    run_migrations(url, revision)
+    start_database(settings)
+    owner_url = resolve_owner_url(settings)
+    check_database(owner_url)
+    run_migrations(
+        owner_url,
+        revision,
+        context_key=context_key(settings),
+        login_user=user_of(resolve_database_url(settings)),
+    )
     out.print(f"Database schema is at {revision}.")
 
 
@@ -230,11 +237,11 @@ def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
 ) -> None:
     """Create a principal with ROLE in TENANT and print its API key (once)."""
-    from quire.core.db import Database, resolve_database_url
+    from quire.core.db import Database
     from quire.core.tenancy import create_api_key, create_principal, get_tenant_by_name
 
     settings = settings_for("keys")
-    database = Database(resolve_database_url(settings), pool_size=1)
+    database = Database.from_settings(settings, pool_size=1)
     with database.system_session() as system:
         tenant_row = get_tenant_by_name(session=system, name=tenant)
     with database.tenant_session(tenant_row.id) as session:
@@ -253,11 +260,11 @@ def keys_revoke(
     tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
 ) -> None:
     """Revoke an API key."""
-    from quire.core.db import Database, resolve_database_url
+    from quire.core.db import Database
     from quire.core.tenancy import get_tenant_by_name, revoke_api_key
 
     settings = settings_for("keys")
-    database = Database(resolve_database_url(settings), pool_size=1)
+    database = Database.from_settings(settings, pool_size=1)
     with database.system_session() as system:
         tenant_row = get_tenant_by_name(session=system, name=tenant)
     with database.tenant_session(tenant_row.id) as session:
@@ -273,11 +280,11 @@ def keys_revoke(
 @friendly
 def tenant_create(name: Annotated[str, typer.Argument(help="The new tenant's name.")]) -> None:
     """Create a tenant with an admin, and print the admin's API key (once)."""
-    from quire.core.db import Database, resolve_database_url
+    from quire.core.db import Database
     from quire.core.tenancy import create_api_key, create_tenant
 
     settings = settings_for("tenant")
-    database = Database(resolve_database_url(settings), pool_size=1)
+    database = Database.from_settings(settings, pool_size=1)
     with database.system_session() as system:
         tenant = create_tenant(session=system, name=name)
         system.commit()
@@ -335,11 +342,11 @@ def tenant_context(settings: Settings, tenant: str) -> Iterator[tuple[Any, Any]]
     """A tenant session and a kicker, for commands that act on one tenant's runs."""
     from quire.app.programs import load_programs
     from quire.core.broker import build_broker
-    from quire.core.db import Database, resolve_database_url
+    from quire.core.db import Database
     from quire.core.tenancy import get_tenant_by_name
     from quire.runtime.kicks import Kicker
 
-    database = Database(resolve_database_url(settings), pool_size=2)
+    database = Database.from_settings(settings, pool_size=2)
     try:
         load_programs(settings)
         with database.system_session() as system:

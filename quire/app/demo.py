@@ -149,12 +149,12 @@ def run_demo(settings: Settings, *, examples: Path | None, console: Console) -> 
     console.print("[bold]Quire demo[/]: Fernhollow Instruments' handbook, policies and changelog.")
     with console.status("Starting the database and applying migrations…"):
         installation = prepare(settings)
-    default_key = first_admin_key(installation.database_url)
+    default_key = first_admin_key(settings)
     if default_key:
         console.print("[bold]First start:[/] made the tenant [bold]default[/] and its admin. Its API key:")
         console.print(f"  [bold green]{default_key}[/]", highlight=False)
         console.print("  Keep it: Quire stores only its hash and will not show it again.")
-    database = Database(installation.database_url, pool_size=4)
+    database = Database.from_settings(settings, url=installation.database_url, pool_size=4)
     environment = configure_process(settings, database)
     try:
         admin = ensure_demo_admin(database, settings.data_dir)

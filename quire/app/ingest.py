@@ -21,7 +21,7 @@ from sqlalchemy import text
 from quire.app.programs import command_kicker, configure_process
 from quire.content.models import VersionStatus
 from quire.content.service import UploadRequest, unchanged_uploads, upload
-from quire.core.db import Database, resolve_database_url
+from quire.core.db import Database
 from quire.core.errors import QuireError
 from quire.core.settings import Settings
 from quire.core.tenancy import get_tenant_by_name
@@ -70,7 +70,7 @@ def ingest_paths(
     if not files:
         console.print("Nothing to ingest.")
         return 0
-    database = Database(resolve_database_url(settings), pool_size=4)
+    database = Database.from_settings(settings, pool_size=4)
     environment = None
     try:
         with database.system_session() as system:

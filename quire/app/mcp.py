@@ -60,6 +60,7 @@ def serve_stdio(settings: Settings, *, key: str) -> None:
     try:
         with _stdout_to_stderr():
             check_database(database.url)
+            database.check_context_key()
             caller = caller_for_key(database, key)
             configure_process(settings, database)
             kicker = Kicker(build_broker(broker_url=settings.broker_url, database_url=database.url))

@@ -33,10 +33,10 @@ def _pairs(values: list[str] | None, what: str, fail: Callable[[str], None]) -> 
 
 @contextmanager
 def _tenant_session(settings: Settings, tenant: str) -> Iterator[Any]:
-    from quire.core.db import Database, resolve_database_url
+    from quire.core.db import Database
     from quire.core.tenancy import get_tenant_by_name
 
-    database = Database(resolve_database_url(settings), pool_size=2)
+    database = Database.from_settings(settings, pool_size=2)
     try:
         with database.system_session() as system:
             tenant_row = get_tenant_by_name(session=system, name=tenant)

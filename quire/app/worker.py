@@ -119,7 +119,10 @@ def run_worker_process(settings: Settings) -> None:
 
     database_url = resolve_database_url(settings)
     broker = build_broker(broker_url=settings.broker_url, database_url=database_url)
-    database = Database(database_url, pool_size=settings.worker_threads + 2, max_overflow=4)
+    database = Database.from_settings(
+        settings, url=database_url, pool_size=settings.worker_threads + 2, max_overflow=4
+    )
+    database.check_login()
     services = start_background_services(settings=settings, database=database, broker=broker)
     worker = Worker(broker, queues=worker_queues(), worker_threads=settings.worker_threads)
     worker.start()

@@ -27,6 +27,9 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdir
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR is not set.*")
 
 DATABASE_NAME = "quire"
+# What the API and workers log in as (over the server's local socket): not a superuser, owns
+# nothing; migrations make it a member of quire_app and quire_queue.
+LOGIN_ROLE = "quire_login"
 
 # Written once into the cluster before its first start. Durability settings stay at
 # PostgreSQL's defaults: runs and uploads must survive a crash of the machine.
@@ -126,3 +129,14 @@ class EmbeddedPostgres:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+            ensure_login_role(conn, LOGIN_ROLE)
+
+
+def ensure_login_role(conn: psycopg.Connection[object], name: str) -> None:
+    """A role that may log in and do nothing else until migrations grant it Quire's roles."""
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is None:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS").format(
+                sql.Identifier(name)
+            )
+        )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PydanticField
 from sqlalchemy import Column, DateTime, Enum, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -74,6 +75,18 @@ class Tenant(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str = Field(unique=True, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
+    # Nobody approves a memory they proposed or edited (memory review reads it).
+    separation_of_duties: bool = True
+
+
+class TenantSettings(BaseModel):
+    """What a tenant's administrator may set for the whole tenant."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    separation_of_duties: bool = PydanticField(
+        default=True, description="Nobody approves a memory they proposed or edited."
+    )
 
 
 class Principal(TenantScoped, table=True):

@@ -32,15 +32,14 @@ TABLE = "core_queue_message"
 CHANNEL = "quire_queue"
 FULL_WAIT_SECONDS = 0.01
 
+# Tenant transactions enqueue a run's next kick with its step; they may insert into the queue
+# and read nothing of it (the consumers' role, quire_queue, reads it), so no RETURNING here.
 ENQUEUE_SQL = f"""
-WITH inserted AS (
-    INSERT INTO {TABLE} (queue_name, message_id, body, available_at)
-    VALUES (%(queue)s, %(message_id)s, %(body)s, now() + make_interval(secs => %(delay)s))
-    ON CONFLICT (message_id) DO NOTHING
-    RETURNING queue_name
-)
-SELECT pg_notify('{CHANNEL}', queue_name) FROM inserted
+INSERT INTO {TABLE} (queue_name, message_id, body, available_at)
+VALUES (%(queue)s, %(message_id)s, %(body)s, now() + make_interval(secs => %(delay)s))
+ON CONFLICT DO NOTHING
 """
+NOTIFY_SQL = f"SELECT pg_notify('{CHANNEL}', %(queue)s)"
 
 CLAIM_SQL = f"""
 UPDATE {TABLE} SET
@@ -84,6 +83,7 @@ def enqueue_in(conn: psycopg.Connection[Any], message: Message[Any], *, delay_ms
             "delay": delay_ms / 1000,
         },
     )
+    conn.execute(NOTIFY_SQL, {"queue": message.queue_name})
 
 
 class PostgresBroker(Broker):

@@ -13,8 +13,8 @@ from quire.core.broker import check_broker
 from quire.core.db import check_database
 from quire.core.deps import AdminDep, CallerDep, SettingsDep, TenantSessionDep
 from quire.core.errors import ServiceUnavailable
-from quire.core.models import Principal, PrincipalPublic, Role
-from quire.core.tenancy import create_api_key, create_principal
+from quire.core.models import Principal, PrincipalPublic, Role, TenantSettings
+from quire.core.tenancy import create_api_key, create_principal, tenant_settings, update_tenant_settings
 
 router = APIRouter()
 
@@ -90,3 +90,17 @@ def create_key(body: KeyCreate, caller: AdminDep, session: TenantSessionDep) -> 
     key = create_api_key(session=session, principal=principal)
     session.commit()
     return KeyCreated(principal_id=principal.id, role=principal.role, key=key)
+
+
+@router.get("/v1/tenant/settings", tags=["tenancy"])
+def get_tenant_settings(caller: CallerDep, session: TenantSessionDep) -> TenantSettings:
+    """The caller's tenant's settings (separation of duties, …)."""
+    return tenant_settings(session=session)
+
+
+@router.put("/v1/tenant/settings", tags=["tenancy"])
+def put_tenant_settings(body: TenantSettings, caller: AdminDep, session: TenantSessionDep) -> TenantSettings:
+    """Change the tenant's settings (administrators)."""
+    updated = update_tenant_settings(session=session, settings=body)
+    session.commit()
+    return updated

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from quire.core.db import SystemSession, TenantSession
 from quire.core.errors import Conflict, NotFound, Unauthenticated
-from quire.core.models import ApiKey, Principal, Role, Tenant, utcnow
+from quire.core.models import ApiKey, Principal, Role, Tenant, TenantSettings, utcnow
 
 KEY_PREFIX = "qk_"
 DEFAULT_TENANT = "default"
@@ -115,3 +115,21 @@ def bootstrap_default_tenant(*, session: SystemSession) -> str | None:
     session.add(principal)
     session.flush()
     return create_api_key(session=session, principal=principal)
+
+
+def tenant_settings(*, session: TenantSession) -> TenantSettings:
+    """The settings of the session's tenant (its own row is all a tenant session sees)."""
+    tenant = session.get(Tenant, session.tenant_id)
+    if tenant is None:
+        raise NotFound(f"no tenant {session.tenant_id}")
+    return TenantSettings.model_validate(tenant)
+
+
+def update_tenant_settings(*, session: TenantSession, settings: TenantSettings) -> TenantSettings:
+    tenant = session.get(Tenant, session.tenant_id)
+    if tenant is None:
+        raise NotFound(f"no tenant {session.tenant_id}")
+    tenant.separation_of_duties = settings.separation_of_duties
+    session.add(tenant)
+    session.flush()
+    return TenantSettings.model_validate(tenant)

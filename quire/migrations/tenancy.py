@@ -5,6 +5,22 @@ from __future__ import annotations
 from alembic import op
 
 APP_ROLE = "quire_app"
+QUEUE_ROLE = "quire_queue"
+
+# Tenant tables that the signed system context reaches too: the runtime's bookkeeping (claims,
+# the sweeper), tenants and their keys (set-up, the CLI) and MCP servers (workers connect to
+# every tenant's). Documents and memories are not among them.
+SYSTEM_TABLES = (
+    "core_tenant",
+    "core_principal",
+    "core_api_key",
+    "runtime_run",
+    "runtime_step",
+    "runtime_event",
+    "runtime_signal",
+    "runtime_task",
+    "agent_mcp_server",
+)
 
 
 def create_app_role() -> None:
@@ -61,7 +77,79 @@ def enable_tenant_isolation(table: str, *, column: str = "tenant_id", append_onl
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
     op.execute(
         f"CREATE POLICY tenant_isolation ON {table} "
-        f"USING ({column} = quire_current_tenant()) "
-        f"WITH CHECK ({column} = quire_current_tenant())"
+        f"USING ({column} = (SELECT quire_current_tenant())) "
+        f"WITH CHECK ({column} = (SELECT quire_current_tenant()))"
     )
     grant_app_access(table, append_only=append_only)
+
+
+# The signed context. `quire.context` must be the hex HMAC-SHA256 of "tenant:<id>" (or "system")
+# under the key in core_context_key; HMAC is computed from the key's inner and outer pads
+# (pgcrypto is not assumed). The functions run as the owner, the only role that reads the key,
+# and reveal nothing but whether the signature holds.
+_VERIFY = """
+    SELECT k.outer_pad, k.inner_pad INTO outer_pad, inner_pad FROM public.core_context_key k WHERE k.id = 1;
+    IF NOT FOUND OR proof IS NULL OR proof = '' THEN
+        RETURN {none};
+    END IF;
+    IF encode(sha256(outer_pad || sha256(inner_pad || convert_to(message, 'UTF8'))), 'hex') <> proof THEN
+        RETURN {none};
+    END IF;
+"""
+
+
+def create_context_functions() -> None:
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION quire_current_tenant() RETURNS uuid
+        LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+        SET search_path = pg_catalog, pg_temp
+        AS $$
+        DECLARE
+            tenant text := current_setting('quire.tenant_id', true);
+            proof text := current_setting('quire.context', true);
+            message text := 'tenant:' || coalesce(tenant, '');
+            outer_pad bytea;
+            inner_pad bytea;
+        BEGIN
+            IF tenant IS NULL OR tenant = '' THEN
+                RETURN NULL;
+            END IF;
+            {_VERIFY.format(none="NULL")}
+            RETURN tenant::uuid;
+        END
+        $$
+        """
+    )
+    op.execute(
+        f"""
+        CREATE OR REPLACE FUNCTION quire_system_context() RETURNS boolean
+        LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+        SET search_path = pg_catalog, pg_temp
+        AS $$
+        DECLARE
+            proof text := current_setting('quire.context', true);
+            message text := 'system';
+            outer_pad bytea;
+            inner_pad bytea;
+        BEGIN
+            IF coalesce(current_setting('quire.tenant_id', true), '') <> '' THEN
+                RETURN false;
+            END IF;
+            {_VERIFY.format(none="false")}
+            RETURN true;
+        END
+        $$
+        """
+    )
+    for function in ("quire_current_tenant()", "quire_system_context()"):
+        op.execute(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
+        op.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {APP_ROLE}")
+
+
+def enable_system_access(table: str) -> None:
+    """Let the signed system context reach every row of `table` (bookkeeping across tenants)."""
+    op.execute(
+        f"CREATE POLICY system_access ON {table} "
+        "USING ((SELECT quire_system_context())) WITH CHECK ((SELECT quire_system_context()))"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,15 @@ from sqlalchemy import BigInteger, Column, Identity, Index, Integer, Text, Uniqu
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
-from quire.core.models import TenantScoped, enum_column, timestamp_column, utcnow
+from quire.core.models import Role, TenantScoped, enum_column, timestamp_column, utcnow
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who started a run, and the role they started it with: a program acts for them."""
+
+    principal_id: uuid.UUID
+    role: Role
 
 
 class RunStatus(enum.StrEnum):
@@ -75,6 +84,9 @@ class Run(TenantScoped, table=True):
     idempotency_key: str | None = Field(default=None, max_length=300)
     parent_id: uuid.UUID | None = Field(default=None, foreign_key="runtime_run.id", index=True)
     trace_parent: str | None = Field(default=None, max_length=100)  # W3C traceparent of its origin
+    # Who started the run and with which role (None: Quire itself); see runtime/access.py.
+    started_by: uuid.UUID | None = None
+    started_role: str | None = Field(default=None, max_length=40)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
     finished_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
@@ -109,6 +121,9 @@ class Signal(TenantScoped, table=True):
     key: str = Field(max_length=300)
     payload: Any = Field(default=None, sa_column=Column(JSONB, nullable=True))
     consumed_seq: int | None = None
+    # Who sent it, as authenticated, and with which role (None: Quire itself).
+    sender_id: uuid.UUID | None = None
+    sender_role: str | None = Field(default=None, max_length=40)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column())
 
 
@@ -127,6 +142,8 @@ class HumanTask(TenantScoped, table=True):
     payload: Any = Field(default=None, sa_column=Column(JSONB, nullable=True))
     options: list[str] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     signal_name: str = Field(max_length=200)
+    # The route that decides it when not the generic one (its domain's checks live there).
+    decided_through: str | None = Field(default=None, max_length=300)
     status: str = Field(default="open", max_length=20, index=True)
     due_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     escalate_to: str | None = Field(default=None, max_length=40)
@@ -180,6 +197,7 @@ class TaskPublic(BaseModel):
     due_at: datetime | None
     escalate_to: str | None
     escalated_at: datetime | None
+    decided_through: str | None = None
     decision: Any
     decided_by: uuid.UUID | None
     decided_at: datetime | None
@@ -209,6 +227,7 @@ class SignalPublic(BaseModel):
     key: str
     payload: Any
     consumed_seq: int | None
+    sender_id: uuid.UUID | None = None
     created_at: datetime
 
 
@@ -220,6 +239,7 @@ class RunSummary(BaseModel):
     program_version: int
     status: RunStatus
     parent_id: uuid.UUID | None
+    started_by: uuid.UUID | None = None
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None

@@ -28,7 +28,7 @@ from quire.app.api import create_app
 from quire.content.environment import ContentEnvironment, configure
 from quire.core.models import Role
 from quire.core.settings import Settings
-from tests.factories import TenantFixture, auth, make_key
+from tests.factories import TEST_SECRET_KEY, TenantFixture, auth, make_key
 from tests.harness import Harness
 
 HANDBOOK = """# Employee handbook
@@ -120,6 +120,7 @@ def test_quire_mcp_over_stdio_answers_as_the_keys_principal(
 ) -> None:
     env = {
         "QUIRE_DATABASE_URL": content_database_url,
+        "QUIRE_SECRET_KEY": TEST_SECRET_KEY,
         "QUIRE_DATA_DIR": str(tmp_path / "data"),
         "QUIRE_LOG_LEVEL": "WARNING",
         "HF_HUB_OFFLINE": "1",

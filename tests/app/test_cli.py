@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import TEST_SECRET_KEY
+
 
 def quire(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("QUIRE_")}
@@ -46,6 +48,7 @@ def test_unreachable_broker(database_url: str, tmp_path: Path) -> None:
         "worker",
         env={
             "QUIRE_DATABASE_URL": database_url,
+            "QUIRE_SECRET_KEY": TEST_SECRET_KEY,
             "QUIRE_BROKER_URL": "redis://127.0.0.1:1/0",
             "QUIRE_DATA_DIR": str(tmp_path),
         },
@@ -67,6 +70,10 @@ def test_keys_for_an_unknown_tenant(database_url: str, tmp_path: Path) -> None:
         "reviewer",
         "--tenant",
         "nobody",
-        env={"QUIRE_DATABASE_URL": database_url, "QUIRE_DATA_DIR": str(tmp_path)},
+        env={
+            "QUIRE_DATABASE_URL": database_url,
+            "QUIRE_SECRET_KEY": TEST_SECRET_KEY,
+            "QUIRE_DATA_DIR": str(tmp_path),
+        },
     )
     assert_one_clear_line(result, "no tenant named 'nobody'")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -9,10 +11,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlmodel import func, select
 
+from quire.core import contexts
 from quire.core.db import Database, libpq_url
 from quire.core.models import Principal, Role
 from quire.core.tenancy import create_principal
-from tests.factories import TenantFixture, auth, make_key
+from tests.factories import CONTEXT_KEY, TenantFixture, auth, make_key, open_database
 
 
 def test_a_tenant_never_reads_lists_or_counts_another_tenants_rows(
@@ -54,28 +57,39 @@ def test_a_tenant_cannot_write_rows_into_another_tenant(
             session.flush()
 
 
-def test_a_query_without_the_tenant_setting_sees_nothing(
+def test_a_query_without_a_signed_tenant_sees_nothing(
     database_url: str, tenants: dict[str, TenantFixture]
 ) -> None:
-    committed = Database(database_url, pool_size=1)
+    committed = open_database(database_url, pool_size=1)
+    acme = str(tenants["acme"].id)
     try:
         with committed.tenant_session(tenants["acme"].id) as session:
             principal = create_principal(session=session, name="visible-to-acme", role=Role.reader)
             session.commit()
         with psycopg.connect(libpq_url(database_url)) as conn:
-            conn.execute("SET ROLE quire_app")
-            for table in ("core_principal", "core_api_key", "core_tenant"):
-                count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-                assert count == (0,), table
-            conn.rollback()
-            # ... while the same role with the setting sees the row.
-            conn.execute("SET ROLE quire_app")
-            conn.execute("SELECT set_config('quire.tenant_id', %s, false)", (str(tenants["acme"].id),))
-            assert conn.execute(
-                "SELECT count(*) FROM core_principal WHERE id = %s", (principal.id,)
-            ).fetchone() == (1,)
+            for role in ("quire_app", "NONE"):
+                conn.execute(f"SET ROLE {role}")
+                for table in ("core_principal", "core_api_key", "core_tenant"):
+                    count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+                    assert count == (0,), table
+                conn.rollback()
+            # The tenant setting alone, or with a wrong signature, opens nothing ...
+            for proof in ("", "0" * 64, contexts.tenant_proof(b"another key", tenants["acme"].id)):
+                conn.execute(
+                    "SELECT set_config('quire.tenant_id', %s, false), set_config('quire.context', %s, false)",
+                    (acme, proof),
+                )
+                count = conn.execute("SELECT count(*) FROM core_principal WHERE id = %s", (principal.id,))
+                assert count.fetchone() == (0,)
+            # ... the tenant signed with the installation's key does.
+            conn.execute(
+                "SELECT set_config('quire.context', %s, false)",
+                (contexts.tenant_proof(CONTEXT_KEY, tenants["acme"].id),),
+            )
+            count = conn.execute("SELECT count(*) FROM core_principal WHERE id = %s", (principal.id,))
+            assert count.fetchone() == (1,)
     finally:
-        with committed.system_session() as session:
+        with committed.tenant_session(tenants["acme"].id) as session:
             session.execute(text("DELETE FROM core_principal WHERE name = 'visible-to-acme'"))
             session.commit()
         committed.dispose()
@@ -179,3 +193,69 @@ def test_roles_include_the_weaker_ones() -> None:
     assert Role.contributor.allows(Role.reader)
     assert not Role.reader.allows(Role.contributor)
     assert not Role.reviewer.allows(Role.admin)
+
+
+# The database login the API and workers use (issue 16, finding 4).
+
+
+def test_the_login_role_is_not_a_superuser_and_owns_nothing(database: Database) -> None:
+    with database.tenant_session(uuid.uuid4()) as session:
+        session.execute(text("RESET ROLE"))
+        login, superuser, bypass, create_role, create_db = session.execute(
+            text(
+                "SELECT rolname, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb "
+                "FROM pg_roles WHERE rolname = session_user"
+            )
+        ).one()
+        owned = session.execute(
+            text(
+                "SELECT count(*) FROM pg_class WHERE relowner = (SELECT oid FROM pg_roles "
+                "WHERE rolname = session_user) AND relnamespace = 'public'::regnamespace"
+            )
+        ).scalar_one()
+        memberships = session.execute(
+            text(
+                "SELECT array_agg(r.rolname ORDER BY r.rolname) FROM pg_auth_members m "
+                "JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = "
+                "(SELECT oid FROM pg_roles WHERE rolname = session_user)"
+            )
+        ).scalar_one()
+    assert (superuser, bypass, create_role, create_db) == (False, False, False, False), login
+    assert owned == 0
+    assert memberships == ["quire_app", "quire_queue"]
+
+
+@pytest.mark.parametrize(
+    "escape",
+    [
+        "RESET ROLE",
+        "SET ROLE NONE",
+        "SELECT set_config('quire.tenant_id', :other, true)",
+        "SELECT set_config('quire.tenant_id', :other, false)",
+    ],
+)
+def test_a_tenant_transaction_cannot_reach_another_tenant(
+    database: Database, tenants: dict[str, TenantFixture], escape: str
+) -> None:
+    acme, globex = tenants["acme"], tenants["globex"]
+    with database.tenant_session(globex.id) as session:
+        secret = create_principal(session=session, name="globex-only", role=Role.admin)
+        session.commit()
+    with database.tenant_session(acme.id) as session:
+        session.execute(text(escape), {"other": str(globex.id)})
+        seen = session.execute(
+            text("SELECT count(*) FROM core_principal WHERE id = :id"), {"id": secret.id}
+        ).scalar_one()
+        tenants_seen = session.execute(text("SELECT count(*) FROM core_tenant")).scalar_one()
+        assert seen == 0
+        assert tenants_seen <= 1
+
+
+def test_the_broker_queue_is_out_of_a_tenant_transactions_reach(
+    database: Database, tenants: dict[str, TenantFixture]
+) -> None:
+    with (
+        database.tenant_session(tenants["acme"].id) as session,
+        pytest.raises(ProgrammingError, match="permission denied"),
+    ):
+        session.execute(text("SELECT count(*) FROM core_queue_message")).scalar_one()

@@ -3,7 +3,7 @@ recent failures, spend per day and model, and the workers that are alive.
 
 Every query of tenant data runs in the caller's tenant session, so row-level security scopes it.
 Two things belong to no tenant: the workers (`core_worker`), read in a system session, and the
-PostgreSQL broker's messages, which are counted through the tenant's runs they kick.
+PostgreSQL broker's messages, which a function counts through the tenant's runs they kick.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from quire.core.db import Database
-from quire.core.pgqueue import TABLE as QUEUE_TABLE
 from quire.core.workers import BEAT_SECONDS
 from quire.runtime.kicks import ACTOR, BACKGROUND_ACTOR
 from quire.runtime.models import RunStatus
@@ -58,23 +57,9 @@ DUE_SQL = text(
     """
 )
 
-# Kicks of this tenant's runs waiting in the PostgreSQL broker's table. The table has no tenant:
-# joining each kick's run (whose table has row-level security) keeps the count to the tenant.
-BROKER_SQL = text(
-    f"""
-    SELECT
-        count(*) FILTER (WHERE m.state = 'queued' AND m.available_at <= now()
-                         AND (m.claimed_until IS NULL OR m.claimed_until < now())),
-        count(*) FILTER (WHERE m.state = 'queued' AND m.claimed_until >= now()),
-        count(*) FILTER (WHERE m.state = 'queued' AND m.available_at > now()),
-        count(*) FILTER (WHERE m.state = 'dead'),
-        min(m.enqueued_at) FILTER (WHERE m.state = 'queued' AND m.available_at <= now()
-                                   AND (m.claimed_until IS NULL OR m.claimed_until < now()))
-    FROM {QUEUE_TABLE} m
-    JOIN runtime_run r ON r.id::text = m.body -> 'args' ->> 0
-    WHERE m.body ->> 'actor_name' IN ('{ACTOR}', '{BACKGROUND_ACTOR}')
-    """
-)
+# Kicks of this tenant's runs waiting in the PostgreSQL broker's table. Tenant transactions may
+# not read that table (it belongs to no tenant); this function counts the tenant's kicks only.
+BROKER_SQL = text("SELECT * FROM quire_queue_depth(:actors)").bindparams(actors=[ACTOR, BACKGROUND_ACTOR])
 
 FAILURES_SQL = text(
     """

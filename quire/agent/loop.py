@@ -55,6 +55,8 @@ class AgentState(BaseModel):
     route: str | None = None
     budget: Budget = Field(default_factory=Budget)
     agent: str = "assistant"
+    # Whom the run acts for. A run started through the API acts for its owner, whatever its state
+    # says (see `answer`); these count only for runs Quire's own code starts without one.
     principal_id: uuid.UUID | None = None
     role: Role = Role.reader
     stream: bool = False
@@ -380,8 +382,11 @@ def note_disclosure(
             state.last_used[call.name] = turn
 
 
-@program(PROGRAM)
+@program(PROGRAM, startable=False)
 def answer(ctx: RunContext, state: AgentState) -> AgentState:
+    owner = ctx.owner
+    if owner is not None:  # identity comes from authentication, never from the state
+        state.principal_id, state.role = owner.principal_id, owner.role
     ctx.step("sync-tools", sync_builtin_tools, ctx)
     if state.preload and state.disclosure:
         names = ctx.step("preload", preload_tools, ctx, state.question, state.preload, state.role)

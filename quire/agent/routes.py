@@ -32,8 +32,8 @@ def start_run(
 
 @router.get("/runs/{run_id}")
 def get_run(run_id: uuid.UUID, caller: ReaderDep, session: TenantSessionDep) -> AgentRunPublic:
-    """Status, answer, citations, usage, cost and steps of an agent run."""
-    return service.describe_agent_run(session, run_id=run_id)
+    """Status, answer, citations, usage, cost and steps of an agent run of the caller's (admins: any)."""
+    return service.describe_agent_run(session, run_id=run_id, caller=caller)
 
 
 @router.get(
@@ -50,7 +50,7 @@ async def run_events(
 ) -> StreamingResponse:
     """Tokens (when streaming), tool calls, tool results, waits and the answer, as server-sent events."""
     with database.tenant_session(caller.tenant_id) as session:
-        service.describe_agent_run(session, run_id=run_id)
+        service.describe_agent_run(session, run_id=run_id, caller=caller)
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
     return StreamingResponse(
         event_stream(database, caller.tenant_id, run_id, start),
@@ -73,7 +73,7 @@ async def ask(
     described = await asyncio.to_thread(
         service.wait_for_answer,
         database,
-        tenant_id=caller.tenant_id,
+        caller=caller,
         run_id=run_id,
         timeout=min(max(body.timeout_seconds, 0.0), 300.0),
     )

@@ -66,13 +66,21 @@ def start_agent_run(
         stream=request.stream,
     )
     run, _ = create_run(
-        session, program=PROGRAM, state=state, kicker=kicker, idempotency_key=request.idempotency_key
+        session,
+        program=PROGRAM,
+        state=state,
+        kicker=kicker,
+        idempotency_key=request.idempotency_key,
+        owner=caller,
     )
     return run.id
 
 
-def describe_agent_run(session: Session, *, run_id: uuid.UUID) -> AgentRunPublic:
-    run = describe_run(session, run_id=run_id)
+def describe_agent_run(
+    session: Session, *, run_id: uuid.UUID, caller: Caller | None = None
+) -> AgentRunPublic:
+    """An agent run; with a `caller`, only one they may see (their own; admins: any)."""
+    run = describe_run(session, run_id=run_id, caller=caller)
     if run.program != PROGRAM:
         raise RunNotFound(f"run {run_id} is not an agent run")
     state = AgentState.model_validate(run.state or run.input)
@@ -96,13 +104,13 @@ def describe_agent_run(session: Session, *, run_id: uuid.UUID) -> AgentRunPublic
 
 
 def wait_for_answer(
-    database: Database, *, tenant_id: uuid.UUID, run_id: uuid.UUID, timeout: float, poll: float = 0.25
+    database: Database, *, caller: Caller, run_id: uuid.UUID, timeout: float, poll: float = 0.25
 ) -> AgentRunPublic:
     """The run once it has ended, or as it is when `timeout` runs out."""
     deadline = time.monotonic() + timeout
     while True:
-        with database.tenant_session(tenant_id) as session:
-            described = describe_agent_run(session, run_id=run_id)
+        with database.tenant_session(caller.tenant_id) as session:
+            described = describe_agent_run(session, run_id=run_id, caller=caller)
         if described.status in {s.value for s in TERMINAL} or time.monotonic() >= deadline:
             return described
         time.sleep(poll)

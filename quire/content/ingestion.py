@@ -242,7 +242,7 @@ def mark_failed(ctx: RunContext, version_id: uuid.UUID, reason: str) -> None:
     ctx.session.add(version)
 
 
-@program(PROGRAM)
+@program(PROGRAM, startable=False)
 def ingest(ctx: RunContext, state: IngestState) -> IngestState:
     try:
         return _ingest(ctx, state)

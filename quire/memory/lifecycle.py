@@ -11,7 +11,10 @@
 
 Every transition's action is a durable step that updates the version's row and appends to the
 hash-chained audit log in the same transaction. Decisions come from people through the review
-task of `in_review` and `needs_recertification`; the guards check that they make sense.
+task of `in_review` and `needs_recertification`, decided only through the memory routes
+(`memory.service.review`, where the evidence is checked); each decision needs the reviewer role
+whatever route delivers it, and the guards check that it makes sense. With separation of duties
+(a tenant setting, on by default) nobody approves a version they proposed or edited.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from quire.runtime.process import Event, HumanTaskSpec, Process, Timer, Transiti
 
 NAME = "memory-review"
 INDEX_NAME = "memory"
+REVIEW_ROUTE = "POST /v1/memories/{item_id}/review"
 RECERTIFY_AFTER: dict[MemoryKind, timedelta | None] = {
     MemoryKind.fact: timedelta(days=365),
     MemoryKind.procedure: timedelta(days=180),
@@ -47,8 +51,10 @@ class Review(BaseModel):
     item_id: uuid.UUID
     valid_to: datetime | None = None
     recertify_at: datetime | None = None
-    pre_approved_by: str | None = None  # an edited copy is approved by whoever edited it
+    pre_approved_by: str | None = None  # without separation of duties, an edit approves its copy
     decided_by: str | None = None
+    proposed_by: str | None = None  # who proposed (or edited) this version
+    separation_of_duties: bool = False  # the tenant's setting when it was proposed
 
 
 def _load(session: Session, review: Review) -> tuple[MemoryVersion, MemoryItem]:
@@ -228,7 +234,16 @@ def edit(ctx: RunContext, review: Review, event: Event) -> str:
     """Approve an edited copy: a new version with the reviewer's text and the same evidence."""
     from quire.memory.service import create_version
 
-    version, item = _move(ctx, review, event, VersionState.edited, reason="approved as edited")
+    separated = separation_of_duties(ctx.session)
+    override = event.data.get("override")
+    version, item = _move(
+        ctx,
+        review,
+        event,
+        VersionState.edited,
+        reason="edited; the edit waits for another reviewer" if separated else "approved as edited",
+        **({"override": override} if override else {}),
+    )
     evidence = ctx.session.exec(select(Evidence).where(Evidence.version_id == version.id)).all()
     copy = create_version(
         ctx.session,
@@ -257,7 +272,7 @@ def edit(ctx: RunContext, review: Review, event: Event) -> str:
             for e in evidence
         ],
         kicker=ctx.executor.kicker,
-        pre_approved_by=event.actor,
+        pre_approved_by=None if separated else event.actor,
         edited_from=version.id,
     )
     return str(copy.id)
@@ -303,6 +318,17 @@ def merge(ctx: RunContext, review: Review, event: Event) -> str:
 # Guards: pure functions of the review state and the event.
 
 
+def not_the_proposer(review: Review, event: Event) -> str | None:
+    """Separation of duties: an approval by whoever proposed or edited the version is refused."""
+    if review.separation_of_duties and review.proposed_by and event.actor == review.proposed_by:
+        return "separation of duties: nobody approves a memory they proposed or edited"
+    return None
+
+
+def merge_guard(review: Review, event: Event) -> str | None:
+    return needs_target(review, event) or not_the_proposer(review, event)
+
+
 def needs_reason(review: Review, event: Event) -> str | None:
     return None if (event.data.get("comment") or event.data.get("reason")) else "a rejection needs a reason"
 
@@ -338,34 +364,76 @@ MEMORY_REVIEW: Process[Review] = Process(
     initial="proposed",
     final=["rejected", "merged", "edited", "superseded", "expired", "withdrawn"],
     transitions=[
+        # Quire's own moves (no role: no person may fire them).
         Transition("proposed", "check", "checked", action=check),
         Transition("checked", "submit", "in_review", action=submit),
-        Transition(REVIEWED, "approve", "approved", action=approve, update=set_recertification),
-        Transition(REVIEWED, "supersede", "approved", action=approve, update=set_recertification),
-        Transition(REVIEWED, "reject", "rejected", guard=needs_reason, action=reject),
-        Transition(REVIEWED, "edit", "edited", guard=needs_text, action=edit),
-        Transition(REVIEWED, "merge", "merged", guard=needs_target, action=merge),
         Transition(LIVE, "superseded", "superseded", action=end_as(VersionState.superseded)),
         Transition(LIVE, "expire", "expired", action=end_as(VersionState.expired)),
         Transition("approved", "recertify_due", "needs_recertification", action=needs_recertification),
-        Transition(
-            "needs_recertification", "recertify", "approved", action=approve, update=set_recertification
-        ),
-        Transition("needs_recertification", "reject", "rejected", guard=needs_reason, action=reject),
-        Transition("needs_recertification", "edit", "edited", guard=needs_text, action=edit),
         Transition(LIVE, "source_lost", "retracted", action=end_as(VersionState.retracted)),
         Transition("retracted", "reopen", "in_review", action=submit),
+        # A reviewer's decisions.
+        Transition(
+            REVIEWED,
+            "approve",
+            "approved",
+            guard=not_the_proposer,
+            action=approve,
+            update=set_recertification,
+            role=Role.reviewer,
+        ),
+        Transition(
+            REVIEWED,
+            "supersede",
+            "approved",
+            guard=not_the_proposer,
+            action=approve,
+            update=set_recertification,
+            role=Role.reviewer,
+        ),
+        Transition(REVIEWED, "reject", "rejected", guard=needs_reason, action=reject, role=Role.reviewer),
+        Transition(REVIEWED, "edit", "edited", guard=needs_text, action=edit, role=Role.reviewer),
+        Transition(REVIEWED, "merge", "merged", guard=merge_guard, action=merge, role=Role.reviewer),
+        Transition(
+            "needs_recertification",
+            "recertify",
+            "approved",
+            guard=not_the_proposer,
+            action=approve,
+            update=set_recertification,
+            role=Role.reviewer,
+        ),
+        Transition(
+            "needs_recertification",
+            "reject",
+            "rejected",
+            guard=needs_reason,
+            action=reject,
+            role=Role.reviewer,
+        ),
+        Transition(
+            "needs_recertification", "edit", "edited", guard=needs_text, action=edit, role=Role.reviewer
+        ),
         Transition(
             ("in_review", "approved", "needs_recertification"),
             "withdraw",
             "withdrawn",
             action=end_as(VersionState.withdrawn),
+            role=Role.reviewer,
         ),
     ],
     tasks={
-        "in_review": HumanTaskSpec("Review a proposed memory", options=REVIEW_OPTIONS, role=Role.reviewer),
+        "in_review": HumanTaskSpec(
+            "Review a proposed memory",
+            options=REVIEW_OPTIONS,
+            role=Role.reviewer,
+            decided_through=REVIEW_ROUTE,
+        ),
         "needs_recertification": HumanTaskSpec(
-            "Re-certify a memory", options=("recertify", "reject", "edit"), role=Role.reviewer
+            "Re-certify a memory",
+            options=("recertify", "reject", "edit"),
+            role=Role.reviewer,
+            decided_through=REVIEW_ROUTE,
         ),
     },
     timers={
@@ -379,4 +447,15 @@ MEMORY_REVIEW: Process[Review] = Process(
         "needs_recertification": [Timer("expire", at=lambda r: r.valid_to)],
         "retracted": [Timer("reopen", after=timedelta(0))],
     },
+    external_events=False,  # decisions come through the memory routes, where evidence is checked
+    startable=False,
+    visible_to=Role.reviewer,
 ).register()
+
+
+def separation_of_duties(session: Session) -> bool:
+    """The tenant's setting: whether nobody may approve a memory they proposed or edited."""
+    from quire.core.models import Tenant
+
+    tenant = session.exec(select(Tenant)).first()  # a tenant session sees its own tenant only
+    return True if tenant is None else bool(tenant.separation_of_duties)

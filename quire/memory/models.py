@@ -270,6 +270,11 @@ class ReviewDecision(BaseModel):
     version_id: uuid.UUID | None = PydanticField(
         default=None, description="Default: the item's newest version."
     )
+    override: str | None = PydanticField(
+        default=None,
+        max_length=2000,
+        description="For edit: why to approve text that the evidence does not support (audited).",
+    )
 
 
 class RecallHit(BaseModel):

@@ -188,7 +188,7 @@ def propose_conversation_episodes(ctx: RunContext, version_id: uuid.UUID) -> int
     return len(episodes)
 
 
-@program("memory.on-version", background=True)
+@program("memory.on-version", background=True, startable=False)
 def on_version(ctx: RunContext, state: OnVersion) -> OnVersion:
     state.sent_back = ctx.step("verify-sources", verify_sources, ctx, state.version_id)
     state.proposed = ctx.step("extract", extract, ctx, state.version_id)
@@ -201,7 +201,7 @@ def retract_document(ctx: RunContext, document_id: uuid.UUID) -> int:
     return _send_back(ctx, list(versions.values()), "its source document was deleted")
 
 
-@program("memory.on-delete", background=True)
+@program("memory.on-delete", background=True, startable=False)
 def on_delete(ctx: RunContext, state: OnDelete) -> OnDelete:
     state.sent_back = ctx.step("send-back", retract_document, ctx, state.document_id)
     return state

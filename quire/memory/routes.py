@@ -39,6 +39,7 @@ def propose_memory(
         proposal=body,
         proposed_by=str(caller.principal_id),
         kicker=kicker,
+        caller=caller,
     )
     session.commit()
     return service.describe_item(session, item_id=item.id, caller=caller)

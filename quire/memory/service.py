@@ -12,11 +12,12 @@ from sqlmodel import Session, col, func, select
 
 from quire.content.models import Document, Element
 from quire.content.models import Version as DocumentVersion
+from quire.core.errors import Forbidden
 from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.memory import audit
 from quire.memory.errors import MemoryNotFound, MissingEvidence, ReviewRefused
-from quire.memory.lifecycle import MEMORY_REVIEW, Review
+from quire.memory.lifecycle import MEMORY_REVIEW, REVIEW_ROUTE, Review, separation_of_duties
 from quire.memory.models import (
     AuditReport,
     EventPublic,
@@ -35,6 +36,7 @@ from quire.memory.models import (
     VersionState,
 )
 from quire.memory.quotes import find_quote
+from quire.memory.support import unsupported
 from quire.runtime.errors import InvalidEvent
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import HumanTask, Run, Step
@@ -180,7 +182,12 @@ def create_version(
         },
     )
     review = Review(
-        version_id=version.id, item_id=item.id, valid_to=valid_to, pre_approved_by=pre_approved_by
+        version_id=version.id,
+        item_id=item.id,
+        valid_to=valid_to,
+        pre_approved_by=pre_approved_by,
+        proposed_by=proposed_by,
+        separation_of_duties=separation_of_duties(session),
     )
     run, _ = create_run(
         session,
@@ -204,16 +211,33 @@ def propose(
     kicker: Kicker | None,
     extractor: str = "manual",
     extractor_version: str = "1",
+    caller: Caller | None = None,
 ) -> tuple[MemoryItem, MemoryVersion]:
-    """Propose a memory (a new item, or a new version of `proposal.item_id`); it enters review."""
-    evidence = resolve_evidence(session, proposal.evidence, tenant_id=tenant_id)
+    """Propose a memory (a new item, or a new version of `proposal.item_id`); it enters review.
+
+    From a `caller` (a person), every check of scope and permission comes before anything is
+    written: a new version only of a memory they may read, a user-scoped memory only their own.
+    """
     if proposal.scope != MemoryScope.tenant and not proposal.scope_ref:
         raise MissingEvidence(f"a {proposal.scope.value}-scoped memory needs scope_ref")
+    item: MemoryItem | None = None
     if proposal.item_id is not None:
-        item = session.get(MemoryItem, proposal.item_id)
+        item = (
+            get_item(session, item_id=proposal.item_id, caller=caller)
+            if caller is not None
+            else session.get(MemoryItem, proposal.item_id)
+        )
         if item is None:
             raise MemoryNotFound(f"no memory {proposal.item_id}")
-    else:
+        if caller is not None and not _may_write(caller, item.scope, item.scope_ref):
+            raise MemoryNotFound(f"no memory {proposal.item_id}")
+    elif caller is not None and not _may_write(caller, proposal.scope, proposal.scope_ref):
+        raise Forbidden(
+            f"a {proposal.scope.value}-scoped memory may be proposed only for yourself "
+            f"(scope_ref {caller.principal_id})"
+        )
+    evidence = resolve_evidence(session, proposal.evidence, tenant_id=tenant_id)
+    if item is None:
         item = MemoryItem(
             tenant_id=tenant_id,
             kind=proposal.kind,
@@ -240,6 +264,11 @@ def propose(
         kicker=kicker,
     )
     return item, version
+
+
+def _may_write(caller: Caller, scope: MemoryScope | str, scope_ref: str | None) -> bool:
+    """A user-scoped memory is its user's own: nobody proposes into another person's."""
+    return MemoryScope(scope) != MemoryScope.user or scope_ref == str(caller.principal_id)
 
 
 def readable_scope_filter(caller: Caller, *, agent: str | None = None) -> Any:
@@ -344,10 +373,18 @@ def describe_item(session: Session, *, item_id: uuid.UUID, caller: Caller) -> It
     )
 
 
+APPROVALS = frozenset({"approve", "supersede", "recertify", "merge"})
+
+
 def review(
     session: Session, *, item_id: uuid.UUID, decision: ReviewDecision, caller: Caller, kicker: Kicker | None
 ) -> MemoryVersion:
-    """Decide on a memory version; refused, with the reason, when the decision does not fit its state."""
+    """Decide on a memory version; refused, with the reason, when the decision does not fit.
+
+    Every check comes before anything is written: the version's state, separation of duties
+    (nobody approves what they proposed or edited), and for an edit, that the evidence supports
+    the new text unless the reviewer overrides that with a reason (the audit records it).
+    """
     item = get_item(session, item_id=item_id, caller=caller)
     version = session.get(MemoryVersion, decision.version_id or item.current_version_id)
     if version is None or version.item_id != item.id or version.run_id is None:
@@ -359,12 +396,31 @@ def review(
         data["text"] = decision.text
     if decision.into:
         data["into"] = str(decision.into)
+    if (
+        decision.decision in APPROVALS
+        and version.proposed_by == str(caller.principal_id)
+        and separation_of_duties(session)
+    ):
+        raise ReviewRefused(
+            f"separation of duties: you proposed or edited version {version.number} of memory {item_id}, "
+            "so another reviewer decides it"
+        )
+    if decision.decision == "edit" and decision.text:
+        evidence = session.exec(select(Evidence.quote).where(Evidence.version_id == version.id)).all()
+        reason = unsupported(decision.text, evidence)
+        if reason is not None and not decision.override:
+            raise ReviewRefused(
+                f"the evidence does not support the edited text: {reason}; send `override` with your "
+                "reason to approve it anyway"
+            )
+        if reason is not None:
+            data["override"] = {"reason": decision.override, "unsupported": reason}
     event = Event(
         name=decision.decision, data={"comment": decision.reason, **data}, actor=str(caller.principal_id)
     )
     instance = Instance.model_validate(run.state or run.input)
     try:
-        MEMORY_REVIEW.decide(instance, event)
+        MEMORY_REVIEW.decide(instance, event, sender=caller.role)
     except InvalidEvent as refused:
         raise ReviewRefused(
             f"version {version.number} of memory {item_id} is {version.state.value}: {refused}"
@@ -383,10 +439,16 @@ def review(
             comment=decision.reason,
             data=data or None,
             kicker=kicker,
+            through=REVIEW_ROUTE,
         )
     else:
         send_event(
-            session, run_id=run.id, event=event, kicker=kicker, key=f"{decision.decision}:{uuid.uuid4()}"
+            session,
+            run_id=run.id,
+            event=event,
+            kicker=kicker,
+            key=f"{decision.decision}:{uuid.uuid4()}",
+            sender=caller,
         )
     return version
 

@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, get_type_hints
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -37,7 +38,7 @@ from quire.runtime.errors import (
     Suspend,
 )
 from quire.runtime.leases import ClaimedRun, RecordedStep
-from quire.runtime.models import RunStatus, StepKind
+from quire.runtime.models import Owner, RunStatus, StepKind
 from quire.runtime.retry import DEFAULT_RETRY, RetryPolicy
 
 if TYPE_CHECKING:
@@ -87,6 +88,30 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+@dataclass(frozen=True)
+class Received:
+    """A signal as a run took it: its payload and who sent it (sender None: Quire itself)."""
+
+    payload: Any
+    sender_id: uuid.UUID | None = None
+    sender_role: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        sender = {"id": str(self.sender_id), "role": self.sender_role} if self.sender_id else None
+        return {"payload": self.payload, "timed_out": False, "sender": sender}
+
+    @classmethod
+    def from_record(cls, result: dict[str, Any]) -> Received | None:
+        if result.get("timed_out"):
+            return None
+        sender = result.get("sender") or {}
+        return cls(
+            payload=result.get("payload"),
+            sender_id=uuid.UUID(sender["id"]) if sender.get("id") else None,
+            sender_role=sender.get("role"),
+        )
+
+
 class RunContext:
     """Durable steps, timers, signals, human tasks and events for one run."""
 
@@ -110,6 +135,13 @@ class RunContext:
         self._cancel_requested = run.cancel_requested
 
     # What a program may ask.
+
+    @property
+    def owner(self) -> Owner | None:
+        """Who started the run (None: Quire itself): a program acts for them, with their role."""
+        if self.run.started_by is None:
+            return None
+        return Owner(principal_id=self.run.started_by, role=Role(self.run.started_role or Role.reader))
 
     @property
     def replaying(self) -> bool:
@@ -361,10 +393,15 @@ class RunContext:
 
         A signal sent before the run gets here is kept and returned at once.
         """
+        received = self.receive(name, timeout=timeout)
+        return None if received is None else received.payload
+
+    def receive(self, name: str, *, timeout: float | timedelta | None = None) -> Received | None:
+        """`wait_for_signal`, with who sent the signal (None on timeout)."""
         seq = self._allocate(f"signal:{name}", StepKind.signal)
         recorded = self._history.get(seq)
         if recorded is not None:
-            return (recorded.result or {}).get("payload")
+            return Received.from_record(recorded.result or {})
         self._before_new_work(counts=False)
         deadline = self._deadline(seq, "signal", None if timeout is None else _seconds(timeout))
         started = utcnow()
@@ -372,10 +409,11 @@ class RunContext:
             signal = session.execute(sql.NEXT_SIGNAL, {"run_id": self.run_id, "name": name}).first()
             if signal is not None:
                 session.execute(sql.CONSUME_SIGNAL, {"id": signal[0], "seq": seq})
-                result = {"payload": signal[1], "timed_out": False}
+                received = Received(payload=signal[1], sender_id=signal[2], sender_role=signal[3])
+                result = received.record()
                 self._commit_step(session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started)
                 session.commit()
-                return signal[1]
+                return received
             if deadline is not None and utcnow() >= deadline:
                 result = {"payload": None, "timed_out": True}
                 self._commit_step(session, seq, f"signal:{name}", StepKind.signal, 1, dumps(result), started)
@@ -441,6 +479,7 @@ class RunContext:
         escalate_to: Role | None = None,
         assignee: uuid.UUID | None = None,
         signal_name: str | None = None,
+        decided_through: str | None = None,
     ) -> uuid.UUID:
         """Open a human task without waiting; its decision arrives as a signal.
 
@@ -463,6 +502,7 @@ class RunContext:
                 escalate_to=escalate_to,
                 assignee=assignee,
                 signal_name=signal_name,
+                decided_through=decided_through,
             )
 
         return self.step(f"task:{title}", create)
@@ -502,6 +542,7 @@ class RunContext:
                 parent_id=self.run_id,
                 idempotency_key=f"child:{self.run_id}:{self._current_seq}",
                 kicker=self.executor.kicker,
+                owner=self.owner,
             )
             return child.id
 
@@ -647,7 +688,7 @@ class RunContext:
         event: tuple[str, Any],
         attempt: int = 0,
         kick: bool = False,
-    ) -> None:
+    ) -> NoReturn:
         row = session.execute(
             sql.PARK,
             {

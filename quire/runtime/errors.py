@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quire.core.errors import Conflict, InvalidRequest, NotFound, QuireError
+from quire.core.errors import Conflict, Forbidden, InvalidRequest, NotFound, QuireError
 
 
 class RuntimeFailure(QuireError):
@@ -47,6 +47,12 @@ class InvalidEvent(Conflict):
     """A process refused an event; the message says why."""
 
     code = "invalid_event"
+
+
+class EventForbidden(InvalidEvent, Forbidden):
+    """A process refused an event because of who sent it: the transition needs another role."""
+
+    code = "event_forbidden"
 
 
 class InvalidProcess(RuntimeFailure):

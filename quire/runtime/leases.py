@@ -40,7 +40,8 @@ CLAIM_SQL = text(
          OR (cancel_requested AND status NOT IN ('completed', 'failed', 'cancelled'))
       )
     RETURNING id, tenant_id, program, program_version, input, state, epoch, next_seq, attempt,
-              recoveries, cancel_requested, waiting_for, parent_id, created_at, trace_parent
+              recoveries, cancel_requested, waiting_for, parent_id, created_at, trace_parent,
+              started_by, started_role
     """
 )
 
@@ -75,6 +76,8 @@ class ClaimedRun:
     parent_id: uuid.UUID | None
     created_at: datetime
     trace_parent: str | None
+    started_by: uuid.UUID | None = None
+    started_role: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ events as signals, holding no worker, and every accepted or refused event lands 
 event log, from which `fold` rebuilds the instance exactly.
 
 Agent reasoning may only send events; the guards decide.
+
+Who may fire a transition is part of its declaration (`Transition.role`): None means Quire
+itself only (timers, other runs, internal code); a role means a person of that role or a
+stronger one. The engine checks it for every event it takes, whatever route delivered it, and
+an event's actor is whoever sent it as authenticated, never what its payload says.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from quire.core.errors import Forbidden
 from quire.core.models import Role
-from quire.runtime.context import RunContext
-from quire.runtime.errors import InvalidEvent, InvalidProcess, StepFailed
+from quire.core.tenancy import Caller
+from quire.runtime.context import Received, RunContext
+from quire.runtime.errors import EventForbidden, InvalidEvent, InvalidProcess, StepFailed
 from quire.runtime.events import append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.programs import Program, registry
@@ -60,6 +67,7 @@ class Transition:
     action: Action | None = None
     compensate: Compensation | None = None
     retry: RetryPolicy = DEFAULT_RETRY
+    role: Role | None = None  # who may fire it: None is Quire itself only
 
     def leaves(self, state: str) -> bool:
         sources = (self.source,) if isinstance(self.source, str) else self.source
@@ -75,6 +83,9 @@ class HumanTaskSpec:
     role: Role = Role.reviewer
     due: timedelta | None = None
     escalate_to: Role | None = None
+    # The route that decides it, when the process's domain checks decisions there (the generic
+    # task route then refuses it).
+    decided_through: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,12 @@ class Process(Generic[S]):
     transitions: list[Transition]
     tasks: dict[str, HumanTaskSpec] = field(default_factory=dict)
     timers: dict[str, list[Timer]] = field(default_factory=dict)
+    # Whether POST /v1/runs/{id}/events may offer events (a domain with routes of its own, such as
+    # memory review, says False) and POST /v1/runs may start instances.
+    external_events: bool = True
+    startable: bool = True
+    # A role that sees every instance besides whoever started it (reviewers: memory reviews).
+    visible_to: Role | None = None
 
     def __post_init__(self) -> None:
         self.states = frozenset(self.states)
@@ -165,8 +182,11 @@ class Process(Generic[S]):
     def start(self, data: S) -> Instance:
         return Instance(current=self.initial, data=data.model_dump(mode="json"))
 
-    def decide(self, instance: Instance, event: Event) -> Transition:
-        """The transition `event` takes from `instance`, or InvalidEvent with the reason."""
+    def decide(self, instance: Instance, event: Event, *, sender: Role | None = None) -> Transition:
+        """The transition `event` takes from `instance`, or InvalidEvent with the reason.
+
+        `sender` is the role of the person who sent the event; None is Quire itself.
+        """
         if instance.current in frozenset(self.final):
             raise InvalidEvent(f"{self.name} is {instance.current}, a final state; it takes no events")
         candidates = [t for t in self.transitions if t.event == event.name and t.leaves(instance.current)]
@@ -179,6 +199,9 @@ class Process(Generic[S]):
         data = self.state_type.model_validate(instance.data)
         reasons = []
         for transition in candidates:
+            reason = _forbidden(transition, sender)
+            if reason is not None:
+                raise EventForbidden(f"{event.name!r} refused in state {instance.current!r}: {reason}")
             reason = transition.guard(data, event) if transition.guard else None
             if reason is None:
                 return transition
@@ -224,13 +247,15 @@ class Process(Generic[S]):
                     escalate_to=spec.escalate_to,
                     signal_name=EVENT_SIGNAL,
                     payload={"process": self.name, "state": instance.current, "data": instance.data},
+                    decided_through=spec.decided_through,
                 )
                 escalated = False
             entered = False
             # Which timer would fire first is decided once, in a step, so replays agree.
             plan = ctx.step("plan-wait", self._plan_wait, instance, escalated)
-            raw = ctx.wait_for_signal(EVENT_SIGNAL, timeout=plan["timeout_s"])
-            if raw is None:
+            received = ctx.receive(EVENT_SIGNAL, timeout=plan["timeout_s"])
+            sender: Role | None = None
+            if received is None:
                 if plan["fires"] == "escalate":
                     assert spec is not None and spec.escalate_to is not None and task_id is not None
                     ctx.step("escalate", _escalate, ctx, task_id, spec.escalate_to)
@@ -238,9 +263,9 @@ class Process(Generic[S]):
                     continue
                 event = Event(name=str(plan["fires"]), actor="timer")
             else:
-                event = self._event_from(raw)
+                event, sender = self._event_from(received)
             try:
-                transition = self.decide(instance, event)
+                transition = self.decide(instance, event, sender=sender)
             except InvalidEvent as refused:
                 ctx.emit(
                     "process.refused",
@@ -305,14 +330,22 @@ class Process(Generic[S]):
                 event,
             )
 
-    def _event_from(self, raw: Any) -> Event:
-        if isinstance(raw, dict) and "decision" in raw and "name" not in raw:
-            return Event(
+    def _event_from(self, received: Received) -> tuple[Event, Role | None]:
+        """The event a signal carries, acted by its authenticated sender (the payload's actor
+        counts only when Quire itself sent it), and the sender's role."""
+        raw = received.payload
+        if isinstance(raw, dict) and "decision" in raw and "name" not in raw:  # a task's decision
+            event = Event(
                 name=str(raw["decision"]),
                 data={"comment": raw.get("comment"), **(raw.get("data") or {})},
                 actor=raw.get("decided_by"),
             )
-        return Event.model_validate(raw)
+        else:
+            event = Event.model_validate(raw)
+        if received.sender_id is None:
+            return event, None
+        role = Role(received.sender_role) if received.sender_role else Role.reader
+        return event.model_copy(update={"actor": str(received.sender_id)}), role
 
     def register(self) -> Process[S]:
         """Make instances of this version runnable (and startable) on the runtime."""
@@ -330,6 +363,8 @@ class Process(Generic[S]):
                 function=function,
                 state_type=Instance,
                 on_cancel=on_cancel,
+                visible_to=self.visible_to,
+                startable=self.startable,
             )
         )
         processes[(self.name, self.version)] = self
@@ -367,21 +402,30 @@ def send_event(
     event: Event,
     kicker: Kicker | None,
     key: str | None = None,
+    sender: Caller | None = None,
+    public: bool = False,
 ) -> bool:
     """Offer `event` to a process instance; refuse it at once, with the reason, if its guards would.
 
+    From a `sender` (a person) the instance must be one they may see, the transition must allow
+    their role, and the event acts as them. Through the `public` runtime route, the process must
+    also take events from outside (memory review takes its decisions through its own routes).
     The instance checks again when it takes the event (the state may move in between); both
     refusals are recorded in the run's event log.
     """
     from quire.runtime.service import get_run
 
-    run = get_run(session, run_id=run_id)
+    run = get_run(session, run_id=run_id, caller=sender)
     definition = process_of(run.program, run.program_version)
     if definition is None:
         raise InvalidEvent(f"run {run_id} is not a process instance")
+    if public and not definition.external_events:
+        raise Forbidden(f"{definition.name} takes its decisions through its own routes, not as events")
+    if sender is not None:
+        event = event.model_copy(update={"actor": str(sender.principal_id)})
     instance = Instance.model_validate(run.state or run.input)
     try:
-        definition.decide(instance, event)
+        definition.decide(instance, event, sender=sender.role if sender else None)
     except InvalidEvent as refused:
         append_event(
             session,
@@ -399,4 +443,16 @@ def send_event(
         key=key,
         payload=event.model_dump(mode="json"),
         kicker=kicker,
+        sender=sender,
     )
+
+
+def _forbidden(transition: Transition, sender: Role | None) -> str | None:
+    """Why `sender` may not fire `transition` (None: they may; Quire itself always may)."""
+    if sender is None:
+        return None
+    if transition.role is None:
+        return "only Quire itself fires it"
+    if not sender.allows(transition.role):
+        return f"it needs the {transition.role.value} role; the sender's role is {sender.value}"
+    return None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, TypeAdapter
 
+from quire.core.models import Role
 from quire.runtime.errors import ProgramNotFound
 
 if TYPE_CHECKING:
@@ -29,6 +30,13 @@ class Program:
     # Work nobody waits on (memory drawn from a new document): its runs advance only when a
     # worker has nothing else queued, so they never slow down the work people wait for.
     background: bool = False
+    # A role that sees every run of the program besides its owner and administrators
+    # (reviewers see every memory review); None: owners and administrators only.
+    visible_to: Role | None = None
+    # Whether `POST /v1/runs` may start it. Quire's own programs have routes of their own that
+    # check what their state may say (an agent run acts as its caller, an ingestion reads an
+    # upload); they are not startable with a state of the caller's choosing.
+    startable: bool = True
 
     def load_state(self, data: dict[str, Any]) -> BaseModel:
         return self.state_type.model_validate(data)
@@ -72,6 +80,19 @@ class Registry:
         versions = self.programs.get(name)
         return versions[max(versions)].background if versions else False
 
+    def visible_to(self, name: str) -> Role | None:
+        """The role that sees every run of `name` (None: its owners and administrators only)."""
+        versions = self.programs.get(name)
+        return versions[max(versions)].visible_to if versions else None
+
+    def openings(self) -> dict[str, Role]:
+        """Each program whose runs a role sees besides their owners, with that role."""
+        return {
+            name: program.visible_to
+            for name, versions in self.programs.items()
+            if (program := versions[max(versions)]).visible_to is not None
+        }
+
 
 registry = Registry()
 
@@ -93,6 +114,8 @@ def program(
     version: int = 1,
     on_cancel: Callable[[RunContext, Any], None] | None = None,
     background: bool = False,
+    visible_to: Role | None = None,
+    startable: bool = True,
 ) -> Callable[[Callable[[RunContext, S], S]], Callable[[RunContext, S], S]]:
     """Register a durable program: a function of (ctx, state) that returns its final state.
 
@@ -111,6 +134,8 @@ def program(
                 state_type=state_type_of(function),
                 on_cancel=on_cancel,
                 background=background,
+                visible_to=visible_to,
+                startable=startable,
             )
         )
         return function

@@ -20,6 +20,7 @@ from quire.core.deps import (
     ReaderDep,
     TenantSessionDep,
 )
+from quire.core.errors import Forbidden
 from quire.runtime import service, tasks
 from quire.runtime.events import events_after
 from quire.runtime.kicks import Kicker
@@ -33,6 +34,7 @@ from quire.runtime.models import (
     TasksPublic,
 )
 from quire.runtime.process import Event, send_event
+from quire.runtime.programs import registry
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
@@ -61,13 +63,19 @@ class Created(BaseModel):
 
 @router.post("/runs", status_code=202)
 def start_run(body: RunCreate, caller: AdminDep, session: TenantSessionDep, kicker: KickerDep) -> Created:
-    """Start a run of any registered program (administrators; agents and uploads have their own)."""
+    """Start a run of a registered program (administrators; agents and uploads have their own).
+
+    The run is the caller's and acts with their role; Quire's own programs (agent runs,
+    ingestion, memory review) start only through their own routes."""
+    if not registry.get(body.program).startable:
+        raise Forbidden(f"{body.program} runs start through their own route, not POST /v1/runs")
     run, created = service.create_run(
         session,
         program=body.program,
         state=body.state,
         kicker=kicker,
         idempotency_key=body.idempotency_key,
+        owner=caller,
     )
     session.commit()
     return Created(id=run.id, created=created)
@@ -82,14 +90,17 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunsPublic:
-    runs, count = service.list_runs(session, status=status, program=program, limit=limit, offset=offset)
+    """The runs the caller may see: their own (reviewers also every memory review; admins all)."""
+    runs, count = service.list_runs(
+        session, caller=caller, status=status, program=program, limit=limit, offset=offset
+    )
     return RunsPublic(data=[RunSummary.model_validate(run) for run in runs], count=count)
 
 
 @router.get("/runs/{run_id}")
 def get_run(run_id: uuid.UUID, caller: ReaderDep, session: TenantSessionDep) -> RunPublic:
     """A run: status, state, steps, and what it waits for (signals, tasks, timers)."""
-    return service.describe_run(session, run_id=run_id)
+    return service.describe_run(session, run_id=run_id, caller=caller)
 
 
 @router.get(
@@ -107,7 +118,7 @@ async def stream_events(
     """The run's events as server-sent events, until the run ends; resumable with Last-Event-ID."""
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
     with database.tenant_session(caller.tenant_id) as session:
-        service.get_run(session, run_id=run_id)  # 404 before the stream starts
+        service.get_run(session, run_id=run_id, caller=caller)  # 404 before the stream starts
     return StreamingResponse(
         event_stream(database, caller.tenant_id, run_id, start),
         media_type="text/event-stream",
@@ -168,7 +179,10 @@ def signal_run(
     kicker: KickerDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> SignalSent:
-    """Send a signal to a run; the same key twice delivers it once."""
+    """Send a signal to a run of the caller's (an admin: any); the same key twice delivers it once.
+
+    The runtime's own signals (a process's events, a task's decision) are refused here: they
+    have routes of their own that check who may send them."""
     delivered = service.send_signal(
         session,
         run_id=run_id,
@@ -176,6 +190,7 @@ def signal_run(
         payload=body.payload,
         key=body.key or idempotency_key,
         kicker=kicker,
+        sender=caller,
     )
     session.commit()
     return SignalSent(delivered=delivered)
@@ -195,9 +210,12 @@ def send_process_event(
     session: TenantSessionDep,
     kicker: KickerDep,
 ) -> SignalSent:
-    """Offer an event to a process instance: 409 with the reason if its guards refuse it."""
+    """Offer an event to a process instance: 403 if the transition needs another role, 409 with
+    the reason if its guards refuse it. The event acts as the caller."""
     event = Event(name=body.name, data=body.data, actor=str(caller.principal_id))
-    delivered = send_event(session, run_id=run_id, event=event, kicker=kicker, key=body.key)
+    delivered = send_event(
+        session, run_id=run_id, event=event, kicker=kicker, key=body.key, sender=caller, public=True
+    )
     session.commit()
     return SignalSent(delivered=delivered)
 
@@ -209,13 +227,15 @@ class CancelRequest(BaseModel):
 @router.post("/runs/{run_id}/cancel", status_code=202)
 def cancel_run(
     run_id: uuid.UUID,
-    caller: ContributorDep,
+    caller: ReaderDep,
     session: TenantSessionDep,
     kicker: KickerDep,
     body: CancelRequest | None = None,
 ) -> RunSummary:
-    """Stop a run and its children at their next step boundary."""
-    run = service.cancel_run(session, run_id=run_id, kicker=kicker, reason=body.reason if body else None)
+    """Stop a run of the caller's (an admin: any) and its children at their next step boundary."""
+    run = service.cancel_run(
+        session, run_id=run_id, kicker=kicker, reason=body.reason if body else None, caller=caller
+    )
     session.commit()
     return RunSummary.model_validate(run)
 
@@ -228,7 +248,7 @@ def list_tasks(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TasksPublic:
-    """Human tasks the caller's role may decide."""
+    """Human tasks the caller may decide: assigned to them, or to their role (admins: all)."""
     rows, count = tasks.list_tasks(session, caller=caller, status=status, limit=limit, offset=offset)
     return TasksPublic(data=[TaskPublic.model_validate(task) for task in rows], count=count)
 

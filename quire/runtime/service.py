@@ -10,13 +10,17 @@ from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from quire.core.db import TenantSession, dumps
+from quire.core.errors import Forbidden
+from quire.core.tenancy import Caller
 from quire.core.tracing import current_traceparent
+from quire.runtime import access
 from quire.runtime.errors import InvalidState, RunFinished, RunNotFound
 from quire.runtime.events import append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import (
     TERMINAL,
     HumanTask,
+    Owner,
     Run,
     RunPublic,
     RunStatus,
@@ -28,15 +32,17 @@ from quire.runtime.models import (
     TaskPublic,
 )
 from quire.runtime.programs import registry
-from quire.runtime.signals import deliver_signal, lock_run
+from quire.runtime.signals import deliver_signal, is_internal, lock_run
 
 INSERT_RUN_SQL = text(
     """
     INSERT INTO runtime_run (id, tenant_id, program, program_version, input, status, wake_at,
                              kicked_at, epoch, next_seq, attempt, recoveries, cancel_requested,
-                             idempotency_key, parent_id, trace_parent, created_at, updated_at)
+                             idempotency_key, parent_id, trace_parent, started_by, started_role,
+                             created_at, updated_at)
     VALUES (:id, :tenant_id, :program, :version, CAST(:input AS jsonb), 'queued', now(), now(),
-            0, 0, 0, 0, false, :key, :parent_id, :trace_parent, now(), now())
+            0, 0, 0, 0, false, :key, :parent_id, :trace_parent, :started_by, :started_role,
+            now(), now())
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
     RETURNING id
     """
@@ -66,10 +72,13 @@ def create_run(
     idempotency_key: str | None = None,
     parent_id: uuid.UUID | None = None,
     tenant_id: uuid.UUID | None = None,
+    owner: Owner | Caller | None = None,
 ) -> tuple[Run, bool]:
     """Start a run of `program` (its latest version unless told); return it and whether it is new.
 
-    With an idempotency key, starting the same thing twice returns the first run.
+    `owner` is who starts it, as authenticated: the run is theirs (see runtime/access.py) and
+    acts with their role; None is Quire itself. With an idempotency key, starting the same thing
+    twice returns the first run.
     """
     definition = registry.get(program, version)
     try:
@@ -80,31 +89,33 @@ def create_run(
             for item in error.errors()
         )
         raise InvalidState(f"the state does not fit program {definition.name!r}: {problems}") from None
-    owner = tenant_id or (session.tenant_id if isinstance(session, TenantSession) else None)
-    if owner is None:
+    tenant = tenant_id or (session.tenant_id if isinstance(session, TenantSession) else None)
+    if tenant is None:
         raise ValueError("create_run needs a TenantSession or a tenant_id")
     run_id = uuid.uuid4()
     inserted = session.execute(
         INSERT_RUN_SQL,
         {
             "id": run_id,
-            "tenant_id": owner,
+            "tenant_id": tenant,
             "program": definition.name,
             "version": definition.version,
             "input": dumps(definition.dump_state(data)),
             "key": idempotency_key,
             "parent_id": parent_id,
             "trace_parent": current_traceparent(),
+            "started_by": owner.principal_id if owner else None,
+            "started_role": owner.role.value if owner else None,
         },
     ).first()
     if inserted is None:
         existing = session.exec(
-            select(Run).where(Run.tenant_id == owner, Run.idempotency_key == idempotency_key)
+            select(Run).where(Run.tenant_id == tenant, Run.idempotency_key == idempotency_key)
         ).one()
         return existing, False
     append_event(
         session,
-        tenant_id=owner,
+        tenant_id=tenant,
         run_id=run_id,
         type="run.created",
         data={"program": definition.name, "version": definition.version, "parent_id": parent_id},
@@ -116,16 +127,19 @@ def create_run(
     return run, True
 
 
-def get_run(session: Session, *, run_id: uuid.UUID) -> Run:
+def get_run(session: Session, *, run_id: uuid.UUID, caller: Caller | None = None) -> Run:
+    """The run; with a `caller`, only if they may see it (runtime/access.py)."""
+    if caller is not None:
+        return access.visible_run(session, run_id=run_id, caller=caller)
     run = session.get(Run, run_id)
     if run is None:
         raise RunNotFound(f"no run {run_id}")
     return run
 
 
-def describe_run(session: Session, *, run_id: uuid.UUID) -> RunPublic:
+def describe_run(session: Session, *, run_id: uuid.UUID, caller: Caller | None = None) -> RunPublic:
     """A run with its steps, open tasks, unconsumed signals and children."""
-    run = get_run(session, run_id=run_id)
+    run = get_run(session, run_id=run_id, caller=caller)
     steps = session.exec(select(Step).where(Step.run_id == run_id).order_by(col(Step.seq))).all()
     tasks = session.exec(
         select(HumanTask).where(HumanTask.run_id == run_id, HumanTask.status == "open")
@@ -136,6 +150,8 @@ def describe_run(session: Session, *, run_id: uuid.UUID) -> RunPublic:
         .order_by(col(Signal.created_at))
     ).all()
     children = session.exec(select(Run).where(Run.parent_id == run_id).order_by(col(Run.created_at))).all()
+    if caller is not None:
+        children = [child for child in children if access.may_see(caller, child)]
     return RunPublic(
         **RunSummary.model_validate(run).model_dump(),
         input=run.input,
@@ -155,13 +171,17 @@ def describe_run(session: Session, *, run_id: uuid.UUID) -> RunPublic:
 def list_runs(
     session: Session,
     *,
+    caller: Caller | None = None,
     status: RunStatus | None = None,
     program: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Run], int]:
+    """Runs, newest first; with a `caller`, those they may see."""
     query = select(Run)
     count = select(func.count()).select_from(Run)
+    if caller is not None:
+        query, count = query.where(access.visible_runs(caller)), count.where(access.visible_runs(caller))
     if status is not None:
         query, count = query.where(Run.status == status), count.where(Run.status == status)
     if program is not None:
@@ -178,9 +198,23 @@ def send_signal(
     payload: Any = None,
     key: str | None = None,
     kicker: Kicker | None,
+    sender: Caller | None = None,
 ) -> bool:
-    """Signal a run (idempotent by `key`); False if this key was delivered before."""
-    return deliver_signal(session, run_id=run_id, name=name, key=key, payload=payload, kicker=kicker)
+    """Signal a run (idempotent by `key`); False if this key was delivered before.
+
+    From a `sender` (a person, through the API): only to a run they may move, and never a
+    signal that the runtime delivers itself (a process's events, tasks' decisions).
+    """
+    if sender is not None:
+        access.movable_run(session, run_id=run_id, caller=sender)
+        if is_internal(name):
+            raise Forbidden(
+                f"signal {name!r} is the runtime's own: a process's events go to "
+                "/v1/runs/{id}/events and a task's decision to /v1/tasks/{id}/decision"
+            )
+    return deliver_signal(
+        session, run_id=run_id, name=name, key=key, payload=payload, kicker=kicker, sender=sender
+    )
 
 
 def cancel_descendants(session: Session, *, run_id: uuid.UUID, kicker: Kicker | None) -> list[uuid.UUID]:
@@ -201,9 +235,18 @@ def cancel_descendants(session: Session, *, run_id: uuid.UUID, kicker: Kicker | 
 
 
 def cancel_run(
-    session: Session, *, run_id: uuid.UUID, kicker: Kicker | None, reason: str | None = None
+    session: Session,
+    *,
+    run_id: uuid.UUID,
+    kicker: Kicker | None,
+    reason: str | None = None,
+    caller: Caller | None = None,
 ) -> Run:
-    """Ask a run and its descendants to stop; each stops at its next step boundary."""
+    """Ask a run and its descendants to stop; each stops at its next step boundary.
+
+    With a `caller`, only a run they may move (its owner, or an administrator)."""
+    if caller is not None:
+        access.movable_run(session, run_id=run_id, caller=caller)
     tenant_id, status, _ = lock_run(session, run_id)
     if status in TERMINAL:
         raise RunFinished(f"run {run_id} has {status.value} already")
@@ -216,7 +259,7 @@ def cancel_run(
         tenant_id=tenant_id,
         run_id=run_id,
         type="run.cancel_requested",
-        data={"reason": reason},
+        data={"reason": reason, "by": caller.principal_id if caller else None},
     )
     if status != RunStatus.running:
         _wake_for_cancel(session, run_id, kicker)

@@ -3,6 +3,10 @@
 The sender locks the run's row before it inserts the signal, and a run that is about to park
 locks the same row before it looks for signals: whichever comes second sees what the first did,
 so a signal is never left unseen by a run that then waits forever.
+
+A signal records who sent it, as authenticated (`sender`; None is Quire itself), never as a
+payload says. Some names belong to the runtime: a process's events, human tasks' decisions and
+children's ends arrive through the routes that check them, never as a plain signal.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from quire.core.db import dumps
+from quire.core.tenancy import Caller
 from quire.runtime.errors import RunFinished, RunNotFound
 from quire.runtime.events import append_event
 from quire.runtime.kicks import Kicker
@@ -21,10 +26,21 @@ from quire.runtime.models import TERMINAL, RunStatus
 
 LOCK_RUN_SQL = text("SELECT tenant_id, status, epoch FROM runtime_run WHERE id = :run_id FOR UPDATE")
 
+# Signals that only the runtime itself delivers, after the checks of the route that owns them.
+INTERNAL_NAMES = frozenset({"event"})  # a process's events: POST /v1/runs/{id}/events
+INTERNAL_PREFIXES = ("task:", "child:")  # human tasks' decisions; children's ends
+
+
+def is_internal(name: str) -> bool:
+    return name in INTERNAL_NAMES or name.startswith(INTERNAL_PREFIXES)
+
+
 INSERT_SIGNAL_SQL = text(
     """
-    INSERT INTO runtime_signal (id, tenant_id, run_id, name, key, payload, created_at)
-    VALUES (:id, :tenant_id, :run_id, :name, :key, CAST(:payload AS jsonb), now())
+    INSERT INTO runtime_signal (id, tenant_id, run_id, name, key, payload, sender_id, sender_role,
+                                created_at)
+    VALUES (:id, :tenant_id, :run_id, :name, :key, CAST(:payload AS jsonb), :sender_id, :sender_role,
+            now())
     ON CONFLICT (run_id, key) DO NOTHING
     RETURNING id
     """
@@ -65,8 +81,12 @@ def deliver_signal(
     payload: Any = None,
     kicker: Kicker | None,
     wake_sleeping: bool = False,
+    sender: Caller | None = None,
 ) -> bool:
-    """Store a signal for `run_id` and wake the run if it waits; False if `key` was seen before."""
+    """Store a signal for `run_id` and wake the run if it waits; False if `key` was seen before.
+
+    `sender` is the authenticated principal it comes from; None means Quire itself.
+    """
     tenant_id, status, _ = lock_run(session, run_id)
     if status in TERMINAL:
         raise RunFinished(f"run {run_id} has {status.value}; it takes no more signals")
@@ -80,6 +100,8 @@ def deliver_signal(
             "name": name,
             "key": key or str(signal_id),
             "payload": dumps(payload),
+            "sender_id": sender.principal_id if sender else None,
+            "sender_role": sender.role.value if sender else None,
         },
     ).first()
     if inserted is None:
@@ -89,7 +111,7 @@ def deliver_signal(
         tenant_id=tenant_id,
         run_id=run_id,
         type="signal.received",
-        data={"name": name, "key": key},
+        data={"name": name, "key": key, "by": sender.principal_id if sender else None},
     )
     if status == RunStatus.waiting or (wake_sleeping and status in (RunStatus.sleeping,)):
         wake(session, run_id=run_id, kicker=kicker)

@@ -89,7 +89,7 @@ LOCK_FENCED = text(
 
 NEXT_SIGNAL = text(
     """
-    SELECT id, payload FROM runtime_signal
+    SELECT id, payload, sender_id, sender_role FROM runtime_signal
     WHERE run_id = :run_id AND name = :name AND consumed_seq IS NULL
     ORDER BY created_at, id
     LIMIT 1

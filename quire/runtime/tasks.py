@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, func, select
 
 from quire.core.errors import Forbidden
@@ -32,6 +33,7 @@ def open_task(
     escalate_to: Role | None = None,
     assignee: uuid.UUID | None = None,
     signal_name: str | None = None,
+    decided_through: str | None = None,
 ) -> uuid.UUID:
     task_id = uuid.uuid4()
     session.add(
@@ -46,6 +48,7 @@ def open_task(
             payload=payload,
             options=options,
             signal_name=signal_name or f"task:{task_id}",
+            decided_through=decided_through,
             due_at=datetime.now(UTC) + due if due else None,
             escalate_to=escalate_to.value if escalate_to else None,
         )
@@ -88,16 +91,26 @@ def list_tasks(
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[HumanTask], int]:
-    """The tasks the caller's role may decide (all of them for admins)."""
-    roles = [role.value for role in Role if caller.role.allows(role)]
-    query = select(HumanTask).where(col(HumanTask.role).in_(roles))
+    """The tasks the caller may decide: those assigned to them, and the unassigned ones of their
+    role or a weaker one (every task of the tenant for administrators)."""
+    query = select(HumanTask).where(may_decide(caller))
+    count_query = select(func.count()).select_from(HumanTask).where(may_decide(caller))
     if status:
         query = query.where(HumanTask.status == status)
-    rows = session.exec(query.order_by(col(HumanTask.created_at)).offset(offset).limit(limit)).all()
-    count_query = select(func.count()).select_from(HumanTask).where(col(HumanTask.role).in_(roles))
-    if status:
         count_query = count_query.where(HumanTask.status == status)
+    rows = session.exec(query.order_by(col(HumanTask.created_at)).offset(offset).limit(limit)).all()
     return list(rows), int(session.exec(count_query).one())
+
+
+def may_decide(caller: Caller) -> Any:
+    """A WHERE clause for the tasks `caller` sees and may decide."""
+    if caller.allows(Role.admin):
+        return col(HumanTask.id).is_not(None)
+    roles = [role.value for role in Role if caller.role.allows(role)]
+    return or_(
+        col(HumanTask.assignee) == caller.principal_id,
+        col(HumanTask.assignee).is_(None) & col(HumanTask.role).in_(roles),
+    )
 
 
 def decide_task(
@@ -109,11 +122,18 @@ def decide_task(
     comment: str | None = None,
     data: Any = None,
     kicker: Kicker | None,
+    through: str | None = None,
 ) -> HumanTask:
-    """Record a person's decision and wake the run that waits for it."""
+    """Record a person's decision and wake the run that waits for it.
+
+    A task whose domain decides it through a route of its own (`decided_through`, where that
+    domain's checks live) is decided only from there: `through` names it.
+    """
     task = session.get(HumanTask, task_id)
-    if task is None:
+    if task is None or not _visible(session, task, caller):
         raise TaskNotFound(f"no task {task_id}")
+    if task.decided_through is not None and through != task.decided_through:
+        raise Forbidden(f"task {task_id} is decided through {task.decided_through}, where its checks are")
     # The run's row first, then the task's: the same order the run itself locks them in.
     _, run_status, _ = lock_run(session, task.run_id)
     session.refresh(task, with_for_update=True)
@@ -147,6 +167,7 @@ def decide_task(
     )
     deliver_signal(
         session,
+        sender=caller,
         run_id=task.run_id,
         name=task.signal_name,
         key=f"decision:{task_id}",
@@ -160,3 +181,8 @@ def decide_task(
         kicker=kicker,
     )
     return task
+
+
+def _visible(session: Session, task: HumanTask, caller: Caller) -> bool:
+    row = session.exec(select(HumanTask.id).where(HumanTask.id == task.id, may_decide(caller))).first()
+    return row is not None

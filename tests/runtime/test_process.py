@@ -68,18 +68,27 @@ ORDER = Process(
     initial="draft",
     final=["done", "rejected", "expired"],
     transitions=[
-        Transition("draft", "add", "draft", update=add_item),
-        Transition("draft", "submit", "submitted", guard=needs_items),
-        Transition("submitted", "approve", "approved", update=pay),
-        Transition("submitted", "reject", "rejected"),
-        Transition("approved", "ship", "shipped", action=ship, update=record_parcel, compensate=unship),
-        Transition("shipped", "deliver", "done"),
-        Transition(("draft", "submitted"), "expire", "expired"),
+        Transition("draft", "add", "draft", update=add_item, role=Role.contributor),
+        Transition("draft", "submit", "submitted", guard=needs_items, role=Role.contributor),
+        Transition("submitted", "approve", "approved", update=pay, role=Role.reviewer),
+        Transition("submitted", "reject", "rejected", role=Role.reviewer),
+        Transition(
+            "approved",
+            "ship",
+            "shipped",
+            action=ship,
+            update=record_parcel,
+            compensate=unship,
+            role=Role.contributor,
+        ),
+        Transition("shipped", "deliver", "done", role=Role.contributor),
+        Transition(("draft", "submitted"), "expire", "expired"),  # timers only
     ],
     tasks={
         "submitted": HumanTaskSpec("Approve the order", options=("approve", "reject"), role=Role.reviewer)
     },
     timers={"draft": [Timer("expire", after=timedelta(hours=1))]},
+    visible_to=Role.reviewer,  # reviewers see every order, to approve them
 ).register()
 
 EVENT_NAMES = ["add", "submit", "approve", "reject", "ship", "deliver", "expire", "bogus"]

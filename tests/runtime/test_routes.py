@@ -15,7 +15,7 @@ from quire.core.models import Role
 from quire.core.settings import Settings
 from quire.runtime.context import RunContext
 from quire.runtime.programs import program
-from tests.factories import TenantFixture, auth, make_key
+from tests.factories import TenantFixture, auth, make_key, open_database
 from tests.harness import Harness
 from tests.runtime.test_process import ORDER, Order
 
@@ -197,9 +197,8 @@ def test_runs_of_another_tenant_are_invisible(
     harness: Harness, api: TestClient, database_url: str, tenants: dict[str, TenantFixture]
 ) -> None:
     run_id = harness.start("test.ticket", Ticket())
-    from quire.core.db import Database
 
-    other = Database(database_url.replace("quire_test", "quire_runtime_test"), pool_size=1)
+    other = open_database(database_url.replace("quire_test", "quire_runtime_test"), pool_size=1)
     from quire.core.models import Tenant
 
     with other.system_session() as session:

@@ -134,6 +134,7 @@ def _propose(
         proposed_by=str(caller.principal_id),
         kicker=kicker,
         extractor="mcp",
+        caller=caller,
     )
     return ToolOutput(
         content=f"Proposed memory {item.id} (version {version.number}); it waits for a reviewer.",

@@ -16,6 +16,7 @@ from quire.content.models import Element
 from quire.content.search import Scope
 from quire.content.search import search as content_search
 from quire.core.models import Role
+from quire.core.tenancy import Caller
 from quire.memory.models import EvidenceIn, MemoryKind, MemoryProposal
 from quire.memory.recall import Reader, recall
 from quire.memory.service import propose
@@ -202,15 +203,22 @@ def propose_memory(ctx: ToolContext, args: ProposeArgs) -> ToolOutput:
     evidence = [EvidenceIn(run_id=ctx.run.run_id, note="proposed by an agent run")]
     if args.document_id is not None and args.quote:
         evidence.insert(0, EvidenceIn(document_id=args.document_id, quote=args.quote))
+    # The run acts for whoever started it: the proposal is theirs (separation of duties counts it).
+    caller = (
+        Caller(principal_id=ctx.principal_id, tenant_id=ctx.tenant_id, name="", role=ctx.role)
+        if ctx.principal_id is not None
+        else None
+    )
     item, version = propose(
         ctx.session,
         tenant_id=ctx.tenant_id,
         proposal=MemoryProposal(
             text=args.text, kind=args.kind, subject_key=args.subject_key, evidence=evidence
         ),
-        proposed_by=f"run:{ctx.run.run_id}",
+        proposed_by=str(ctx.principal_id) if ctx.principal_id else f"run:{ctx.run.run_id}",
         kicker=ctx.run.executor.kicker,
         extractor="agent",
+        caller=caller,
     )
     return ToolOutput(
         content=f"Proposed memory {item.id} (version {version.number}); it waits for a reviewer.",

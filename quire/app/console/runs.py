@@ -26,6 +26,8 @@ from quire.app.console.pages import render
 from quire.app.console.timeline import actors_of, build_timeline, pretty, seconds, tokens
 from quire.core.deps import DatabaseDep
 from quire.core.models import Role
+from quire.core.tenancy import Caller
+from quire.runtime.access import visible_runs
 from quire.runtime.events import events_after
 from quire.runtime.models import HumanTask, Run, RunEvent, RunStatus
 from quire.runtime.service import describe_run, list_runs
@@ -97,9 +99,9 @@ def row_of(run: Run, at: datetime) -> RunRow:
     return RunRow(run=run, duration=duration_of(run, at), cost=cost, summary=summary)
 
 
-def programs_of(session: Session) -> list[str]:
-    """The programs this tenant has runs of, for the filter."""
-    return sorted(session.exec(select(Run.program).distinct()).all())
+def programs_of(session: Session, caller: Caller) -> list[str]:
+    """The programs of the runs the caller may see, for the filter."""
+    return sorted(session.exec(select(Run.program).where(visible_runs(caller)).distinct()).all())
 
 
 @router.get("/runs")
@@ -108,6 +110,7 @@ def runs_page(request: Request, console: ConsoleSessionDep, database: DatabaseDe
     with database.tenant_session(console.caller.tenant_id) as session:
         runs, count = list_runs(
             session,
+            caller=console.caller,
             status=RunStatus(filters.status) if filters.status else None,
             program=filters.program or None,
             limit=PAGE_SIZE,
@@ -121,7 +124,7 @@ def runs_page(request: Request, console: ConsoleSessionDep, database: DatabaseDe
             rows=[row_of(run, at) for run in runs],
             count=count,
             filters=filters,
-            programs=programs_of(session),
+            programs=programs_of(session, console.caller),
             statuses=[s.value for s in RunStatus],
             page_size=len(runs),
             step=PAGE_SIZE,
@@ -177,7 +180,7 @@ def run_page(
     run_id: uuid.UUID, request: Request, console: ConsoleSessionDep, database: DatabaseDep
 ) -> HTMLResponse:
     with database.tenant_session(console.caller.tenant_id) as session, as_page():
-        run = describe_run(session, run_id=run_id)
+        run = describe_run(session, run_id=run_id, caller=console.caller)
         agent = agent_summary(session, run_id) if run.program == AGENT_PROGRAM else None
         events, truncated = all_events(session, run_id)
         tasks = tasks_of(session, run_id)

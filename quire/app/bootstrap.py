@@ -33,15 +33,18 @@ def start_database(settings: Settings) -> tuple[str, bool]:
     return EmbeddedPostgres(settings.data_dir).start()
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, settings: Settings | None = None) -> Config:
+    """Alembic's configuration; `settings` reach migrations that need the installation's secret."""
     config = Config()
     config.set_main_option("script_location", str(resources.files("quire") / "migrations"))
     config.attributes["database_url"] = database_url
+    config.attributes["settings"] = settings
     return config
 
 
-def migrate(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def migrate(database_url: str, revision: str = "head", *, settings: Settings | None = None) -> None:
+    """Bring the schema up to `revision`; `settings` default to the environment's (load_settings)."""
+    command.upgrade(alembic_config(database_url, settings), revision)
 
 
 def prepare(settings: Settings, *, run_migrations: bool = True) -> Installation:
@@ -49,7 +52,7 @@ def prepare(settings: Settings, *, run_migrations: bool = True) -> Installation:
     url, started = start_database(settings)
     check_database(url)
     if run_migrations:
-        migrate(url)
+        migrate(url, settings=settings)
     check_broker(broker_url=settings.broker_url, database_url=url)
     label = (
         f"embedded PostgreSQL in {EmbeddedPostgres(settings.data_dir).pgdata}"

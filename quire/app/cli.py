@@ -172,12 +172,15 @@ def api() -> None:
     """Run the HTTP API (on QUIRE_API_BIND)."""
     import uvicorn
 
+    from quire.agent.mcp.access import mcp_access
+    from quire.agent.mcp.credentials import check_credentials_key
     from quire.app.api import create_app
     from quire.core.db import Database, check_database
 
     settings = settings_for("api")
     database = Database.from_settings(settings)
     check_database(database.url)
+    check_credentials_key(database, mcp_access(settings).credentials)  # a wrong QUIRE_SECRET_KEY stops it
     uvicorn.run(
         create_app(settings=settings, database=database, warm_up=True),
         host=settings.api_host,
@@ -218,7 +221,7 @@ def migrate(
     settings = settings_for("migrate")
     url, _ = start_database(settings)
     check_database(url)
-    run_migrations(url, revision)
+    run_migrations(url, revision, settings=settings)
     out.print(f"Database schema is at {revision}.")
 
 

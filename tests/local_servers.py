@@ -26,8 +26,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def fake_dns(monkeypatch: pytest.MonkeyPatch, names: dict[str, list[str]]) -> None:
-    """Make each of `names` resolve to its addresses in turn (the last one from then on); any other
-    name resolves as before. Nothing leaves the machine: the addresses are literals."""
+    """Make each of `names` resolve to its answers in turn (the last one from then on); an answer is
+    comma-separated addresses, or empty for a name that does not resolve. Other names resolve as
+    before. Nothing leaves the machine: the addresses are literals."""
     real = socket.getaddrinfo
     calls = dict.fromkeys(names, 0)
 
@@ -36,9 +37,11 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch, names: dict[str, list[str]]) -> No
         if name not in names:
             return real(host, port, *args, **kwargs)
         answers = names[name]
-        address = answers[min(calls[name], len(answers) - 1)]
+        answer = answers[min(calls[name], len(answers) - 1)]
         calls[name] += 1
-        return real(address, port, *args, **kwargs)
+        if not answer:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [info for address in answer.split(",") for info in real(address, port, *args, **kwargs)]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 

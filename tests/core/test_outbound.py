@@ -105,13 +105,15 @@ def test_the_allowlist_opens_what_it_covers_in_every_form() -> None:
 
 
 def test_a_url_is_judged_by_every_address_its_name_resolves_to(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_dns(monkeypatch, {"mixed.quire.test": ["8.8.8.8", "10.0.0.7"]})
-    policy = OutboundPolicy()
-    policy.check_url("https://mixed.quire.test/mcp")  # the first answer is public
+    fake_dns(
+        monkeypatch,
+        {"public.quire.test": ["8.8.8.8,2606:4700::1111"], "mixed.quire.test": ["8.8.8.8,10.0.0.7"]},
+    )
+    OutboundPolicy().check_url("https://public.quire.test/mcp")
     with pytest.raises(
         OutboundRefused, match=r"mixed\.quire\.test resolves to 10\.0\.0\.7, a private address"
     ):
-        policy.check_url("https://mixed.quire.test/mcp")
+        OutboundPolicy().check_url("https://mixed.quire.test/mcp")
 
 
 @pytest.mark.parametrize(

@@ -69,9 +69,10 @@ def test_the_address_connected_to_is_vetted_not_an_earlier_answer(monkeypatch: p
     assert len(hits) == 0
 
 
-def test_a_name_that_does_not_resolve_is_a_connect_error() -> None:
+def test_a_name_that_does_not_resolve_is_a_connect_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_dns(monkeypatch, {"nowhere.quire.test": [""]})
     with pytest.raises(httpx2.ConnectError):
-        get("http://nowhere.invalid/", OutboundPolicy())
+        get("http://nowhere.quire.test/", OutboundPolicy())
 
 
 @pytest.fixture

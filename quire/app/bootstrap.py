@@ -47,10 +47,12 @@ def start_database(settings: Settings) -> bool:
     return EmbeddedPostgres(settings.data_dir).start()[1]
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, settings: Settings | None = None) -> Config:
+    """Alembic's configuration; `settings` reach migrations that need the installation's secret."""
     config = Config()
     config.set_main_option("script_location", str(resources.files("quire") / "migrations"))
     config.attributes["database_url"] = database_url
+    config.attributes["settings"] = settings
     return config
 
 
@@ -58,12 +60,14 @@ def migrate(
     owner_url: str,
     revision: str = "head",
     *,
+    settings: Settings | None = None,
     context_key: bytes | None = None,
     login_user: str | None = None,
 ) -> None:
-    """Bring the schema to `revision` as the tables' owner; store the context key (None keeps
+    """Bring the schema to `revision` as the tables' owner (`settings`, default the environment's,
+    reach migrations that need the installation's secret); store the context key (None keeps
     the stored one, or makes one) and give `login_user` the roles the API and workers need."""
-    command.upgrade(alembic_config(owner_url), revision)
+    command.upgrade(alembic_config(owner_url, settings), revision)
     if revision != "head":
         return
     with psycopg.connect(libpq_url(owner_url), autocommit=True) as conn:
@@ -82,7 +86,7 @@ def prepare(settings: Settings, *, run_migrations: bool = True) -> Installation:
     url, owner_url = resolve_database_url(settings), resolve_owner_url(settings)
     check_database(owner_url)
     if run_migrations:
-        migrate(owner_url, context_key=context_key(settings), login_user=user_of(url))
+        migrate(owner_url, settings=settings, context_key=context_key(settings), login_user=user_of(url))
     check_database(url)
     check_broker(broker_url=settings.broker_url, database_url=url)
     label = (

@@ -172,6 +172,8 @@ def api() -> None:
     """Run the HTTP API (on QUIRE_API_BIND)."""
     import uvicorn
 
+    from quire.agent.mcp.access import mcp_access
+    from quire.agent.mcp.credentials import check_credentials_key
     from quire.app.api import create_app
     from quire.core.db import Database, check_database
 
@@ -179,6 +181,7 @@ def api() -> None:
     database = Database.from_settings(settings)
     check_database(database.url)
     database.check_login()
+    check_credentials_key(database, mcp_access(settings).credentials)  # a wrong QUIRE_SECRET_KEY stops it
     uvicorn.run(
         create_app(settings=settings, database=database, warm_up=True),
         host=settings.api_host,
@@ -224,6 +227,7 @@ def migrate(
         owner_url,
         revision,
         context_key=context_key(settings),
+        settings=settings,
         login_user=user_of(resolve_database_url(settings)),
     )
     out.print(f"Database schema is at {revision}.")

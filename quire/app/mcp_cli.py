@@ -104,6 +104,7 @@ def register_mcp_commands(
         """Register an MCP server and import its tools."""
         from pydantic import ValidationError
 
+        from quire.agent.mcp.access import mcp_access
         from quire.agent.mcp.hub import get_hub
         from quire.agent.mcp.models import McpServerCreate
         from quire.agent.mcp.service import register_server, sync_server
@@ -123,13 +124,16 @@ def register_mcp_commands(
             fail("; ".join(e["msg"] for e in error.errors()))
             return
         settings = settings_for("tools")
+        access = mcp_access(settings)
         with _tenant_session(settings, tenant) as session:
-            server = register_server(session, tenant_id=session.tenant_id, spec=spec)
+            server = register_server(session, tenant_id=session.tenant_id, spec=spec, access=access)
             session.commit()
             out.print(f"Registered {name}.")
             if sync:
                 environment = configure_process(settings)
-                outcome = sync_server(session, server=server, embedder=environment.embedder, hub=get_hub())
+                outcome = sync_server(
+                    session, server=server, embedder=environment.embedder, hub=get_hub(), access=access
+                )
                 session.commit()
                 _print_sync(out, outcome)
 
@@ -164,6 +168,7 @@ def register_mcp_commands(
         name: Annotated[str, typer.Argument(help="The server.")], tenant: TenantOption = "default"
     ) -> None:
         """List the server's tools again and bring the catalog in line."""
+        from quire.agent.mcp.access import mcp_access
         from quire.agent.mcp.hub import get_hub
         from quire.agent.mcp.service import get_server, sync_server
         from quire.app.programs import configure_process
@@ -172,7 +177,11 @@ def register_mcp_commands(
         environment = configure_process(settings)
         with _tenant_session(settings, tenant) as session:
             outcome = sync_server(
-                session, server=get_server(session, name=name), embedder=environment.embedder, hub=get_hub()
+                session,
+                server=get_server(session, name=name),
+                embedder=environment.embedder,
+                hub=get_hub(),
+                access=mcp_access(settings),
             )
             session.commit()
         _print_sync(out, outcome)

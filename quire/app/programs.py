@@ -81,19 +81,23 @@ def configure_process(
     if database is not None and short_lived:
         from quire.agent.tools.remote import callers
 
-        callers["mcp"] = partial(_install_mcp_and_call, database)
+        callers["mcp"] = partial(_install_mcp_and_call, settings, database)
     elif database is not None:
+        from quire.agent.mcp.access import mcp_access
         from quire.agent.mcp.calls import install_mcp
 
-        install_mcp(database)  # calls to imported MCP tools; a server's change notice re-syncs it
+        # Calls to imported MCP tools; a server's change notice re-syncs it.
+        install_mcp(database, mcp_access(settings))
     return content_environment(settings, database, embedding_threads=embedding_threads)
 
 
-def _install_mcp_and_call(database: Database, *args: Any) -> Any:
+def _install_mcp_and_call(settings: Settings, database: Database, *args: Any) -> Any:
+    from quire.agent.mcp.access import mcp_access
     from quire.agent.mcp.calls import call_mcp_tool, install_mcp
 
-    install_mcp(database)  # from now on the real caller
-    return call_mcp_tool(*args)
+    access = mcp_access(settings)
+    install_mcp(database, access)  # from now on the real caller
+    return call_mcp_tool(*args, access=access)
 
 
 def warm_up_in_background(environment: ContentEnvironment, *, parser: bool) -> None:
@@ -136,6 +140,11 @@ def start_background_services(
     # A worker embeds on several threads at once (one document each) beside its parsing child:
     # one compute thread per call keeps them from splitting every matrix product across cores
     # they are already contending for (bench/ingest: worker CPU 29.5-30.2 -> 27.2-27.8 s).
+    from quire.agent.mcp.access import mcp_access
+    from quire.agent.mcp.credentials import check_credentials_key
+
+    access = mcp_access(settings)
+    check_credentials_key(database, access.credentials)  # a wrong QUIRE_SECRET_KEY stops it here
     threads = 1 if settings.worker_threads > 1 else 0
     environment = configure_process(settings, database, embedding_threads=threads)
     warm_up_in_background(environment, parser=True)
@@ -152,7 +161,7 @@ def start_background_services(
     # Holds a connection to each enabled MCP server (for change notices) and re-syncs them now and then.
     from quire.agent.mcp.watcher import start_mcp_watcher
 
-    mcp_watcher = start_mcp_watcher(database, interval=300)
+    mcp_watcher = start_mcp_watcher(database, access=access, interval=300)
     return BackgroundServices(
         executor=executor,
         sweeper=sweeper,

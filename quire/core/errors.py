@@ -53,3 +53,9 @@ class Forbidden(QuireError):
     """The caller's role does not allow this action."""
 
     code = "forbidden"
+
+
+class OutboundRefused(InvalidRequest):
+    """Quire will not connect there on a tenant's behalf (an internal address, credentials in a URL)."""
+
+    code = "outbound_refused"

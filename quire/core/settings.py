@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quire.core.errors import ConfigurationError
+from quire.core.outbound import parse_allowlist
 
 ENV_PREFIX = "QUIRE_"
 
@@ -125,6 +126,11 @@ class Settings(BaseSettings):
         default=False,
         description="Let tenant admins add stdio MCP servers over the API (they run commands on workers).",
     )
+    outbound_allow: str = Field(
+        default="",
+        description="Comma-separated CIDR networks of internal addresses Quire may connect to on a "
+        "tenant's behalf (MCP servers inside your network), e.g. 10.20.0.0/16.",
+    )
     program_modules: str = Field(
         default="", description="Comma-separated modules to import for extra durable programs."
     )
@@ -138,6 +144,12 @@ class Settings(BaseSettings):
     def _check_console_secret(cls, value: str) -> str:
         if value and len(value) < 32:
             raise ValueError("must be at least 32 characters (try: openssl rand -hex 32)")
+        return value
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _check_outbound_allow(cls, value: str) -> str:
+        parse_allowlist(value)
         return value
 
     @field_validator("api_bind")

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from quire.agent.config import ModelsConfig, ModelTarget, Route
 from quire.agent.environment import configure_agent
 from quire.agent.loop import AgentState
+from quire.agent.mcp.access import McpAccess, mcp_access
 from quire.agent.mcp.calls import call_mcp_tool, install_mcp
 from quire.agent.mcp.hub import get_hub, set_change_handler
 from quire.agent.mcp.models import McpServer
@@ -29,6 +30,7 @@ from quire.agent.tools.base import ToolContext
 from quire.agent.tools.catalog import CatalogTool, get_tool
 from quire.agent.tools.remote import callers
 from quire.core.models import Role
+from quire.core.settings import Settings
 from tests.agent.scripted import ScriptedProvider, install
 from tests.factories import TenantFixture, auth, make_key
 from tests.harness import Harness
@@ -42,7 +44,13 @@ Turn = Callable[[list[Message]], Message]
 
 
 @pytest.fixture
-def mcp(content: Harness) -> Iterator[None]:
+def access(settings: Settings) -> McpAccess:
+    """The same key and outbound policy as the API's (the session's settings)."""
+    return mcp_access(settings)
+
+
+@pytest.fixture
+def mcp(content: Harness, access: McpAccess) -> Iterator[None]:
     install(lambda request: Message.assistant("unused"))
     configure_agent(
         ModelsConfig(
@@ -51,7 +59,7 @@ def mcp(content: Harness) -> Iterator[None]:
         ),
         content.database,
     )
-    install_mcp(content.database)
+    install_mcp(content.database, access)
     yield
     set_change_handler(None)
     callers.pop("mcp", None)
@@ -174,7 +182,7 @@ def test_an_imported_tool_is_found_loaded_and_called_and_a_list_change_is_picked
 
 
 def test_annotations_names_secrets_failures_and_the_periodic_resync(
-    api: TestClient, content: Harness, mcp: None, tmp_path: Path
+    api: TestClient, content: Harness, mcp: None, access: McpAccess, tmp_path: Path
 ) -> None:
     headers = admin(content)
     state = tmp_path / "state.json"
@@ -202,12 +210,12 @@ def test_annotations_names_secrets_failures_and_the_periodic_resync(
             principal_id=None,
             agent="test",
         )
-        output = call_mcp_tool(context, "mcp:fx", "fake_whoami", {})
+        output = call_mcp_tool(context, "mcp:fx", "fake_whoami", {}, access=access)
     assert output.content == "token: yes" and not output.is_error
 
     # A change the server announces to nobody: the periodic re-sync catches it.
     state.write_text(json.dumps({"forecasts": True}))
-    assert McpWatcher(content.database).run_once() == 1
+    assert McpWatcher(content.database, access=access).run_once() == 1
     assert catalog_entry(content, "weather_forecast") is not None
 
     # The server breaks: the error is kept on the server, the catalog keeps its tools.

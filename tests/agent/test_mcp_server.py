@@ -27,6 +27,7 @@ from quire.agent.mcp.hub import McpHub
 from quire.app.api import create_app
 from quire.content.environment import ContentEnvironment, configure
 from quire.core.models import Role
+from quire.core.outbound import OutboundPolicy
 from quire.core.settings import Settings
 from tests.factories import TEST_SECRET_KEY, TenantFixture, auth, make_key
 from tests.harness import Harness
@@ -194,8 +195,10 @@ def test_the_http_endpoint_answers_as_the_bearer_keys_principal(
         check(anyio.run(session, Role.contributor, mode), handbook, may_propose=True)
         check(anyio.run(session, Role.reader, mode), handbook, may_propose=False)
 
-    # Quire's importer speaks streamable HTTP with headers, too: here, to Quire itself.
+    # Quire's importer speaks streamable HTTP with headers, too: here, to Quire itself, on a
+    # loopback address the outbound policy allows only because the allowlist says so.
     hub = McpHub(timeout=20)
+    local = OutboundPolicy.from_setting("127.0.0.1/32")
     try:
         endpoint = Endpoint(
             tenant_id=content.tenant_id,
@@ -203,10 +206,19 @@ def test_the_http_endpoint_answers_as_the_bearer_keys_principal(
             transport="http",
             url=served,
             headers=(("Authorization", f"Bearer {key[Role.reader]}"),),
+            outbound=local,
         )
         assert sorted(t.name for t in hub.tools(endpoint)) == ["propose_memory", "read", "recall", "search"]
         with pytest.raises(McpUnavailable) as refused_error:
-            hub.tools(Endpoint(tenant_id=content.tenant_id, name="anonymous", transport="http", url=served))
+            hub.tools(
+                Endpoint(
+                    tenant_id=content.tenant_id,
+                    name="anonymous",
+                    transport="http",
+                    url=served,
+                    outbound=local,
+                )
+            )
         assert key[Role.reader] not in str(refused_error.value)
     finally:
         hub.shutdown()

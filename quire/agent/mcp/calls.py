@@ -1,6 +1,6 @@
 """Calling imported MCP tools from the agent loop, and keeping their catalog entries current.
 
-`install_mcp(database)` registers the caller for `mcp:<server>` sources and makes a change
+`install_mcp(database, access)` registers the caller for `mcp:<server>` sources and makes a change
 notice from any connected server re-sync that server's tools.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from quire.agent.mcp.access import McpAccess
 from quire.agent.mcp.endpoints import Endpoint, endpoint_of
 from quire.agent.mcp.hub import McpHub, get_hub, set_change_handler
 from quire.agent.mcp.importing import match_name
@@ -28,13 +29,15 @@ IDEMPOTENCY_META_KEY = "quire/idempotency-key"
 MAX_STRUCTURED_CHARS = 20_000
 
 
-def call_mcp_tool(ctx: ToolContext, source: str, name: str, arguments: dict[str, Any]) -> ToolOutput:
+def call_mcp_tool(
+    ctx: ToolContext, source: str, name: str, arguments: dict[str, Any], *, access: McpAccess
+) -> ToolOutput:
     """Call `name` on the server behind `source` (`mcp:<server>`), as the run's step."""
     server_name = source.split(":", 1)[1]
     server = find_server(ctx.session, name=server_name)
     if server is None or not server.enabled:
         return ToolOutput(content=f"The MCP server {server_name!r} is not available any more.", is_error=True)
-    endpoint = endpoint_of(server)
+    endpoint = endpoint_of(server, access)
     hub = get_hub()
     exact = match_name(hub.tools(endpoint), name) or match_name(hub.tools(endpoint, refresh=True), name)
     if exact is None:
@@ -82,16 +85,21 @@ def _idempotency_key(ctx: ToolContext) -> str | None:
         return None
 
 
-def resync(database: Database, endpoint: Endpoint, *, hub: McpHub | None = None) -> None:
+def resync(database: Database, endpoint: Endpoint, *, access: McpAccess, hub: McpHub | None = None) -> None:
     """Re-sync one server's tools after it said they changed (or a call found one gone)."""
     from quire.content.environment import current
 
     with database.tenant_session(endpoint.tenant_id) as session:
         server = find_server(session, name=endpoint.name)
-        if server is None or endpoint_of(server) != endpoint:
+        if server is None or endpoint_of(server, access) != endpoint:
             return  # removed or reconfigured since; its own sync takes care of it
         outcome = sync_server(
-            session, server=server, embedder=current().embedder, hub=hub or get_hub(), keep_open=True
+            session,
+            server=server,
+            embedder=current().embedder,
+            hub=hub or get_hub(),
+            access=access,
+            keep_open=True,
         )
         session.commit()
     logger.info(
@@ -104,7 +112,7 @@ def resync(database: Database, endpoint: Endpoint, *, hub: McpHub | None = None)
     )
 
 
-def install_mcp(database: Database) -> None:
+def install_mcp(database: Database, access: McpAccess) -> None:
     """Let this process call imported MCP tools and follow their servers' changes."""
-    callers["mcp"] = call_mcp_tool
-    set_change_handler(partial(resync, database))
+    callers["mcp"] = partial(call_mcp_tool, access=access)
+    set_change_handler(partial(resync, database, access=access))

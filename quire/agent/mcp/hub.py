@@ -29,7 +29,7 @@ from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from quire.agent.mcp.endpoints import Endpoint, describe_error, transport_for
+from quire.agent.mcp.endpoints import Endpoint, describe_error, public_error, transport_for, unreachable
 from quire.agent.mcp.errors import McpUnavailable
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class McpHub:
 
         Without `keep_open`, a connection opened for this listing is closed after it.
         """
-        return self._wait(self._tools(endpoint, refresh=refresh, keep_open=keep_open))
+        return self._wait(self._tools(endpoint, refresh=refresh, keep_open=keep_open), endpoint=endpoint)
 
     def call_tool(
         self,
@@ -93,11 +93,13 @@ class McpHub:
         timeout: float | None = None,
     ) -> types.CallToolResult:
         seconds = timeout or self.timeout
-        return self._wait(self._call(endpoint, name, arguments, meta, seconds), timeout=seconds + 5)
+        return self._wait(
+            self._call(endpoint, name, arguments, meta, seconds), timeout=seconds + 5, endpoint=endpoint
+        )
 
     def open(self, endpoint: Endpoint) -> None:
         """Connect now (and listen for changes), if not connected already."""
-        self._wait(self._client(endpoint))
+        self._wait(self._client(endpoint), endpoint=endpoint)
 
     def close(self, key: tuple[uuid.UUID, str]) -> None:
         self._wait(self._close(key))
@@ -118,7 +120,13 @@ class McpHub:
         self._thread.join(timeout)
         self._announcer.shutdown(wait=False)
 
-    def _wait(self, coroutine: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+    def _wait(
+        self,
+        coroutine: Coroutine[Any, Any, T],
+        *,
+        timeout: float | None = None,
+        endpoint: Endpoint | None = None,
+    ) -> T:
         if threading.current_thread() is self._thread:
             coroutine.close()
             raise RuntimeError("the MCP hub's own thread cannot wait for the hub")
@@ -130,7 +138,11 @@ class McpHub:
             return future.result(timeout if timeout is not None else self.timeout + 5)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise McpUnavailable(f"no answer within {timeout or self.timeout:.0f} s") from None
+            problem = f"no answer within {timeout or self.timeout:.0f} s"
+            if endpoint is None or endpoint.transport != "http":
+                raise McpUnavailable(problem) from None
+            logger.warning("MCP server %s: %s", endpoint.label(), problem)
+            raise McpUnavailable(unreachable(endpoint)) from None
 
     # The loop's side.
 
@@ -154,9 +166,11 @@ class McpHub:
             connection.stop.set()
             if connection.task is not None:
                 connection.task.cancel()
-            raise McpUnavailable(
-                f"MCP server {endpoint.label()} did not finish connecting within {self.timeout:.0f} s"
-            ) from None
+            problem = f"MCP server {endpoint.label()} did not finish connecting within {self.timeout:.0f} s"
+            if endpoint.transport != "http":
+                raise McpUnavailable(problem) from None
+            logger.warning("%s", problem)
+            raise McpUnavailable(unreachable(endpoint)) from None
 
     async def _hold(self, connection: _Connection) -> None:
         """Open the connection, publish it, listen for changes, and close it when asked."""
@@ -180,11 +194,14 @@ class McpHub:
                     await connection.stop.wait()
                     group.cancel_scope.cancel()
         except Exception as error:
-            problem = McpUnavailable(f"MCP server {endpoint.label()}: {describe_error(error, endpoint)}")
+            detail = describe_error(error, endpoint)
             if not connection.ready.done():
-                connection.ready.set_exception(problem)
+                logger.warning("could not connect to MCP server %s: %s", endpoint.label(), detail)
+                connection.ready.set_exception(
+                    _unavailable(endpoint, error, f"MCP server {endpoint.label()}")
+                )
             else:
-                logger.warning("the connection to MCP server %s ended: %s", endpoint.label(), problem)
+                logger.warning("the connection to MCP server %s ended: %s", endpoint.label(), detail)
         finally:
             connection.stop.set()
             if self._connections.get(endpoint.key) is connection:
@@ -275,9 +292,7 @@ class McpHub:
                     break
         except Exception as error:
             await self._drop(endpoint, error)
-            raise McpUnavailable(
-                f"listing the tools of {endpoint.label()}: {describe_error(error, endpoint)}"
-            ) from None
+            raise _unavailable(endpoint, error, f"listing the tools of {endpoint.label()}") from None
         if connection is not None:
             connection.tools = tools
         if not keep_open and opened_here:
@@ -307,9 +322,7 @@ class McpHub:
             raise McpUnavailable(f"MCP server {endpoint.label()} closed the connection") from None
         except Exception as error:
             await self._drop(endpoint, error)
-            raise McpUnavailable(
-                f"calling {name} on {endpoint.label()}: {describe_error(error, endpoint)}"
-            ) from None
+            raise _unavailable(endpoint, error, f"calling {name} on {endpoint.label()}") from None
 
     async def _drop(self, endpoint: Endpoint, error: BaseException) -> None:
         logger.warning(
@@ -330,6 +343,14 @@ class McpHub:
 
     async def _close_all(self) -> None:
         await asyncio.gather(*(self._close(key) for key in list(self._connections)), return_exceptions=True)
+
+
+def _unavailable(endpoint: Endpoint, error: BaseException, what: str) -> McpUnavailable:
+    """The error callers get: for an HTTP server, `public_error` (its detail is logged where it
+    happened); for a stdio one, the detail, which tells nothing about the network."""
+    if endpoint.transport == "http":
+        return McpUnavailable(public_error(error, endpoint))
+    return McpUnavailable(f"{what}: {describe_error(error, endpoint)}")
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -1,7 +1,8 @@
 """The MCP servers a tenant imports tools from, and what crosses the API about them.
 
-Environment values and header values are secrets (tokens, keys): they are stored, used to
-connect, and never shown, logged or returned; the API shows their names only.
+Environment values, header values and the URL's query are secrets (tokens, keys): they are
+stored encrypted (`credentials`, see `quire.agent.mcp.credentials`), used to connect, and never
+shown, logged or returned; the API shows the names and the URL without its query.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from sqlalchemy import Column, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field as SQLField
 
+from quire.core.errors import OutboundRefused
 from quire.core.models import TenantScoped, timestamp_column, utcnow
+from quire.core.outbound import url_target
 
 Transport = Literal["stdio", "http"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
@@ -31,9 +34,10 @@ class McpServer(TenantScoped, table=True):
     transport: str = SQLField(max_length=20)
     command: str | None = SQLField(default=None, sa_column=Column(Text, nullable=True))
     args: list[str] = SQLField(default_factory=list, sa_column=Column(JSONB, nullable=False))
-    env: dict[str, str] = SQLField(default_factory=dict, sa_column=Column(JSONB, nullable=False))
-    url: str | None = SQLField(default=None, sa_column=Column(Text, nullable=True))
-    headers: dict[str, str] = SQLField(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    url: str | None = SQLField(default=None, sa_column=Column(Text, nullable=True))  # without its query
+    env_names: list[str] = SQLField(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    header_names: list[str] = SQLField(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    credentials: str = SQLField(sa_column=Column(Text, nullable=False))  # encrypted; see credentials.py
     enabled: bool = True
     tool_count: int = 0
     last_synced_at: datetime | None = SQLField(default=None, sa_column=timestamp_column(nullable=True))
@@ -68,8 +72,13 @@ class McpServerCreate(BaseModel):
     def _fits_transport(self) -> McpServerCreate:
         if self.transport == "stdio" and not self.command:
             raise ValueError("a stdio server needs a command")
-        if self.transport == "http" and (not self.url or urlsplit(self.url).scheme not in ("http", "https")):
-            raise ValueError("an http server needs an http:// or https:// url")
+        if self.transport == "http":
+            if not self.url:
+                raise ValueError("an http server needs an http:// or https:// url")
+            try:
+                url_target(self.url)
+            except OutboundRefused as refused:
+                raise ValueError(str(refused)) from None
         return self
 
 
@@ -79,6 +88,7 @@ def safe_url(url: str | None) -> str | None:
         return url
     parts = urlsplit(url)
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
@@ -119,9 +129,9 @@ class McpServerPublic(BaseModel):
         }
         return cls(
             **data,
-            env_names=sorted(server.env),
+            env_names=sorted(server.env_names),
             url=safe_url(server.url),
-            header_names=sorted(server.headers),
+            header_names=sorted(server.header_names),
         )
 
 

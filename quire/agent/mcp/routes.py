@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from quire.agent.mcp import service
+from quire.agent.mcp.access import mcp_access
 from quire.agent.mcp.hub import get_hub
 from quire.agent.mcp.models import McpServerCreate, McpServerPublic, McpServersPublic, McpSyncPublic
 from quire.content.environment import current
@@ -15,7 +16,14 @@ from quire.core.deps import AdminDep, SettingsDep, TenantSessionDep
 router = APIRouter(prefix="/v1/tools/mcp-servers", tags=["tools"])
 
 
-@router.post("", status_code=201, responses={409: {"description": "A server of that name exists already"}})
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        409: {"description": "A server of that name exists already"},
+        422: {"description": "Malformed, or its URL is one Quire does not connect to (an internal address)"},
+    },
+)
 def register_server(
     body: McpServerCreate,
     caller: AdminDep,
@@ -24,13 +32,16 @@ def register_server(
     sync: Annotated[bool, Query(description="Import its tools now.")] = True,
 ) -> McpSyncPublic:
     """Register an MCP server (stdio command or streamable-HTTP URL) and import its tools."""
+    access = mcp_access(settings)
     server = service.register_server(
-        session, tenant_id=caller.tenant_id, spec=body, allow_stdio=settings.mcp_allow_stdio
+        session, tenant_id=caller.tenant_id, spec=body, access=access, allow_stdio=settings.mcp_allow_stdio
     )
     session.commit()
     if not sync:
         return McpSyncPublic(server=McpServerPublic.of(server))
-    outcome = service.sync_server(session, server=server, embedder=current().embedder, hub=get_hub())
+    outcome = service.sync_server(
+        session, server=server, embedder=current().embedder, hub=get_hub(), access=access
+    )
     session.commit()
     return outcome
 
@@ -47,10 +58,14 @@ def get_server(name: str, caller: AdminDep, session: TenantSessionDep) -> McpSer
 
 
 @router.post("/{name}/sync")
-def sync_server(name: str, caller: AdminDep, session: TenantSessionDep) -> McpSyncPublic:
+def sync_server(
+    name: str, caller: AdminDep, session: TenantSessionDep, settings: SettingsDep
+) -> McpSyncPublic:
     """List the server's tools again and bring the catalog in line (workers also do this on their own)."""
     server = service.get_server(session, name=name)
-    outcome = service.sync_server(session, server=server, embedder=current().embedder, hub=get_hub())
+    outcome = service.sync_server(
+        session, server=server, embedder=current().embedder, hub=get_hub(), access=mcp_access(settings)
+    )
     session.commit()
     return outcome
 

@@ -1,8 +1,8 @@
 """The MCP servers of a tenant: register, list, sync their tools into the catalog, remove.
 
 A sync lists the server's tools and makes the catalog's `mcp:<name>` source exactly those. When
-the server cannot be reached, the error is kept on the server (`last_error`) and the catalog
-keeps the tools it had.
+the server cannot be reached, the error is kept on the server (`last_error`, only what a tenant
+may see: `public_error`) and the catalog keeps the tools it had.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import uuid
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from quire.agent.mcp.endpoints import describe_error, endpoint_of
+from quire.agent.mcp.access import McpAccess
+from quire.agent.mcp.credentials import McpCredentials, credential_columns
+from quire.agent.mcp.endpoints import endpoint_of, public_error
 from quire.agent.mcp.errors import InvalidMcpServer, McpServerExists, McpServerNotFound
 from quire.agent.mcp.hub import McpHub
 from quire.agent.mcp.importing import describe_tool
@@ -26,14 +28,35 @@ logger = logging.getLogger(__name__)
 
 
 def register_server(
-    session: Session, *, tenant_id: uuid.UUID, spec: McpServerCreate, allow_stdio: bool = True
+    session: Session,
+    *,
+    tenant_id: uuid.UUID,
+    spec: McpServerCreate,
+    access: McpAccess,
+    allow_stdio: bool = True,
 ) -> McpServer:
-    """Add an MCP server to the tenant (its tools arrive with the first sync)."""
+    """Add an MCP server to the tenant (its tools arrive with the first sync), its secrets encrypted.
+
+    An HTTP server's URL must pass the outbound policy now (OutboundRefused); every connection
+    is checked again when it is made.
+    """
     if spec.transport == "stdio" and not allow_stdio:
         raise InvalidMcpServer("this installation does not start MCP servers as local commands (stdio)")
+    if spec.transport == "http" and spec.url:
+        access.outbound.check_url(spec.url)
     if find_server(session, name=spec.name) is not None:
         raise McpServerExists(f"an MCP server named {spec.name!r} exists already")
-    server = McpServer(tenant_id=tenant_id, **spec.model_dump())
+    server = McpServer(
+        tenant_id=tenant_id,
+        name=spec.name,
+        transport=spec.transport,
+        command=spec.command,
+        args=spec.args,
+        enabled=spec.enabled,
+        **credential_columns(
+            access.credentials, McpCredentials(env=spec.env, headers=spec.headers, url=spec.url)
+        ),
+    )
     session.add(server)
     session.flush()
     return server
@@ -60,6 +83,7 @@ def sync_server(
     server: McpServer,
     embedder: Embedder,
     hub: McpHub,
+    access: McpAccess,
     keep_open: bool = False,
 ) -> McpSyncPublic:
     """Make the catalog hold exactly the tools the server lists now (none when it is disabled).
@@ -68,11 +92,11 @@ def sync_server(
     """
     descriptions: list[ToolDescription] = []
     if server.enabled:
-        endpoint = endpoint_of(server)
+        endpoint = endpoint_of(server, access)
         try:
             listed = hub.tools(endpoint, refresh=True, keep_open=keep_open)
         except Exception as error:
-            server.last_error = describe_error(error, endpoint)
+            server.last_error = public_error(error, endpoint)
             session.add(server)
             session.flush()
             logger.warning("syncing MCP server %s failed: %s", endpoint.label(), server.last_error)

@@ -8,7 +8,8 @@ import threading
 
 from sqlmodel import select
 
-from quire.agent.mcp.endpoints import describe_error, endpoint_of
+from quire.agent.mcp.access import McpAccess
+from quire.agent.mcp.endpoints import describe_error
 from quire.agent.mcp.hub import McpHub, get_hub
 from quire.agent.mcp.models import McpServer
 from quire.agent.mcp.service import sync_server
@@ -20,8 +21,11 @@ logger = logging.getLogger(__name__)
 class McpWatcher:
     """Syncs every enabled MCP server of every tenant now and then every `interval` seconds."""
 
-    def __init__(self, database: Database, *, interval: float = 300.0, hub: McpHub | None = None) -> None:
+    def __init__(
+        self, database: Database, *, access: McpAccess, interval: float = 300.0, hub: McpHub | None = None
+    ) -> None:
         self.database = database
+        self.access = access
         self.interval = interval
         self.hub = hub
         self._stop = threading.Event()
@@ -52,16 +56,20 @@ class McpWatcher:
                 server = session.exec(select(McpServer).where(McpServer.name == name)).first()
                 if server is None or not server.enabled:
                     continue
-                endpoint = endpoint_of(server)
                 try:
-                    sync_server(session, server=server, embedder=current().embedder, hub=hub, keep_open=True)
+                    sync_server(
+                        session,
+                        server=server,
+                        embedder=current().embedder,
+                        hub=hub,
+                        access=self.access,
+                        keep_open=True,
+                    )
                     session.commit()
                     synced += 1
                 except Exception as error:
                     session.rollback()
-                    logger.warning(
-                        "syncing MCP server %s failed: %s", endpoint.label(), describe_error(error, endpoint)
-                    )
+                    logger.warning("syncing MCP server %s failed: %s", name, describe_error(error))
         return synced
 
     def _run(self) -> None:
@@ -73,6 +81,6 @@ class McpWatcher:
             self._stop.wait(self.interval)
 
 
-def start_mcp_watcher(database: Database, *, interval: float = 300.0) -> McpWatcher:
+def start_mcp_watcher(database: Database, *, access: McpAccess, interval: float = 300.0) -> McpWatcher:
     """Start the watcher thread of a worker process; `stop()` it when the process stops."""
-    return McpWatcher(database, interval=interval).start()
+    return McpWatcher(database, access=access, interval=interval).start()

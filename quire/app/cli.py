@@ -257,27 +257,81 @@ def keys_create(
     database.dispose()
 
 
-@keys_app.command("revoke")
+@keys_app.command("list")
 @friendly
-def keys_revoke(
-    prefix: Annotated[str, typer.Argument(help="The key, or its first 10 characters.")],
-    tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
-) -> None:
-    """Revoke an API key."""
+def keys_list(tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default") -> None:
+    """List the API keys of TENANT, revoked ones included (prefixes only: Quire keeps only hashes)."""
+    from rich.table import Table
+
     from quire.core.db import Database
-    from quire.core.tenancy import get_tenant_by_name, revoke_api_key
+    from quire.core.tenancy import get_tenant_by_name, list_api_keys
 
     settings = settings_for("keys")
     database = Database.from_settings(settings, pool_size=1)
     with database.system_session() as system:
         tenant_row = get_tenant_by_name(session=system, name=tenant)
     with database.tenant_session(tenant_row.id) as session:
-        count = revoke_api_key(session=session, prefix=prefix)
-        session.commit()
+        keys = list_api_keys(session=session)
     database.dispose()
-    if not count:
-        fail(f"no active key starts with {prefix[:10]!r} in tenant {tenant}")
-    out.print(f"Revoked {count} key(s).")
+    table = Table(
+        "id", "prefix", "name", "role", "created", "status", title=f"{len(keys)} keys in tenant {tenant}"
+    )
+    for key, principal in keys:
+        status = f"revoked {key.revoked_at:%Y-%m-%d %H:%M:%S}" if key.revoked_at else "live"
+        table.add_row(
+            str(key.id),
+            key.prefix,
+            principal.name,
+            principal.role.value,
+            f"{key.created_at:%Y-%m-%d %H:%M:%S}",
+            status,
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(
+    key: Annotated[
+        str,
+        typer.Argument(help="The key's id (from `quire keys list`), the key, or its first 10 characters."),
+    ],
+    tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
+) -> None:
+    """Revoke an API key: its API calls and console sessions end at once."""
+    import uuid
+
+    from quire.core.db import Database
+    from quire.core.tenancy import get_api_key, get_tenant_by_name, revoke_api_key, revoke_api_key_by_id
+
+    try:
+        key_id: uuid.UUID | None = uuid.UUID(key)
+    except ValueError:
+        key_id = None
+    settings = settings_for("keys")
+    database = Database.from_settings(settings, pool_size=1)
+    try:
+        with database.system_session() as system:
+            tenant_row = get_tenant_by_name(session=system, name=tenant)
+        with database.tenant_session(tenant_row.id) as session:
+            if key_id is None:
+                count = revoke_api_key(session=session, prefix=key)
+                session.commit()
+            else:
+                revoked_before = get_api_key(session=session, key_id=key_id).revoked_at
+                revoked = revoke_api_key_by_id(session=session, key_id=key_id)
+                session.commit()
+    finally:
+        database.dispose()
+    if key_id is not None:
+        if revoked_before is not None:
+            out.print(f"Key {revoked.prefix} was already revoked on {revoked_before:%Y-%m-%d %H:%M:%S}.")
+        else:
+            out.print(f"Revoked key {revoked.prefix}.")
+    elif count:
+        out.print(f"Revoked {count} key(s).")
+    else:
+        fail(f"no active key starts with {key[:10]!r} in tenant {tenant}")
 
 
 @app.command("tenant-create")

@@ -120,3 +120,15 @@ class PrincipalPublic(BaseModel):
     tenant_id: uuid.UUID
     name: str
     role: Role
+
+
+class ApiKeyPublic(BaseModel):
+    """A key as an admin sees it: enough to recognise and revoke it, never its hash."""
+
+    id: uuid.UUID
+    prefix: str
+    principal_id: uuid.UUID
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None

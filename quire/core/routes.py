@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, func, select
@@ -13,8 +13,15 @@ from quire.core.broker import check_broker
 from quire.core.db import check_database
 from quire.core.deps import AdminDep, CallerDep, SettingsDep, TenantSessionDep
 from quire.core.errors import ServiceUnavailable
-from quire.core.models import Principal, PrincipalPublic, Role, TenantSettings
-from quire.core.tenancy import create_api_key, create_principal, tenant_settings, update_tenant_settings
+from quire.core.models import ApiKeyPublic, Principal, PrincipalPublic, Role, TenantSettings
+from quire.core.tenancy import (
+    create_api_key,
+    create_principal,
+    list_api_keys,
+    revoke_api_key_by_id,
+    tenant_settings,
+    update_tenant_settings,
+)
 
 router = APIRouter()
 
@@ -90,6 +97,37 @@ def create_key(body: KeyCreate, caller: AdminDep, session: TenantSessionDep) -> 
     key = create_api_key(session=session, principal=principal)
     session.commit()
     return KeyCreated(principal_id=principal.id, role=principal.role, key=key)
+
+
+class ApiKeysPublic(BaseModel):
+    data: list[ApiKeyPublic]
+    count: int
+
+
+@router.get("/v1/keys", tags=["tenancy"])
+def list_keys(caller: AdminDep, session: TenantSessionDep) -> ApiKeysPublic:
+    """Every API key of the caller's tenant, revoked ones included; never a key or its hash."""
+    keys = [
+        ApiKeyPublic(
+            id=key.id,
+            prefix=key.prefix,
+            principal_id=principal.id,
+            name=principal.name,
+            role=principal.role,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+        )
+        for key, principal in list_api_keys(session=session)
+    ]
+    return ApiKeysPublic(data=keys, count=len(keys))
+
+
+@router.delete("/v1/keys/{key_id}", tags=["tenancy"], status_code=204)
+def revoke_key(key_id: uuid.UUID, caller: AdminDep, session: TenantSessionDep) -> Response:
+    """Revoke a key of the caller's tenant: its API calls and console sessions end at once."""
+    revoke_api_key_by_id(session=session, key_id=key_id)
+    session.commit()
+    return Response(status_code=204)
 
 
 @router.get("/v1/tenant/settings", tags=["tenancy"])

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from quire.core.db import SystemSession, TenantSession
 from quire.core.errors import Conflict, NotFound, Unauthenticated
@@ -83,6 +83,33 @@ def revoke_api_key(*, session: TenantSession, prefix: str) -> int:
         session.add(key)
     session.flush()
     return len(keys)
+
+
+def list_api_keys(*, session: TenantSession) -> list[tuple[ApiKey, Principal]]:
+    """The tenant's keys, revoked ones included, each with its principal; oldest first."""
+    rows = session.exec(
+        select(ApiKey, Principal)
+        .join(Principal, col(Principal.id) == col(ApiKey.principal_id))
+        .order_by(col(ApiKey.created_at), col(ApiKey.id))
+    ).all()
+    return [(key, principal) for key, principal in rows]
+
+
+def get_api_key(*, session: TenantSession, key_id: uuid.UUID) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound(f"no key with id {key_id} in this tenant")
+    return key
+
+
+def revoke_api_key_by_id(*, session: TenantSession, key_id: uuid.UUID) -> ApiKey:
+    """Revoke one of the tenant's keys; a key revoked before keeps its first revocation time."""
+    key = get_api_key(session=session, key_id=key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(key)
+        session.flush()
+    return key
 
 
 def authenticate(*, session: Session, key: str) -> Caller:

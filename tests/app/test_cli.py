@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
-from tests.factories import TEST_SECRET_KEY
+from quire.core.db import Database
+from tests.factories import TEST_SECRET_KEY, TenantFixture
 
 
 def quire(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -77,3 +80,70 @@ def test_keys_for_an_unknown_tenant(database_url: str, tmp_path: Path) -> None:
         },
     )
     assert_one_clear_line(result, "no tenant named 'nobody'")
+
+
+def test_keys_list_and_revoke_by_id_or_prefix(
+    database_url: str, tenants: dict[str, TenantFixture], tmp_path: Path
+) -> None:
+    env = {"QUIRE_DATABASE_URL": database_url, "QUIRE_DATA_DIR": str(tmp_path), "COLUMNS": "250"}
+    tenant = f"cli-{uuid.uuid4().hex[:8]}"
+    try:
+        created = quire("tenant-create", tenant, env=env)
+        assert created.returncode == 0, created.stderr
+        admin = created.stdout.split()[-1]
+        ana, bob = (
+            quire(
+                "keys", "create", "--role", "reader", "--name", name, "--tenant", tenant, env=env
+            ).stdout.split()[-1]
+            for name in ("ana", "bob")
+        )
+
+        listed = quire("keys", "list", "--tenant", tenant, env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert "3 keys" in listed.stdout
+        for key, name in ((admin, "admin"), (ana, "ana"), (bob, "bob")):
+            line = line_of(listed.stdout, key)
+            assert name in line and "live" in line
+            assert key not in listed.stdout  # only prefixes, never a key
+        ana_id = next(word for word in line_of(listed.stdout, ana).split() if is_uuid(word))
+
+        by_id = quire("keys", "revoke", ana_id, "--tenant", tenant, env=env)
+        assert by_id.returncode == 0 and "Revoked" in by_id.stdout, by_id.stderr
+        by_prefix = quire("keys", "revoke", bob[:10], "--tenant", tenant, env=env)
+        assert by_prefix.returncode == 0 and "Revoked" in by_prefix.stdout, by_prefix.stderr
+        twice = quire("keys", "revoke", ana_id, "--tenant", tenant, env=env)
+        assert twice.returncode == 0 and "already revoked" in twice.stdout, twice.stderr
+
+        after = quire("keys", "list", "--tenant", tenant, env=env).stdout
+        assert "live" in line_of(after, admin)
+        assert "revoked" in line_of(after, ana) and "revoked" in line_of(after, bob)
+
+        unknown = quire("keys", "revoke", str(uuid.uuid4()), "--tenant", tenant, env=env)
+        assert_one_clear_line(unknown, "no key with id")
+        # Another tenant's key id is unknown here.
+        elsewhere = quire("keys", "revoke", ana_id, "--tenant", tenants["acme"].name, env=env)
+        assert_one_clear_line(elsewhere, "no key with id")
+    finally:
+        delete_tenant(database_url, tenant)
+
+
+def is_uuid(word: str) -> bool:
+    try:
+        uuid.UUID(word)
+    except ValueError:
+        return False
+    return True
+
+
+def line_of(output: str, key: str) -> str:
+    return next(line for line in output.splitlines() if key[:10] in line)
+
+
+def delete_tenant(database_url: str, name: str) -> None:
+    database = Database(database_url, pool_size=1)
+    try:
+        with database.system_session() as session:
+            session.execute(text("DELETE FROM core_tenant WHERE name = :name"), {"name": name})
+            session.commit()
+    finally:
+        database.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from quire.app.api import create_app
 from quire.app.console.mount import mount_console
@@ -18,7 +20,7 @@ from quire.content.environment import ContentEnvironment, configure
 from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.settings import Settings
-from quire.core.tenancy import revoke_api_key
+from quire.core.tenancy import hash_key, revoke_api_key
 from tests.conftest import MAX_UPLOAD
 from tests.factories import TenantFixture, auth, make_key
 from tests.harness import Harness
@@ -147,6 +149,64 @@ def test_login_sets_a_strict_http_only_cookie_and_logout_ends_it(
     assert without_token.status_code == 403
     logged_out = browser.post("/console/logout", data={"csrf": csrf_of(queue.text)}, follow_redirects=False)
     assert logged_out.status_code == 303 and logged_out.headers["location"] == "/console/login"
+    assert browser.get("/console/memory", follow_redirects=False).status_code == 303
+
+
+def test_after_logout_the_old_cookie_gets_the_login_page(
+    browser: TestClient, database: Database, tenants: dict[str, TenantFixture]
+) -> None:
+    key = make_key(database, tenants["acme"], Role.reviewer)
+    log_in(browser, key)
+    old = browser.cookies[COOKIE]
+    queue = browser.get("/console/memory")
+    assert queue.status_code == 200
+    browser.post("/console/logout", data={"csrf": csrf_of(queue.text)}, follow_redirects=False)
+
+    browser.cookies.set(COOKIE, old, path="/console")
+    response = browser.get("/console/memory", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/console/login")
+    # The key itself still works: logging out ends one session, not the key.
+    assert browser.get("/v1/me", headers=auth(key)).status_code == 200
+    assert log_in(browser, key).status_code == 303
+    assert browser.get("/console/memory").status_code == 200
+
+
+def test_each_login_is_its_own_session(
+    settings: Settings, database: Database, tenants: dict[str, TenantFixture]
+) -> None:
+    key = make_key(database, tenants["acme"], Role.reviewer)
+    # Two apps with one secret, like two API hosts: each browser logs in on its own.
+    with (
+        TestClient(console_app(settings, database)) as laptop,
+        TestClient(console_app(settings, database)) as phone,
+    ):
+        log_in(laptop, key)
+        log_in(phone, key)
+        queue = laptop.get("/console/memory")
+        laptop.post("/console/logout", data={"csrf": csrf_of(queue.text)}, follow_redirects=False)
+        assert phone.get("/console/memory").status_code == 200
+
+
+def test_a_session_past_its_end_on_the_server_gets_the_login_page(
+    browser: TestClient, database: Database, tenants: dict[str, TenantFixture]
+) -> None:
+    key = make_key(database, tenants["acme"], Role.reviewer)
+    log_in(browser, key)
+    assert browser.get("/console/memory").status_code == 200
+    with database.tenant_session(tenants["acme"].id) as session:
+        session.execute(text("UPDATE console_session SET expires_at = now() - interval '1 second'"))
+        session.commit()
+    response = browser.get("/console/memory", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/console/login")
+
+
+def test_a_stateless_cookie_of_the_old_kind_is_refused(
+    browser: TestClient, database: Database, tenants: dict[str, TenantFixture]
+) -> None:
+    key = make_key(database, tenants["acme"], Role.reviewer)
+    sessions = browser.app.state.console_sessions  # type: ignore[attr-defined]
+    old_kind = sessions.sign("session", {"k": hash_key(key), "n": "nonce", "t": int(time.time())})
+    browser.cookies.set(COOKIE, old_kind, path="/console")
     assert browser.get("/console/memory", follow_redirects=False).status_code == 303
 
 

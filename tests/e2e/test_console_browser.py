@@ -21,6 +21,7 @@ import uvicorn
 
 from quire.app.api import create_app
 from quire.app.console.mount import mount_console
+from quire.app.console.session import COOKIE
 from quire.content.environment import ContentEnvironment, configure
 from quire.core.models import Role
 from quire.core.settings import Settings
@@ -181,3 +182,51 @@ def test_review_in_a_real_browser(server: str, content: Harness, tmp_path: Path)
     assert (rejected["state"], rejected["state_reason"]) == ("rejected", "hardware is out of scope")
     rita = httpx.get(f"{server}/v1/me", headers=auth(reviewer)).json()["id"]
     assert approved["latest"]["approved_by"] == rita
+
+
+def test_after_logout_the_old_cookie_gets_the_login_page(server: str, content: Harness) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`)")
+    from playwright.sync_api import expect, sync_playwright
+
+    tenant = TenantFixture(id=content.tenant_id, name="console")
+    reviewer = make_key(content.database, tenant, Role.reviewer, name="rita")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(15_000)
+            page = context.new_page()
+            page.goto(f"{server}/console/login")
+            page.fill("#key", reviewer)
+            page.click("form[action='/console/login'] button[type=submit]")
+            expect(page).to_have_url(f"{server}/console/memory")
+            cookie = [c for c in context.cookies() if c["name"] == COOKIE]
+            assert len(cookie) == 1
+
+            # The copied cookie opens the console in another browser while the session lives ...
+            copy = browser.new_context()
+            copy.set_default_timeout(15_000)
+            copy.add_cookies(cookie)  # type: ignore[arg-type]
+            copied = copy.new_page()
+            copied.goto(f"{server}/console/memory")
+            expect(copied).to_have_url(f"{server}/console/memory")
+            expect(copied.locator(".who")).to_have_text("rita · reviewer")
+            copy.close()
+
+            page.click("form[action='/console/logout'] button[type=submit]")
+            expect(page).to_have_url(f"{server}/console/login")
+            expect(page.locator("#flash")).to_contain_text("Logged out.")
+
+            # ... and after logout the same cookie, in a fresh browser context, gets the login page.
+            fresh = browser.new_context()
+            fresh.set_default_timeout(15_000)
+            fresh.add_cookies(cookie)  # type: ignore[arg-type]
+            stale = fresh.new_page()
+            stale.goto(f"{server}/console/memory")
+            expect(stale).to_have_url(f"{server}/console/login?next=/console/memory")
+            expect(stale.locator("#key")).to_be_visible()
+            expect(stale.locator(".who")).to_have_count(0)
+        finally:
+            browser.close()

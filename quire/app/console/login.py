@@ -56,7 +56,7 @@ def log_in(
     if target == HOME and not caller.allows(Role.reviewer):
         target = "/console/runs"  # the review queue is for reviewers; everyone may inspect runs
     response = redirect(request, target, flash=f"Logged in as {caller.name} ({caller.role.value}).")
-    sessions.log_in(request, response, key=key.strip())
+    sessions.log_in(request, response, database=database, caller=caller, key=key.strip())
     return response
 
 
@@ -66,11 +66,11 @@ def log_out(
 ) -> RedirectResponse:
     sessions = sessions_of(request)
     try:
-        session = sessions.resolve(request, database)
+        console = sessions.resolve(request, database)
     except LoginRequired:
-        session = None
-    if session is not None:
-        sessions.check_csrf(session, csrf)
+        console = None  # nothing live to end: only the cookie is left to drop
+    if console is not None:
+        sessions.check_csrf(console, csrf)
     response = redirect(request, "/console/login", flash="Logged out.")
-    sessions.log_out(response)
+    sessions.log_out(response, database=database, console=console)
     return response

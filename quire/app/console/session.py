@@ -1,10 +1,11 @@
 """Console sessions: an API key logs in once; a signed cookie carries the session after that.
 
-The cookie holds the key's SHA-256 (what the key table stores; the API wants the key itself, so
-the hash opens nothing there), a random nonce and the time of login, signed with HMAC-SHA256.
-Every request resolves the hash through `quire_authenticate`, the function the API's key check
-uses, into the same `Caller`: a revoked key ends its sessions at once, and role checks are the
-API's. A session's CSRF token is an HMAC of its nonce, sent back in a hidden field of each form.
+Each login is a row of `console_session` (see `session_store`); the cookie holds that session's
+random token and the time of login, signed with HMAC-SHA256. Every request finds its row through
+a function that answers only for a session that was not ended (logout), has not expired and whose
+API key is live, and turns it into the API's `Caller`: a revoked key ends its sessions at once, a
+copied cookie dies with its session, and role checks are the API's. A session's CSRF token is an
+HMAC of its token, sent back in a hidden field of each form.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ import hmac
 import json
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request, Response
-from sqlalchemy import text
-from sqlmodel import Session
 
 from quire.app.console.errors import ConsoleError, CsrfRefused, LoginRequired
+from quire.app.console.session_store import end_console_session, find_console_session, open_console_session
 from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.secrets import load_or_create
@@ -54,8 +55,9 @@ def _unb64(data: str) -> bytes:
 
 @dataclass(frozen=True)
 class ConsoleSession:
-    """A logged-in reviewer: the API's caller, and the token their forms must carry."""
+    """A logged-in reviewer: their session's row, the API's caller, and the token their forms must carry."""
 
+    id: uuid.UUID
     caller: Caller
     csrf: str
 
@@ -126,26 +128,44 @@ class Sessions:
             secure=request.url.scheme == "https",
         )
 
-    def log_in(self, request: Request, response: Response, *, key: str) -> None:
-        payload = {"k": hash_key(key), "n": secrets.token_urlsafe(16), "t": int(time.time())}
+    def log_in(
+        self, request: Request, response: Response, *, database: Database, caller: Caller, key: str
+    ) -> None:
+        """Open a session for `caller`, who just showed `key`, and set its cookie."""
+        token = secrets.token_urlsafe(32)
+        with database.tenant_session(caller.tenant_id) as session:
+            opened = open_console_session(
+                session=session, key_hash=hash_key(key), token_hash=hash_key(token), seconds=self.max_age
+            )
+            session.commit()
+        if opened is None:
+            raise LoginRequired("the API key was revoked while logging in")
+        payload = {"s": token, "t": int(time.time())}
         self._set(request, response, COOKIE, self.sign("session", payload), self.max_age)
         response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
 
-    def log_out(self, response: Response) -> None:
+    def log_out(self, response: Response, *, database: Database, console: ConsoleSession | None) -> None:
+        """End the session on the server, so that a copy of its cookie opens nothing, and drop the cookie."""
+        if console is not None:
+            with database.tenant_session(console.caller.tenant_id) as session:
+                end_console_session(session=session, session_id=console.id)
+                session.commit()
         response.delete_cookie(COOKIE, path=COOKIE_PATH)
 
     def resolve(self, request: Request, database: Database) -> ConsoleSession:
         """The session of this request, or LoginRequired."""
         raw = request.cookies.get(COOKIE)
         payload = self.unsign("session", raw, max_age=self.max_age)
-        if payload is None or not isinstance(payload.get("k"), str) or not isinstance(payload.get("n"), str):
+        if payload is None or not isinstance(payload.get("s"), str):
             raise LoginRequired("your session expired; log in again" if raw else "log in with an API key")
         with database.system_session() as session:
-            caller = caller_for_key_hash(session, payload["k"])
-        if caller is None:
-            raise LoginRequired("the API key of this session is unknown or revoked; log in again")
-        request.state.caller = caller
-        return ConsoleSession(caller=caller, csrf=self.csrf_token(payload["n"]))
+            stored = find_console_session(session=session, token_hash=hash_key(payload["s"]))
+        if stored is None:
+            raise LoginRequired(
+                "this session was logged out or expired, or its API key was revoked; log in again"
+            )
+        request.state.caller = stored.caller
+        return ConsoleSession(id=stored.id, caller=stored.caller, csrf=self.csrf_token(payload["s"]))
 
     def check_csrf(self, session: ConsoleSession, token: str | None) -> None:
         if not token or not hmac.compare_digest(token, session.csrf):
@@ -187,14 +207,3 @@ class Sessions:
     def clear_flash(self, request: Request, response: Response) -> None:
         if FLASH_COOKIE in request.cookies:
             response.delete_cookie(FLASH_COOKIE, path=COOKIE_PATH)
-
-
-def caller_for_key_hash(session: Session, key_hash: str) -> Caller | None:
-    """The caller whose live API key has this hash: `quire.core.tenancy.authenticate`, minus hashing."""
-    row = session.execute(
-        text("SELECT principal_id, tenant_id, name, role FROM quire_authenticate(:key_hash)"),
-        {"key_hash": key_hash},
-    ).first()
-    if row is None:
-        return None
-    return Caller(principal_id=row[0], tenant_id=row[1], name=row[2], role=Role(row[3]))

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(
         default=100, gt=0, le=100_000, description="Largest upload accepted, in MiB (413 above)."
     )
+    max_request_kb: int = Field(
+        default=1024,
+        ge=1,
+        le=1024 * 1024,
+        description="Largest request body on every route but uploads, in KiB (413 above).",
+    )
     parse_timeout_seconds: float = Field(
         default=120, gt=0, le=3600, description="Time limit for parsing one file."
     )

@@ -108,6 +108,15 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=600, ge=0, le=1_000_000, description="Requests per minute per API key (0: no limit)."
     )
+    console_rate_limit_per_minute: int = Field(
+        default=60, ge=0, le=1_000_000, description="Console forms per minute per session (0: no limit)."
+    )
+    login_rate_limit_per_minute: int = Field(
+        default=20,
+        ge=0,
+        le=1_000_000,
+        description="Failed console logins per minute per client address (0: no limit).",
+    )
     metrics_token: str = Field(
         default="", repr=False, description="Bearer token /metrics requires (else loopback only)."
     )

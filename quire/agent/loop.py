@@ -28,6 +28,7 @@ from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_mes
 from quire.agent.tools.builtin import ask_human
 from quire.agent.usage import record_usage, tenant_budget_reason
 from quire.core.models import Role, utcnow
+from quire.core.tenancy import Caller
 from quire.runtime.context import RunContext
 from quire.runtime.errors import NonRetryable, StepFailed
 from quire.runtime.programs import program
@@ -151,7 +152,7 @@ def call_model(
     ctx: RunContext, state: AgentState, history: list[Message], specs: list[ToolSpec]
 ) -> ModelCall:
     """One model call along the run's route, with the tenant's daily budget checked first."""
-    reason = tenant_budget_reason(ctx.session)
+    reason = tenant_budget_reason(ctx.session, default_usd=current_agent().budgets.default_daily_usd)
     if reason is not None:
         raise NonRetryable(reason)
 
@@ -380,7 +381,13 @@ def note_disclosure(
             state.last_used[call.name] = turn
 
 
-@program(PROGRAM)
+def admit(state: AgentState, caller: Caller) -> AgentState:
+    """A new run's budget within the maximum of its starter's role (QUIRE_RUN_BUDGET_<ROLE>)."""
+    budget = current_agent().budgets.for_run(caller.role, state.budget)
+    return state.model_copy(update={"budget": budget})
+
+
+@program(PROGRAM, admit=admit)
 def answer(ctx: RunContext, state: AgentState) -> AgentState:
     ctx.step("sync-tools", sync_builtin_tools, ctx)
     if state.preload and state.disclosure:

@@ -66,7 +66,12 @@ def start_agent_run(
         stream=request.stream,
     )
     run, _ = create_run(
-        session, program=PROGRAM, state=state, kicker=kicker, idempotency_key=request.idempotency_key
+        session,
+        program=PROGRAM,
+        state=state,
+        kicker=kicker,
+        idempotency_key=request.idempotency_key,
+        caller=caller,  # the program's admit holds the budget to the caller's role
     )
     return run.id
 

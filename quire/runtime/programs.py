@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter
 from quire.runtime.errors import ProgramNotFound
 
 if TYPE_CHECKING:
+    from quire.core.tenancy import Caller
     from quire.runtime.context import RunContext
 
 S = TypeVar("S", bound=BaseModel)
@@ -29,6 +30,9 @@ class Program:
     # Work nobody waits on (memory drawn from a new document): its runs advance only when a
     # worker has nothing else queued, so they never slow down the work people wait for.
     background: bool = False
+    # Called with (state, caller) when a principal starts a run, before it is stored: checks
+    # the state for that caller (raising an error that says what is wrong) and completes it.
+    admit: Callable[[Any, Caller], BaseModel] | None = None
 
     def load_state(self, data: dict[str, Any]) -> BaseModel:
         return self.state_type.model_validate(data)
@@ -93,6 +97,7 @@ def program(
     version: int = 1,
     on_cancel: Callable[[RunContext, Any], None] | None = None,
     background: bool = False,
+    admit: Callable[[Any, Caller], BaseModel] | None = None,
 ) -> Callable[[Callable[[RunContext, S], S]], Callable[[RunContext, S], S]]:
     """Register a durable program: a function of (ctx, state) that returns its final state.
 
@@ -100,6 +105,7 @@ def program(
     recorded results of steps that completed before, so only new work runs. Everything that
     is not deterministic (I/O, clocks, random numbers) belongs inside a step. A `background`
     program's runs are kicked on a queue that workers serve only when nothing else is queued.
+    `admit` checks and completes the state of a run a principal starts (see `Program.admit`).
     """
 
     def register(function: Callable[[RunContext, S], S]) -> Callable[[RunContext, S], S]:
@@ -111,6 +117,7 @@ def program(
                 state_type=state_type_of(function),
                 on_cancel=on_cancel,
                 background=background,
+                admit=admit,
             )
         )
         return function

@@ -68,6 +68,7 @@ def start_run(body: RunCreate, caller: AdminDep, session: TenantSessionDep, kick
         state=body.state,
         kicker=kicker,
         idempotency_key=body.idempotency_key,
+        caller=caller,
     )
     session.commit()
     return Created(id=run.id, created=created)

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from quire.core.db import TenantSession, dumps
+from quire.core.tenancy import Caller
 from quire.core.tracing import current_traceparent
 from quire.runtime.errors import InvalidState, RunFinished, RunNotFound
 from quire.runtime.events import append_event
@@ -66,10 +67,12 @@ def create_run(
     idempotency_key: str | None = None,
     parent_id: uuid.UUID | None = None,
     tenant_id: uuid.UUID | None = None,
+    caller: Caller | None = None,
 ) -> tuple[Run, bool]:
     """Start a run of `program` (its latest version unless told); return it and whether it is new.
 
-    With an idempotency key, starting the same thing twice returns the first run.
+    With an idempotency key, starting the same thing twice returns the first run. A `caller` (the
+    principal who starts it) has the state checked and completed by the program's `admit`.
     """
     definition = registry.get(program, version)
     try:
@@ -80,6 +83,8 @@ def create_run(
             for item in error.errors()
         )
         raise InvalidState(f"the state does not fit program {definition.name!r}: {problems}") from None
+    if caller is not None and definition.admit is not None:
+        data = definition.admit(data, caller)
     owner = tenant_id or (session.tenant_id if isinstance(session, TenantSession) else None)
     if owner is None:
         raise ValueError("create_run needs a TenantSession or a tenant_id")

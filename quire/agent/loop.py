@@ -28,8 +28,10 @@ from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_mes
 from quire.agent.tools.builtin import ask_human
 from quire.agent.usage import record_usage, tenant_budget_reason
 from quire.core.models import Role, utcnow
+from quire.core.tenancy import Caller
 from quire.runtime.context import RunContext
 from quire.runtime.errors import NonRetryable, StepFailed
+from quire.runtime.models import Owner
 from quire.runtime.programs import program
 from quire.runtime.retry import RetryPolicy
 
@@ -153,7 +155,7 @@ def call_model(
     ctx: RunContext, state: AgentState, history: list[Message], specs: list[ToolSpec]
 ) -> ModelCall:
     """One model call along the run's route, with the tenant's daily budget checked first."""
-    reason = tenant_budget_reason(ctx.session)
+    reason = tenant_budget_reason(ctx.session, default_usd=current_agent().budgets.default_daily_usd)
     if reason is not None:
         raise NonRetryable(reason)
 
@@ -382,7 +384,13 @@ def note_disclosure(
             state.last_used[call.name] = turn
 
 
-@program(PROGRAM, startable=False)
+def admit(state: AgentState, caller: Owner | Caller) -> AgentState:
+    """A new run's budget within the maximum of its starter's role (QUIRE_RUN_BUDGET_<ROLE>)."""
+    budget = current_agent().budgets.for_run(caller.role, state.budget)
+    return state.model_copy(update={"budget": budget})
+
+
+@program(PROGRAM, admit=admit, startable=False)
 def answer(ctx: RunContext, state: AgentState) -> AgentState:
     owner = ctx.owner
     if owner is not None:  # identity comes from authentication, never from the state

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from quire.agent import service, usage
+from quire.agent.environment import current_agent
 from quire.agent.service import AgentRunCreate, AgentRunPublic
 from quire.core.deps import AdminDep, DatabaseDep, ReaderDep, TenantSessionDep
 from quire.core.errors import InvalidRequest
@@ -89,11 +90,15 @@ class Budget(BaseModel):
         default=None,
         ge=0,
         lt=10**12,  # what its column, numeric(18, 6), holds
-        description="Spend per day after which model calls stop; null for none.",
+        description="Spend per day after which model calls stop; null for the installation's default "
+        "(QUIRE_TENANT_DAILY_BUDGET_USD).",
     )
 
 
 class BudgetStatus(Budget):
+    default: bool = Field(
+        description="Whether daily_usd is the installation's default, the tenant having set none."
+    )
     spent_today_usd: float
     stopped: str | None = Field(description="Why new model calls are refused today, or null.")
 
@@ -107,10 +112,13 @@ class UsageReport(BaseModel):
 
 
 def _budget_status(session: TenantSessionDep) -> BudgetStatus:
+    own = usage.tenant_budget(session)
+    default = current_agent().budgets.default_daily_usd
     return BudgetStatus(
-        daily_usd=usage.tenant_budget(session),
+        daily_usd=own if own is not None else default,
+        default=own is None and default is not None,
         spent_today_usd=usage.spent_today(session),
-        stopped=usage.tenant_budget_reason(session),
+        stopped=usage.tenant_budget_reason(session, default_usd=default),
     )
 
 
@@ -138,7 +146,7 @@ def get_usage(
 
 @usage_router.put("/budget")
 def put_budget(body: Budget, caller: AdminDep, session: TenantSessionDep) -> BudgetStatus:
-    """Set (or, with null, remove) the tenant's daily model budget; it applies to the next model call."""
+    """Set the tenant's daily model budget (null: the installation's default) for the next model call."""
     usage.set_tenant_budget(session, tenant_id=caller.tenant_id, daily_usd=body.daily_usd)
     session.commit()
     return _budget_status(session)

@@ -71,7 +71,7 @@ def start_agent_run(
         state=state,
         kicker=kicker,
         idempotency_key=request.idempotency_key,
-        owner=caller,
+        owner=caller,  # the run is theirs; its program's admit holds the budget to their role
     )
     return run.id
 

@@ -49,14 +49,26 @@ def spent_today(session: Session) -> float:
     return float(value or 0)
 
 
-def tenant_budget_reason(session: Session) -> str | None:
+def daily_budget(session: Session, *, default_usd: float | None) -> float | None:
+    """The tenant's daily budget: its own, else the installation's default (None: no limit)."""
+    own = tenant_budget(session)
+    return own if own is not None else default_usd
+
+
+def tenant_budget_reason(session: Session, *, default_usd: float | None) -> str | None:
     """Why the tenant may make no more model calls today, or None."""
-    budget = tenant_budget(session)
+    own = tenant_budget(session)
+    budget = own if own is not None else default_usd
     if budget is None:
         return None
     spent = spent_today(session)
     if spent >= budget:
-        return f"the tenant's daily model budget of ${budget:.2f} is spent (${spent:.4f} today)"
+        whose = (
+            ""
+            if own is not None
+            else "; it is the default for tenants without one, QUIRE_TENANT_DAILY_BUDGET_USD"
+        )
+        return f"the tenant's daily model budget of ${budget:.2f} is spent (${spent:.4f} today{whose})"
     return None
 
 
@@ -74,6 +86,7 @@ def set_tenant_budget(session: Session, *, tenant_id: uuid.UUID, daily_usd: floa
 
 
 def tenant_budget(session: Session) -> float | None:
+    """The daily budget the tenant set itself, if any."""
     budget = session.execute(text("SELECT daily_usd FROM agent_tenant_budget")).scalar()
     return None if budget is None else float(budget)
 

@@ -64,9 +64,14 @@ def create_app(
     install_error_handlers(app)
     document_errors(app)
     install_metrics(app, database, token=settings.metrics_token)
-    if settings.rate_limit_per_minute:
+    app.add_middleware(
+        BodySizeLimit,
+        limit_bytes=settings.max_request_kb * 1024,
+        upload_limit_bytes=environment.max_upload_bytes,
+        upload_paths=("/v1/documents",),
+    )
+    if settings.rate_limit_per_minute:  # added after, so it runs before: refused before read
         app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute)
-    app.add_middleware(BodySizeLimit, limit_bytes=environment.max_upload_bytes, paths=("/v1/documents",))
     app.include_router(core_routes.router)
     app.include_router(runtime_routes.router)
     app.include_router(content_routes.router)

@@ -46,6 +46,7 @@ ERROR_DESCRIPTIONS = {
     401: "No API key, or one that is unknown or revoked",
     403: "The key's role does not allow this",
     404: "Nothing with that id here, or nothing the caller may see",
+    413: "The body is over QUIRE_MAX_REQUEST_KB (an upload: QUIRE_MAX_UPLOAD_MB); nothing was stored",
     422: "The request is malformed, or asks for something that cannot be done",
     429: "Too many requests for this API key; retry after the Retry-After header's seconds",
 }
@@ -134,8 +135,8 @@ def document_errors(app: FastAPI) -> None:
     """Make the OpenAPI document list the errors operations answer with, in their real shape.
 
     Every authenticated operation may answer 401, 403 and 429, one with a path parameter 404, one
-    with a body 400, one with inputs 422; a route declares the others it answers with (409, 413,
-    ...) by status and description. Each 4xx gets the schema of `ErrorPublic`, in place of
+    with a body 400 and 413, one with inputs 422; a route declares the others it answers with
+    (409, ...) by status and description. Each 4xx gets the schema of `ErrorPublic`, in place of
     FastAPI's default for 422.
     """
     generate = app.openapi
@@ -159,7 +160,7 @@ def document_errors(app: FastAPI) -> None:
                 if "{" in path:
                     statuses.append(404)
                 if operation.get("requestBody"):
-                    statuses.append(400)
+                    statuses.extend([400, 413])
                 if operation.get("parameters") or operation.get("requestBody"):
                     statuses.append(422)
                 for status in statuses:

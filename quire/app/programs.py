@@ -73,11 +73,16 @@ def configure_process(
     A `short_lived` command (`quire ingest`) does not load the MCP SDK (most of a second) until
     it calls an imported MCP tool, which it rarely does.
     """
+    from quire.agent.budgets import BudgetPolicy
     from quire.agent.config import load_models
     from quire.agent.environment import configure_agent
 
     load_programs(settings)
-    configure_agent(load_models(models_file=settings.models, model=settings.model), database)
+    configure_agent(
+        load_models(models_file=settings.models, model=settings.model),
+        database,
+        budgets=BudgetPolicy.from_settings(settings),
+    )
     if database is not None and short_lived:
         from quire.agent.tools.remote import callers
 

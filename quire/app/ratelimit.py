@@ -1,6 +1,6 @@
-"""Rate limits per API key: a token bucket per key in each API process, answered with 429 and
-Retry-After when empty. (Several API processes each keep their own buckets: the effective limit
-is the configured one times the number of processes behind the load balancer.)"""
+"""Rate limits per API key, on /v1/ and /mcp alike: a token bucket per key in each API process,
+answered with 429 and Retry-After when empty. (Several API processes each keep their own buckets:
+the effective limit is the configured one times the number of processes behind the load balancer.)"""
 
 from __future__ import annotations
 
@@ -23,13 +23,23 @@ class TokenBuckets:
         self.lock = threading.Lock()
 
     def take(self, key: str) -> float:
-        """0 if the request may go now, else the seconds until it may."""
+        """0 if the request may go now (and it uses a token), else the seconds until it may."""
+        return self._wait(key, use=True)
+
+    def peek(self, key: str) -> float:
+        """What `take` would answer, without using a token."""
+        return self._wait(key, use=False)
+
+    def _wait(self, key: str, *, use: bool) -> float:
+        if len(self.buckets) > MAX_TRACKED_KEYS:
+            self.forget_full()
         now = time.monotonic()
         with self.lock:
             tokens, last = self.buckets.get(key, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - last) * self.rate)
             if tokens >= 1:
-                self.buckets[key] = (tokens - 1, now)
+                if use:
+                    self.buckets[key] = (tokens - 1, now)
                 return 0.0
             self.buckets[key] = (tokens, now)
             return (1 - tokens) / self.rate
@@ -46,14 +56,22 @@ class TokenBuckets:
             }
 
 
+def retry_after(wait: float) -> int:
+    """Whole seconds for a Retry-After header: at least one."""
+    return max(1, math.ceil(wait))
+
+
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, per_minute: int, prefix: str = "/v1/") -> None:
+    def __init__(self, app: ASGIApp, *, per_minute: int, roots: tuple[str, ...] = ("/v1", "/mcp")) -> None:
         self.app = app
         self.buckets = TokenBuckets(per_minute=per_minute)
-        self.prefix = prefix
+        self.roots = roots
+
+    def limits(self, path: str) -> bool:
+        return any(path == root or path.startswith(root + "/") for root in self.roots)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+        if scope["type"] != "http" or not self.limits(scope["path"]):
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
@@ -61,18 +79,16 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)  # refused by authentication anyway
             return
         key = hashlib.sha256(header).hexdigest()
-        if len(self.buckets.buckets) > MAX_TRACKED_KEYS:
-            self.buckets.forget_full()
         wait = self.buckets.take(key)
         if wait <= 0:
             await self.app(scope, receive, send)
             return
-        retry_after = str(max(1, math.ceil(wait)))
+        seconds = str(retry_after(wait))
         body = json.dumps(
             {
                 "error": {
                     "code": "rate_limited",
-                    "message": f"too many requests for this API key; retry in {retry_after} s",
+                    "message": f"too many requests for this API key; retry in {seconds} s",
                 }
             }
         ).encode()
@@ -80,7 +96,7 @@ class RateLimitMiddleware:
             {
                 "type": "http.response.start",
                 "status": 429,
-                "headers": [(b"content-type", b"application/json"), (b"retry-after", retry_after.encode())],
+                "headers": [(b"content-type", b"application/json"), (b"retry-after", seconds.encode())],
             }
         )
         await send({"type": "http.response.body", "body": body})

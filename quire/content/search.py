@@ -21,7 +21,15 @@ from quire.content.chunking import search_text
 from quire.content.indexing import INDEX_NAME, vector_literal
 from quire.content.models import Citation, SearchHit, SearchResults
 from quire.core.embeddings import Embedder
-from quire.core.search import BM25_CTE, Fused, blend_scaled, bm25_params, query_lexemes
+from quire.core.search import (
+    BM25_CTE,
+    Fused,
+    any_lexeme,
+    blend_scaled,
+    bm25_params,
+    query_lexemes,
+    searchable_text,
+)
 
 CANDIDATES = 100  # per leg, before fusion
 
@@ -70,10 +78,10 @@ def _scored(session: Session, query: str, scope: Scope) -> tuple[str, dict[str, 
     # An older version has no postings: rank its few chunks with PostgreSQL's own measure.
     sql = (
         "SELECT c.id AS item_id, ts_rank_cd(to_tsvector('english', c.text), q) AS score "
-        "FROM content_chunk c, to_tsquery('english', :tsquery) AS q "
+        "FROM content_chunk c, CAST(:tsquery AS tsquery) AS q "
         f"WHERE {where} AND to_tsvector('english', c.text) @@ q"
     )
-    return sql, {**params, "tsquery": " | ".join(lexemes)}
+    return sql, {**params, "tsquery": any_lexeme(lexemes)}
 
 
 def _nearest(session: Session, scope: Scope, ef_search: int) -> tuple[str, dict[str, object]]:
@@ -207,8 +215,9 @@ def search(
     dense_weight: float = 0.5,
     ef_search: int = 100,
 ) -> SearchResults:
-    """The best `k` chunks for `query`: `mode` is hybrid, lexical or dense."""
+    """The best `k` chunks for `query` (any text): `mode` is hybrid, lexical or dense."""
     started = time.perf_counter()
+    query = searchable_text(query)
     limit = max(CANDIDATES, k)
     lexical: dict[uuid.UUID, float] = {}
     dense: dict[uuid.UUID, float] = {}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from quire.core.errors import ConfigurationError
 from quire.core.outbound import parse_allowlist
@@ -26,6 +27,31 @@ def default_data_dir() -> Path:
         return Path("/var/lib/quire")
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "quire"
+
+
+class RunBudgetMaximum(BaseModel):
+    """The most one run started by a role may use of each budget limit (see quire.agent.costs.Budget)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_tokens: int = Field(gt=0, le=10**12)
+    max_cost_usd: float = Field(gt=0, le=10**9)
+    max_steps: int = Field(gt=0, le=10**6)
+    max_seconds: float = Field(gt=0, le=10**7)
+
+
+# A reader gets what every run got before there were maximums; the others, room for longer work.
+RUN_BUDGET_MAXIMUMS = {
+    "reader": RunBudgetMaximum(max_tokens=200_000, max_cost_usd=1.0, max_steps=24, max_seconds=600),
+    "contributor": RunBudgetMaximum(max_tokens=500_000, max_cost_usd=2.0, max_steps=40, max_seconds=1200),
+    "reviewer": RunBudgetMaximum(max_tokens=500_000, max_cost_usd=2.0, max_steps=40, max_seconds=1200),
+    "admin": RunBudgetMaximum(max_tokens=2_000_000, max_cost_usd=10.0, max_steps=100, max_seconds=3600),
+}
+DEFAULT_TENANT_DAILY_BUDGET_USD = 20.0
+RUN_BUDGET_HELP = (
+    "The most a run started by a {role} may use, as JSON: max_tokens, max_cost_usd, max_steps, "
+    "max_seconds (those left out keep their defaults)."
+)
 
 
 class Settings(BaseSettings):
@@ -88,6 +114,12 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(
         default=100, gt=0, le=100_000, description="Largest upload accepted, in MiB (413 above)."
     )
+    max_request_kb: int = Field(
+        default=1024,
+        ge=1,
+        le=1024 * 1024,
+        description="Largest request body on every route but uploads, in KiB (413 above).",
+    )
     parse_timeout_seconds: float = Field(
         default=120, gt=0, le=3600, description="Time limit for parsing one file."
     )
@@ -102,6 +134,33 @@ class Settings(BaseSettings):
     model: str = Field(default="", description="One model for the simple case, as provider:model.")
     rate_limit_per_minute: int = Field(
         default=600, ge=0, le=1_000_000, description="Requests per minute per API key (0: no limit)."
+    )
+    console_rate_limit_per_minute: int = Field(
+        default=60, ge=0, le=1_000_000, description="Console forms per minute per session (0: no limit)."
+    )
+    login_rate_limit_per_minute: int = Field(
+        default=20,
+        ge=0,
+        le=1_000_000,
+        description="Failed console logins per minute per client address (0: no limit).",
+    )
+    run_budget_reader: RunBudgetMaximum = Field(
+        default=RUN_BUDGET_MAXIMUMS["reader"], description=RUN_BUDGET_HELP.format(role="reader")
+    )
+    run_budget_contributor: RunBudgetMaximum = Field(
+        default=RUN_BUDGET_MAXIMUMS["contributor"], description=RUN_BUDGET_HELP.format(role="contributor")
+    )
+    run_budget_reviewer: RunBudgetMaximum = Field(
+        default=RUN_BUDGET_MAXIMUMS["reviewer"], description=RUN_BUDGET_HELP.format(role="reviewer")
+    )
+    run_budget_admin: RunBudgetMaximum = Field(
+        default=RUN_BUDGET_MAXIMUMS["admin"], description=RUN_BUDGET_HELP.format(role="admin")
+    )
+    tenant_daily_budget_usd: float = Field(
+        default=DEFAULT_TENANT_DAILY_BUDGET_USD,
+        ge=0,
+        lt=10**12,
+        description="Daily model spend, in USD, of a tenant that set no budget of its own (0: none).",
     )
     metrics_token: str = Field(
         default="", repr=False, description="Bearer token /metrics requires (else loopback only)."
@@ -151,6 +210,31 @@ class Settings(BaseSettings):
     def _check_outbound_allow(cls, value: str) -> str:
         parse_allowlist(value)
         return value
+
+    @field_validator(
+        "run_budget_reader",
+        "run_budget_contributor",
+        "run_budget_reviewer",
+        "run_budget_admin",
+        mode="before",
+    )
+    @classmethod
+    def _fill_run_budget(cls, value: Any, info: ValidationInfo) -> Any:
+        # A maximum that names some limits keeps its role's defaults for the others.
+        if isinstance(value, dict):
+            role = (info.field_name or "").removeprefix("run_budget_")
+            return {**RUN_BUDGET_MAXIMUMS[role].model_dump(), **value}
+        return value
+
+    @property
+    def run_budget_maximums(self) -> dict[str, RunBudgetMaximum]:
+        """Each role's run budget maximum, by role name."""
+        return {
+            "reader": self.run_budget_reader,
+            "contributor": self.run_budget_contributor,
+            "reviewer": self.run_budget_reviewer,
+            "admin": self.run_budget_admin,
+        }
 
     @field_validator("api_bind")
     @classmethod
@@ -205,6 +289,11 @@ def load_settings(**overrides: Any) -> Settings:
         )
     try:
         return Settings(**overrides)
+    except SettingsError as error:
+        # A JSON setting that is not JSON; pydantic-settings names its field only in the message.
+        found = re.search(r'field "(\w+)"', str(error))
+        name = ENV_PREFIX + found.group(1).upper() if found else "a JSON setting"
+        raise ConfigurationError(f"invalid setting {name}: expected a JSON object") from None
     except ValidationError as error:
         problems = []
         for detail in error.errors():

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from quire.content.indexing import vector_literal
 from quire.core.embeddings import Embedder
 from quire.core.models import utcnow
-from quire.core.search import K1, B, blend, query_lexemes
+from quire.core.search import K1, B, blend, query_lexemes, searchable_text
 from quire.memory.conversations import Episode, episodes_among, favour_named_speaker, lift_neighbours
 from quire.memory.lifecycle import INDEX_NAME
 from quire.memory.models import (
@@ -191,6 +191,7 @@ def find_candidates(
 ) -> Candidates:
     """The best `limit` memories of each leg that the reader may see at `as_of`."""
     where, params = _filters(reader, as_of)
+    query = searchable_text(query)
     vector = embedder.embed_one(query) if query.strip() else None
     with _serial_plans(session):
         lexical = _lexical_leg(session, query_lexemes(session, query), where, params, limit)
@@ -265,6 +266,7 @@ def recall(
     speaker_boost: float = SPEAKER_BOOST,
 ) -> RecallResults:
     started = time.perf_counter()
+    query = searchable_text(query)  # any text may be asked, and it is stored with the run's recall
     moment = as_of or utcnow()
     candidates = find_candidates(
         session, query=query, reader=reader, embedder=embedder, as_of=moment, limit=max(CANDIDATES, k)

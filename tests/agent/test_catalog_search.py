@@ -10,6 +10,7 @@ from quire.content.environment import current
 from quire.content.indexing import vector_literal
 from quire.core.models import Role
 from quire.core.search import blend, lexical_scores
+from tests.core.test_search import HOSTILE_QUERIES
 from tests.harness import Harness
 
 CATALOG = {
@@ -88,3 +89,11 @@ def test_the_search_statement_blends_as_core_search_does(content: Harness) -> No
         found = search_tools(session, query=query, embedder=embedder, k=len(CATALOG), dense_weight=0.4)
         assert [(f.name, f.score) for f in found] == expected
         assert lexical and set(lexical) != set(dense)  # both legs count, and they differ
+
+
+def test_any_request_text_searches_the_catalog_without_an_error(content: Harness) -> None:
+    embedder = current().embedder
+    with content.database.tenant_session(content.tenant_id) as session:
+        _sync_catalog(session, content, CATALOG_TOOLS)
+        for query in [*HOSTILE_QUERIES, "lone \ud800 surrogate", "weather: forecast & Oslo!"]:
+            search_tools(session, query=query, embedder=embedder, k=2)

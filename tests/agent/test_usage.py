@@ -47,7 +47,12 @@ def test_usage_is_reported_per_day_and_model_and_a_spent_budget_stops_model_call
     assert row["input_tokens"] == usage["input_tokens"] and row["output_tokens"] == 20
     expected = (usage["input_tokens"] * 2.0 + 20 * 8.0) / 1_000_000
     assert abs(row["cost_usd"] - expected) < 1e-9 and abs(report["total_cost_usd"] - expected) < 1e-6
-    assert report["budget"] == {"daily_usd": None, "spent_today_usd": row["cost_usd"], "stopped": None}
+    assert report["budget"] == {  # the installation's default: this tenant set none
+        "daily_usd": 20.0,
+        "default": True,
+        "spent_today_usd": row["cost_usd"],
+        "stopped": None,
+    }
     # A window that excludes today is empty; an inverted one is refused with the reason.
     yesterday = (date.today() - timedelta(days=1)).isoformat()
     assert api.get(f"/v1/usage?until={yesterday}", headers=admin).json()["days"] == []
@@ -67,7 +72,7 @@ def test_usage_is_reported_per_day_and_model_and_a_spent_budget_stops_model_call
     assert second["answer"] is None and "daily model budget" in str(second)
     assert api.get("/v1/usage", headers=admin).json()["days"][0]["calls"] == 1
 
-    # Lifting the budget lets the next run call the model again.
+    # Lifting the tenant's budget (back to the default) lets the next run call the model again.
     assert api.put("/v1/usage/budget", json={"daily_usd": None}, headers=admin).json()["stopped"] is None
     again = api.post("/v1/agent/runs", json={"question": "Once more?"}, headers=reader)
     content.drive()

@@ -9,6 +9,7 @@ from quire.content.environment import ContentEnvironment
 from quire.content.search import Scope, dense_leg, hybrid_legs, lexical_leg
 from quire.core.models import Role
 from tests.content.test_ingestion import keys, upload
+from tests.core.test_search import HOSTILE_QUERIES
 from tests.harness import Harness
 
 LODGING = b"Accommodation for staff on business trips is reimbursed up to 150 euros per night.\n"
@@ -39,3 +40,25 @@ def test_each_leg_scores_the_other_legs_candidates(
     assert dense.keys() == both and lexical.keys() == both  # the lodging rule matches "night"
     assert lexical == pytest.approx({chunk: lexical_all[chunk] for chunk in both})
     assert dense == pytest.approx({chunk: dense_all[chunk] for chunk in both})
+
+
+@pytest.mark.parametrize("version", [None, 1])
+def test_any_query_text_searches_a_document_without_an_error(
+    api: TestClient, content: Harness, version: int | None
+) -> None:
+    key = keys(content)
+    response = upload(api, key[Role.contributor], "lodging.txt", LODGING + b"See http://ex.com/a:b@c.\n")
+    assert response.status_code == 202, response.text
+    content.drive()
+    document_id = response.json()["document_id"]
+    for query in HOSTILE_QUERIES:
+        params: dict[str, str | int] = {"q": query, "document_id": document_id}
+        if version is not None:
+            params["version"] = version
+        found = api.get("/v1/search", params=params, headers=key[Role.reader])
+        assert found.status_code == 200, (query, found.text)
+    params = {"q": "http://ex.com/a:b@c", "document_id": document_id, "mode": "lexical"}
+    if version is not None:
+        params["version"] = version
+    hits = api.get("/v1/search", params=params, headers=key[Role.reader]).json()["hits"]
+    assert hits and "ex.com" in hits[0]["text"]

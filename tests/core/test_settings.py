@@ -43,3 +43,34 @@ def test_an_unknown_variable_is_named_with_a_suggestion(monkeypatch: pytest.Monk
     monkeypatch.setenv("QUIRE_DATABSE_URL", "postgresql://x/y")
     with pytest.raises(ConfigurationError, match=r"QUIRE_DATABSE_URL.*QUIRE_DATABASE_URL"):
         load_settings()
+
+
+def test_a_roles_run_budget_maximum_keeps_the_defaults_of_the_limits_it_leaves_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("QUIRE_RUN_BUDGET_READER", '{"max_cost_usd": 0.25}')
+    monkeypatch.setenv("QUIRE_RUN_BUDGET_ADMIN", '{"max_steps": 7}')
+    settings = load_settings()
+    assert settings.run_budget_reader.max_cost_usd == 0.25
+    assert settings.run_budget_reader.max_tokens == 200_000
+    assert (settings.run_budget_admin.max_steps, settings.run_budget_admin.max_tokens) == (7, 2_000_000)
+    assert settings.run_budget_contributor.max_cost_usd == 2.0
+    assert settings.tenant_daily_budget_usd == 20.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("QUIRE_RUN_BUDGET_READER", '{"max_cost_usd": -1}'),
+        ("QUIRE_RUN_BUDGET_REVIEWER", '{"max_steps": null}'),
+        ("QUIRE_RUN_BUDGET_ADMIN", '{"max_tokns": 5}'),
+        ("QUIRE_RUN_BUDGET_CONTRIBUTOR", "lots"),
+        ("QUIRE_TENANT_DAILY_BUDGET_USD", "-5"),
+        ("QUIRE_MAX_REQUEST_KB", "0"),
+        ("QUIRE_LOGIN_RATE_LIMIT_PER_MINUTE", "-1"),
+    ],
+)
+def test_malformed_limits_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=name):
+        load_settings()

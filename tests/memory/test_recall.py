@@ -16,6 +16,7 @@ from quire.core.tenancy import Caller
 from quire.memory.models import EvidenceIn, MemoryProposal, MemoryScope, ReviewDecision
 from quire.memory.recall import Reader, recall
 from quire.memory.service import propose, review
+from tests.core.test_search import HOSTILE_QUERIES
 from tests.harness import Harness, make_harness
 
 TOPICS = ["parking permits", "travel booking", "laptop refresh", "holiday requests", "expense receipts"]
@@ -188,3 +189,10 @@ def test_recall_never_leaks(content: Harness, content_database_url: str, seed: i
         with content.database.tenant_session(content.tenant_id) as session:
             states = {row[0] for row in session.execute(text("SELECT DISTINCT state FROM memory_version"))}
         assert {"approved", "rejected", "in_review", "withdrawn", "expired", "superseded"} <= states
+
+
+def test_any_query_text_recalls_without_an_error(content: Harness) -> None:
+    populate(content, random.Random(7), 10)
+    with content.database.tenant_session(content.tenant_id) as session:
+        for query in [*HOSTILE_QUERIES, "lone \ud800 surrogate"]:
+            recall(session, query=query, reader=Reader(principal_id=ALICE), embedder=current().embedder)

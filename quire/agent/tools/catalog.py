@@ -31,6 +31,7 @@ from quire.core.search import (
     BM25_CTE,
     bm25_params,
     index_items,
+    searchable_text,
     unindex_items,
 )
 
@@ -204,6 +205,7 @@ def search_tools(
 ) -> list[FoundTool]:
     """The tools that best match a request (or any part of it), that `role` may use."""
     allowed = [r.value for r in Role if role is None or role.allows(r)]
+    query = searchable_text(query)
     requests = [query, *request_parts(query)] if part_weight > 0 else [query]
     vectors = embedder.embed_with_parts(query, requests[1:])
     rows = session.execute(

@@ -8,10 +8,13 @@ class ConsoleError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         if status is not None:
             self.status = status
+        self.headers = headers or {}
 
 
 class LoginRequired(ConsoleError):
@@ -24,3 +27,9 @@ class CsrfRefused(ConsoleError):
     """A form came without the session's token: perhaps from another site, perhaps an old tab."""
 
     status = 403
+
+
+class TooManyRequests(ConsoleError):
+    """Forms came faster than the console's rate limit allows; its Retry-After says when to resume."""
+
+    status = 429

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from quire.app.console.errors import LoginRequired
 from quire.app.console.pages import redirect, render, safe_next, sessions_of
+from quire.app.console.throttle import count_failed_login
 from quire.core.deps import DatabaseDep
 from quire.core.errors import Unauthenticated
 from quire.core.models import Role
@@ -52,6 +53,7 @@ def log_in(
         with database.system_session() as session:
             caller = authenticate(session=session, key=key.strip())
     except Unauthenticated as refused:
+        count_failed_login(request)
         return login_form(request, next=target, error=str(refused), status=401)
     if target == HOME and not caller.allows(Role.reviewer):
         target = "/console/runs"  # the review queue is for reviewers; everyone may inspect runs

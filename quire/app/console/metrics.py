@@ -182,12 +182,6 @@ def recent_failures(session: Session, *, limit: int = 20) -> list[Failure]:
     ]
 
 
-def tenant_budget(session: Session) -> float | None:
-    """The tenant's daily model budget in USD, if it has one."""
-    value = session.execute(text("SELECT daily_usd FROM agent_tenant_budget")).scalar()
-    return None if value is None else float(value)
-
-
 @dataclass(frozen=True)
 class Worker:
     id: str

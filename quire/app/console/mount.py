@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from quire.app.console import login, memory, operations, runs
 from quire.app.console.errors import ConsoleError
 from quire.app.console.pages import STATIC, console_error
 from quire.app.console.session import Sessions, load_secret
+from quire.app.console.throttle import ConsoleThrottle, throttle_forms
 from quire.core.settings import Settings
 
 
@@ -21,9 +22,10 @@ def mount_console(app: FastAPI, *, secret: bytes | None = None) -> None:
     # one host keeps its own in the data folder.
     configured = settings.console_secret.encode() or None
     app.state.console_sessions = Sessions(secret or configured or load_secret(settings.data_dir))
-    app.include_router(login.router)
-    app.include_router(memory.router)
-    app.include_router(runs.router)
-    app.include_router(operations.router)
+    app.state.console_throttle = ConsoleThrottle.per_minute(
+        forms=settings.console_rate_limit_per_minute, failed_logins=settings.login_rate_limit_per_minute
+    )
+    for router in (login.router, memory.router, runs.router, operations.router):
+        app.include_router(router, dependencies=[Depends(throttle_forms)])
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(ConsoleError, console_error)

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from quire.agent.usage import UsageDay, usage_report
+from quire.agent.environment import current_agent
+from quire.agent.usage import UsageDay, daily_budget, usage_report
 from quire.app.console import metrics
 from quire.app.console.charts import Series, bar_chart, compact, dollars, sparkline
 from quire.app.console.deps import ConsoleSessionDep
@@ -158,7 +159,7 @@ def operations_page(request: Request, console: AdminConsoleDep, database: Databa
         today = now.date()
         days = [today - timedelta(days=SPEND_DAYS - 1 - i) for i in range(SPEND_DAYS)]
         usage = usage_report(session, since=days[0])
-        budget = metrics.tenant_budget(session)
+        budget = daily_budget(session, default_usd=current_agent().budgets.default_daily_usd)
     workers = metrics.alive_workers(database)
     models = model_totals(usage)
     cost_chart, tokens_chart = spend_charts(models, days)

@@ -98,4 +98,6 @@ async def console_error(request: Request, error: Exception) -> Response:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         target = "/console/login" if request.method != "GET" else f"/console/login?next={quote(here)}"
         return redirect(request, target, flash=str(error), kind="error")
-    return render(request, "error.html", status=error.status, message=str(error), code=error.status)
+    response = render(request, "error.html", status=error.status, message=str(error), code=error.status)
+    response.headers.update(error.headers)
+    return response

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from quire.core import contexts
-from quire.core.db import Database
+from quire.core.db import Database, with_user
 from quire.core.models import Role
 from quire.core.secrets import derive
 from quire.core.tenancy import Caller, create_api_key, create_principal
@@ -59,3 +59,9 @@ def make_person(database: Database, tenant: TenantFixture, role: Role, name: str
         session.commit()
     caller = Caller(principal_id=principal.id, tenant_id=tenant.id, name=principal.name, role=role)
     return Person(caller=caller, headers=auth(key))
+
+
+def owner_url(url: str) -> str:
+    """The same test database as its owner (the embedded server's superuser): for tests that
+    play someone with the owner's rights, such as a tamperer."""
+    return with_user(url, "postgres")

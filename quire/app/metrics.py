@@ -136,10 +136,13 @@ class DatabaseCollector(Collector):
             queue = GaugeMetricFamily(
                 "quire_queue_messages", "Messages in the PostgreSQL queue.", labels=["queue", "state"]
             )
-            for queue_name, state, count in session.execute(
-                text("SELECT queue_name, state, count(*) FROM core_queue_message GROUP BY 1, 2")
-            ):
-                queue.add_metric([queue_name, state], count)
+            # The queue is the broker's (role quire_queue): read on the login's own connection.
+            with self.database.raw_connection() as conn:
+                for queue_name, state, count in conn.execute(
+                    "SELECT queue_name, state, count(*) FROM core_queue_message GROUP BY 1, 2"
+                ):
+                    queue.add_metric([queue_name, state], count)
+                conn.rollback()
             families.append(queue)
 
             duration = "extract(epoch FROM s.finished_at - s.started_at)"
@@ -232,7 +235,7 @@ class DatabaseCollector(Collector):
             )
             pages = 0
             for status, count, page_count in session.execute(
-                text("SELECT status, count(*), coalesce(sum(page_count), 0) FROM content_version GROUP BY 1")
+                text("SELECT status, versions, pages FROM quire_version_counts()")
             ):
                 ingested.add_metric([status], count)
                 if status == "indexed":

@@ -92,6 +92,7 @@ async def upload_document(
         kicker=kicker,
         created_by=caller.principal_id,
         max_bytes=environment.max_upload_bytes,
+        uploader=caller,
     )
     session.commit()
     return JSONResponse(result.model_dump(mode="json"), status_code=202 if result.created else 200)

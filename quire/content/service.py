@@ -33,6 +33,7 @@ from quire.content.models import (
 from quire.core.blobs import BlobStore
 from quire.core.db import TenantSession
 from quire.core.models import utcnow
+from quire.core.tenancy import Caller
 from quire.runtime.kicks import Kicker
 from quire.runtime.service import create_run
 
@@ -75,8 +76,11 @@ def upload(
     kicker: Kicker | None,
     created_by: uuid.UUID | None,
     max_bytes: int,
+    uploader: Caller | None = None,
 ) -> UploadResult:
-    """Store an upload and start its ingestion; the same bytes as the latest version make nothing new."""
+    """Store an upload and start its ingestion; the same bytes as the latest version make nothing new.
+
+    The ingestion run belongs to the `uploader` (who then follows it); None: Quire itself."""
     from quire.content.parsing import detect_content_type
 
     if len(request.data) > max_bytes:
@@ -133,6 +137,7 @@ def upload(
         state=IngestState(version_id=version.id),
         kicker=kicker,
         idempotency_key=f"ingest:{version.id}",
+        owner=uploader,
     )
     version.run_id = run.id
     session.add(version)

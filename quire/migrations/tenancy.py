@@ -8,8 +8,8 @@ APP_ROLE = "quire_app"
 QUEUE_ROLE = "quire_queue"
 
 # Tenant tables that the signed system context reaches too: the runtime's bookkeeping (claims,
-# the sweeper), tenants and their keys (set-up, the CLI) and MCP servers (workers connect to
-# every tenant's). Documents and memories are not among them.
+# the sweeper), tenants and their keys (set-up, the CLI), MCP servers (workers connect to every
+# tenant's) and model usage (the operator's metrics). Documents and memories are not among them.
 SYSTEM_TABLES = (
     "core_tenant",
     "core_principal",
@@ -20,6 +20,7 @@ SYSTEM_TABLES = (
     "runtime_signal",
     "runtime_task",
     "agent_mcp_server",
+    "agent_usage",
 )
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from quire.core.db import Database
-from tests.factories import TEST_SECRET_KEY, TenantFixture
+from tests.factories import TEST_SECRET_KEY, TenantFixture, open_database
 
 
 def quire(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -85,7 +84,12 @@ def test_keys_for_an_unknown_tenant(database_url: str, tmp_path: Path) -> None:
 def test_keys_list_and_revoke_by_id_or_prefix(
     database_url: str, tenants: dict[str, TenantFixture], tmp_path: Path
 ) -> None:
-    env = {"QUIRE_DATABASE_URL": database_url, "QUIRE_DATA_DIR": str(tmp_path), "COLUMNS": "250"}
+    env = {
+        "QUIRE_DATABASE_URL": database_url,
+        "QUIRE_SECRET_KEY": TEST_SECRET_KEY,
+        "QUIRE_DATA_DIR": str(tmp_path),
+        "COLUMNS": "250",
+    }
     tenant = f"cli-{uuid.uuid4().hex[:8]}"
     try:
         created = quire("tenant-create", tenant, env=env)
@@ -140,7 +144,7 @@ def line_of(output: str, key: str) -> str:
 
 
 def delete_tenant(database_url: str, name: str) -> None:
-    database = Database(database_url, pool_size=1)
+    database = open_database(database_url, pool_size=1)
     try:
         with database.system_session() as session:
             session.execute(text("DELETE FROM core_tenant WHERE name = :name"), {"name": name})

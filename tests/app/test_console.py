@@ -426,6 +426,15 @@ def test_edit_then_approve_and_merge_from_the_console(reviewing: TestClient, con
     reviewing.post(f"/console/memory/{portal['id']}/decide", data={"decision": "approve", "csrf": token})
     content.drive()
     edited = memory(reviewing, key[Role.reviewer], economy["id"])
+    # Separation of duties: the edited text waits for another reviewer, who approves it.
+    assert (edited["text"], edited["state"]) == ("Flights under six hours fly economy.", "in_review")
+    second = make_key(content.database, TenantFixture(id=content.tenant_id, name="console"), Role.reviewer)
+    approved = reviewing.post(
+        f"/v1/memories/{economy['id']}/review", json={"decision": "approve"}, headers=auth(second)
+    )
+    assert approved.status_code == 202, approved.text
+    content.drive()
+    edited = memory(reviewing, key[Role.reviewer], economy["id"])
     assert (edited["text"], edited["state"]) == ("Flights under six hours fly economy.", "approved")
 
     document_id = portal["latest"]["evidence"][0]["document_id"]

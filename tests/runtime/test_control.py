@@ -136,9 +136,10 @@ def test_an_undecided_task_escalates_when_due(harness: Harness) -> None:
     assert run.status == "waiting"
     assert run.open_tasks[0].role == "admin" and run.open_tasks[0].escalated_at is not None
     assert "task.escalated" in harness.events(run_id)
-    from quire.core.errors import Forbidden
+    from quire.runtime.errors import TaskNotFound
 
-    with harness.database.tenant_session(harness.tenant_id) as session, pytest.raises(Forbidden):
+    # Escalated to administrators, the task is no longer the reviewers' to see or decide.
+    with harness.database.tenant_session(harness.tenant_id) as session, pytest.raises(TaskNotFound):
         decide_task(
             session,
             task_id=run.open_tasks[0].id,

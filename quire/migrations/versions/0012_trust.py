@@ -140,6 +140,19 @@ def upgrade() -> None:
     op.execute("REVOKE ALL ON FUNCTION quire_queue_depth(text[]) FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION quire_queue_depth(text[]) TO {APP_ROLE}")
 
+    # The operator's metrics count document versions across tenants, and read nothing else of them.
+    op.execute(
+        """
+        CREATE FUNCTION quire_version_counts()
+        RETURNS TABLE (status text, versions bigint, pages bigint)
+        LANGUAGE sql STABLE SECURITY DEFINER
+        SET search_path = pg_catalog, public, pg_temp
+        AS $$ SELECT status::text, count(*), coalesce(sum(page_count), 0) FROM content_version GROUP BY 1 $$
+        """
+    )
+    op.execute("REVOKE ALL ON FUNCTION quire_version_counts() FROM PUBLIC")
+    op.execute(f"GRANT EXECUTE ON FUNCTION quire_version_counts() TO {APP_ROLE}")
+
     # Who started a run, with which role; who sent a signal, with which role (NULL: Quire itself).
     op.add_column("runtime_run", sa.Column("started_by", sa.Uuid(), nullable=True))
     op.add_column("runtime_run", sa.Column("started_role", sa.String(40), nullable=True))
@@ -151,6 +164,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS quire_queue_depth(text[])")
+    op.execute("DROP FUNCTION IF EXISTS quire_version_counts()")
     op.drop_column("runtime_task", "decided_through")
     op.drop_column("runtime_signal", "sender_role")
     op.drop_column("runtime_signal", "sender_id")

@@ -323,9 +323,8 @@ def main() -> None:
         assert started.returncode == 0, started.stderr
         assert quire(env, "migrate").returncode == 0
         from quire.app.bootstrap import first_admin_key
-        from quire.core.db import resolve_database_url
 
-        first_admin_key(resolve_database_url(Settings(data_dir=work / "data")))
+        first_admin_key(Settings(data_dir=work / "data", secret_key=""))
         workers = subprocess.Popen(
             [sys.executable, "-m", "quire.app.cli", "worker", "--processes", "1"],
             env=env,

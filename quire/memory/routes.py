@@ -28,7 +28,11 @@ from quire.runtime.routes import KickerDep
 router = APIRouter(prefix="/v1/memories", tags=["memory"])
 
 
-@router.post("", status_code=202)
+@router.post(
+    "",
+    status_code=202,
+    responses={404: {"description": "`item_id` names no memory the caller may write a version of"}},
+)
 def propose_memory(
     body: MemoryProposal, caller: ContributorDep, session: TenantSessionDep, kicker: KickerDep
 ) -> ItemDetail:

@@ -19,17 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 import pytest
 from sqlalchemy import text
 
 from quire.core.broker import build_broker
-from quire.core.db import Database
+from quire.core.db import Database, libpq_url
 from quire.core.embedded import EmbeddedPostgres
 from quire.core.models import Tenant
 from quire.runtime.kicks import Kicker
 from quire.runtime.service import create_run, send_signal
 from tests.conftest import create_database
 from tests.e2e.chaos_programs import STEPS, ChaosState, expected
+from tests.factories import TEST_SECRET_KEY, open_database, owner_url
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +66,7 @@ BEGIN
 END $$;
 CREATE TRIGGER chaos_audit_lease AFTER UPDATE ON runtime_run
     FOR EACH ROW EXECUTE FUNCTION chaos_audit_lease();
+GRANT SELECT, INSERT ON chaos_effect, chaos_lease TO quire_app;
 """
 
 
@@ -96,9 +99,10 @@ def test_runs_survive_workers_killed_at_random(
         import redis
 
         redis.Redis.from_url(broker_url).flushdb()
-    database = Database(url, pool_size=4)
+    with psycopg.connect(libpq_url(owner_url(url)), autocommit=True) as conn:  # the test's own tables
+        conn.execute(AUDIT_SQL)
+    database = open_database(url, pool_size=4)
     with database.system_session() as session:
-        session.execute(text(AUDIT_SQL))
         tenant = Tenant(name="chaos")
         session.add(tenant)
         session.commit()
@@ -106,6 +110,7 @@ def test_runs_survive_workers_killed_at_random(
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIRE_")}
     env.update(
         QUIRE_DATABASE_URL=url,
+        QUIRE_SECRET_KEY=TEST_SECRET_KEY,
         QUIRE_BROKER_URL=broker_url,
         QUIRE_DATA_DIR=str(tmp_path),
         QUIRE_PROGRAM_MODULES="tests.e2e.chaos_programs",

@@ -42,10 +42,9 @@ def test_ingest_search_and_ask_from_the_command_line(tmp_path: Path) -> None:
     try:
         assert quire(env, "migrate").returncode == 0
         from quire.app.bootstrap import first_admin_key
-        from quire.core.db import resolve_database_url
         from quire.core.settings import Settings
 
-        assert first_admin_key(resolve_database_url(Settings(data_dir=tmp_path / "data"))) is not None
+        assert first_admin_key(Settings(data_dir=tmp_path / "data", secret_key="")) is not None
 
         first = quire(env, "ingest", str(docs))
         assert first.returncode == 1, first.stdout + first.stderr  # one file failed

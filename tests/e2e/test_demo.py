@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from quire.app.demo import ADMIN, APPROVE, TENANT
-from quire.core.db import Database, resolve_database_url
+from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.settings import Settings
 from quire.core.tenancy import authenticate
@@ -70,12 +70,13 @@ class DemoRows:
 
 def demo_rows(data_dir: Path) -> DemoRows:
     """Row counts of the demo tenant, its admins, its approved memories and who approved them."""
-    database = Database(resolve_database_url(Settings(data_dir=data_dir)), pool_size=1)
+    database = Database.from_settings(Settings(data_dir=data_dir, secret_key=""), pool_size=1)
     try:
-        with database.system_session() as session:
-            tenant = session.execute(text("SELECT id FROM core_tenant WHERE name = :n"), {"n": TENANT}).one()[
+        with database.system_session() as system:
+            tenant = system.execute(text("SELECT id FROM core_tenant WHERE name = :n"), {"n": TENANT}).one()[
                 0
             ]
+        with database.tenant_session(tenant) as session:
             counts = {
                 name: int(session.execute(text(sql), {"tenant": tenant}).scalar_one())
                 for name, sql in COUNTS.items()
@@ -108,7 +109,7 @@ def demo_rows(data_dir: Path) -> DemoRows:
 
 
 def key_owner(data_dir: Path, key: str) -> tuple[uuid.UUID, Role]:
-    database = Database(resolve_database_url(Settings(data_dir=data_dir)), pool_size=1)
+    database = Database.from_settings(Settings(data_dir=data_dir, secret_key=""), pool_size=1)
     try:
         with database.system_session() as session:
             caller = authenticate(session=session, key=key)

@@ -16,11 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from quire.core.db import Database
 from quire.core.embedded import EmbeddedPostgres
 from quire.core.models import Role, Tenant
 from tests.conftest import create_database
-from tests.factories import TenantFixture, auth, make_key
+from tests.factories import TEST_SECRET_KEY, TenantFixture, auth, make_key, open_database
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +63,7 @@ def test_runs_spread_over_workers_on_two_hosts(
         import redis
 
         redis.Redis.from_url(broker_url).flushdb()
-    database = Database(url, pool_size=2)
+    database = open_database(url, pool_size=2)
     with database.system_session() as session:
         tenant = Tenant(name="hosts")
         session.add(tenant)
@@ -76,6 +75,7 @@ def test_runs_spread_over_workers_on_two_hosts(
     shared = {k: v for k, v in os.environ.items() if not k.startswith("QUIRE_")}
     shared.update(
         QUIRE_DATABASE_URL=url,  # an external PostgreSQL, as on several machines
+        QUIRE_SECRET_KEY=TEST_SECRET_KEY,  # the same secret on every host
         QUIRE_BROKER_URL=broker_url,
         QUIRE_PROGRAM_MODULES="tests.e2e.spread_programs",
         QUIRE_BLOB_STORE="postgres",  # the hosts share no folder

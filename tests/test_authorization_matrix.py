@@ -562,7 +562,7 @@ def test_every_route_declares_its_rule(settings: Settings, database: Any) -> Non
 def fingerprint(url: str) -> str:
     """A digest of every row Quire keeps, as the tables' owner sees them. Refused events are
     recorded on purpose (a run's event log keeps them) and console logins make sessions."""
-    skip = {"alembic_version", "core_context_key", "console_session"}
+    skip = {"alembic_version", "core_context_key", "core_console_session"}
     digest = hashlib.sha256()
     with psycopg.connect(libpq_url(owner_url(url))) as conn:
         tables = [

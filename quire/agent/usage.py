@@ -10,6 +10,11 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from quire.agent.messages import Usage
+from quire.runtime.stats import Buckets, histogram_sql
+
+# The run events the agent loop emits for model calls (quire/agent/loop.py).
+MODEL_CALL = "model.call"
+MODEL_FALLBACK = "model.fallback"
 
 
 def record_usage(
@@ -120,3 +125,37 @@ def usage_report(session: Session, *, since: date | None = None, until: date | N
         {"since": since, "until": until},
     ).mappings()
     return [UsageDay.model_validate(dict(row)) for row in rows]
+
+
+# What the operator's /metrics reads (in a system session: every tenant's).
+
+
+def usage_by_tenant_and_model(session: Session) -> list[tuple[str, str, int, int, int, float]]:
+    """(tenant name, model, input tokens, cached input tokens, output tokens, cost in USD)."""
+    rows = session.execute(
+        text(
+            "SELECT t.name, u.model, sum(u.input_tokens), sum(u.cached_input_tokens), "
+            "sum(u.output_tokens), sum(u.cost_usd) "
+            "FROM agent_usage u JOIN core_tenant t ON t.id = u.tenant_id GROUP BY 1, 2"
+        )
+    ).all()
+    return [(str(t), str(m), int(i), int(c), int(o), float(s)) for t, m, i, c, o, s in rows]
+
+
+def model_call_latencies(session: Session, bounds: tuple[float, ...]) -> Buckets:
+    """Model call latency in seconds by target, from the runs' `model.call` events."""
+    latency = "(data->>'latency_ms')::float8 / 1000"
+    source = f"runtime_event WHERE type = '{MODEL_CALL}'"
+    rows = session.execute(text(histogram_sql(latency, source, "data->>'target'", bounds))).all()
+    return Buckets(bounds=bounds, rows=[tuple(row) for row in rows])
+
+
+def model_fallbacks(session: Session) -> list[tuple[str, str, int]]:
+    """(target, outcome, count) of model calls that failed over to the next target."""
+    rows = session.execute(
+        text(
+            "SELECT data->>'target', data->>'outcome', count(*) FROM runtime_event "
+            f"WHERE type = '{MODEL_FALLBACK}' GROUP BY 1, 2"
+        )
+    ).all()
+    return [(t or "", o or "", int(n)) for t, o, n in rows]

@@ -10,7 +10,6 @@ import time
 import uuid
 
 from rich.console import Console
-from sqlalchemy import text
 
 from quire.agent.service import AgentRunCreate, describe_agent_run, start_agent_run
 from quire.app.programs import command_kicker, configure_process
@@ -18,9 +17,11 @@ from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.settings import Settings
 from quire.core.tenancy import Caller, get_tenant_by_name
+from quire.runtime.events import events_after
 from quire.runtime.executor import Executor
 from quire.runtime.local import LocalKicker, drive
 from quire.runtime.models import TERMINAL
+from quire.runtime.service import get_run
 from quire.runtime.sweeper import Sweeper
 
 
@@ -97,17 +98,11 @@ def _show_events(
     """Print the run's new events; return the last event's id, whether the run ended, whether
     tokens were streamed, and whether the cursor stands mid-line after them."""
     with database.tenant_session(tenant_id) as session:
-        rows = session.execute(
-            text("SELECT id, type, data FROM runtime_event WHERE run_id = :r AND id > :after ORDER BY id"),
-            {"r": run_id, "after": after},
-        ).all()
-        status = session.execute(
-            text("SELECT status FROM runtime_run WHERE id = :r"), {"r": run_id}
-        ).scalar_one()
+        events = events_after(session, run_id=run_id, after_id=after, limit=10_000)
+        status = get_run(session, run_id=run_id).status
     streamed = False
-    for event_id, kind, data in rows:
-        after = event_id
-        data = data or {}
+    for event in events:
+        after, kind, data = event.id or after, event.type, event.data or {}
         if kind == "model.delta":
             console.print(data.get("text", ""), end="", highlight=False, soft_wrap=True)
             streamed = mid_line = True

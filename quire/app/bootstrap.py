@@ -9,17 +9,15 @@ from importlib import resources
 import psycopg
 from alembic import command
 from alembic.config import Config
-from psycopg import sql
 
 from quire.core import contexts
 from quire.core.broker import check_broker, describe_broker_url
 from quire.core.db import (
-    APP_ROLE,
-    QUEUE_ROLE,
     Database,
     check_database,
     context_key,
     describe_url,
+    grant_login_roles,
     libpq_url,
     resolve_database_url,
     resolve_owner_url,
@@ -73,11 +71,7 @@ def migrate(
     with psycopg.connect(libpq_url(owner_url), autocommit=True) as conn:
         contexts.store_key(conn, context_key)
         if login_user and login_user != user_of(owner_url):
-            conn.execute(
-                sql.SQL("GRANT {}, {} TO {}").format(
-                    sql.Identifier(APP_ROLE), sql.Identifier(QUEUE_ROLE), sql.Identifier(login_user)
-                )
-            )
+            grant_login_roles(conn, login_user)
 
 
 def prepare(settings: Settings, *, run_migrations: bool = True) -> Installation:

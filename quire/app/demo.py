@@ -25,25 +25,38 @@ from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import text
-from sqlmodel import col, select
 
 from quire.app.ask import ask
 from quire.app.bootstrap import first_admin_key, prepare
 from quire.app.programs import configure_process, warm_up_in_background
 from quire.content.environment import ContentEnvironment
-from quire.content.models import Document, Version, VersionStatus
-from quire.content.service import UploadRequest, diff_versions, upload
+from quire.content.models import VersionStatus
+from quire.content.service import (
+    UploadRequest,
+    diff_versions,
+    finished_versions,
+    upload,
+    version_by_id,
+    version_with_bytes,
+)
 from quire.core.broker import build_broker
-from quire.core.db import Database, TenantSession
+from quire.core.db import Database
 from quire.core.embedded import EmbeddedPostgres
 from quire.core.errors import QuireError, Unauthenticated
-from quire.core.models import Principal, Role, Tenant
+from quire.core.models import Role
 from quire.core.settings import Settings
-from quire.core.tenancy import Caller, authenticate, create_api_key, create_principal, create_tenant
+from quire.core.tenancy import (
+    Caller,
+    authenticate,
+    create_api_key,
+    create_principal,
+    ensure_tenant,
+    principal_named,
+)
 from quire.core.workers import alive_workers
 from quire.memory.models import ReviewDecision, VersionState
-from quire.memory.service import list_items, review
+from quire.memory.service import count_in_state, list_items, review, unchecked_versions
+from quire.runtime import stats
 from quire.runtime.executor import Executor
 from quire.runtime.kicks import Kicker
 from quire.runtime.local import LocalKicker, drive
@@ -193,17 +206,11 @@ def run_demo(settings: Settings, *, examples: Path | None, console: Console) -> 
 def ensure_demo_admin(database: Database, data_dir: Path) -> DemoAdmin:
     """The demo tenant, its admin and the admin's key: made on the first run, found on the next."""
     with database.system_session() as system:
-        system.execute(text("SELECT pg_advisory_xact_lock(hashtext('quire-demo'))"))
-        tenant = system.exec(select(Tenant).where(Tenant.name == TENANT)).first()
-        created = tenant is None
-        if tenant is None:
-            tenant = create_tenant(session=system, name=TENANT)
+        tenant, created = ensure_tenant(session=system, name=TENANT)
         system.commit()
         tenant_id = tenant.id
     with database.tenant_session(tenant_id) as session:
-        principal = session.exec(
-            select(Principal).where(Principal.name == ADMIN).order_by(col(Principal.created_at))
-        ).first()
+        principal = principal_named(session=session, name=ADMIN)
         if principal is None:
             principal = create_principal(session=session, name=ADMIN, role=Role.admin)
         key = _stored_key(database, data_dir, principal.id)
@@ -290,7 +297,12 @@ def _upload(
     example = outcome.example
     data = (folder / example.file).read_bytes()
     with database.tenant_session(admin.tenant_id) as session:
-        stored = _stored_version(session, example.source_key, hashlib.sha256(data).hexdigest())
+        stored = version_with_bytes(
+            session,
+            collection=COLLECTION,
+            source_key=example.source_key,
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
         if stored is not None:
             # Uploading v1 again after v2 would make a v3; the demo only adds what is missing.
             outcome.version_id, outcome.number, outcome.status = stored.id, stored.number, "already there"
@@ -314,30 +326,19 @@ def _upload(
     outcome.version_id, outcome.number = result.version_id, result.version_number
 
 
-def _stored_version(session: TenantSession, source_key: str, sha256: str) -> Version | None:
-    return session.exec(
-        select(Version)
-        .join(Document, col(Document.id) == col(Version.document_id))
-        .where(Document.collection == COLLECTION, Document.source_key == source_key)
-        .where(Version.sha256 == sha256)
-        .order_by(col(Version.number))
-    ).first()
-
-
 def _still_pending(
     database: Database, tenant_id: uuid.UUID, pending: list[Outcome], progress: Progress, task: TaskID
 ) -> list[Outcome]:
     with database.tenant_session(tenant_id) as session:
-        ids = [o.version_id for o in pending]
-        versions = {v.id: v for v in session.exec(select(Version).where(col(Version.id).in_(ids)))}
+        finished = finished_versions(session, [o.version_id for o in pending if o.version_id])
     still = []
     for outcome in pending:
-        version = versions.get(outcome.version_id) if outcome.version_id else None
-        if version is None or not VersionStatus(version.status).final:
+        if outcome.version_id not in finished:
             still.append(outcome)
             continue
-        if version.status != VersionStatus.indexed:
-            outcome.status, outcome.reason = version.status, version.status_reason or ""
+        status, reason = finished[outcome.version_id]
+        if status != VersionStatus.indexed:
+            outcome.status, outcome.reason = status, reason or ""
         elif outcome.status == "pending":
             outcome.status = "ingested"
         progress.advance(task)
@@ -350,7 +351,8 @@ def show_diff(database: Database, tenant_id: uuid.UUID, outcomes: list[Outcome],
         if outcome.example not in SECOND_VERSIONS or outcome.number < 2:
             continue
         with database.tenant_session(tenant_id) as session:
-            version = session.get(Version, outcome.version_id)
+            assert outcome.version_id is not None
+            version = version_by_id(session, outcome.version_id)
             assert version is not None
             diff = diff_versions(
                 session,
@@ -384,14 +386,6 @@ def _where(section_path: list[str]) -> str:
     return f"in {section_path[-1]}" if section_path else "at the top"
 
 
-UNSETTLED_SQL = text(
-    "SELECT (SELECT count(*) FROM runtime_run WHERE status IN ('queued', 'running') "
-    "OR (status IN ('sleeping', 'throttled') AND wake_at <= now() + interval '1 second')), "
-    "(SELECT count(*) FROM memory_version WHERE state IN ('proposed', 'checked')), "
-    "(SELECT count(*) FROM memory_version)"
-)
-
-
 def wait_for_proposals(database: Database, tenant_id: uuid.UUID, runner: Runner, console: Console) -> None:
     """Until every run the ingestion started has settled: memories proposed, checked, in review."""
     columns = (TextColumn("{task.description}"), TimeElapsedColumn())
@@ -400,7 +394,8 @@ def wait_for_proposals(database: Database, tenant_id: uuid.UUID, runner: Runner,
 
         def settled() -> bool:
             with database.tenant_session(tenant_id) as session:
-                busy, unchecked, proposed = (int(n) for n in session.execute(UNSETTLED_SQL).one())
+                busy = stats.runs_about_to_move(session)
+                unchecked, proposed = unchecked_versions(session)
             progress.update(
                 task, description=f"memory proposals: {proposed} made, {proposed - unchecked} checked"
             )
@@ -441,26 +436,13 @@ def approve_examples(database: Database, admin: Caller, runner: Runner, console:
         session.commit()
 
     def decided() -> bool:
-        return _count(database, admin.tenant_id, approved, VersionState.approved) == len(approved)
+        with database.tenant_session(admin.tenant_id) as session:
+            return count_in_state(session, approved, VersionState.approved) == len(approved)
 
     runner.until(decided, what="approving the example memories")
     console.print(f"\nApproved as [bold]{ADMIN}[/] (the audit log names them as the reviewer):")
     for line in lines:
         console.print(line, highlight=False)
-
-
-def _count(
-    database: Database, tenant_id: uuid.UUID, version_ids: list[uuid.UUID], state: VersionState
-) -> int:
-    if not version_ids:
-        return 0
-    with database.tenant_session(tenant_id) as session:
-        return int(
-            session.execute(
-                text("SELECT count(*) FROM memory_version WHERE id = ANY(:ids) AND state = :state"),
-                {"ids": version_ids, "state": state.value},
-            ).scalar_one()
-        )
 
 
 def count_in_review(database: Database, admin: Caller) -> int:

@@ -16,11 +16,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import text
 
 from quire.app.programs import command_kicker, configure_process
 from quire.content.models import VersionStatus
-from quire.content.service import UploadRequest, unchanged_uploads, upload
+from quire.content.service import UploadRequest, finished_versions, unchanged_uploads, upload
 from quire.core.db import Database
 from quire.core.errors import QuireError
 from quire.core.settings import Settings
@@ -167,13 +166,6 @@ def _upload_one(
         outcome.status, outcome.reason = "unchanged", f"same bytes as version {result.version_number}"
 
 
-FINISHED_SQL = text(
-    "SELECT id, status, status_reason FROM content_version "
-    "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = ANY(CAST(:final AS text[]))"
-)
-FINAL_STATUSES = [status.value for status in VersionStatus if status.final]
-
-
 def _refresh(
     database: Database, tenant_id: uuid.UUID, pending: list[Outcome], progress: Progress, task: object
 ) -> list[Outcome]:
@@ -181,12 +173,7 @@ def _refresh(
     # every half second while the workers ingest, and a row and a bound parameter per pending
     # version put it in a fifth of the command's profile samples on 240 files.
     with database.tenant_session(tenant_id) as session:
-        finished = {
-            version_id: (status, reason)
-            for version_id, status, reason in session.execute(
-                FINISHED_SQL, {"ids": [o.version_id for o in pending], "final": FINAL_STATUSES}
-            )
-        }
+        finished = finished_versions(session, [o.version_id for o in pending if o.version_id])
     still = []
     for outcome in pending:
         if outcome.version_id in finished:

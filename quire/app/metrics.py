@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,10 +23,15 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from quire.agent import usage
+from quire.content.service import version_counts
 from quire.core.db import Database
+from quire.core.pgqueue import message_counts
+from quire.core.workers import alive_workers
+from quire.runtime import stats
+from quire.runtime.stats import Buckets
 
 STEP_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120)
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -76,26 +81,30 @@ class HttpMetricsMiddleware:
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
 
 
+EVENT_COUNTERS = (
+    ("quire_run_recoveries", "run.recovered", "Runs resumed after their worker was lost."),
+    ("quire_step_retries", "step.retrying", "Step attempts that failed and were retried."),
+    ("quire_step_throttles", "step.throttled", "Steps parked by a Retry-After."),
+)
+
+
 def _histogram(
-    name: str, documentation: str, label_names: list[str], rows: Sequence[Any], buckets: tuple[float, ...]
+    name: str, documentation: str, label_names: list[str], buckets: Buckets
 ) -> HistogramMetricFamily:
-    """A histogram from rows of (labels..., count, sum, count <= bucket 1, count <= bucket 2, ...)."""
+    """A histogram from rows of (labels..., count, sum, count <= bound 1, count <= bound 2, ...)."""
     family = HistogramMetricFamily(name, documentation, labels=label_names)
     width = len(label_names)
-    for row in rows:
+    for row in buckets.rows:
         labels = [str(v) for v in row[:width]]
         count, total = int(row[width]), float(row[width + 1] or 0)
-        cumulative = [(str(bound), int(row[width + 2 + i])) for i, bound in enumerate(buckets)]
+        cumulative = [(str(bound), int(row[width + 2 + i])) for i, bound in enumerate(buckets.bounds)]
         family.add_metric(labels, [*cumulative, ("+Inf", count)], sum_value=total)
     return family
 
 
-def _bucket_columns(expression: str, buckets: tuple[float, ...]) -> str:
-    return ", ".join(f"count(*) FILTER (WHERE {expression} <= {bound})" for bound in buckets)
-
-
 class DatabaseCollector(Collector):
-    """Metrics read from the database (across tenants: the owner's session)."""
+    """Metrics read from the database across tenants (a system session), through the packages'
+    own queries."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -116,18 +125,10 @@ class DatabaseCollector(Collector):
             runs = GaugeMetricFamily(
                 "quire_runs", "Runs by program and status.", labels=["program", "status"]
             )
-            for program, status, count in session.execute(
-                text("SELECT program, status, count(*) FROM runtime_run GROUP BY 1, 2")
-            ):
+            for program, status, count in stats.runs_by_program(session):
                 runs.add_metric([program, status], count)
             families.append(runs)
-
-            due = session.execute(
-                text(
-                    "SELECT count(*) FROM runtime_run WHERE status = 'queued' OR "
-                    "(status IN ('waiting', 'sleeping', 'throttled') AND wake_at <= now())"
-                )
-            ).scalar_one()
+            due, _ = stats.due_runs(session)
             families.append(
                 GaugeMetricFamily(
                     "quire_runs_due", "Runs due to move but not running (queue depth).", value=due
@@ -138,61 +139,27 @@ class DatabaseCollector(Collector):
             )
             # The queue is the broker's (role quire_queue): read on the login's own connection.
             with self.database.raw_connection() as conn:
-                for queue_name, state, count in conn.execute(
-                    "SELECT queue_name, state, count(*) FROM core_queue_message GROUP BY 1, 2"
-                ):
+                for queue_name, state, count in message_counts(conn):
                     queue.add_metric([queue_name, state], count)
                 conn.rollback()
             families.append(queue)
-
-            duration = "extract(epoch FROM s.finished_at - s.started_at)"
-            rows = session.execute(
-                text(
-                    f"SELECT r.program, count(*), sum({duration}), {_bucket_columns(duration, STEP_BUCKETS)} "
-                    "FROM runtime_step s JOIN runtime_run r ON r.id = s.run_id GROUP BY 1"
-                )
-            ).all()
             families.append(
                 _histogram(
                     "quire_step_duration_seconds",
                     "Durations of recorded steps.",
                     ["program"],
-                    rows,
-                    STEP_BUCKETS,
+                    stats.step_durations(session, STEP_BUCKETS),
                 )
             )
-
-            events: dict[str, int] = {
-                kind: count
-                for kind, count in session.execute(
-                    text(
-                        "SELECT type, count(*) FROM runtime_event "
-                        "WHERE type IN ('run.recovered', 'step.retrying', 'step.throttled') GROUP BY 1"
-                    )
-                )
-            }
-            for name, kind, documentation in (
-                ("quire_run_recoveries", "run.recovered", "Runs resumed after their worker was lost."),
-                ("quire_step_retries", "step.retrying", "Step attempts that failed and were retried."),
-                ("quire_step_throttles", "step.throttled", "Steps parked by a Retry-After."),
-            ):
-                families.append(CounterMetricFamily(name, documentation, value=events.get(kind, 0)))
-
-            latency = "(data->>'latency_ms')::float8 / 1000"
-            rows = session.execute(
-                text(
-                    f"SELECT data->>'target', count(*), sum({latency}), "
-                    f"{_bucket_columns(latency, LATENCY_BUCKETS)} "
-                    "FROM runtime_event WHERE type = 'model.call' GROUP BY 1"
-                )
-            ).all()
+            counted = stats.event_counts(session, [kind for _, kind, _ in EVENT_COUNTERS])
+            for name, kind, documentation in EVENT_COUNTERS:
+                families.append(CounterMetricFamily(name, documentation, value=counted[kind]))
             families.append(
                 _histogram(
                     "quire_provider_latency_seconds",
                     "Model call latency by target.",
                     ["target"],
-                    rows,
-                    LATENCY_BUCKETS,
+                    usage.model_call_latencies(session, LATENCY_BUCKETS),
                 )
             )
             errors = CounterMetricFamily(
@@ -200,15 +167,9 @@ class DatabaseCollector(Collector):
                 "Failed model calls by target and outcome.",
                 labels=["target", "outcome"],
             )
-            for target, outcome, count in session.execute(
-                text(
-                    "SELECT data->>'target', data->>'outcome', count(*) FROM runtime_event "
-                    "WHERE type = 'model.fallback' GROUP BY 1, 2"
-                )
-            ):
-                errors.add_metric([target or "", outcome or ""], count)
+            for target, outcome, count in usage.model_fallbacks(session):
+                errors.add_metric([target, outcome], count)
             families.append(errors)
-
             tokens = CounterMetricFamily(
                 "quire_model_tokens",
                 "Model tokens by tenant, model and kind.",
@@ -217,26 +178,19 @@ class DatabaseCollector(Collector):
             cost = CounterMetricFamily(
                 "quire_model_cost_usd", "Model spend by tenant and model.", labels=["tenant", "model"]
             )
-            for tenant, model, input_tokens, cached, output, spent in session.execute(
-                text(
-                    "SELECT t.name, u.model, sum(u.input_tokens), sum(u.cached_input_tokens), "
-                    "sum(u.output_tokens), sum(u.cost_usd) "
-                    "FROM agent_usage u JOIN core_tenant t ON t.id = u.tenant_id GROUP BY 1, 2"
-                )
+            for tenant, model, input_tokens, cached, output, spent in usage.usage_by_tenant_and_model(
+                session
             ):
                 tokens.add_metric([tenant, model, "input"], input_tokens)
                 tokens.add_metric([tenant, model, "cached_input"], cached)
                 tokens.add_metric([tenant, model, "output"], output)
-                cost.add_metric([tenant, model], float(spent))
+                cost.add_metric([tenant, model], spent)
             families += [tokens, cost]
-
             ingested = CounterMetricFamily(
                 "quire_document_versions", "Document versions by status.", labels=["status"]
             )
             pages = 0
-            for status, count, page_count in session.execute(
-                text("SELECT status, versions, pages FROM quire_version_counts()")
-            ):
+            for status, count, page_count in version_counts(session):
                 ingested.add_metric([status], count)
                 if status == "indexed":
                     pages = page_count
@@ -244,15 +198,13 @@ class DatabaseCollector(Collector):
             families.append(
                 CounterMetricFamily("quire_ingested_pages", "Pages of indexed versions.", value=pages)
             )
-
-            workers = session.execute(
-                text("SELECT count(*) FROM core_worker WHERE seen_at > now() - interval '15 seconds'")
-            ).scalar_one()
-            families.append(
-                GaugeMetricFamily(
-                    "quire_workers_alive", "Worker processes seen in the last 15 s.", value=workers
-                )
+        families.append(
+            GaugeMetricFamily(
+                "quire_workers_alive",
+                "Worker processes seen in the last three heartbeats.",
+                value=alive_workers(self.database),
             )
+        )
         return families
 
 

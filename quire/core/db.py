@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from pydantic import BaseModel
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
@@ -129,6 +130,15 @@ def user_of(url: str) -> str | None:
 def context_key(settings: Settings) -> bytes:
     """The key this installation signs transaction contexts with (from QUIRE_SECRET_KEY)."""
     return derive(secret_key(configured=settings.secret_key, data_dir=settings.data_dir), contexts.PURPOSE)
+
+
+def grant_login_roles(conn: psycopg.Connection[Any], login: str) -> None:
+    """Make `login` (the API's and workers' role) a member of the roles Quire's work runs as."""
+    conn.execute(
+        sql.SQL("GRANT {}, {} TO {}").format(
+            sql.Identifier(APP_ROLE), sql.Identifier(QUEUE_ROLE), sql.Identifier(login)
+        )
+    )
 
 
 def describe_url(url: str) -> str:

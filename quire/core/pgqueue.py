@@ -86,6 +86,12 @@ def enqueue_in(conn: psycopg.Connection[Any], message: Message[Any], *, delay_ms
     conn.execute(NOTIFY_SQL, {"queue": message.queue_name})
 
 
+def message_counts(conn: psycopg.Connection[Any]) -> list[tuple[str, str, int]]:
+    """(queue, state, messages) on a connection of the broker's role (quire_queue)."""
+    rows = conn.execute(f"SELECT queue_name, state, count(*) FROM {TABLE} GROUP BY 1, 2").fetchall()
+    return [(str(q), str(s), int(n)) for q, s, n in rows]
+
+
 class PostgresBroker(Broker):
     """Dramatiq broker on a PostgreSQL table (created by Quire's migrations)."""
 

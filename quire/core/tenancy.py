@@ -44,6 +44,28 @@ def create_tenant(*, session: SystemSession, name: str) -> Tenant:
     return tenant
 
 
+def ensure_tenant(*, session: SystemSession, name: str) -> tuple[Tenant, bool]:
+    """The tenant called `name`, made if missing (one maker at a time); and whether it was made."""
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('quire-tenant:' || :name))"), {"name": name})
+    tenant = session.exec(select(Tenant).where(Tenant.name == name)).first()
+    if tenant is not None:
+        return tenant, False
+    return create_tenant(session=session, name=name), True
+
+
+def principal_named(*, session: TenantSession, name: str) -> Principal | None:
+    """The tenant's first principal called `name`, if any."""
+    return session.exec(
+        select(Principal).where(Principal.name == name).order_by(col(Principal.created_at))
+    ).first()
+
+
+def principals_by_id(*, session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Principal]:
+    """The tenant's principals with these ids (unknown ids are left out)."""
+    rows = session.exec(select(Principal).where(col(Principal.id).in_(ids))).all()
+    return {p.id: p for p in rows}
+
+
 def get_tenant_by_name(*, session: SystemSession, name: str) -> Tenant:
     tenant = session.exec(select(Tenant).where(Tenant.name == name)).first()
     if tenant is None:

@@ -6,7 +6,8 @@ import logging
 import os
 import socket
 import threading
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 
@@ -57,10 +58,29 @@ class WorkerHeartbeat:
                 logger.warning("worker heartbeat failed", exc_info=True)
 
 
-def alive_workers(database: Database, *, within: timedelta = timedelta(seconds=3 * BEAT_SECONDS)) -> int:
+ALIVE_WITHIN = timedelta(seconds=3 * BEAT_SECONDS)  # three heartbeats
+
+LIVE_WORKERS_SQL = text(
+    "SELECT id, hostname, pid, started_at, seen_at FROM core_worker "
+    "WHERE seen_at > now() - make_interval(secs => :within) ORDER BY started_at"
+)
+
+
+@dataclass(frozen=True)
+class Worker:
+    id: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+
+
+def live_workers(database: Database, *, within: timedelta = ALIVE_WITHIN) -> list[Worker]:
+    """Worker processes that reported within the last three heartbeats; they serve every tenant."""
     with database.system_session() as session:
-        count = session.execute(
-            text("SELECT count(*) FROM core_worker WHERE seen_at > now() - make_interval(secs => :s)"),
-            {"s": within.total_seconds()},
-        ).scalar_one()
-    return int(count)
+        rows = session.execute(LIVE_WORKERS_SQL, {"within": within.total_seconds()}).all()
+    return [Worker(id=r[0], hostname=r[1], pid=int(r[2]), started_at=r[3], seen_at=r[4]) for r in rows]
+
+
+def alive_workers(database: Database, *, within: timedelta = ALIVE_WITHIN) -> int:
+    return len(live_workers(database, within=within))

@@ -15,6 +15,7 @@ from quire.memory.models import (
     AuditReport,
     ItemDetail,
     ItemsPublic,
+    MemoryKind,
     MemoryProposal,
     MemoryScope,
     RecallResults,
@@ -55,7 +56,7 @@ def list_memories(
     session: TenantSessionDep,
     state: VersionState | None = None,
     scope: MemoryScope | None = None,
-    kind: str | None = None,
+    kind: MemoryKind | None = None,
     collection: str | None = None,
     flag: Annotated[
         str | None, Query(description="injection, secrets, duplicate_of, conflicts_with …")

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from quire.content.models import Document, Element
@@ -35,6 +36,7 @@ from quire.memory.models import (
     VersionPublic,
     VersionState,
 )
+from quire.memory.queue import QueueFilters, filtered, readable_scope_filter
 from quire.memory.quotes import find_quote
 from quire.memory.support import unsupported
 from quire.runtime.errors import InvalidEvent
@@ -271,22 +273,6 @@ def _may_write(caller: Caller, scope: MemoryScope | str, scope_ref: str | None) 
     return MemoryScope(scope) != MemoryScope.user or scope_ref == str(caller.principal_id)
 
 
-def readable_scope_filter(caller: Caller, *, agent: str | None = None) -> Any:
-    """Items the caller may see: tenant and collection scope, their own, their agent's."""
-    clauses = [
-        col(MemoryItem.scope).in_([MemoryScope.tenant.value, MemoryScope.collection.value]),
-        (col(MemoryItem.scope) == MemoryScope.user.value)
-        & (col(MemoryItem.scope_ref) == str(caller.principal_id)),
-    ]
-    if agent:
-        clauses.append(
-            (col(MemoryItem.scope) == MemoryScope.agent.value) & (col(MemoryItem.scope_ref) == agent)
-        )
-    from sqlalchemy import or_
-
-    return or_(*clauses)
-
-
 def list_items(
     session: Session,
     *,
@@ -299,27 +285,23 @@ def list_items(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[tuple[MemoryItem, MemoryVersion]], int]:
-    """Items with their newest version; reviewers see every scope, others what they may read."""
-    query = select(MemoryItem, MemoryVersion).join(
-        MemoryVersion, col(MemoryVersion.id) == col(MemoryItem.current_version_id)
+    """Items with their newest version, newest first; reviewers see every scope, others what they
+    may read (memory/queue.py holds the filters)."""
+    filters = QueueFilters(
+        state=state.value if state else "",
+        scope=scope.value if scope else "",
+        kind=kind or "",
+        collection=collection or "",
+        flag=flag or "",
     )
-    if not caller.allows(Role.reviewer):
-        query = query.where(readable_scope_filter(caller))
-    if state is not None:
-        query = query.where(MemoryVersion.state == state)
-    if scope is not None:
-        query = query.where(MemoryItem.scope == scope)
-    if kind:
-        query = query.where(MemoryItem.kind == kind)
-    if collection:
-        query = query.where(MemoryItem.scope == MemoryScope.collection, MemoryItem.scope_ref == collection)
-    if flag:
-        from sqlalchemy import text as sql_text
-
-        query = query.where(sql_text("memory_version.findings ? :flag").bindparams(flag=flag))
+    query = filtered(filters, caller=caller)
     count = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(col(MemoryItem.updated_at).desc()).offset(offset).limit(limit)).all()
     return [(item, version) for item, version in rows], int(count)
+
+
+def get_version(session: Session, version_id: uuid.UUID) -> MemoryVersion | None:
+    return session.get(MemoryVersion, version_id)
 
 
 def version_public(session: Session, version: MemoryVersion) -> VersionPublic:
@@ -479,3 +461,22 @@ def audit_report(session: Session, *, since_seq: int = 0, limit: int = 500) -> A
         broken_at=verification.broken_at,
         message=verification.message,
     )
+
+
+def unchecked_versions(session: Session) -> tuple[int, int]:
+    """(versions not yet through their checks, versions in all): how far proposing has got."""
+    unchecked, total = session.execute(
+        text("SELECT count(*) FILTER (WHERE state IN ('proposed', 'checked')), count(*) FROM memory_version")
+    ).one()
+    return int(unchecked), int(total)
+
+
+def count_in_state(session: Session, version_ids: list[uuid.UUID], state: VersionState) -> int:
+    """How many of these versions are in `state`."""
+    if not version_ids:
+        return 0
+    count = session.execute(
+        text("SELECT count(*) FROM memory_version WHERE id = ANY(:ids) AND state = :state"),
+        {"ids": version_ids, "state": state.value},
+    ).scalar_one()
+    return int(count)

@@ -284,3 +284,8 @@ def _wake_for_cancel(session: Session, run_id: uuid.UUID, kicker: Kicker | None)
     ).first()
     if row is not None and kicker is not None:
         kicker.kick(run_id, int(row[0]), program=row[1], session=session)
+
+
+def programs_of(session: Session, *, caller: Caller) -> list[str]:
+    """The programs of the runs `caller` may see (for a filter)."""
+    return sorted(session.exec(select(Run.program).where(access.visible_runs(caller)).distinct()).all())

@@ -186,3 +186,12 @@ def decide_task(
 def _visible(session: Session, task: HumanTask, caller: Caller) -> bool:
     row = session.exec(select(HumanTask.id).where(HumanTask.id == task.id, may_decide(caller))).first()
     return row is not None
+
+
+def tasks_of_run(session: Session, *, run_id: uuid.UUID) -> list[HumanTask]:
+    """Every human task of the run, decided or not, oldest first."""
+    return list(
+        session.exec(
+            select(HumanTask).where(HumanTask.run_id == run_id).order_by(col(HumanTask.created_at))
+        ).all()
+    )

@@ -194,7 +194,7 @@ def test_a_session_past_its_end_on_the_server_gets_the_login_page(
     log_in(browser, key)
     assert browser.get("/console/memory").status_code == 200
     with database.tenant_session(tenants["acme"].id) as session:
-        session.execute(text("UPDATE console_session SET expires_at = now() - interval '1 second'"))
+        session.execute(text("UPDATE core_console_session SET expires_at = now() - interval '1 second'"))
         session.commit()
     response = browser.get("/console/memory", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/console/login")

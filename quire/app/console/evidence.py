@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from quire.content.models import Document, Element
+from quire.content.models import Element
 from quire.content.models import Version as DocumentVersion
+from quire.content.service import cited_passage, elements_of
 from quire.memory.models import EvidencePublic
 
 CONTEXT_CHARS = 2000  # of the element's text on each side of the quote
@@ -59,10 +60,13 @@ def in_context(session: Session, evidence: Sequence[EvidencePublic]) -> list[Evi
         views.append(view)
         if piece.document_id is None:
             continue
-        document = session.get(Document, piece.document_id)
-        version = (
-            session.get(DocumentVersion, piece.document_version_id) if piece.document_version_id else None
+        cited = cited_passage(
+            session,
+            document_id=piece.document_id,
+            version_id=piece.document_version_id,
+            element_id=piece.element_id,
         )
+        document, version = cited.document, cited.version
         if document is None or version is None:
             view.problem = "the cited document version is gone"
             continue
@@ -74,7 +78,7 @@ def in_context(session: Session, evidence: Sequence[EvidencePublic]) -> list[Evi
         view.console_path = f"/console/documents/{document.id}/versions/{version.number}"
         if document.deleted_at is not None:
             view.problem = f"the document was deleted: {document.deleted_reason or 'no reason given'}"
-        element = session.get(Element, (version.id, piece.element_id)) if piece.element_id else None
+        element = cited.element
         if element is None:
             view.problem = view.problem or "the cited element is not in that version"
             view.marked = piece.quote or ""
@@ -104,9 +108,7 @@ def version_elements(
     session: Session, *, version: DocumentVersion, marks: dict[uuid.UUID, tuple[int | None, int | None]]
 ) -> list[ElementView]:
     """A document version's elements in order; the marked ones cut around their span."""
-    elements = session.exec(
-        select(Element).where(Element.version_id == version.id).order_by(col(Element.ord))
-    ).all()
+    elements = elements_of(session, version.id)
     views = []
     for element in elements:
         if element.element_id in marks:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from quire.core.models import Principal
+from quire.core.tenancy import principals_by_id
 
 
 def actor_names(session: Session, actors: Iterable[str | None]) -> dict[str, str]:
@@ -22,5 +22,5 @@ def actor_names(session: Session, actors: Iterable[str | None]) -> dict[str, str
             continue
     if not ids:
         return {}
-    principals = session.exec(select(Principal).where(col(Principal.id).in_(list(ids)))).all()
-    return {ids[p.id]: f"{p.name} ({p.role.value})" for p in principals}
+    principals = principals_by_id(session=session, ids=list(ids))
+    return {ids[p.id]: f"{p.name} ({p.role.value})" for p in principals.values()}

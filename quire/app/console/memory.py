@@ -21,14 +21,13 @@ from quire.app.console.errors import ConsoleError
 from quire.app.console.evidence import in_context, version_elements
 from quire.app.console.history import actor_names
 from quire.app.console.pages import redirect, render, safe_next, sessions_of
-from quire.app.console.queue import AWAITING, FLAGS, QueueFilters, list_queue, neighbours, pending_decisions
 from quire.app.errors import status_for
 from quire.content import service as content
-from quire.content.models import Document
 from quire.core.deps import DatabaseDep
 from quire.core.errors import QuireError
 from quire.memory import service
-from quire.memory.models import MemoryKind, MemoryVersion, ReviewDecision, VersionState
+from quire.memory.models import MemoryKind, ReviewDecision, VersionState
+from quire.memory.queue import AWAITING, FLAGS, QueueFilters, list_queue, neighbours, pending_decisions
 from quire.runtime.routes import KickerDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -134,7 +133,7 @@ def _referenced(session: Session, findings: dict[str, Any]) -> dict[str, dict[st
             if not isinstance(entry, dict):
                 continue
             try:
-                version = session.get(MemoryVersion, uuid.UUID(str(entry.get("version_id"))))
+                version = service.get_version(session, uuid.UUID(str(entry.get("version_id"))))
             except ValueError:
                 continue
             if version is not None:
@@ -215,7 +214,7 @@ def bulk_approve(
     for item_id, version_id in targets:
         with database.tenant_session(console.caller.tenant_id) as session:
             try:
-                current = session.get(MemoryVersion, version_id) if version_id else None
+                current = service.get_version(session, version_id) if version_id else None
                 name = (
                     "recertify"
                     if current and current.state == VersionState.needs_recertification
@@ -253,7 +252,7 @@ def document_version_page(
     """A document version's elements, in order, with the cited span marked."""
     with database.tenant_session(console.caller.tenant_id) as session, as_page():
         version = content.get_version(session, document_id=document_id, number=number)
-        document = session.get(Document, document_id)
+        document = content.get_document(session, document_id=document_id)
         elements = version_elements(session, version=version, marks={mark: (start, end)} if mark else {})
         return render(
             request,

@@ -14,7 +14,6 @@ from markupsafe import Markup
 
 from quire.agent.environment import current_agent
 from quire.agent.usage import UsageDay, daily_budget, usage_report
-from quire.app.console import metrics
 from quire.app.console.charts import Series, bar_chart, compact, dollars, sparkline
 from quire.app.console.deps import ConsoleSessionDep
 from quire.app.console.pages import render
@@ -23,6 +22,8 @@ from quire.app.console.timeline import seconds, tokens
 from quire.core.deps import DatabaseDep
 from quire.core.models import Role
 from quire.core.settings import Settings
+from quire.core.workers import live_workers
+from quire.runtime import stats
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -63,7 +64,7 @@ class ModelTotals:
     day_tokens: dict[date, int] = field(default_factory=dict)
 
 
-def program_rows(activity: metrics.Activity) -> list[ProgramActivity]:
+def program_rows(activity: stats.Activity) -> list[ProgramActivity]:
     rows = []
     for program, counts in activity.by_program.items():
         rows.append(
@@ -80,7 +81,7 @@ def program_rows(activity: metrics.Activity) -> list[ProgramActivity]:
     return rows
 
 
-def runs_chart(activity: metrics.Activity) -> Markup:
+def runs_chart(activity: stats.Activity) -> Markup:
     return bar_chart(
         [hour.astimezone(UTC).strftime("%H:%M") for hour in activity.hours],
         [
@@ -151,16 +152,16 @@ def operations_page(request: Request, console: AdminConsoleDep, database: Databa
     settings: Settings = request.app.state.settings
     postgres_broker = not settings.broker_url
     with database.tenant_session(console.caller.tenant_id) as session:
-        now = metrics.database_now(session)
-        activity = metrics.hourly_activity(session, now=now)
-        live = metrics.live_counts(session)
-        depth = metrics.queue_depth(session, postgres_broker=postgres_broker)
-        failures = metrics.recent_failures(session)
+        now = stats.database_now(session)
+        activity = stats.hourly_activity(session, now=now)
+        live = stats.live_counts(session)
+        depth = stats.queue_depth(session, postgres_broker=postgres_broker)
+        failures = stats.recent_failures(session)
         today = now.date()
         days = [today - timedelta(days=SPEND_DAYS - 1 - i) for i in range(SPEND_DAYS)]
         usage = usage_report(session, since=days[0])
         budget = daily_budget(session, default_usd=current_agent().budgets.default_daily_usd)
-    workers = metrics.alive_workers(database)
+    workers = live_workers(database)
     models = model_totals(usage)
     cost_chart, tokens_chart = spend_charts(models, days)
     spent_today = sum(row.cost_usd for row in usage if row.day == today)

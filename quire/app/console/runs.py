@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from quire.agent.loop import PROGRAM as AGENT_PROGRAM
 from quire.agent.service import AgentRunPublic, describe_agent_run
@@ -26,11 +26,10 @@ from quire.app.console.pages import render
 from quire.app.console.timeline import actors_of, build_timeline, pretty, seconds, tokens
 from quire.core.deps import DatabaseDep
 from quire.core.models import Role
-from quire.core.tenancy import Caller
-from quire.runtime.access import visible_runs
 from quire.runtime.events import events_after
-from quire.runtime.models import HumanTask, Run, RunEvent, RunStatus
-from quire.runtime.service import describe_run, list_runs
+from quire.runtime.models import Run, RunEvent, RunStatus
+from quire.runtime.service import describe_run, list_runs, programs_of
+from quire.runtime.tasks import tasks_of_run
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -99,11 +98,6 @@ def row_of(run: Run, at: datetime) -> RunRow:
     return RunRow(run=run, duration=duration_of(run, at), cost=cost, summary=summary)
 
 
-def programs_of(session: Session, caller: Caller) -> list[str]:
-    """The programs of the runs the caller may see, for the filter."""
-    return sorted(session.exec(select(Run.program).where(visible_runs(caller)).distinct()).all())
-
-
 @router.get("/runs")
 def runs_page(request: Request, console: ConsoleSessionDep, database: DatabaseDep) -> HTMLResponse:
     filters = RunFilters.parse(request.query_params)
@@ -124,7 +118,7 @@ def runs_page(request: Request, console: ConsoleSessionDep, database: DatabaseDe
             rows=[row_of(run, at) for run in runs],
             count=count,
             filters=filters,
-            programs=programs_of(session, console.caller),
+            programs=programs_of(session, caller=console.caller),
             statuses=[s.value for s in RunStatus],
             page_size=len(runs),
             step=PAGE_SIZE,
@@ -142,15 +136,6 @@ def all_events(session: Session, run_id: uuid.UUID) -> tuple[list[RunEvent], boo
         events.extend(page)
         after = page[-1].id or after
     return events[:MAX_EVENTS], True
-
-
-def tasks_of(session: Session, run_id: uuid.UUID) -> list[HumanTask]:
-    """Every human task of the run, decided or not (`describe_run` lists only the open ones)."""
-    return list(
-        session.exec(
-            select(HumanTask).where(HumanTask.run_id == run_id).order_by(col(HumanTask.created_at))
-        ).all()
-    )
 
 
 @dataclass(frozen=True)
@@ -183,7 +168,7 @@ def run_page(
         run = describe_run(session, run_id=run_id, caller=console.caller)
         agent = agent_summary(session, run_id) if run.program == AGENT_PROGRAM else None
         events, truncated = all_events(session, run_id)
-        tasks = tasks_of(session, run_id)
+        tasks = tasks_of_run(session, run_id=run_id)
         names = actor_names(session, actors_of(events, tasks))
         entries = build_timeline(run, events, tasks, names)
         counts: dict[str, int] = {}

@@ -1,6 +1,6 @@
 """Console sessions: an API key logs in once; a signed cookie carries the session after that.
 
-Each login is a row of `console_session` (see `session_store`); the cookie holds that session's
+Each login is a row of `core_console_session` (see `quire.core.sessions`); the cookie holds that session's
 random token and the time of login, signed with HMAC-SHA256. Every request finds its row through
 a function that answers only for a session that was not ended (logout), has not expired and whose
 API key is live, and turns it into the API's `Caller`: a revoked key ends its sessions at once, a
@@ -24,10 +24,10 @@ from typing import Any
 from fastapi import Request, Response
 
 from quire.app.console.errors import ConsoleError, CsrfRefused, LoginRequired
-from quire.app.console.session_store import end_console_session, find_console_session, open_console_session
 from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.secrets import load_or_create
+from quire.core.sessions import end_console_session, find_console_session, open_console_session
 from quire.core.tenancy import Caller, hash_key
 
 COOKIE = "quire_console"

@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
-        "console_session",
+        "core_console_session",
         sa.Column("id", sa.Uuid(), primary_key=True),
         sa.Column(
             "tenant_id", sa.Uuid(), sa.ForeignKey("core_tenant.id", ondelete="CASCADE"), nullable=False
@@ -34,9 +34,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
     )
-    op.create_index("ix_console_session_tenant_id", "console_session", ["tenant_id"])
-    op.create_index("ix_console_session_api_key_id", "console_session", ["api_key_id"])
-    enable_tenant_isolation("console_session")
+    op.create_index("ix_console_session_tenant_id", "core_console_session", ["tenant_id"])
+    op.create_index("ix_console_session_api_key_id", "core_console_session", ["api_key_id"])
+    enable_tenant_isolation("core_console_session")
 
     # A request's session is looked up before its tenant is known, like an API key in
     # `quire_authenticate` (0001): with the owner's rights, reading these three tables only, and
@@ -50,7 +50,7 @@ def upgrade() -> None:
         SET search_path = public, pg_temp
         AS $$
             SELECT s.id, p.id, p.tenant_id, p.name::text, p.role::text
-            FROM console_session AS s
+            FROM core_console_session AS s
             JOIN core_api_key AS k ON k.id = s.api_key_id AND k.tenant_id = s.tenant_id
             JOIN core_principal AS p ON p.id = k.principal_id AND p.tenant_id = k.tenant_id
             WHERE s.token_hash = $1
@@ -66,4 +66,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS quire_console_session(text)")
-    op.drop_table("console_session")
+    op.drop_table("core_console_session")

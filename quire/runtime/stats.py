@@ -1,13 +1,15 @@
-"""What the operations page counts: runs by hour and program, live runs by status, queue depth,
-recent failures, spend per day and model, and the workers that are alive.
+"""What the runtime counts about its runs: by hour and program, live ones by status, the ones due,
+recent failures, step durations and events by type.
 
-Every query of tenant data runs in the caller's tenant session, so row-level security scopes it.
-Two things belong to no tenant: the workers (`core_worker`), read in a system session, and the
-PostgreSQL broker's messages, which a function counts through the tenant's runs they kick.
+Each function takes a session: in a tenant session row-level security keeps the figures to the
+tenant (the console's operations page); in a system session they span tenants (the operator's
+/metrics). "Due" is defined once, here. The PostgreSQL broker's messages belong to no tenant: a
+function counts the tenant's own kicks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,13 +17,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-from quire.core.db import Database
-from quire.core.workers import BEAT_SECONDS
 from quire.runtime.kicks import ACTOR, BACKGROUND_ACTOR
 from quire.runtime.models import RunStatus
 
 LIVE = (RunStatus.queued, RunStatus.running, RunStatus.waiting, RunStatus.sleeping, RunStatus.throttled)
-ALIVE_WITHIN = timedelta(seconds=3 * BEAT_SECONDS)
 
 HOURLY_STARTED_SQL = text(
     """
@@ -70,13 +69,9 @@ FAILURES_SQL = text(
     """
 )
 
-WORKERS_SQL = text(
-    """
-    SELECT id, hostname, pid, started_at, seen_at FROM core_worker
-    WHERE seen_at > now() - make_interval(secs => :within)
-    ORDER BY started_at
-    """
-)
+BY_PROGRAM_SQL = text("SELECT program, status, count(*) FROM runtime_run GROUP BY 1, 2")
+
+EVENTS_SQL = text("SELECT type, count(*) FROM runtime_event WHERE type = ANY(:types) GROUP BY 1")
 
 
 def database_now(session: Session) -> datetime:
@@ -151,12 +146,13 @@ class QueueDepth:
 
 
 def queue_depth(session: Session, *, postgres_broker: bool) -> QueueDepth:
-    due, oldest = session.execute(DUE_SQL).one()
+    """Runs due, and with the PostgreSQL broker the kicks of the session's tenant waiting in it."""
+    due, oldest = due_runs(session)
     if not postgres_broker:
-        return QueueDepth(due=int(due), oldest_due=oldest)
+        return QueueDepth(due=due, oldest_due=oldest)
     ready, in_flight, delayed, dead, broker_oldest = session.execute(BROKER_SQL).one()
     return QueueDepth(
-        due=int(due),
+        due=due,
         oldest_due=oldest,
         broker_ready=int(ready),
         broker_in_flight=int(in_flight),
@@ -182,17 +178,53 @@ def recent_failures(session: Session, *, limit: int = 20) -> list[Failure]:
     ]
 
 
+def runs_by_program(session: Session) -> list[tuple[str, str, int]]:
+    """(program, status, runs) for every program and status there are runs of."""
+    return [(str(p), str(s), int(n)) for p, s, n in session.execute(BY_PROGRAM_SQL).all()]
+
+
+def due_runs(session: Session) -> tuple[int, datetime | None]:
+    """How many runs are due (a worker should be moving them now) and since when the oldest is."""
+    count, oldest = session.execute(DUE_SQL).one()
+    return int(count), oldest
+
+
+ABOUT_TO_MOVE_SQL = text(
+    "SELECT count(*) FROM runtime_run WHERE status IN ('queued', 'running') "
+    "OR (status IN ('sleeping', 'throttled') AND wake_at <= now() + interval '1 second')"
+)
+
+
+def runs_about_to_move(session: Session) -> int:
+    """Runs moving now or within a second: zero once the work in sight has settled."""
+    return int(session.execute(ABOUT_TO_MOVE_SQL).scalar_one())
+
+
+def event_counts(session: Session, types: Sequence[str]) -> dict[str, int]:
+    """How many run events of each of `types` there are (zeros included)."""
+    counts = dict.fromkeys(types, 0)
+    for kind, count in session.execute(EVENTS_SQL, {"types": list(types)}).all():
+        counts[str(kind)] = int(count)
+    return counts
+
+
 @dataclass(frozen=True)
-class Worker:
-    id: str
-    hostname: str
-    pid: int
-    started_at: datetime
-    seen_at: datetime
+class Buckets:
+    """A histogram's rows: (labels..., count, sum, cumulative count per bound)."""
+
+    bounds: tuple[float, ...]
+    rows: list[tuple[Any, ...]]
 
 
-def alive_workers(database: Database) -> list[Worker]:
-    """Workers that reported in the last three heartbeats; they serve every tenant."""
-    with database.system_session() as session:
-        rows = session.execute(WORKERS_SQL, {"within": ALIVE_WITHIN.total_seconds()}).all()
-    return [Worker(id=r[0], hostname=r[1], pid=int(r[2]), started_at=r[3], seen_at=r[4]) for r in rows]
+def histogram_sql(value: str, source: str, labels: str, bounds: Sequence[float]) -> str:
+    """SELECT labels, count, sum and a cumulative count per bound of `value` over `source`."""
+    columns = ", ".join(f"count(*) FILTER (WHERE {value} <= {bound})" for bound in bounds)
+    return f"SELECT {labels}, count(*), sum({value}), {columns} FROM {source} GROUP BY {labels}"
+
+
+def step_durations(session: Session, bounds: tuple[float, ...]) -> Buckets:
+    """Durations of recorded steps in seconds, by program."""
+    duration = "extract(epoch FROM s.finished_at - s.started_at)"
+    source = "runtime_step s JOIN runtime_run r ON r.id = s.run_id"
+    rows = session.execute(text(histogram_sql(duration, source, "r.program", bounds))).all()
+    return Buckets(bounds=bounds, rows=[tuple(row) for row in rows])

@@ -1,8 +1,10 @@
-"""The reviewer's queue: memories by state, collection, kind and flag, oldest first.
+"""Finding memories: by state, scope, kind, collection and flag, for the API's list and the
+reviewer's queue (oldest first), one implementation for both.
 
 A collection filter matches memories scoped to the collection and memories whose evidence
 quotes a document of the collection (what the extractor proposes is tenant-scoped, but comes
-from one collection's documents).
+from one collection's documents). Callers below the reviewer role see only the scopes they may
+read (`readable_scope_filter`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from sqlalchemy import text as sql_text
 from sqlmodel import Session, col, func, select
 
 from quire.content.models import Document
+from quire.core.models import Role
+from quire.core.tenancy import Caller
 from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryScope, MemoryVersion, VersionState
 from quire.runtime.models import HumanTask
 
@@ -33,6 +37,7 @@ class QueueFilters:
     kind: str = ""
     flag: str = ""
     offset: int = 0
+    scope: str = ""
 
     @classmethod
     def parse(cls, params: Any) -> QueueFilters:
@@ -74,10 +79,15 @@ class QueueRow:
     pending: str | None = None  # a decision recorded, not yet applied by the worker
 
 
-def _filtered(filters: QueueFilters) -> Any:
+def filtered(filters: QueueFilters, *, caller: Caller | None = None) -> Any:
+    """Items with their newest version that match `filters` (and that `caller` may read)."""
     query = select(MemoryItem, MemoryVersion).join(
         MemoryVersion, col(MemoryVersion.id) == col(MemoryItem.current_version_id)
     )
+    if caller is not None and not caller.allows(Role.reviewer):
+        query = query.where(readable_scope_filter(caller))
+    if filters.scope:
+        query = query.where(MemoryItem.scope == MemoryScope(filters.scope))
     if filters.state:
         query = query.where(MemoryVersion.state == VersionState(filters.state))
     if filters.kind:
@@ -106,11 +116,25 @@ def _ordered(query: Any) -> Any:
     return query.order_by(col(MemoryVersion.created_at), col(MemoryVersion.id))
 
 
+def readable_scope_filter(caller: Caller, *, agent: str | None = None) -> Any:
+    """Items the caller may see: tenant and collection scope, their own, their agent's."""
+    clauses = [
+        col(MemoryItem.scope).in_([MemoryScope.tenant.value, MemoryScope.collection.value]),
+        (col(MemoryItem.scope) == MemoryScope.user.value)
+        & (col(MemoryItem.scope_ref) == str(caller.principal_id)),
+    ]
+    if agent:
+        clauses.append(
+            (col(MemoryItem.scope) == MemoryScope.agent.value) & (col(MemoryItem.scope_ref) == agent)
+        )
+    return or_(*clauses)
+
+
 def list_queue(
     session: Session, *, filters: QueueFilters, limit: int = PAGE_SIZE
 ) -> tuple[list[QueueRow], int]:
     """One page of the queue, and how many memories match in all."""
-    query = _filtered(filters)
+    query = filtered(filters)
     count = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(_ordered(query).offset(filters.offset).limit(limit)).all()
     result = [
@@ -138,7 +162,7 @@ def neighbours(
     session: Session, *, filters: QueueFilters, item_id: uuid.UUID, window: int = 1000
 ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     """The items before and after `item_id` in the queue, for moving through it one by one."""
-    query = _ordered(_filtered(filters)).with_only_columns(col(MemoryItem.id)).limit(window)
+    query = _ordered(filtered(filters)).with_only_columns(col(MemoryItem.id)).limit(window)
     ids = [row[0] for row in session.execute(query)]
     if item_id not in ids:
         return None, ids[0] if ids else None

@@ -7,9 +7,9 @@ import uuid
 from sqlalchemy import text
 from sqlmodel import select
 
-from quire.app.console.session_store import end_console_session, find_console_session, open_console_session
 from quire.core.db import Database
 from quire.core.models import ApiKey, Role
+from quire.core.sessions import end_console_session, find_console_session, open_console_session
 from quire.core.tenancy import hash_key
 from tests.factories import TenantFixture, make_key
 
@@ -57,7 +57,7 @@ def test_a_tenant_opens_no_session_with_another_tenants_key(
     with database.tenant_session(tenants["acme"].id) as session:
         session.execute(
             text(
-                "INSERT INTO console_session (id, tenant_id, api_key_id, token_hash, expires_at) "
+                "INSERT INTO core_console_session (id, tenant_id, api_key_id, token_hash, expires_at) "
                 "VALUES (:id, :tenant, :key, :token, now() + interval '1 hour')"
             ),
             {"id": uuid.uuid4(), "tenant": tenants["acme"].id, "key": globex_key_id, "token": "p" * 64},

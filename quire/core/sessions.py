@@ -1,4 +1,4 @@
-"""Console sessions as rows of `console_session`: what lets logging out end a session for good.
+"""Console sessions as rows of `core_console_session`: what lets logging out end a session for good.
 
 The cookie carries a random token; the table keeps its SHA-256 only. A request finds its session
 through `quire_console_session`, a SECURITY DEFINER function, because the tenant is not known
@@ -23,7 +23,7 @@ from quire.core.tenancy import Caller
 # opens nothing.
 OPEN_SQL = text(
     """
-    INSERT INTO console_session (id, tenant_id, api_key_id, token_hash, created_at, expires_at)
+    INSERT INTO core_console_session (id, tenant_id, api_key_id, token_hash, created_at, expires_at)
     SELECT :id, k.tenant_id, k.id, :token_hash, now(), now() + make_interval(secs => :seconds)
     FROM core_api_key AS k
     WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL
@@ -33,13 +33,13 @@ OPEN_SQL = text(
 
 # An expired session can never be resumed; each login clears its tenant's, so the table holds
 # no more than one session lifetime of logins.
-PRUNE_SQL = text("DELETE FROM console_session WHERE expires_at <= now()")
+PRUNE_SQL = text("DELETE FROM core_console_session WHERE expires_at <= now()")
 
 FIND_SQL = text(
     "SELECT session_id, principal_id, tenant_id, name, role FROM quire_console_session(:token_hash)"
 )
 
-END_SQL = text("UPDATE console_session SET ended_at = now() WHERE id = :id AND ended_at IS NULL")
+END_SQL = text("UPDATE core_console_session SET ended_at = now() WHERE id = :id AND ended_at IS NULL")
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from quire.core.errors import InvalidRequest
+from quire.core.errors import InvalidRequest, QuireError
 
 
-class BudgetOverMaximum(InvalidRequest):
+class AgentError(QuireError):
+    """Base class for what the agent raises (providers: `ProviderError`; MCP: `McpError`)."""
+
+    code = "agent_error"
+
+
+class BudgetOverMaximum(AgentError, InvalidRequest):
     """A run's budget asks for more than its starter's role may give a run."""
 
     code = "budget_over_maximum"

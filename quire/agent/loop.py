@@ -27,6 +27,7 @@ from quire.agent.routing import ModelCall
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_message
 from quire.agent.tools.builtin import ask_human
 from quire.agent.usage import record_usage, tenant_budget_reason
+from quire.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from quire.core.models import Role, utcnow
 from quire.core.tenancy import Caller
 from quire.runtime.context import RunContext
@@ -186,6 +187,11 @@ def call_model(
     return call
 
 
+# What a tool raises that no retry can fix (a missing document, a refused request): answered to
+# the model as the tool's error. Anything else (a service down) is retried by the step's policy.
+PERMANENT = (NotFound, InvalidRequest, Forbidden, Conflict)
+
+
 def execute_tool(
     ctx: RunContext, state: AgentState, call_id: str, tool: Tool, arguments: dict[str, Any]
 ) -> dict[str, Any]:
@@ -204,6 +210,8 @@ def execute_tool(
         raise
     except ValidationError as error:  # the arguments passed the schema but not the tool's own checks
         output = ToolOutput(content=validation_message(error), is_error=True)
+    except PERMANENT as error:  # another attempt cannot help: the model hears of it at once
+        output = ToolOutput(content=str(error), is_error=True)
     except LookupError as error:
         output = ToolOutput(content=f"not found: {error}", is_error=True)
     return {"call_id": call_id, **output.model_dump(mode="json")}

@@ -11,11 +11,11 @@ class ContentError(QuireError):
     code = "content_error"
 
 
-class DocumentNotFound(NotFound):
+class DocumentNotFound(ContentError, NotFound):
     code = "document_not_found"
 
 
-class VersionNotFound(NotFound):
+class VersionNotFound(ContentError, NotFound):
     code = "version_not_found"
 
 
@@ -25,7 +25,7 @@ class UploadTooLarge(ContentError):
     code = "too_large"
 
 
-class InvalidUpload(InvalidRequest):
+class InvalidUpload(ContentError, InvalidRequest):
     """The upload is missing its file or names it in a way Quire cannot keep."""
 
     code = "invalid_upload"

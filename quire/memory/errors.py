@@ -5,23 +5,23 @@ from __future__ import annotations
 from quire.core.errors import Conflict, InvalidRequest, NotFound, QuireError
 
 
-class MemoryError_(QuireError):
-    """Base class for memory errors."""
+class MemoryFailure(QuireError):
+    """Base class for memory errors (not `MemoryError`: that one is Python's)."""
 
     code = "memory_error"
 
 
-class MemoryNotFound(NotFound):
+class MemoryNotFound(MemoryFailure, NotFound):
     code = "memory_not_found"
 
 
-class MissingEvidence(InvalidRequest):
+class MissingEvidence(MemoryFailure, InvalidRequest):
     """A proposal without evidence, or with evidence that does not hold (a quote not found)."""
 
     code = "missing_evidence"
 
 
-class ReviewRefused(Conflict):
+class ReviewRefused(MemoryFailure, Conflict):
     """The decision does not fit the memory's state; the message says why."""
 
     code = "review_refused"

@@ -11,39 +11,39 @@ class RuntimeFailure(QuireError):
     code = "runtime_error"
 
 
-class RunNotFound(NotFound):
+class RunNotFound(RuntimeFailure, NotFound):
     """No run with that id in the caller's tenant."""
 
     code = "run_not_found"
 
 
-class TaskNotFound(NotFound):
+class TaskNotFound(RuntimeFailure, NotFound):
     code = "task_not_found"
 
 
-class ProgramNotFound(InvalidRequest):
+class ProgramNotFound(RuntimeFailure, InvalidRequest):
     """No program of that name (or version) is registered."""
 
     code = "program_not_found"
 
 
-class InvalidState(InvalidRequest):
+class InvalidState(RuntimeFailure, InvalidRequest):
     """The state given to start a run does not fit its program's state model."""
 
     code = "invalid_state"
 
 
-class RunFinished(Conflict):
+class RunFinished(RuntimeFailure, Conflict):
     """The run has ended; it takes no more signals or decisions."""
 
     code = "run_finished"
 
 
-class TaskAlreadyDecided(Conflict):
+class TaskAlreadyDecided(RuntimeFailure, Conflict):
     code = "task_already_decided"
 
 
-class InvalidEvent(Conflict):
+class InvalidEvent(RuntimeFailure, Conflict):
     """A process refused an event; the message says why."""
 
     code = "invalid_event"

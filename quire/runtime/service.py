@@ -289,3 +289,9 @@ def _wake_for_cancel(session: Session, run_id: uuid.UUID, kicker: Kicker | None)
 def programs_of(session: Session, *, caller: Caller) -> list[str]:
     """The programs of the runs `caller` may see (for a filter)."""
     return sorted(session.exec(select(Run.program).where(access.visible_runs(caller)).distinct()).all())
+
+
+def step_result(session: Session, *, run_id: uuid.UUID, seq: int) -> Any:
+    """What step `seq` of the run recorded (None if it has not completed)."""
+    step = session.get(Step, (run_id, seq))
+    return step.result if step is not None else None

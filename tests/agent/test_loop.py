@@ -442,3 +442,34 @@ def test_the_loop_keeps_every_prompt_within_budget(content: Harness) -> None:
             sum(message_tokens(m) for m in prompt) + tools_tokens(ScriptedProvider.requests[0].tools)
             <= budget
         )
+
+
+def test_a_missing_document_is_told_to_the_model_at_once_not_retried(content: Harness) -> None:
+    """A tool's "not found" is permanent: one attempt, and the model hears the reason (issue 17)."""
+    missing = uuid.uuid4()
+
+    def script(request: CompletionRequest) -> Message:
+        results = [m for m in request.messages if m.role == Role.tool]
+        if not results:
+            arguments = {"document_id": str(missing), "element_id": str(uuid.uuid4())}
+            return Message.assistant(tool_calls=[ToolCall(id="c1", name="read_section", arguments=arguments)])
+        return Message.assistant(f"the tool said: {results[0].content}")
+
+    install(script)
+    configure_agent(
+        ModelsConfig(
+            targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
+            routes={"default": Route(name="default", targets=["s"])},
+        ),
+        content.database,
+    )
+    run_id = content.start(
+        "agent.answer", AgentState(question="q", role=UserRole.admin, tools=["read_section"])
+    )
+    content.drive(until=5)
+    run = content.run(run_id)
+    assert run.status == "completed"
+    step = next(s for s in run.steps if s.name.startswith("tool:0:0:read_section"))
+    assert step.attempt == 1 and step.status == "completed"
+    assert step.result["is_error"] and str(missing) in step.result["content"]
+    assert "retry" not in " ".join(content.events(run_id))

@@ -5,14 +5,11 @@ from __future__ import annotations
 import uuid
 
 from pydantic import BaseModel, Field
-from sqlalchemy import text
-from sqlmodel import col, select
 
 from quire.agent.citations import SourceCitation
 from quire.agent.tools.base import ToolContext, ToolOutput, tool
 from quire.content import service as content_service
 from quire.content.environment import current
-from quire.content.models import Element
 from quire.content.search import Scope
 from quire.content.search import search as content_search
 from quire.core.models import Role
@@ -20,6 +17,7 @@ from quire.core.tenancy import Caller
 from quire.memory.models import EvidenceIn, MemoryKind, MemoryProposal
 from quire.memory.recall import Reader, recall
 from quire.memory.service import propose
+from quire.runtime.service import step_result
 
 
 class SearchArgs(BaseModel):
@@ -83,12 +81,10 @@ def read_section(ctx: ToolContext, args: SectionArgs) -> ToolOutput:
     document = content_service.get_document(ctx.session, document_id=args.document_id)
     if document.latest_version_id is None:
         return ToolOutput(content="That document has no searchable version.", is_error=True)
-    version = content_service.get_version(
-        ctx.session, document_id=document.id, number=_number(ctx, document.latest_version_id)
-    )
-    elements = ctx.session.exec(
-        select(Element).where(Element.version_id == version.id).order_by(col(Element.ord))
-    ).all()
+    version = content_service.version_by_id(ctx.session, document.latest_version_id)
+    if version is None:
+        return ToolOutput(content="That document has no searchable version.", is_error=True)
+    elements = content_service.elements_of(ctx.session, version.id)
     anchor = next((e for e in elements if e.element_id == args.element_id), None)
     if anchor is None:
         return ToolOutput(content="That element is not in the document's latest version.", is_error=True)
@@ -109,13 +105,6 @@ def read_section(ctx: ToolContext, args: SectionArgs) -> ToolOutput:
         section_path=list(path),
     )
     return ToolOutput(content=f"{citation.label()}\n\n{body}", citations=[citation])
-
-
-def _number(ctx: ToolContext, version_id: uuid.UUID) -> int:
-    number = ctx.session.execute(
-        text("SELECT number FROM content_version WHERE id = :id"), {"id": version_id}
-    ).scalar_one()
-    return int(number)
 
 
 class CompareArgs(BaseModel):
@@ -264,13 +253,10 @@ def read_result(ctx: ToolContext, args: ReadResultArgs) -> ToolOutput:
         return ToolOutput(
             content=f"{args.handle!r} is not a result handle (they look like 'r12').", is_error=True
         )
-    row = ctx.session.execute(
-        text("SELECT result FROM runtime_step WHERE run_id = :run AND seq = :seq"),
-        {"run": ctx.run.run_id, "seq": int(args.handle[1:])},
-    ).first()
-    if row is None or not isinstance(row[0], dict) or "content" not in row[0]:
+    result = step_result(ctx.session, run_id=ctx.run.run_id, seq=int(args.handle[1:]))
+    if not isinstance(result, dict) or "content" not in result:
         return ToolOutput(content=f"No result with handle {args.handle}.", is_error=True)
-    full = str(row[0]["content"])
+    full = str(result["content"])
     piece = full[args.offset : args.offset + args.length]
     rest = len(full) - args.offset - len(piece)
     note = (

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from quire.content.indexing import vector_literal
+from quire.memory.findings import Findings, Reference, Screening, StaleSource
 from quire.memory.models import MemoryItem, MemoryVersion
 from quire.memory.quotes import find_quote
 
@@ -46,20 +47,20 @@ SECRET_PATTERNS = {
 }
 
 
-def screen(text_: str) -> dict[str, Any]:
+def screen(text_: str) -> Findings:
     """Flags for instructions aimed at agents and for secrets in a text."""
-    flags: dict[str, Any] = {}
+    found = Findings()
     injection = [
         m.group(0) for p in INJECTION_PATTERNS for m in [re.search(p, text_, re.IGNORECASE | re.DOTALL)] if m
     ]
     if injection:
-        flags["injection"] = {"matches": injection[:5], "why": "it reads like instructions to an agent"}
+        found.injection = Screening(matches=injection[:5], why="it reads like instructions to an agent")
     secrets = sorted(
         name for name, pattern in SECRET_PATTERNS.items() if re.search(pattern, text_, re.IGNORECASE)
     )
     if secrets:
-        flags["secrets"] = {"kinds": secrets, "why": "it looks like it contains a credential"}
-    return flags
+        found.secrets = Screening(kinds=secrets, why="it looks like it contains a credential")
+    return found
 
 
 def _scope_clause(item: MemoryItem) -> tuple[str, dict[str, Any]]:
@@ -72,8 +73,8 @@ def _scope_clause(item: MemoryItem) -> tuple[str, dict[str, Any]]:
 
 
 def run_checks(session: Session, *, version: MemoryVersion, item: MemoryItem) -> dict[str, Any]:
-    """All findings for `version`, as JSON for the reviewer."""
-    findings: dict[str, Any] = screen(version.text)
+    """All findings for `version`, as the version keeps them (JSON; see memory/findings.py)."""
+    findings = screen(version.text)
     scope_sql, scope_params = _scope_clause(item)
     params = {**scope_params, "version_id": version.id, "item_id": item.id, "hash": version.content_hash}
 
@@ -87,9 +88,7 @@ def run_checks(session: Session, *, version: MemoryVersion, item: MemoryItem) ->
         params,
     ).all()
     if duplicates:
-        findings["duplicate_of"] = [
-            {"version_id": str(r[0]), "item_id": str(r[1]), "state": r[2]} for r in duplicates
-        ]
+        findings.duplicate_of = [Reference(version_id=r[0], item_id=r[1], state=r[2]) for r in duplicates]
 
     if version.embedding is not None:
         near = session.execute(
@@ -104,16 +103,11 @@ def run_checks(session: Session, *, version: MemoryVersion, item: MemoryItem) ->
         ).all()
         close = [r for r in near if r[3] >= NEAR_DUPLICATE_SIMILARITY]
         if close:
-            findings["near_duplicate_of"] = [
-                {
-                    "version_id": str(r[0]),
-                    "item_id": str(r[1]),
-                    "text": r[2],
-                    "similarity": round(float(r[3]), 3),
-                }
+            findings.near_duplicate_of = [
+                Reference(version_id=r[0], item_id=r[1], text=r[2], similarity=round(float(r[3]), 3))
                 for r in close
             ]
-            findings.setdefault("suggestion", "merge")
+            findings.suggestion = findings.suggestion or "merge"
 
     if item.subject_key:
         conflicts = session.execute(
@@ -125,17 +119,13 @@ def run_checks(session: Session, *, version: MemoryVersion, item: MemoryItem) ->
             {**params, "subject": item.subject_key},
         ).all()
         if conflicts:
-            findings["conflicts_with"] = [
-                {"version_id": str(r[0]), "item_id": str(r[1]), "text": r[2]} for r in conflicts
-            ]
-            findings["suggestion"] = "supersede"
-    changed = stale_sources(session, version_id=version.id)
-    if changed:
-        findings["source_changed"] = changed
-    return findings
+            findings.conflicts_with = [Reference(version_id=r[0], item_id=r[1], text=r[2]) for r in conflicts]
+            findings.suggestion = "supersede"
+    findings.source_changed = stale_sources(session, version_id=version.id) or None
+    return findings.stored()
 
 
-def stale_sources(session: Session, *, version_id: object) -> list[dict[str, Any]]:
+def stale_sources(session: Session, *, version_id: object) -> list[StaleSource]:
     """The evidence of a memory version whose document moved on to a version without the quote."""
     rows = session.execute(
         text(
@@ -154,10 +144,10 @@ def stale_sources(session: Session, *, version_id: object) -> list[dict[str, Any
         ).scalars()
         if not any(find_quote(element, quote) for element in texts):
             stale.append(
-                {
-                    "document_id": str(document_id),
-                    "latest_version": number,
-                    "why": f"version {number} of its document no longer says this",
-                }
+                StaleSource(
+                    document_id=document_id,
+                    latest_version=number,
+                    why=f"version {number} of its document no longer says this",
+                )
             )
     return stale

@@ -96,6 +96,7 @@ def flag_pending(ctx: RunContext, document_id: uuid.UUID) -> int:
     their checks)."""
     from quire.memory import audit
     from quire.memory.checks import stale_sources
+    from quire.memory.findings import Finding, Findings
 
     pending = ctx.session.exec(
         select(MemoryVersion)
@@ -105,9 +106,11 @@ def flag_pending(ctx: RunContext, document_id: uuid.UUID) -> int:
     flagged = 0
     for memory in {m.id: m for m in pending}.values():
         changed = stale_sources(ctx.session, version_id=memory.id)
-        if not changed or (memory.findings or {}).get("source_changed") == changed:
+        findings = Findings.of(memory.findings)
+        if not changed or findings.source_changed == changed:
             continue
-        memory.findings = {**(memory.findings or {}), "source_changed": changed}
+        findings.source_changed = changed
+        memory.findings = findings.stored()
         ctx.session.add(memory)
         audit.record(
             ctx.session,
@@ -116,8 +119,8 @@ def flag_pending(ctx: RunContext, document_id: uuid.UUID) -> int:
             actor="system",
             item_id=memory.item_id,
             version_id=memory.id,
-            reason=changed[0]["why"],
-            data={"finding": "source_changed"},
+            reason=changed[0].why,
+            data={"finding": Finding.source_changed.value},
         )
         flagged += 1
     return flagged

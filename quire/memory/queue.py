@@ -22,10 +22,10 @@ from sqlmodel import Session, col, func, select
 from quire.content.models import Document
 from quire.core.models import Role
 from quire.core.tenancy import Caller
+from quire.memory.findings import FLAGS
 from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryScope, MemoryVersion, VersionState
 from quire.runtime.models import HumanTask
 
-FLAGS = ("injection", "secrets", "duplicate_of", "near_duplicate_of", "conflicts_with")
 AWAITING = (VersionState.in_review, VersionState.needs_recertification)
 PAGE_SIZE = 50
 

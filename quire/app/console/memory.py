@@ -26,8 +26,9 @@ from quire.content import service as content
 from quire.core.deps import DatabaseDep
 from quire.core.errors import QuireError
 from quire.memory import service
+from quire.memory.findings import FLAGS
 from quire.memory.models import MemoryKind, ReviewDecision, VersionState
-from quire.memory.queue import AWAITING, FLAGS, QueueFilters, list_queue, neighbours, pending_decisions
+from quire.memory.queue import AWAITING, QueueFilters, list_queue, neighbours, pending_decisions
 from quire.runtime.routes import KickerDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)

@@ -12,14 +12,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quire.agent import routes as agent_routes
 from quire.app.console.mount import mount_console
-from quire.app.errors import document_errors, install_error_handlers, register_error
+from quire.app.errors import document_errors, install_error_handlers
 from quire.app.limits import BodySizeLimit
 from quire.app.mcp import mount_mcp
 from quire.app.metrics import install_metrics
 from quire.app.programs import configure_process, warm_up_in_background
 from quire.app.ratelimit import RateLimitMiddleware
 from quire.content import routes as content_routes
-from quire.content.errors import UploadTooLarge
 from quire.core import routes as core_routes
 from quire.core.broker import build_broker
 from quire.core.db import Database
@@ -27,15 +26,8 @@ from quire.core.logcontext import log_context
 from quire.core.settings import Settings
 from quire.core.tracing import configure_tracing, span_from
 from quire.memory import routes as memory_routes
-from quire.memory.errors import MissingEvidence, ReviewRefused
 from quire.runtime import routes as runtime_routes
-from quire.runtime.errors import InvalidProcess
 from quire.runtime.kicks import Kicker
-
-register_error(InvalidProcess, 500)
-register_error(UploadTooLarge, 413)
-register_error(MissingEvidence, 422)
-register_error(ReviewRefused, 409)
 
 
 def create_app(

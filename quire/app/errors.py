@@ -17,15 +17,19 @@ from quire.core import errors
 
 logger = logging.getLogger(__name__)
 
-STATUS_BY_ERROR: list[tuple[type[errors.QuireError], int]] = [
+# Each package's errors derive from one of these categories, which decide the status (the first
+# that matches, so the more specific come first); an error of no category is a 400.
+STATUS_BY_ERROR: tuple[tuple[type[errors.QuireError], int], ...] = (
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.InvalidRequest, 422),
+    (errors.TooLarge, 413),
     (errors.ServiceUnavailable, 503),
     (errors.ConfigurationError, 500),
-]
+    (errors.InternalError, 500),
+)
 
 HTTP_CODES = {
     400: "bad_request",
@@ -69,12 +73,6 @@ class ErrorPublic(BaseModel):
     """The body of every error response."""
 
     error: ErrorInfo
-
-
-def register_error(error_type: type[errors.QuireError], status: int) -> None:
-    """Let a package's error map to an HTTP status (most specific class first)."""
-    if (error_type, status) not in STATUS_BY_ERROR:
-        STATUS_BY_ERROR.insert(0, (error_type, status))
 
 
 def status_for(error: errors.QuireError) -> int:

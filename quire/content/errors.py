@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quire.core.errors import InvalidRequest, NotFound, QuireError
+from quire.core.errors import InvalidRequest, NotFound, QuireError, TooLarge
 
 
 class ContentError(QuireError):
@@ -19,7 +19,7 @@ class VersionNotFound(ContentError, NotFound):
     code = "version_not_found"
 
 
-class UploadTooLarge(ContentError):
+class UploadTooLarge(ContentError, TooLarge):
     """The upload is over the configured size limit; nothing was stored."""
 
     code = "too_large"

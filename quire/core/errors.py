@@ -59,3 +59,15 @@ class OutboundRefused(InvalidRequest):
     """Quire will not connect there on a tenant's behalf (an internal address, credentials in a URL)."""
 
     code = "outbound_refused"
+
+
+class TooLarge(QuireError):
+    """The request carries more than a limit allows; nothing was stored."""
+
+    code = "too_large"
+
+
+class InternalError(QuireError):
+    """Quire contradicts itself (a definition that cannot work): a bug, not the caller's fault."""
+
+    code = "internal_error"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quire.core.errors import Conflict, Forbidden, InvalidRequest, NotFound, QuireError
+from quire.core.errors import Conflict, Forbidden, InternalError, InvalidRequest, NotFound, QuireError
 
 
 class RuntimeFailure(QuireError):
@@ -55,7 +55,7 @@ class EventForbidden(InvalidEvent, Forbidden):
     code = "event_forbidden"
 
 
-class InvalidProcess(RuntimeFailure):
+class InvalidProcess(RuntimeFailure, InternalError):
     """A process definition contradicts itself (unknown states, unreachable targets)."""
 
     code = "invalid_process"

@@ -185,7 +185,8 @@ def baseline_seconds(folder: Path) -> tuple[float, float, float]:
     from sentence_transformers import SentenceTransformer
 
     from quire.content.chunking import ChunkInput, chunk_elements, search_text
-    from quire.content.parsing_child import parse_document, prepare
+    from quire.content.parsing.document import parse_document
+    from quire.content.parsing.preparation import prepare
     from quire.core.embeddings import get_embedder
 
     prepare()  # unstructured imported, spaCy loaded, PDFs routed to the text-layer partitioner
@@ -197,7 +198,7 @@ def baseline_seconds(folder: Path) -> tuple[float, float, float]:
     started = time.perf_counter()
     texts: list[str] = []
     for path in sorted(folder.iterdir()):
-        parsed = parse_document(path.read_bytes(), filename=path.name, check_ready=False)
+        parsed = parse_document(path.read_bytes(), filename=path.name)
         chunks = chunk_elements(
             [
                 ChunkInput(uuid.uuid4(), e.type, e.text, e.page, e.section_path)
@@ -260,7 +261,7 @@ def cpu_seconds(root: int) -> dict[str, float]:
             continue
         kind = (
             "parsing child"
-            if "parsing_child" in command
+            if "quire.content.parsing.server" in command
             else "worker"
             if "quire.app.worker" in command
             else "postgres"

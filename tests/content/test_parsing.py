@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from quire.content import parsing
 from quire.content.parsing import (
     CorruptFile,
     EncryptedFile,
@@ -29,6 +28,7 @@ from quire.content.parsing import (
     UnsupportedFileType,
     detect_content_type,
 )
+from quire.content.parsing import parser as parser_side
 from tests.content import fixtures
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -439,10 +439,11 @@ def test_closing_the_parser_stops_a_parse_in_progress() -> None:
 
 def test_preparation_failure_is_reported_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        parsing,
+        parser_side,
         "SERVER_COMMAND",
-        "import quire.content.parsing_child as child; "
-        "child.PACKAGED_SPACY_MODEL = 'no_such_model'; child.serve",
+        "import quire.content.parsing.spacy_model as spacy_model; "
+        "spacy_model.PACKAGED_SPACY_MODEL = 'no_such_model'; "
+        "from quire.content.parsing.server import serve; serve",
     )
     with Parser() as broken, pytest.raises(ParserUnavailable, match="no_such_model") as caught:
         broken.parse(b"Anything at all.", filename="a.txt")
@@ -462,7 +463,7 @@ def test_a_caller_gone_while_the_server_prepares_leaves_no_traceback() -> None:
 
 
 def test_server_that_cannot_start_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parsing, "SERVER_COMMAND", "import sys; sys.exit(3); print")
+    monkeypatch.setattr(parser_side, "SERVER_COMMAND", "import sys; sys.exit(3); print")
 
     with Parser() as broken, pytest.raises(ParserUnavailable, match="status 3"):
         broken.warm_up()
@@ -472,10 +473,10 @@ def test_server_that_cannot_start_is_reported(monkeypatch: pytest.MonkeyPatch) -
 
 
 def parse_and_report_network(data: bytes) -> tuple[ParsedDocument, list[str]]:
-    from quire.content import parsing_child
+    from quire.content.parsing import document, offline
 
-    document = parsing_child.parse_document(data, filename="report.pdf")
-    return document, list(parsing_child.NETWORK_ATTEMPTS)
+    parsed = document.parse_document(data, filename="report.pdf")
+    return parsed, list(offline.NETWORK_ATTEMPTS)
 
 
 def try_the_network() -> list[str]:

@@ -7,10 +7,10 @@ as its error code, and `status` is the version status the failure leads to.
 
 from __future__ import annotations
 
-from quire.core.errors import QuireError
+from quire.content.errors import ContentError
 
 
-class ParseFailure(QuireError):
+class ParseFailure(ContentError):
     """A document could not be turned into elements; `status` is the version status it leads to."""
 
     code = "parse_failed"

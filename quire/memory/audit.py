@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import text
@@ -34,7 +35,8 @@ def event_hash(prev_hash: str, event: MemoryEvent) -> str:
         "actor": event.actor,
         "reason": event.reason,
         "data": json.loads(dumps(event.data)),
-        "created_at": event.created_at.isoformat(timespec="microseconds"),
+        # In UTC, as it was written: read back, a timestamp comes in the session's time zone.
+        "created_at": event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
     }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()

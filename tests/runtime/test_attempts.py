@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from quire.core import tracing
 from quire.core.logcontext import ContextFilter
 from quire.runtime.context import RunContext
+from quire.runtime.errors import RetryAfter
 from quire.runtime.programs import program
 from quire.runtime.retry import RetryPolicy
 from tests.harness import Harness
@@ -60,11 +61,6 @@ class Records(logging.Handler):
         self.records.append(record)
 
 
-# Today, inline steps run in threads without the run's log context or a span of their own, and
-# sleep in the thread between attempts instead of parking the run.
-drift = pytest.mark.xfail(strict=True, reason="the inline copy of the attempt logic has drifted")
-
-
 @pytest.fixture(autouse=True)
 def reset() -> None:
     attempts.clear()
@@ -91,7 +87,6 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
     return exporter
 
 
-@drift
 def test_an_inline_step_logs_with_its_run_and_step_like_any_step(harness: Harness, records: Records) -> None:
     run_id = harness.start("test.attempts.fan", Fan())
     harness.drive()
@@ -100,7 +95,6 @@ def test_an_inline_step_logs_with_its_run_and_step_like_any_step(harness: Harnes
     assert context == {(run_id, "0:alone"), (run_id, "1:steady"), (run_id, "2:flaky")}
 
 
-@drift
 def test_an_inline_step_has_its_span_in_the_run_trace_like_any_step(
     harness: Harness, spans: InMemorySpanExporter
 ) -> None:
@@ -114,7 +108,6 @@ def test_an_inline_step_has_its_span_in_the_run_trace_like_any_step(
         assert finished[name].context.trace_id == run.context.trace_id, name
 
 
-@drift
 def test_an_inline_retry_parks_the_run_once_its_siblings_are_done(harness: Harness) -> None:
     # An inline step cannot park on its own while its siblings run (see quire/runtime/steps.py):
     # the siblings commit, then the run parks for the retry, holding no worker.
@@ -135,7 +128,6 @@ def test_an_inline_retry_parks_the_run_once_its_siblings_are_done(harness: Harne
     assert [s.attempt for s in run.steps] == [1, 1, 2]
 
 
-@drift
 def test_inline_attempts_run_out_into_step_failed_across_parks(harness: Harness) -> None:
     run_id = harness.start("test.attempts.fan", Fan(failures=5))
     harness.drive(until=3)
@@ -146,3 +138,33 @@ def test_inline_attempts_run_out_into_step_failed_across_parks(harness: Harness)
     assert attempts["flaky"] == 3
     assert (run.steps[-1].status, run.steps[-1].attempt) == ("failed", 3)
     assert harness.events(run_id).count("step.retrying") == 2
+
+
+def busy(name: str) -> str:
+    attempts[name] += 1
+    if attempts[name] == 1:
+        raise RetryAfter(0.5, "429 from the provider")
+    return f"{name} served"
+
+
+@program("test.attempts.crowd")
+def crowd(ctx: RunContext, state: Fan) -> Fan:
+    outcomes = ctx.parallel([("busy", busy, ("busy",)), ("flaky", call, ("flaky", 1))], retry=FAST)
+    state.results = [o if isinstance(o, str) else f"failed: {o.error}" for o in outcomes]
+    return state
+
+
+def test_the_longest_wait_decides_when_a_parallel_block_tries_again(harness: Harness) -> None:
+    run_id = harness.start("test.attempts.crowd", Fan())
+    harness.drive()
+    run = harness.run(run_id)
+    assert run.status == "throttled"  # the provider's 0.5 s outlasts the back-off
+    assert run.waiting_for is not None
+    assert (run.waiting_for["kind"], run.waiting_for["step"]) == ("throttled", "busy")
+    assert run.waiting_for["attempts"] == {"0": 0, "1": 1}  # a throttle spends no attempt
+    assert {"step.throttled", "step.retrying"} <= set(harness.events(run_id))
+
+    harness.drive(until=2)
+    run = harness.run(run_id)
+    assert run.state == {"failures": 0, "results": ["busy served", "flaky done"]}
+    assert [(s.name, s.attempt) for s in run.steps] == [("busy", 1), ("flaky", 2)]

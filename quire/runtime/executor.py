@@ -15,9 +15,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from quire.core.db import Database
 from quire.core.logcontext import log_context
+from quire.core.models import utcnow
 from quire.core.tracing import span_from
-from quire.runtime import sql
-from quire.runtime.context import RunContext, utcnow
+from quire.runtime.context import RunContext
 from quire.runtime.errors import (
     Cancelled,
     LeaseLost,
@@ -146,7 +146,7 @@ class Executor:
             try:
                 program.on_cancel(ctx, state)
             except Suspend:
-                ctx._cancel_requested = True
+                ctx.journal.cancel_requested = True
                 return None
             except (StepFailed, NonDeterminism) as error:
                 return self._finish(
@@ -166,23 +166,10 @@ class Executor:
 
         if state is not None:
             ctx.publish(state)
-        with ctx._locked() as session:
-            row = session.execute(
-                sql.FINISH,
-                {
-                    "run_id": ctx.run_id,
-                    "epoch": ctx.run.epoch,
-                    "status": status.value,
-                    "error": error,
-                    "state": ctx._take_state(),
-                    **ctx._take_events((f"run.{status.value}", {"error": error} if error else None)),
-                },
-            ).first()
-            if row is None:
-                raise LeaseLost(ctx.run_id)
+        with ctx.journal.locked() as session:
+            parent_id = ctx.journal.finish(session, status=status, error=error)
             if status != RunStatus.completed:
                 cancel_descendants(session, run_id=ctx.run_id, kicker=self.kicker)
-            parent_id = row[0]
             if parent_id is not None:
                 # The parent may have ended first (it was cancelled, say).
                 with contextlib.suppress(RunFinished):
@@ -204,12 +191,17 @@ class Executor:
         from datetime import timedelta
 
         wake_at = utcnow() + timedelta(seconds=MISSING_PROGRAM_RETRY_SECONDS)
-        with ctx._locked() as session, contextlib.suppress(Suspend):
-            ctx._park(
+        with ctx.journal.locked() as session, contextlib.suppress(Suspend):
+            ctx.journal.park(
                 session,
                 status=RunStatus.sleeping,
                 wake_at=wake_at,
-                waiting_for={"kind": "program", "reason": reason, "until": wake_at.isoformat()},
+                waiting_for={
+                    "kind": "program",
+                    "reason": reason,
+                    "until": wake_at.isoformat(),
+                    **ctx.history.attempts_to_carry(),
+                },
                 attempt=ctx.run.attempt,
                 event=("run.program_missing", {"reason": reason}),
             )

@@ -28,11 +28,12 @@ from sqlmodel import Session
 from quire.core.errors import Forbidden
 from quire.core.models import Role
 from quire.core.tenancy import Caller
-from quire.runtime.context import Received, RunContext
+from quire.runtime.context import RunContext
 from quire.runtime.errors import EventForbidden, InvalidEvent, InvalidProcess, StepFailed
 from quire.runtime.events import append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.programs import Program, registry
+from quire.runtime.results import Received
 from quire.runtime.retry import DEFAULT_RETRY, RetryPolicy
 from quire.runtime.signals import deliver_signal
 

@@ -180,7 +180,7 @@ class Sweeper:
             try:
                 report = self.sweep_once()
                 if report.next_due is not None:
-                    from quire.runtime.context import utcnow
+                    from quire.core.models import utcnow
 
                     wait = min(wait, max(0.05, (report.next_due - utcnow()).total_seconds()))
             except Exception:

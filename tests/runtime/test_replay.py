@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
+import uuid
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import text
 
+from quire.core.models import Role
+from quire.core.tenancy import Caller
 from quire.runtime.context import RunContext
-from quire.runtime.errors import NonDeterminism
+from quire.runtime.errors import NonDeterminism, NonRetryable
 from quire.runtime.programs import program
+from quire.runtime.retry import NO_RETRY
+from quire.runtime.tasks import decide_task
 from tests.harness import Harness
 
 STEPS = 4
@@ -153,3 +163,139 @@ def test_a_long_run_yields_its_worker_in_bounded_slices(harness: Harness) -> Non
     assert events.count("run.yielded") == 2
     assert events.count("progress") == 25  # each emitted once, though replayed twice
     assert calls == {f"step{i}": 1 for i in range(25)}
+
+
+# A run that touches every kind of step, and its history as recorded by earlier code
+# (recorded_history.json): runs parked on that code must replay identically on this one.
+
+RECORDED = Path(__file__).with_name("recorded_history.json")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+MOMENT = re.compile(r"\d{4}-\d\d-\d\dT[0-9:.+]+(Z)?")
+
+
+class Walk(BaseModel):
+    seen: list[Any] = []
+
+
+class Pair(BaseModel):
+    number: int
+    word: str
+
+
+def side(name: str) -> str:
+    calls[name] += 1
+    if name == "refused":
+        raise NonRetryable("refused for good")
+    return name
+
+
+def make_pair() -> Pair:
+    calls["typed"] += 1
+    return Pair(number=7, word="seven")
+
+
+class Errand(BaseModel):
+    note: str = ""
+
+
+@program("test.every-kind.child")
+def every_kind_child(ctx: RunContext, state: Errand) -> Errand:
+    state.note = ctx.step("errand", side, "errand")
+    return state
+
+
+@program("test.every-kind")
+def every_kind(ctx: RunContext, state: Walk) -> Walk:
+    state.seen.append(ctx.step("plain", side, "plain"))
+    state.seen.append(ctx.step("typed", make_pair).model_dump())
+    outcomes = ctx.parallel([("left", side, ("left",)), ("refused", side, ("refused",))], retry=NO_RETRY)
+    state.seen.append([o if isinstance(o, str) else o.error for o in outcomes])
+    if ctx.patched("every-kind-extra"):
+        state.seen.append(ctx.step("extra", side, "extra"))
+    ctx.sleep(0)
+    state.seen.append(ctx.wait_for_signal("never", timeout=0))
+    note = ctx.receive("note")
+    state.seen.append(None if note is None else [note.payload, note.sender_role])
+    decision = ctx.human_task("Check the walk", options=["yes", "no"])
+    state.seen.append(decision["decision"])
+    child_id = ctx.start_child("test.every-kind.child", Errand())
+    state.seen.append(ctx.wait_for_child(child_id)["status"])
+    return state
+
+
+EVERY_KIND_END = [
+    "plain",
+    {"number": 7, "word": "seven"},
+    ["left", "NonRetryable: refused for good"],
+    "extra",
+    None,
+    ["hello", None],
+    "yes",
+    "completed",
+]
+
+
+def history(harness: Harness, run_id: uuid.UUID) -> list[dict[str, Any]]:
+    with harness.database.tenant_session(harness.tenant_id) as session:
+        rows = session.execute(
+            text(
+                "SELECT seq, name, kind, status, attempt, result, error FROM runtime_step "
+                "WHERE run_id = :r ORDER BY seq"
+            ),
+            {"r": run_id},
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
+def masked(steps: list[dict[str, Any]]) -> str:
+    """The history with what differs between runs (ids, clocks) blanked out."""
+    return MOMENT.sub("<moment>", UUID.sub("<uuid>", json.dumps(steps, sort_keys=True)))
+
+
+def walk_every_kind(harness: Harness) -> uuid.UUID:
+    run_id = harness.start("test.every-kind", Walk())
+    harness.drive()
+    assert harness.run(run_id).waiting_for == {"kind": "signal", "name": "note", "seq": 8}
+    harness.signal(run_id, "note", "hello")
+    harness.drive()
+    (task,) = harness.run(run_id).open_tasks
+    reviewer = Caller(principal_id=uuid.uuid4(), tenant_id=harness.tenant_id, name="r", role=Role.reviewer)
+    with harness.database.tenant_session(harness.tenant_id) as session:
+        decide_task(session, task_id=task.id, caller=reviewer, decision="yes", kicker=harness.kicker)
+        session.commit()
+    harness.drive()
+    run = harness.run(run_id)
+    assert run.status == "completed", run.error
+    assert run.state == {"seen": EVERY_KIND_END}
+    return run_id
+
+
+def test_every_kind_of_step_is_recorded_as_earlier_code_recorded_it(harness: Harness) -> None:
+    run_id = walk_every_kind(harness)
+    assert masked(history(harness, run_id)) == masked(json.loads(RECORDED.read_text()))
+
+
+def test_a_history_recorded_by_earlier_code_replays_without_running_anything(harness: Harness) -> None:
+    recorded = json.loads(RECORDED.read_text())
+    run_id = harness.start("test.every-kind", Walk())
+    with harness.database.tenant_session(harness.tenant_id) as session:
+        for step in recorded:
+            session.execute(
+                text(
+                    "INSERT INTO runtime_step (tenant_id, run_id, seq, name, kind, status, attempt, result, "
+                    "error, started_at, finished_at) VALUES (:tenant, :run, :seq, :name, :kind, :status, "
+                    ":attempt, CAST(:result AS jsonb), :error, now(), now())"
+                ),
+                {**step, "result": json.dumps(step["result"]), "tenant": harness.tenant_id, "run": run_id},
+            )
+        session.execute(
+            text("UPDATE runtime_run SET next_seq = :next WHERE id = :r"),
+            {"next": len(recorded), "r": run_id},
+        )
+        session.commit()
+    harness.drive()
+    run = harness.run(run_id)
+    assert run.status == "completed", run.error
+    assert run.state == {"seen": EVERY_KIND_END}
+    assert calls == {}  # every step came back from the record
+    assert history(harness, run_id) == recorded

@@ -1,0 +1,161 @@
+"""One attempt at a step, and what follows it; the one place the runtime does this.
+
+An attempt runs the step's function in a transaction of its own, with the step in the log
+context and a span of its own. Then one of three things: its result commits with the step's
+record (`Done`); its error, when no other attempt may follow, commits as the step's record
+(`FailedForGood`); or the run must park before the next attempt (`TryAgain`: back-off after a
+failure, or the wait a throttled service asked for). Parking never happens in here: `ctx.step`
+parks at once, `ctx.parallel` once the step's siblings are done (see `steps.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from quire.core.logcontext import log_context
+from quire.core.models import utcnow
+from quire.core.tracing import span
+from quire.runtime.errors import Cancelled, LeaseLost, NonRetryable, RetryAfter, StepFailed, Suspend
+from quire.runtime.models import RunStatus, StepKind
+from quire.runtime.results import encode_result
+from quire.runtime.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from quire.runtime.context import RunContext
+
+STEP_RETRYING = "step.retrying"
+STEP_THROTTLED = "step.throttled"
+
+
+@dataclass(frozen=True)
+class Done:
+    result: Any
+
+
+@dataclass(frozen=True)
+class FailedForGood:
+    failure: StepFailed
+
+
+@dataclass(frozen=True)
+class TryAgain:
+    """Nothing was recorded: the step runs again after `delay` seconds, the run parked meanwhile."""
+
+    seq: int
+    name: str
+    failed_attempts: int
+    error: BaseException
+    delay: float
+
+    @property
+    def throttled(self) -> bool:
+        return isinstance(self.error, RetryAfter)
+
+
+Outcome = Done | FailedForGood | TryAgain
+
+
+def describe(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def attempt(
+    ctx: RunContext,
+    *,
+    seq: int,
+    name: str,
+    function: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    retry: RetryPolicy,
+) -> Outcome:
+    """Try step `seq` once; commit what it ended with unless another attempt is due."""
+    number = ctx.history.failed_attempts(seq) + 1
+    started = utcnow()
+    with ctx.executor.database.tenant_session(ctx.tenant_id) as session, ctx.inside_step(session, seq):
+        try:
+            with log_context(step=f"{seq}:{name}"), span(f"step {name}", seq=seq, attempt=number):
+                result = function(*args, **kwargs)
+            encoded = encode_result(function, result)
+        except (LeaseLost, Suspend, Cancelled):
+            raise
+        except RetryAfter as throttled:  # not the step's fault: the attempt does not count
+            session.rollback()
+            return TryAgain(seq, name, number - 1, throttled, throttled.seconds)
+        except Exception as error:
+            session.rollback()
+            if not isinstance(error, NonRetryable) and number < retry.max_attempts:
+                return TryAgain(seq, name, number, error, retry.delay(number))
+            ctx.journal.record_step(
+                session,
+                seq=seq,
+                name=name,
+                kind=StepKind.step,
+                attempt=number,
+                result=None,
+                started=started,
+                error=describe(error),
+            )
+            session.commit()
+            failure = StepFailed(name, describe(error))
+            failure.__cause__ = error
+            return FailedForGood(failure)
+        ctx.journal.record_step(
+            session,
+            seq=seq,
+            name=name,
+            kind=StepKind.step,
+            attempt=number,
+            result=encoded,
+            started=started,
+        )
+        session.commit()
+        return Done(result)
+
+
+def park_until_next_attempt(ctx: RunContext, pending: Sequence[TryAgain]) -> NoReturn:
+    """Park the run until every step in `pending` may be tried again, holding no worker.
+
+    The longest wait decides when the run wakes, and whether it is `throttled` (a service asked
+    for the wait) or `sleeping` (back-off). Each step's failed attempts are kept in
+    `waiting_for`, so its retries stay bounded across parks.
+    """
+    decisive = max(pending, key=lambda again: (again.delay, again.throttled))
+    wake_at = utcnow() + timedelta(seconds=decisive.delay)
+    kind = "throttled" if decisive.throttled else "retry"
+    with ctx.journal.locked() as session:
+        for again in pending:
+            if again is not decisive:
+                ctx.journal.emit(_event_type(again), _event_data(again))
+        ctx.journal.park(
+            session,
+            status=RunStatus.throttled if decisive.throttled else RunStatus.sleeping,
+            wake_at=wake_at,
+            waiting_for={
+                "kind": kind,
+                "seq": decisive.seq,
+                "step": decisive.name,
+                "until": wake_at.isoformat(),
+                "attempts": {str(again.seq): again.failed_attempts for again in pending},
+            },
+            attempt=decisive.failed_attempts,
+            event=(_event_type(decisive), _event_data(decisive)),
+        )
+
+
+def _event_type(again: TryAgain) -> str:
+    return STEP_THROTTLED if again.throttled else STEP_RETRYING
+
+
+def _event_data(again: TryAgain) -> dict[str, Any]:
+    return {
+        "seq": again.seq,
+        "name": again.name,
+        "attempt": again.failed_attempts,
+        "error": describe(again.error),
+        "delay_s": round(again.delay, 3),
+    }

@@ -22,6 +22,7 @@ from quire.agent.config import ModelTarget
 from quire.agent.context import fit, truncate_result
 from quire.agent.costs import Budget, Spend
 from quire.agent.environment import current_agent
+from quire.agent.events import AgentEventType
 from quire.agent.messages import CompletionRequest, Delta, Message, ToolCall, ToolSpec
 from quire.agent.routing import ModelCall
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_message
@@ -171,7 +172,7 @@ def call_model(
 
     def stream(delta: Delta) -> None:
         if delta.text:
-            ctx.emit("model.delta", {"text": delta.text}, now=True)
+            ctx.emit(AgentEventType.model_delta, {"text": delta.text}, now=True)
 
     call = current_agent().router.complete(
         state.route, request_for, on_delta=stream if state.stream else None
@@ -230,7 +231,9 @@ class Turn:
         messages: dict[str, Message] = {}
         queued: list[tuple[ToolCall, Tool]] = []
         for call in calls:
-            self.ctx.emit("tool.call", {"id": call.id, "name": call.name, "arguments": call.arguments})
+            self.ctx.emit(
+                AgentEventType.tool_call, {"id": call.id, "name": call.name, "arguments": call.arguments}
+            )
             problem = self._problem(call)
             if problem is not None:
                 self.invalid += 1
@@ -298,7 +301,9 @@ class Turn:
 
     def _result(self, call: ToolCall, outcome: Any) -> Message:
         if isinstance(outcome, StepFailed):
-            self.ctx.emit("tool.result", {"id": call.id, "name": call.name, "error": outcome.error})
+            self.ctx.emit(
+                AgentEventType.tool_result, {"id": call.id, "name": call.name, "error": outcome.error}
+            )
             return Message.tool_result(call, f"The tool failed: {outcome.error}", is_error=True)
         output = ToolOutput.model_validate({k: v for k, v in outcome.items() if k != "call_id"})
         numbered = [self._number(c) for c in output.citations]
@@ -315,7 +320,7 @@ class Turn:
             "data": output.data,
         }
         self.ctx.emit(
-            "tool.result",
+            AgentEventType.tool_result,
             {
                 "id": call.id,
                 "name": call.name,
@@ -380,14 +385,20 @@ def note_disclosure(
     for call, result in zip(calls, results, strict=True):
         data = result.metadata.get("quire", {}).get("data") or {}
         if call.name == "find_tools" and not result.is_error:
-            ctx.emit("tools.found", {"query": call.arguments.get("query"), "names": data.get("names", [])})
+            ctx.emit(
+                AgentEventType.tools_found,
+                {"query": call.arguments.get("query"), "names": data.get("names", [])},
+            )
         elif call.name == "load_tools" and data.get("loaded"):
             state.loaded, evicted = touch(state.loaded, list(data["loaded"]), cap=state.max_loaded)
             for name in data["loaded"]:
                 state.last_used[name] = turn
             for name in evicted:
                 state.last_used.pop(name, None)
-            ctx.emit("tools.loaded", {"names": data["loaded"], "evicted": evicted, "loaded": state.loaded})
+            ctx.emit(
+                AgentEventType.tools_loaded,
+                {"names": data["loaded"], "evicted": evicted, "loaded": state.loaded},
+            )
         elif call.name in state.loaded:
             state.last_used[call.name] = turn
 
@@ -408,7 +419,8 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
         names = ctx.step("preload", preload_tools, ctx, state.question, state.preload, state.role)
         state.loaded = names[: state.max_loaded]
         ctx.emit(
-            "tools.loaded", {"names": state.loaded, "evicted": [], "loaded": state.loaded, "preloaded": True}
+            AgentEventType.tools_loaded,
+            {"names": state.loaded, "evicted": [], "loaded": state.loaded, "preloaded": True},
         )
     toolbox = Toolbox(ctx, state)
     started = ctx.step("start", now)
@@ -430,9 +442,9 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
             break
         for attempt in call.attempts:
             if attempt.outcome != "ok":
-                ctx.emit("model.fallback", attempt.model_dump(mode="json"))
+                ctx.emit(AgentEventType.model_fallback, attempt.model_dump(mode="json"))
         ctx.emit(
-            "model.call",
+            AgentEventType.model_call,
             {
                 "turn": turn,
                 "target": call.target,
@@ -467,7 +479,7 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
         state.stop_reason = f"no answer after {MAX_TURNS} turns"
     state.citations = cited(sources, state.answer)
     if state.answer is not None:
-        ctx.emit("answer", {"text": state.answer, "citations": [c.ref for c in state.citations]})
+        ctx.emit(AgentEventType.answer, {"text": state.answer, "citations": [c.ref for c in state.citations]})
     else:
-        ctx.emit("answer.missing", {"reason": state.stop_reason})
+        ctx.emit(AgentEventType.answer_missing, {"reason": state.stop_reason})
     return state

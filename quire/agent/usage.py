@@ -9,12 +9,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlmodel import Session
 
+from quire.agent.events import AgentEventType
 from quire.agent.messages import Usage
 from quire.runtime.stats import Buckets, histogram_sql
-
-# The run events the agent loop emits for model calls (quire/agent/loop.py).
-MODEL_CALL = "model.call"
-MODEL_FALLBACK = "model.fallback"
 
 
 def record_usage(
@@ -145,7 +142,7 @@ def usage_by_tenant_and_model(session: Session) -> list[tuple[str, str, int, int
 def model_call_latencies(session: Session, bounds: tuple[float, ...]) -> Buckets:
     """Model call latency in seconds by target, from the runs' `model.call` events."""
     latency = "(data->>'latency_ms')::float8 / 1000"
-    source = f"runtime_event WHERE type = '{MODEL_CALL}'"
+    source = f"runtime_event WHERE type = '{AgentEventType.model_call}'"
     rows = session.execute(text(histogram_sql(latency, source, "data->>'target'", bounds))).all()
     return Buckets(bounds=bounds, rows=[tuple(row) for row in rows])
 
@@ -155,7 +152,7 @@ def model_fallbacks(session: Session) -> list[tuple[str, str, int]]:
     rows = session.execute(
         text(
             "SELECT data->>'target', data->>'outcome', count(*) FROM runtime_event "
-            f"WHERE type = '{MODEL_FALLBACK}' GROUP BY 1, 2"
+            f"WHERE type = '{AgentEventType.model_fallback}' GROUP BY 1, 2"
         )
     ).all()
     return [(t or "", o or "", int(n)) for t, o, n in rows]

@@ -11,13 +11,14 @@ import uuid
 
 from rich.console import Console
 
+from quire.agent.events import AgentEventType
 from quire.agent.service import AgentRunCreate, describe_agent_run, start_agent_run
 from quire.app.programs import command_kicker, configure_process
 from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.settings import Settings
 from quire.core.tenancy import Caller, get_tenant_by_name
-from quire.runtime.events import events_after
+from quire.runtime.events import RunEventType, events_after
 from quire.runtime.executor import Executor
 from quire.runtime.local import LocalKicker, drive
 from quire.runtime.models import TERMINAL
@@ -103,27 +104,27 @@ def _show_events(
     streamed = False
     for event in events:
         after, kind, data = event.id or after, event.type, event.data or {}
-        if kind == "model.delta":
+        if kind == AgentEventType.model_delta:
             console.print(data.get("text", ""), end="", highlight=False, soft_wrap=True)
             streamed = mid_line = True
             continue
         if mid_line:  # a step's events are written after the tokens its model call streamed
             console.print()
             mid_line = False
-        if kind == "tool.call":
+        if kind == AgentEventType.tool_call:
             console.print(f"[cyan]→ {data['name']}[/]({_args(data.get('arguments') or {})})", highlight=False)
-        elif kind == "tool.result":
+        elif kind == AgentEventType.tool_result:
             detail = (
                 f"error: {data['error']}"
                 if data.get("error")
                 else f"{len(data.get('sources') or [])} source(s)"
             )
             console.print(f"[cyan]← {data['name']}[/] {detail}", highlight=False)
-        elif kind == "model.fallback":
+        elif kind == AgentEventType.model_fallback:
             console.print(f"[yellow]model {data['target']}: {data['outcome']}[/]", highlight=False)
-        elif kind == "run.waiting":
+        elif kind == RunEventType.run_waiting:
             console.print(f"[yellow]waiting: {data}[/]", highlight=False)
-        elif kind == "task.created":
+        elif kind == RunEventType.task_created:
             console.print(f"[yellow]a person must answer: {data.get('title')} (quire runs show {run_id})[/]")
     return after, status in {s.value for s in TERMINAL}, streamed, mid_line
 

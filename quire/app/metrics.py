@@ -31,6 +31,7 @@ from quire.core.db import Database
 from quire.core.pgqueue import message_counts
 from quire.core.workers import alive_workers
 from quire.runtime import stats
+from quire.runtime.events import RunEventType
 from quire.runtime.stats import Buckets
 
 STEP_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120)
@@ -82,9 +83,9 @@ class HttpMetricsMiddleware:
 
 
 EVENT_COUNTERS = (
-    ("quire_run_recoveries", "run.recovered", "Runs resumed after their worker was lost."),
-    ("quire_step_retries", "step.retrying", "Step attempts that failed and were retried."),
-    ("quire_step_throttles", "step.throttled", "Steps parked by a Retry-After."),
+    ("quire_run_recoveries", RunEventType.run_recovered, "Runs resumed after their worker was lost."),
+    ("quire_step_retries", RunEventType.step_retrying, "Step attempts that failed and were retried."),
+    ("quire_step_throttles", RunEventType.step_throttled, "Steps parked by a Retry-After."),
 )
 
 

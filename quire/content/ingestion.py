@@ -32,6 +32,7 @@ from quire.runtime.retry import RetryPolicy
 logger = logging.getLogger(__name__)
 
 PROGRAM = "content.ingest"
+INGEST_PROGRESS = "ingest.progress"  # the event an ingestion run writes after each stage
 EMBED_BATCH = 128
 PARSE_RETRY = RetryPolicy(max_attempts=3, base_delay=2.0, max_delay=30.0)
 
@@ -259,14 +260,14 @@ def _ingest(ctx: RunContext, state: IngestState) -> IngestState:
     ctx.step("start", mark_parsing, ctx, version_id)
     parsed = ctx.step("parse", parse_version, ctx, version_id, retry=PARSE_RETRY)
     state.status = VersionStatus(str(parsed["status"]))
-    ctx.emit("ingest.progress", {"stage": "parse", **parsed})
+    ctx.emit(INGEST_PROGRESS, {"stage": "parse", **parsed})
     if state.status != VersionStatus.parsed:
         ctx.publish(state)
         return state
     state.elements = int(str(parsed.get("elements", 0)))
 
     state.chunks = ctx.step("chunk", chunk_version, ctx, version_id)
-    ctx.emit("ingest.progress", {"stage": "chunk", "chunks": state.chunks})
+    ctx.emit(INGEST_PROGRESS, {"stage": "chunk", "chunks": state.chunks})
     batches = math.ceil(state.chunks / EMBED_BATCH)
     for batch in range(batches):
         counts = ctx.step(f"embed:{batch}", embed_batch, ctx, version_id, batch)
@@ -279,7 +280,7 @@ def _ingest(ctx: RunContext, state: IngestState) -> IngestState:
     ctx.step("embedded", mark_embedded, ctx, version_id)
     live = ctx.step("index", publish, ctx, version_id)
     state.status = VersionStatus.indexed
-    ctx.emit("ingest.progress", {"stage": "index", "searchable": live})
+    ctx.emit(INGEST_PROGRESS, {"stage": "index", "searchable": live})
     for follow_up in AFTER_INDEX_PROGRAMS:
         ctx.start_child(follow_up, {"version_id": str(version_id)})
     ctx.publish(state)

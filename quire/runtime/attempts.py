@@ -19,6 +19,7 @@ from quire.core.logcontext import log_context
 from quire.core.models import utcnow
 from quire.core.tracing import span
 from quire.runtime.errors import Cancelled, LeaseLost, NonRetryable, RetryAfter, StepFailed, Suspend
+from quire.runtime.events import RunEventType
 from quire.runtime.models import RunStatus, StepKind
 from quire.runtime.results import encode_result
 from quire.runtime.retry import RetryPolicy
@@ -26,8 +27,8 @@ from quire.runtime.retry import RetryPolicy
 if TYPE_CHECKING:
     from quire.runtime.context import RunContext
 
-STEP_RETRYING = "step.retrying"
-STEP_THROTTLED = "step.throttled"
+STEP_RETRYING = RunEventType.step_retrying
+STEP_THROTTLED = RunEventType.step_throttled
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from quire.core.db import TenantSession
 from quire.core.models import Role, utcnow
 from quire.runtime import steps, waits
 from quire.runtime.errors import Cancelled, LeaseLost
+from quire.runtime.events import RunEventType
 from quire.runtime.history import History
 from quire.runtime.journal import Journal
 from quire.runtime.leases import ClaimedRun, RecordedStep
@@ -300,6 +301,6 @@ class RunContext:
                     **self.history.attempts_to_carry(),
                 },
                 attempt=self.run.attempt,
-                event=("run.yielded", {"steps": self._steps_in_slice}),
+                event=(RunEventType.run_yielded, {"steps": self._steps_in_slice}),
                 kick=True,
             )

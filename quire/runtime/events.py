@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from typing import Any
 
@@ -9,6 +10,38 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from quire.runtime.models import RunEvent
+
+
+class RunEventType(enum.StrEnum):
+    """Every event the runtime writes to a run's log: emitters and readers (the SSE stream's
+    clients, the console's timeline, metrics) name them through these, never as bare strings."""
+
+    run_created = "run.created"
+    run_waiting = "run.waiting"
+    run_sleeping = "run.sleeping"
+    run_yielded = "run.yielded"
+    run_recovered = "run.recovered"
+    run_completed = "run.completed"
+    run_failed = "run.failed"
+    run_cancelled = "run.cancelled"
+    run_cancel_requested = "run.cancel_requested"
+    run_program_missing = "run.program_missing"
+    step_completed = "step.completed"
+    step_failed = "step.failed"
+    step_retrying = "step.retrying"
+    step_throttled = "step.throttled"
+    signal_received = "signal.received"
+    task_created = "task.created"
+    task_decided = "task.decided"
+    task_escalated = "task.escalated"
+    process_transition = "process.transition"
+    process_refused = "process.refused"
+
+    @classmethod
+    def ended(cls, status: str) -> RunEventType:
+        """The event of a run's end: completed, failed or cancelled."""
+        return cls(f"run.{status}")
+
 
 APPEND_SQL = text(
     "INSERT INTO runtime_event (tenant_id, run_id, type, data, created_at) "

@@ -27,6 +27,7 @@ from quire.runtime.errors import (
     StepFailed,
     Suspend,
 )
+from quire.runtime.events import RunEventType
 from quire.runtime.kicks import Kicker
 from quire.runtime.leases import LeaseKeeper, claim
 from quire.runtime.models import RunStatus
@@ -203,5 +204,5 @@ class Executor:
                     **ctx.history.attempts_to_carry(),
                 },
                 attempt=ctx.run.attempt,
-                event=("run.program_missing", {"reason": reason}),
+                event=(RunEventType.run_program_missing, {"reason": reason}),
             )

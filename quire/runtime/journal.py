@@ -21,7 +21,7 @@ from quire.core.db import Database, TenantSession, dumps
 from quire.core.models import utcnow
 from quire.runtime import sql
 from quire.runtime.errors import LeaseLost, Suspend
-from quire.runtime.events import append_event
+from quire.runtime.events import RunEventType, append_event
 from quire.runtime.history import History
 from quire.runtime.kicks import Kicker
 from quire.runtime.leases import ClaimedRun, RecordedStep
@@ -101,7 +101,7 @@ class Journal:
         finished = utcnow()
         status = "failed" if error else "completed"
         event = (
-            "step.failed" if error else "step.completed",
+            RunEventType.step_failed if error else RunEventType.step_completed,
             {
                 "seq": seq,
                 "name": name,
@@ -182,7 +182,7 @@ class Journal:
                 "status": status.value,
                 "error": error,
                 "state": self.take_state(),
-                **self.take_events((f"run.{status.value}", {"error": error} if error else None)),
+                **self.take_events((RunEventType.ended(status.value), {"error": error} if error else None)),
             },
         ).first()
         if row is None:

@@ -30,7 +30,7 @@ from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.runtime.context import RunContext
 from quire.runtime.errors import EventForbidden, InvalidEvent, InvalidProcess, StepFailed
-from quire.runtime.events import append_event
+from quire.runtime.events import RunEventType, append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.programs import Program, registry
 from quire.runtime.results import Received
@@ -269,7 +269,7 @@ class Process(Generic[S]):
                 transition = self.decide(instance, event, sender=sender)
             except InvalidEvent as refused:
                 ctx.emit(
-                    "process.refused",
+                    RunEventType.process_refused,
                     {"event": event.model_dump(mode="json"), "reason": str(refused)},
                 )
                 continue
@@ -293,7 +293,7 @@ class Process(Generic[S]):
             source = instance.current
             instance = self.apply(instance, transition, event)
             ctx.emit(
-                "process.transition",
+                RunEventType.process_transition,
                 TransitionRecord(event=event, source=source, target=instance.current, data=instance.data),
             )
             ctx.publish(instance)
@@ -432,7 +432,7 @@ def send_event(
             session,
             tenant_id=run.tenant_id,
             run_id=run_id,
-            type="process.refused",
+            type=RunEventType.process_refused,
             data={"event": event.model_dump(mode="json"), "reason": str(refused)},
         )
         session.commit()

@@ -15,7 +15,7 @@ from quire.core.tenancy import Caller
 from quire.core.tracing import current_traceparent
 from quire.runtime import access
 from quire.runtime.errors import InvalidState, RunFinished, RunNotFound
-from quire.runtime.events import append_event
+from quire.runtime.events import RunEventType, append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import (
     TERMINAL,
@@ -120,7 +120,7 @@ def create_run(
         session,
         tenant_id=tenant,
         run_id=run_id,
-        type="run.created",
+        type=RunEventType.run_created,
         data={"program": definition.name, "version": definition.version, "parent_id": parent_id},
     )
     if kicker is not None:
@@ -229,7 +229,7 @@ def cancel_descendants(session: Session, *, run_id: uuid.UUID, kicker: Kicker | 
             session,
             tenant_id=tenant_id,
             run_id=child_id,
-            type="run.cancel_requested",
+            type=RunEventType.run_cancel_requested,
             data={"by": "parent", "parent_id": run_id},
         )
         if status != RunStatus.running:
@@ -261,7 +261,7 @@ def cancel_run(
         session,
         tenant_id=tenant_id,
         run_id=run_id,
-        type="run.cancel_requested",
+        type=RunEventType.run_cancel_requested,
         data={"reason": reason, "by": caller.principal_id if caller else None},
     )
     if status != RunStatus.running:

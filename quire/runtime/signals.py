@@ -20,7 +20,7 @@ from sqlmodel import Session
 from quire.core.db import dumps
 from quire.core.tenancy import Caller
 from quire.runtime.errors import RunFinished, RunNotFound
-from quire.runtime.events import append_event
+from quire.runtime.events import RunEventType, append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import TERMINAL, RunStatus
 
@@ -110,7 +110,7 @@ def deliver_signal(
         session,
         tenant_id=tenant_id,
         run_id=run_id,
-        type="signal.received",
+        type=RunEventType.signal_received,
         data={"name": name, "key": key, "by": sender.principal_id if sender else None},
     )
     if status == RunStatus.waiting or (wake_sleeping and status in (RunStatus.sleeping,)):

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import text
 
 from quire.core.db import Database
-from quire.runtime.events import append_event
+from quire.runtime.events import RunEventType, append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.signals import deliver_signal
 
@@ -134,7 +134,7 @@ class Sweeper:
                         session,
                         tenant_id=tenant_id,
                         run_id=run_id,
-                        type="run.failed",
+                        type=RunEventType.run_failed,
                         data={"error": error},
                     )
                     if parent_id is not None:
@@ -146,7 +146,7 @@ class Sweeper:
                         session,
                         tenant_id=tenant_id,
                         run_id=run_id,
-                        type="run.recovered",
+                        type=RunEventType.run_recovered,
                         data={"lost_worker": lost_owner, "recoveries": recoveries},
                     )
                 report.kicked.append(run_id)

@@ -13,7 +13,7 @@ from quire.core.errors import Forbidden
 from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.runtime.errors import InvalidEvent, RunFinished, TaskAlreadyDecided, TaskNotFound
-from quire.runtime.events import append_event
+from quire.runtime.events import RunEventType, append_event
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import TERMINAL, HumanTask
 from quire.runtime.signals import deliver_signal, lock_run
@@ -58,7 +58,7 @@ def open_task(
         session,
         tenant_id=tenant_id,
         run_id=run_id,
-        type="task.created",
+        type=RunEventType.task_created,
         data={"task_id": task_id, "title": title, "role": role.value},
     )
     return task_id
@@ -77,7 +77,7 @@ def escalate_task(session: Session, *, task_id: uuid.UUID, role: Role, due: time
         session,
         tenant_id=task.tenant_id,
         run_id=task.run_id,
-        type="task.escalated",
+        type=RunEventType.task_escalated,
         data={"task_id": task_id, "from": previous, "to": role.value},
     )
     return True
@@ -157,7 +157,7 @@ def decide_task(
         session,
         tenant_id=task.tenant_id,
         run_id=task.run_id,
-        type="task.decided",
+        type=RunEventType.task_decided,
         data={
             "task_id": task_id,
             "decision": decision,

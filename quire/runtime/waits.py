@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from quire.core.db import dumps
 from quire.core.models import Role, utcnow
 from quire.runtime import sql
+from quire.runtime.events import RunEventType
 from quire.runtime.models import RunStatus, StepKind
 from quire.runtime.results import Received
 from quire.runtime.service import create_run
@@ -64,7 +65,7 @@ def sleep_until(ctx: RunContext, moment: datetime) -> None:
             status=RunStatus.sleeping,
             wake_at=moment,
             waiting_for={"kind": "sleep", "seq": seq, "until": moment.isoformat()},
-            event=("run.sleeping", {"until": moment.isoformat(), "seq": seq}),
+            event=(RunEventType.run_sleeping, {"until": moment.isoformat(), "seq": seq}),
         )
 
 
@@ -98,7 +99,7 @@ def receive(ctx: RunContext, name: str, *, timeout: float | timedelta | None) ->
                 status=RunStatus.waiting,
                 wake_at=deadline,
                 waiting_for=waiting,
-                event=("run.waiting", {"signal": name, "until": waiting.get("until")}),
+                event=(RunEventType.run_waiting, {"signal": name, "until": waiting.get("until")}),
             )
         ctx.journal.record_step(
             session,

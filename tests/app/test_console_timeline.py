@@ -7,7 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from quire.app.console.timeline import Clip, Entry, build_timeline, seconds
+from quire.app.console.entries import Clip, Entry, seconds
+from quire.app.console.timeline import build_timeline
 from quire.runtime.models import RunEvent, RunPublic, RunStatus, StepPublic
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -16,9 +16,9 @@ from quire.agent.environment import current_agent
 from quire.agent.usage import UsageDay, daily_budget, usage_report
 from quire.app.console.charts import Series, bar_chart, compact, dollars, sparkline
 from quire.app.console.deps import ConsoleSessionDep
+from quire.app.console.entries import seconds, tokens
 from quire.app.console.pages import render
 from quire.app.console.session import ConsoleSession
-from quire.app.console.timeline import seconds, tokens
 from quire.core.deps import DatabaseDep
 from quire.core.models import Role
 from quire.core.settings import Settings

@@ -20,10 +20,11 @@ from quire.agent.loop import PROGRAM as AGENT_PROGRAM
 from quire.agent.service import AgentRunPublic, describe_agent_run
 from quire.app.console.charts import dollars
 from quire.app.console.deps import ConsoleSessionDep
+from quire.app.console.entries import pretty, seconds, tokens
 from quire.app.console.history import actor_names
 from quire.app.console.memory import as_page
 from quire.app.console.pages import render
-from quire.app.console.timeline import actors_of, build_timeline, pretty, seconds, tokens
+from quire.app.console.timeline import actors_of, build_timeline
 from quire.core.deps import DatabaseDep
 from quire.core.models import Role
 from quire.runtime.events import events_after

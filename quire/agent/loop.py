@@ -21,19 +21,18 @@ from quire.agent.citations import NumberedCitation, SourceCitation
 from quire.agent.config import ModelTarget
 from quire.agent.context import fit, truncate_result
 from quire.agent.costs import Budget, Spend
-from quire.agent.environment import current_agent
+from quire.agent.environment import agent_of
 from quire.agent.events import AgentEventType
 from quire.agent.messages import CompletionRequest, Delta, Message, ToolCall, ToolSpec
 from quire.agent.routing import ModelCall
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_message
 from quire.agent.tools.builtin import ask_human
 from quire.agent.usage import record_usage, tenant_budget_reason
+from quire.content.environment import content_of
 from quire.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from quire.core.models import Role, utcnow
-from quire.core.tenancy import Caller
 from quire.runtime.context import RunContext
 from quire.runtime.errors import NonRetryable, StepFailed
-from quire.runtime.models import Owner
 from quire.runtime.programs import program
 from quire.runtime.retry import RetryPolicy
 
@@ -93,9 +92,8 @@ def system_prompt(state: AgentState) -> str:
     return "\n\n".join(parts)
 
 
-def core_tools(state: AgentState) -> list[Tool]:
+def core_tools(state: AgentState, registry: dict[str, Tool]) -> list[Tool]:
     """The stable part of the tool list: the same at every turn of a run, in the same order."""
-    registry = current_agent().tools
     names = list(state.tools if state.tools is not None else CORE_TOOLS)
     if state.disclosure:
         names += [n for n in DISCLOSURE_TOOLS if n not in names]
@@ -105,14 +103,13 @@ def core_tools(state: AgentState) -> list[Tool]:
 def sync_builtin_tools(ctx: RunContext) -> int:
     """Keep this tenant's catalog in step with the built-in tools (cheap when nothing changed)."""
     from quire.agent.tools.catalog import describe, sync_source
-    from quire.content.environment import current
 
     report = sync_source(
         ctx.session,
         tenant_id=ctx.tenant_id,
         source="builtin",
-        tools=[describe(t) for t in current_agent().tools.values()],
-        embedder=current().embedder,
+        tools=[describe(t) for t in agent_of(ctx.services).tools.values()],
+        embedder=content_of(ctx.services).embedder,
     )
     return report.added + report.changed
 
@@ -122,8 +119,9 @@ def resolve_loaded(ctx: RunContext, names: list[str]) -> list[dict[str, Any]]:
     from quire.agent.tools.catalog import ToolDescription, get_tool
 
     resolved = []
+    builtin = agent_of(ctx.services).tools
     for name in names:
-        if name in current_agent().tools:
+        if name in builtin:
             continue
         entry = get_tool(ctx.session, name=name)
         if entry is not None:
@@ -134,11 +132,14 @@ def resolve_loaded(ctx: RunContext, names: list[str]) -> list[dict[str, Any]]:
 
 def preload_tools(ctx: RunContext, question: str, count: int, role: Role) -> list[str]:
     from quire.agent.tools.catalog import search_tools
-    from quire.content.environment import current
 
-    builtin = set(current_agent().tools)
+    builtin = set(agent_of(ctx.services).tools)
     found = search_tools(
-        ctx.session, query=question, embedder=current().embedder, k=count + len(builtin), role=role
+        ctx.session,
+        query=question,
+        embedder=content_of(ctx.services).embedder,
+        k=count + len(builtin),
+        role=role,
     )
     return [f.name for f in found if f.name not in builtin or f.name not in CORE_TOOLS][:count]
 
@@ -157,7 +158,8 @@ def call_model(
     ctx: RunContext, state: AgentState, history: list[Message], specs: list[ToolSpec]
 ) -> ModelCall:
     """One model call along the run's route, with the tenant's daily budget checked first."""
-    reason = tenant_budget_reason(ctx.session, default_usd=current_agent().budgets.default_daily_usd)
+    agent = agent_of(ctx.services)
+    reason = tenant_budget_reason(ctx.session, default_usd=agent.budgets.default_daily_usd)
     if reason is not None:
         raise NonRetryable(reason)
 
@@ -174,9 +176,7 @@ def call_model(
         if delta.text:
             ctx.emit(AgentEventType.model_delta, {"text": delta.text}, now=True)
 
-    call = current_agent().router.complete(
-        state.route, request_for, on_delta=stream if state.stream else None
-    )
+    call = agent.router.complete(state.route, request_for, on_delta=stream if state.stream else None)
     record_usage(
         ctx.session,
         tenant_id=ctx.tenant_id,
@@ -352,7 +352,8 @@ class Toolbox:
 
     def __init__(self, ctx: RunContext, state: AgentState) -> None:
         self.ctx, self.state = ctx, state
-        self.core = core_tools(state)
+        self.builtin = agent_of(ctx.services).tools
+        self.core = core_tools(state, self.builtin)
         self.resolved_for: tuple[str, ...] | None = None
         self.imported: dict[str, Tool] = {}
 
@@ -361,14 +362,13 @@ class Toolbox:
         from quire.agent.tools.remote import remote_tool
 
         loaded = tuple(self.state.loaded)
-        needs = [n for n in loaded if n not in current_agent().tools and n not in self.imported]
+        needs = [n for n in loaded if n not in self.builtin and n not in self.imported]
         if needs and self.resolved_for != loaded:
             for entry in self.ctx.step(f"tools:{turn}", resolve_loaded, self.ctx, list(needs)):
                 source = entry.pop("source")
                 self.imported[entry["name"]] = remote_tool(ToolDescription.model_validate(entry), source)
             self.resolved_for = loaded
-        registry = current_agent().tools
-        extra = [registry.get(n) or self.imported.get(n) for n in loaded]
+        extra = [self.builtin.get(n) or self.imported.get(n) for n in loaded]
         core_names = {t.name for t in self.core}
         tools = self.core + [
             t for t in extra if t is not None and t.name not in core_names and self.state.role.allows(t.role)
@@ -403,13 +403,7 @@ def note_disclosure(
             state.last_used[call.name] = turn
 
 
-def admit(state: AgentState, caller: Owner | Caller) -> AgentState:
-    """A new run's budget within the maximum of its starter's role (QUIRE_RUN_BUDGET_<ROLE>)."""
-    budget = current_agent().budgets.for_run(caller.role, state.budget)
-    return state.model_copy(update={"budget": budget})
-
-
-@program(PROGRAM, admit=admit, startable=False)
+@program(PROGRAM, startable=False)
 def answer(ctx: RunContext, state: AgentState) -> AgentState:
     owner = ctx.owner
     if owner is not None:  # identity comes from authentication, never from the state

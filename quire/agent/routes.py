@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from quire.agent import service, usage
-from quire.agent.environment import current_agent
+from quire.agent.environment import AgentDep, AgentEnvironment
 from quire.agent.service import AgentRunCreate, AgentRunPublic
 from quire.core.deps import AdminDep, DatabaseDep, ReaderDep, TenantSessionDep
 from quire.core.errors import InvalidRequest
@@ -23,10 +23,12 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
 
 @router.post("/runs", status_code=202)
 def start_run(
-    body: AgentRunCreate, caller: ReaderDep, session: TenantSessionDep, kicker: KickerDep
+    body: AgentRunCreate, caller: ReaderDep, session: TenantSessionDep, kicker: KickerDep, agent: AgentDep
 ) -> dict[str, str]:
     """Start a durable agent run for a question; follow it at /v1/agent/runs/{id}/events."""
-    run_id = service.start_agent_run(session, caller=caller, request=body, kicker=kicker)
+    run_id = service.start_agent_run(
+        session, caller=caller, request=body, kicker=kicker, budgets=agent.budgets
+    )
     session.commit()
     return {"run_id": str(run_id), "events": f"/v1/agent/runs/{run_id}/events"}
 
@@ -66,10 +68,17 @@ class AskRequest(AgentRunCreate):
 
 @router.post("/ask", responses={202: {"description": "Not finished in time: the run keeps going"}})
 async def ask(
-    body: AskRequest, caller: ReaderDep, database: DatabaseDep, session: TenantSessionDep, kicker: KickerDep
+    body: AskRequest,
+    caller: ReaderDep,
+    database: DatabaseDep,
+    session: TenantSessionDep,
+    kicker: KickerDep,
+    agent: AgentDep,
 ) -> JSONResponse:
     """Start a run and wait up to `timeout_seconds` for its answer; 202 with the run if it is not done."""
-    run_id = service.start_agent_run(session, caller=caller, request=body, kicker=kicker)
+    run_id = service.start_agent_run(
+        session, caller=caller, request=body, kicker=kicker, budgets=agent.budgets
+    )
     session.commit()
     described = await asyncio.to_thread(
         service.wait_for_answer,
@@ -111,9 +120,9 @@ class UsageReport(BaseModel):
     budget: BudgetStatus
 
 
-def _budget_status(session: TenantSessionDep) -> BudgetStatus:
+def _budget_status(session: TenantSessionDep, agent: AgentEnvironment) -> BudgetStatus:
     own = usage.tenant_budget(session)
-    default = current_agent().budgets.default_daily_usd
+    default = agent.budgets.default_daily_usd
     return BudgetStatus(
         daily_usd=own if own is not None else default,
         default=own is None and default is not None,
@@ -126,6 +135,7 @@ def _budget_status(session: TenantSessionDep) -> BudgetStatus:
 def get_usage(
     caller: AdminDep,
     session: TenantSessionDep,
+    agent: AgentDep,
     since: Annotated[date | None, Query(description="First day (default: 30 days ago)")] = None,
     until: Annotated[date | None, Query(description="Last day (default: today)")] = None,
 ) -> UsageReport:
@@ -140,13 +150,13 @@ def get_usage(
         until=until,
         days=days,
         total_cost_usd=round(sum(row.cost_usd for row in days), 6),
-        budget=_budget_status(session),
+        budget=_budget_status(session, agent),
     )
 
 
 @usage_router.put("/budget")
-def put_budget(body: Budget, caller: AdminDep, session: TenantSessionDep) -> BudgetStatus:
+def put_budget(body: Budget, caller: AdminDep, session: TenantSessionDep, agent: AgentDep) -> BudgetStatus:
     """Set the tenant's daily model budget (null: the installation's default) for the next model call."""
     usage.set_tenant_budget(session, tenant_id=caller.tenant_id, daily_usd=body.daily_usd)
     session.commit()
-    return _budget_status(session)
+    return _budget_status(session, agent)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -20,7 +20,7 @@ from quire.agent.circuit import CircuitBreaker
 from quire.agent.config import ModelsConfig, ModelTarget
 from quire.agent.costs import cost_usd
 from quire.agent.messages import Completion, CompletionRequest
-from quire.agent.providers.base import DeltaCallback
+from quire.agent.providers.base import DeltaCallback, Provider
 from quire.agent.providers.errors import (
     AuthenticationFailed,
     ContentFiltered,
@@ -30,7 +30,7 @@ from quire.agent.providers.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from quire.agent.providers.factory import build_provider
+from quire.agent.providers.factory import build_provider, builtin_providers
 from quire.core.logcontext import redact
 from quire.core.models import utcnow
 from quire.runtime.errors import NonRetryable, RetryAfter
@@ -72,9 +72,15 @@ class AllTargetsFailed(NonRetryable):
 
 
 class Router:
-    def __init__(self, config: ModelsConfig, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        config: ModelsConfig,
+        breaker: CircuitBreaker | None = None,
+        providers: Mapping[str, type[Provider]] | None = None,
+    ) -> None:
         self.config = config
         self.breaker = breaker
+        self.providers = dict(providers) if providers is not None else builtin_providers()
 
     def complete(
         self,
@@ -92,7 +98,9 @@ class Router:
                 continue
             started = time.perf_counter()
             try:
-                completion = build_provider(target).complete(make_request(target), on_delta=on_delta)
+                completion = build_provider(target, self.providers).complete(
+                    make_request(target), on_delta=on_delta
+                )
             except RateLimited as error:
                 attempts.append(
                     Attempt(

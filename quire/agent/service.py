@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from quire.agent.budgets import BudgetPolicy
 from quire.agent.citations import NumberedCitation
 from quire.agent.costs import Budget
 from quire.agent.loop import PROGRAM, AgentState
@@ -53,13 +54,19 @@ class AgentRunPublic(BaseModel):
 
 
 def start_agent_run(
-    session: Session, *, caller: Caller, request: AgentRunCreate, kicker: Kicker | None
+    session: Session,
+    *,
+    caller: Caller,
+    request: AgentRunCreate,
+    kicker: Kicker | None,
+    budgets: BudgetPolicy,
 ) -> uuid.UUID:
+    """Start the caller's agent run; its budget is held to the caller's role's maximum (422 over it)."""
     state = AgentState(
         question=request.question,
         collections=request.collections,
         route=request.route,
-        budget=request.budget or Budget(),
+        budget=budgets.for_run(caller.role, request.budget or Budget()),
         agent=request.agent,
         principal_id=caller.principal_id,
         role=caller.role,
@@ -71,7 +78,7 @@ def start_agent_run(
         state=state,
         kicker=kicker,
         idempotency_key=request.idempotency_key,
-        owner=caller,  # the run is theirs; its program's admit holds the budget to their role
+        owner=caller,
     )
     return run.id
 

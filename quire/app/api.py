@@ -16,8 +16,9 @@ from quire.app.errors import document_errors, install_error_handlers
 from quire.app.limits import BodySizeLimit
 from quire.app.mcp import mount_mcp
 from quire.app.metrics import install_metrics
-from quire.app.programs import configure_process, warm_up_in_background
+from quire.app.programs import warm_up_in_background
 from quire.app.ratelimit import RateLimitMiddleware
+from quire.app.services import Services, build_services
 from quire.content import routes as content_routes
 from quire.core import routes as core_routes
 from quire.core.broker import build_broker
@@ -31,14 +32,20 @@ from quire.runtime.kicks import Kicker
 
 
 def create_app(
-    *, settings: Settings, database: Database, broker: Broker | None = None, warm_up: bool = False
+    *,
+    settings: Settings,
+    database: Database,
+    broker: Broker | None = None,
+    services: Services | None = None,
+    warm_up: bool = False,
 ) -> FastAPI:
-    environment = configure_process(settings, database)
+    """The API of one process; `services` default to the ones these settings describe."""
+    services = services or build_services(settings, database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm_up:
-            warm_up_in_background(environment, parser=False)
+            warm_up_in_background(services.content, parser=False)
         yield
 
     app = FastAPI(
@@ -49,6 +56,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.services = services
     app.state.kicker = Kicker(
         broker or build_broker(broker_url=settings.broker_url, database_url=database.url)
     )
@@ -59,7 +67,7 @@ def create_app(
     app.add_middleware(
         BodySizeLimit,
         limit_bytes=settings.max_request_kb * 1024,
-        upload_limit_bytes=environment.max_upload_bytes,
+        upload_limit_bytes=services.content.max_upload_bytes,
         upload_paths=("/v1/documents",),
     )
     if settings.rate_limit_per_minute:  # added after, so it runs before: refused before read
@@ -71,7 +79,7 @@ def create_app(
     app.include_router(agent_routes.router)
     app.include_router(agent_routes.usage_router)
     mount_console(app)
-    mount_mcp(app, database)
+    mount_mcp(app, database, services)
     # Added last so it runs first: every later layer logs with the request id.
     app.add_middleware(RequestContext)
     return app

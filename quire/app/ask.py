@@ -13,7 +13,8 @@ from rich.console import Console
 
 from quire.agent.events import AgentEventType
 from quire.agent.service import AgentRunCreate, describe_agent_run, start_agent_run
-from quire.app.programs import command_kicker, configure_process
+from quire.app.programs import command_kicker
+from quire.app.services import build_services
 from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.settings import Settings
@@ -37,7 +38,7 @@ def ask(
 ) -> bool:
     """Answer `question`; returns whether an answer came."""
     database = Database.from_settings(settings, pool_size=4)
-    environment = configure_process(settings, database)
+    services = build_services(settings, database)
     try:
         with database.system_session() as system:
             tenant_id = get_tenant_by_name(session=system, name=tenant).id
@@ -49,10 +50,13 @@ def ask(
                 caller=caller,
                 kicker=kicker,
                 request=AgentRunCreate(question=question, collections=collections, route=route, stream=True),
+                budgets=services.agent.budgets,
             )
             session.commit()
         console.print(f"[dim]run {run_id}{' (in this process: no worker is running)' if local else ''}[/]")
-        executor = Executor(database, kicker) if local else None
+        executor = (
+            Executor(database, kicker, programs=services.programs, services=services) if local else None
+        )
         sweeper = Sweeper(database, kicker, interval=0.2) if local else None
         after, streamed, mid_line = 0, False, False
         while True:
@@ -83,7 +87,7 @@ def ask(
         console.print(f"[dim]{run.model_calls} model call(s), {tokens} tokens, ${run.cost_usd:.4f}[/]")
         return bool(run.answer)
     finally:
-        environment.close()
+        services.content.close()
         database.dispose()
 
 

@@ -258,12 +258,12 @@ def search(
     tenant: TenantOption = "default",
 ) -> None:
     """Search the documents and print the hits with their citations."""
-    from quire.app.programs import configure_process
+    from quire.app.services import content_environment
     from quire.content.search import Scope
     from quire.content.search import search as run_search
 
     settings = settings_for("search")
-    environment = configure_process(settings)
+    environment = content_environment(settings, None)
     with tenant_context(settings, tenant) as (session, _):
         results = run_search(
             session,

@@ -17,7 +17,7 @@ runs_app = typer.Typer(help="Durable runs: list, inspect, signal, cancel.", no_a
 @contextmanager
 def tenant_context(settings: Settings, tenant: str) -> Iterator[tuple[Any, Any]]:
     """A tenant session and a kicker, for commands that act on one tenant's runs."""
-    from quire.app.programs import load_programs
+    from quire.app.services import load_programs
     from quire.core.broker import build_broker
     from quire.core.db import Database
     from quire.core.tenancy import get_tenant_by_name

@@ -28,7 +28,8 @@ from rich.text import Text
 
 from quire.app.ask import ask
 from quire.app.bootstrap import first_admin_key, prepare
-from quire.app.programs import configure_process, warm_up_in_background
+from quire.app.programs import warm_up_in_background
+from quire.app.services import Services, build_services
 from quire.content.environment import ContentEnvironment
 from quire.content.models import VersionStatus
 from quire.content.service import (
@@ -123,14 +124,20 @@ class Outcome:
 class Runner:
     """Moves runs along: in this process when no worker runs, otherwise by waiting for the workers."""
 
-    def __init__(self, database: Database, settings: Settings) -> None:
+    def __init__(self, database: Database, settings: Settings, services: Services) -> None:
         self.local = alive_workers(database) == 0
         self.kicker: Kicker = (
             LocalKicker()
             if self.local
             else Kicker(build_broker(broker_url=settings.broker_url, database_url=database.url))
         )
-        self.executor = Executor(database, self.kicker, lease_ttl=settings.lease_seconds)
+        self.executor = Executor(
+            database,
+            self.kicker,
+            lease_ttl=settings.lease_seconds,
+            programs=services.programs,
+            services=services,
+        )
         self.sweeper = Sweeper(database, self.kicker, interval=0.2)
 
     def turn(self) -> None:
@@ -168,14 +175,15 @@ def run_demo(settings: Settings, *, examples: Path | None, console: Console) -> 
         console.print(f"  [bold green]{default_key}[/]", highlight=False)
         console.print("  Keep it: Quire stores only its hash and will not show it again.")
     database = Database.from_settings(settings, url=installation.database_url, pool_size=4)
-    environment = configure_process(settings, database)
+    services = build_services(settings, database)
+    environment = services.content
     try:
         admin = ensure_demo_admin(database, settings.data_dir)
         console.print(
             f"Tenant [bold]{TENANT}[/] and its admin [bold]{ADMIN}[/]: "
             f"{'made now' if admin.tenant_created else 'already there'}."
         )
-        runner = Runner(database, settings)
+        runner = Runner(database, settings, services)
         if runner.local:
             # The embedding model loads while the files upload; the parser starts only if one is new.
             warm_up_in_background(environment, parser=False)

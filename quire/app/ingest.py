@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from quire.app.programs import command_kicker, configure_process
+from quire.app.programs import command_kicker
+from quire.app.services import build_services
+from quire.content.environment import ContentEnvironment
 from quire.content.models import VersionStatus
 from quire.content.service import UploadRequest, finished_versions, unchanged_uploads, upload
 from quire.core.db import Database
@@ -70,7 +72,7 @@ def ingest_paths(
         console.print("Nothing to ingest.")
         return 0
     database = Database.from_settings(settings, pool_size=4)
-    environment = None
+    services = None
     try:
         with database.system_session() as system:
             tenant_id = get_tenant_by_name(session=system, name=tenant).id
@@ -78,7 +80,7 @@ def ingest_paths(
         _mark_unchanged(database, tenant_id, outcomes, collection)
         if all(o.status == "unchanged" for o in outcomes):
             return _summarise(outcomes, console)  # nothing to upload: no programs, no model
-        environment = configure_process(settings, database, short_lived=True)
+        services = build_services(settings, database, short_lived=True)
         kicker, local = command_kicker(settings, database)
         if local:
             console.print("[dim]No worker is running: ingesting in this process.[/]")
@@ -87,12 +89,18 @@ def ingest_paths(
             uploading = progress.add_task("uploading", total=len(files))
             for outcome in outcomes:
                 if outcome.status == "pending":
-                    _upload_one(database, tenant_id, outcome, collection, tags, kicker, environment)
+                    _upload_one(database, tenant_id, outcome, collection, tags, kicker, services.content)
                 progress.advance(uploading)
             pending = [o for o in outcomes if o.status == "pending"]
             ingesting = progress.add_task("ingesting", total=len(pending))
             if local:
-                executor = Executor(database, kicker, lease_ttl=settings.lease_seconds)
+                executor = Executor(
+                    database,
+                    kicker,
+                    lease_ttl=settings.lease_seconds,
+                    programs=services.programs,
+                    services=services,
+                )
                 sweeper = Sweeper(database, kicker, interval=0.2)
                 assert isinstance(kicker, LocalKicker)
                 while pending:
@@ -104,8 +112,8 @@ def ingest_paths(
                     pending = _refresh(database, tenant_id, pending, progress, ingesting)
         return _summarise(outcomes, console)
     finally:
-        if environment is not None:
-            environment.close()
+        if services is not None:
+            services.content.close()
         database.dispose()
 
 
@@ -135,11 +143,8 @@ def _upload_one(
     collection: str,
     tags: tuple[str, ...],
     kicker: Kicker,
-    environment: object,
+    environment: ContentEnvironment,
 ) -> None:
-    from quire.content.environment import ContentEnvironment
-
-    assert isinstance(environment, ContentEnvironment)
     try:
         data = outcome.path.read_bytes()
         with database.tenant_session(tenant_id) as session:

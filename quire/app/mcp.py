@@ -20,13 +20,15 @@ from quire.core.settings import Settings
 MCP_PATH = "/mcp"
 
 
-def mount_mcp(app: FastAPI, database: Database) -> HttpEndpoint:
+def mount_mcp(app: FastAPI, database: Database, services: Any) -> HttpEndpoint:
     """Serve MCP at /mcp (API key required) and the MCP-server registry under /v1/tools/mcp-servers.
 
     The endpoint's sessions need a task group for the app's lifetime, so the app's lifespan is
     wrapped to hold it.
     """
-    endpoint = HttpEndpoint(database=database, kicker=lambda: getattr(app.state, "kicker", None))
+    endpoint = HttpEndpoint(
+        database=database, kicker=lambda: getattr(app.state, "kicker", None), services=services
+    )
     app.include_router(mcp_servers_router)
     app.router.routes.append(
         Route(MCP_PATH, endpoint.app, methods=["GET", "POST", "DELETE"], include_in_schema=False)
@@ -50,7 +52,7 @@ def serve_stdio(settings: Settings, *, key: str) -> None:
     import anyio
 
     from quire.agent.mcp.serving import caller_for_key, serve_stdio
-    from quire.app.programs import configure_process
+    from quire.app.services import build_services
     from quire.core.broker import build_broker
     from quire.core.db import check_database
     from quire.runtime.kicks import Kicker
@@ -62,9 +64,9 @@ def serve_stdio(settings: Settings, *, key: str) -> None:
             check_database(database.url)
             database.check_context_key()
             caller = caller_for_key(database, key)
-            configure_process(settings, database)
+            services = build_services(settings, database)
             kicker = Kicker(build_broker(broker_url=settings.broker_url, database_url=database.url))
-        anyio.run(lambda: serve_stdio(database=database, caller=caller, kicker=kicker))
+        anyio.run(lambda: serve_stdio(database=database, caller=caller, kicker=kicker, services=services))
     finally:
         database.dispose()
 

@@ -108,7 +108,7 @@ def register_mcp_commands(
         from quire.agent.mcp.hub import get_hub
         from quire.agent.mcp.models import McpServerCreate
         from quire.agent.mcp.service import register_server, sync_server
-        from quire.app.programs import configure_process
+        from quire.app.services import content_environment
 
         try:
             spec = McpServerCreate(
@@ -130,7 +130,7 @@ def register_mcp_commands(
             session.commit()
             out.print(f"Registered {name}.")
             if sync:
-                environment = configure_process(settings)
+                environment = content_environment(settings, None)
                 outcome = sync_server(
                     session, server=server, embedder=environment.embedder, hub=get_hub(), access=access
                 )
@@ -171,10 +171,10 @@ def register_mcp_commands(
         from quire.agent.mcp.access import mcp_access
         from quire.agent.mcp.hub import get_hub
         from quire.agent.mcp.service import get_server, sync_server
-        from quire.app.programs import configure_process
+        from quire.app.services import content_environment
 
         settings = settings_for("tools")
-        environment = configure_process(settings)
+        environment = content_environment(settings, None)
         with _tenant_session(settings, tenant) as session:
             outcome = sync_server(
                 session,
@@ -195,10 +195,10 @@ def register_mcp_commands(
     ) -> None:
         """Remove the server and its tools from the catalog."""
         from quire.agent.mcp.service import get_server, remove_server
-        from quire.app.programs import configure_process
+        from quire.app.services import content_environment
 
         settings = settings_for("tools")
-        environment = configure_process(settings)
+        environment = content_environment(settings, None)
         with _tenant_session(settings, tenant) as session:
             remove_server(
                 session, server=get_server(session, name=name), embedder=environment.embedder, hub=None

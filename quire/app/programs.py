@@ -1,18 +1,17 @@
-"""How a process is composed: the programs it knows, its content environment, its services."""
+"""The background work of a worker process (executor, sweeper, heartbeat, MCP watcher), and how
+a CLI command runs programs; what they share is built in `quire.app.services`."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dramatiq.broker import Broker
 
-from quire.content.environment import ContentEnvironment, configure
-from quire.core.blobs import blob_store
+from quire.app.services import Services, build_services
+from quire.content.environment import ContentEnvironment
 from quire.core.broker import build_broker
 from quire.core.db import Database
 from quire.core.settings import Settings
@@ -26,83 +25,6 @@ if TYPE_CHECKING:  # the MCP SDK takes most of a second to import; short command
     from quire.agent.mcp.watcher import McpWatcher
 
 logger = logging.getLogger(__name__)
-
-# Modules whose import registers Quire's own durable programs.
-BUILTIN_PROGRAM_MODULES: list[str] = [
-    "quire.content.ingestion",
-    "quire.memory.lifecycle",
-    "quire.memory.programs",
-    "quire.agent.loop",
-]
-
-
-def load_programs(settings: Settings) -> None:
-    extra = [name.strip() for name in settings.program_modules.split(",") if name.strip()]
-    for module in [*BUILTIN_PROGRAM_MODULES, *extra]:
-        importlib.import_module(module)
-
-
-def content_environment(
-    settings: Settings, database: Database | None, *, embedding_threads: int = 0
-) -> ContentEnvironment:
-    environment = ContentEnvironment(
-        blobs=blob_store(settings.blob_store, data_dir=settings.data_dir, database=database),
-        embedding_model=settings.embedding_model,
-        embedding_runtime=settings.embedding_runtime,
-        embedding_threads=embedding_threads,
-        model_cache_dir=settings.model_cache_dir,
-        parse_timeout=settings.parse_timeout_seconds,
-        parse_memory_mb=settings.parse_memory_mb,
-        max_upload_bytes=int(settings.max_upload_mb * 1024 * 1024),
-        search_ef=settings.search_ef,
-        dense_weight=settings.search_dense_weight,
-    )
-    configure(environment)
-    return environment
-
-
-def configure_process(
-    settings: Settings,
-    database: Database | None = None,
-    *,
-    short_lived: bool = False,
-    embedding_threads: int = 0,
-) -> ContentEnvironment:
-    """Programs, agent and content environment for this process.
-
-    A `short_lived` command (`quire ingest`) does not load the MCP SDK (most of a second) until
-    it calls an imported MCP tool, which it rarely does.
-    """
-    from quire.agent.budgets import BudgetPolicy
-    from quire.agent.config import load_models
-    from quire.agent.environment import configure_agent
-
-    load_programs(settings)
-    configure_agent(
-        load_models(models_file=settings.models, model=settings.model),
-        database,
-        budgets=BudgetPolicy.from_settings(settings),
-    )
-    if database is not None and short_lived:
-        from quire.agent.tools.remote import callers
-
-        callers["mcp"] = partial(_install_mcp_and_call, settings, database)
-    elif database is not None:
-        from quire.agent.mcp.access import mcp_access
-        from quire.agent.mcp.calls import install_mcp
-
-        # Calls to imported MCP tools; a server's change notice re-syncs it.
-        install_mcp(database, mcp_access(settings))
-    return content_environment(settings, database, embedding_threads=embedding_threads)
-
-
-def _install_mcp_and_call(settings: Settings, database: Database, *args: Any) -> Any:
-    from quire.agent.mcp.access import mcp_access
-    from quire.agent.mcp.calls import call_mcp_tool, install_mcp
-
-    access = mcp_access(settings)
-    install_mcp(database, access)  # from now on the real caller
-    return call_mcp_tool(*args, access=access)
 
 
 def warm_up_in_background(environment: ContentEnvironment, *, parser: bool) -> None:
@@ -128,7 +50,7 @@ class BackgroundServices:
     executor: Executor
     sweeper: Sweeper
     heartbeat: WorkerHeartbeat
-    environment: ContentEnvironment
+    services: Services
     mcp_watcher: McpWatcher
 
     def stop(self) -> None:
@@ -136,7 +58,7 @@ class BackgroundServices:
         self.sweeper.stop()
         self.executor.stop()
         self.heartbeat.stop()
-        self.environment.close()
+        self.services.content.close()
 
 
 def start_background_services(
@@ -151,10 +73,12 @@ def start_background_services(
     access = mcp_access(settings)
     check_credentials_key(database, access.credentials)  # a wrong QUIRE_SECRET_KEY stops it here
     threads = 1 if settings.worker_threads > 1 else 0
-    environment = configure_process(settings, database, embedding_threads=threads)
-    warm_up_in_background(environment, parser=True)
+    services = build_services(settings, database, embedding_threads=threads)
+    warm_up_in_background(services.content, parser=True)
     kicker = Kicker(broker)
-    executor = Executor(database, kicker, lease_ttl=settings.lease_seconds)
+    executor = Executor(
+        database, kicker, lease_ttl=settings.lease_seconds, programs=services.programs, services=services
+    )
     install_executor(executor.advance)
     executor.start()
     sweeper = Sweeper(
@@ -166,12 +90,12 @@ def start_background_services(
     # Holds a connection to each enabled MCP server (for change notices) and re-syncs them now and then.
     from quire.agent.mcp.watcher import start_mcp_watcher
 
-    mcp_watcher = start_mcp_watcher(database, access=access, interval=300)
+    mcp_watcher = start_mcp_watcher(database, access=access, content=services.content, interval=300)
     return BackgroundServices(
         executor=executor,
         sweeper=sweeper,
         heartbeat=heartbeat,
-        environment=environment,
+        services=services,
         mcp_watcher=mcp_watcher,
     )
 

@@ -1,8 +1,10 @@
-"""What content code needs from its process: blob store, embedder, parser, limits.
+"""What content code needs from its process: blob store, embedder, parser, limits, and the
+programs that follow an ingestion or a deletion.
 
-`app` builds one ContentEnvironment from the settings when a process starts; programs and
-services read it with `current()`. The parser (a child process with unstructured loaded) is
-started only where documents are parsed: in workers, on first use.
+`app` builds one ContentEnvironment from the settings when a process starts, as part of the
+process's services; programs read it from their context (`content_of(ctx.services)`), routes
+from the app (`ContentDep`). The parser (a child process with unstructured loaded) is started
+only where documents are parsed: in workers, on first use.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
 
 from quire.core.blobs import BlobStore
 from quire.core.embeddings import Embedder, get_embedder
@@ -31,6 +35,10 @@ class ContentEnvironment:
     embedding_runtime: str = "onnx"
     embedding_threads: int = 0  # per embedding call; see core.embeddings.get_embedder
     model_cache_dir: Path | None = None
+    # Programs started for each indexed version and each deleted document (memory drawn from
+    # documents, memory retracted with them): the composition root names them, content knows none.
+    after_index: tuple[str, ...] = ()
+    on_delete: tuple[str, ...] = ()
     _parser: Parser | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -58,15 +66,16 @@ class ContentEnvironment:
                 self._parser = None
 
 
-_current: ContentEnvironment | None = None
+def content_of(services: Any) -> ContentEnvironment:
+    """The content layer's part of a process's services (a program's `ctx.services`, the app's)."""
+    environment = getattr(services, "content", None)
+    if not isinstance(environment, ContentEnvironment):
+        raise RuntimeError("this process's services hold no content environment")
+    return environment
 
 
-def configure(environment: ContentEnvironment) -> None:
-    global _current
-    _current = environment
+def get_content(request: Request) -> ContentEnvironment:
+    return content_of(request.app.state.services)
 
 
-def current() -> ContentEnvironment:
-    if _current is None:
-        raise RuntimeError("the content environment is not configured in this process")
-    return _current
+ContentDep = Annotated[ContentEnvironment, Depends(get_content)]

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from quire.content.chunking import ChunkInput, ChunkOut, chunk_elements, search_text
 from quire.content.elements import Previous, assign_ids, content_hash
-from quire.content.environment import current
+from quire.content.environment import content_of
 from quire.content.indexing import embed_chunks, publish_version, text_hash
 from quire.content.models import Chunk, Document, Element, Version, VersionStatus
 from quire.core.embeddings import Embedder
@@ -35,10 +35,6 @@ PROGRAM = "content.ingest"
 INGEST_PROGRESS = "ingest.progress"  # the event an ingestion run writes after each stage
 EMBED_BATCH = 128
 PARSE_RETRY = RetryPolicy(max_attempts=3, base_delay=2.0, max_delay=30.0)
-
-# Programs started (as children) for each version that reaches search: the memory layer adds
-# its extractor here. Content does not import what builds on it.
-AFTER_INDEX_PROGRAMS: list[str] = []
 
 
 class ParsedLike(Protocol):
@@ -84,7 +80,7 @@ def parse_version(ctx: RunContext, version_id: uuid.UUID) -> dict[str, object]:
     """Parse the stored bytes and write the elements, with ids carried over from the last version."""
     from quire.content.parsing import ParseFailure, ParserCrashed
 
-    environment = current()
+    environment = content_of(ctx.services)
     session = ctx.session
     version = _version(ctx, version_id)
     data = environment.blobs.get(version.blob_key)
@@ -199,7 +195,7 @@ def _chunk_row(version: Version, document: Document, chunk: ChunkOut) -> dict[st
 
 
 def embed_batch(ctx: RunContext, version_id: uuid.UUID, batch: int) -> dict[str, int]:
-    return embed_version_batch(ctx.session, version_id, batch, current().embedder)
+    return embed_version_batch(ctx.session, version_id, batch, content_of(ctx.services).embedder)
 
 
 def embed_version_batch(
@@ -232,7 +228,7 @@ def mark_embedded(ctx: RunContext, version_id: uuid.UUID) -> None:
 
 
 def publish(ctx: RunContext, version_id: uuid.UUID) -> bool:
-    return publish_version(ctx.session, version_id=version_id, model=current().embedder.name)
+    return publish_version(ctx.session, version_id=version_id, model=content_of(ctx.services).embedder.name)
 
 
 def mark_failed(ctx: RunContext, version_id: uuid.UUID, reason: str) -> None:
@@ -274,14 +270,14 @@ def _ingest(ctx: RunContext, state: IngestState) -> IngestState:
         state.embedded += counts["embedded"]
         state.reused += counts["reused"]
         ctx.emit(
-            "ingest.progress",
+            INGEST_PROGRESS,
             {"stage": "embed", "batch": batch + 1, "batches": batches, **counts},
         )
     ctx.step("embedded", mark_embedded, ctx, version_id)
     live = ctx.step("index", publish, ctx, version_id)
     state.status = VersionStatus.indexed
     ctx.emit(INGEST_PROGRESS, {"stage": "index", "searchable": live})
-    for follow_up in AFTER_INDEX_PROGRAMS:
+    for follow_up in content_of(ctx.services).after_index:
         ctx.start_child(follow_up, {"version_id": str(version_id)})
     ctx.publish(state)
     return state

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from quire.content import service
-from quire.content.environment import current
+from quire.content.environment import ContentDep
 from quire.content.errors import InvalidUpload, UploadTooLarge
 from quire.content.models import (
     DocumentDetail,
@@ -62,6 +62,7 @@ async def upload_document(
     caller: ContributorDep,
     session: TenantSessionDep,
     kicker: KickerDep,
+    environment: ContentDep,
     file: Annotated[UploadFile, File(description="The document.")],
     collection: Annotated[str, Form(max_length=200)] = "default",
     title: Annotated[str | None, Form(max_length=1000)] = None,
@@ -70,7 +71,6 @@ async def upload_document(
     metadata: Annotated[str | None, Form(description="A JSON object.")] = None,
 ) -> JSONResponse:
     """Upload a document: 202 and a new version when the bytes are new, 200 when unchanged."""
-    environment = current()
     data = bytearray()
     while chunk := await file.read(READ_CHUNK):
         data.extend(chunk)
@@ -148,10 +148,11 @@ def get_version_file(
     number: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     caller: ReaderDep,
     session: TenantSessionDep,
+    environment: ContentDep,
 ) -> Response:
     """The original bytes of a version, exactly as uploaded."""
     data, version = service.version_file(
-        session, document_id=document_id, number=number, blobs=current().blobs
+        session, document_id=document_id, number=number, blobs=environment.blobs
     )
     quoted = version.filename.replace('"', "")
     return Response(
@@ -182,10 +183,13 @@ def delete_document(
     caller: ContributorDep,
     session: TenantSessionDep,
     kicker: KickerDep,
+    environment: ContentDep,
     reason: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> DocumentPublic:
     """Take a document out of search; its versions and bytes stay for audit."""
-    document = service.delete_document(session, document_id=document_id, reason=reason, kicker=kicker)
+    document = service.delete_document(
+        session, document_id=document_id, reason=reason, kicker=kicker, follow_ups=environment.on_delete
+    )
     session.commit()
     return service.document_public(document)
 
@@ -203,6 +207,7 @@ def list_collections(caller: ReaderDep, session: TenantSessionDep) -> list[dict[
 def search_documents(
     caller: ReaderDep,
     session: TenantSessionDep,
+    environment: ContentDep,
     q: Annotated[str, Query(min_length=1, max_length=2000)],
     collection: Annotated[list[str] | None, Query()] = None,
     k: Annotated[int, Query(ge=1, le=100)] = 10,
@@ -213,7 +218,6 @@ def search_documents(
     ] = None,
 ) -> SearchResults:
     """Hybrid search over the latest live version of every document; hits carry citations."""
-    environment = current()
     version_id = None
     if version is not None:
         if document_id is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -36,9 +37,6 @@ from quire.core.models import utcnow
 from quire.core.tenancy import Caller
 from quire.runtime.kicks import Kicker
 from quire.runtime.service import create_run
-
-# Programs started for a deleted document (the memory layer retracts what it drew from it).
-ON_DELETE_PROGRAMS: list[str] = []
 
 
 def clean_filename(filename: str | None) -> str:
@@ -381,9 +379,15 @@ def diff_versions(
 
 
 def delete_document(
-    session: TenantSession, *, document_id: uuid.UUID, reason: str | None, kicker: Kicker | None
+    session: TenantSession,
+    *,
+    document_id: uuid.UUID,
+    reason: str | None,
+    kicker: Kicker | None,
+    follow_ups: Sequence[str] = (),
 ) -> Document:
-    """Tombstone: the document leaves search; its versions and bytes stay for audit."""
+    """Tombstone: the document leaves search; its versions and bytes stay for audit. Each program
+    of `follow_ups` starts for it (memory drawn from it is retracted)."""
     document = session.get(Document, document_id, with_for_update=True)
     if document is None:
         raise DocumentNotFound(f"no document {document_id}")
@@ -393,7 +397,7 @@ def delete_document(
     document.deleted_at = utcnow()
     document.deleted_reason = reason
     session.add(document)
-    for follow_up in ON_DELETE_PROGRAMS:
+    for follow_up in follow_ups:
         create_run(
             session,
             program=follow_up,

@@ -105,12 +105,12 @@ def _end(version: MemoryVersion, item: MemoryItem) -> None:
 
 
 def check(ctx: RunContext, review: Review, event: Event) -> dict[str, Any]:
-    from quire.content.environment import current
+    from quire.content.environment import content_of
     from quire.memory.checks import run_checks
 
     version, item = _load(ctx.session, review)
     if version.embedding is None:
-        version.embedding = current().embedder.embed_one(version.text)
+        version.embedding = content_of(ctx.services).embedder.embed_one(version.text)
         ctx.session.add(version)
         ctx.session.flush()
     findings = run_checks(ctx.session, version=version, item=item)

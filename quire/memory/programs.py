@@ -13,11 +13,12 @@ import uuid
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from quire.content import ingestion
 from quire.content import service as content_service
+from quire.content.environment import content_of
 from quire.content.models import Document, Element
 from quire.content.models import Version as DocumentVersion
 from quire.content.transcripts import TURN
+from quire.core.embeddings import Embedder
 from quire.memory.conversations import propose_episodes
 from quire.memory.extraction import Passage, active_extractor
 from quire.memory.models import Evidence, EvidenceIn, MemoryProposal, MemoryVersion, VersionState
@@ -167,26 +168,23 @@ def extract(ctx: RunContext, version_id: uuid.UUID) -> int:
             extractor_version=extractor.version,
         )
         proposed.append(memory)
-    embed_together(proposed)
+    embed_together(proposed, content_of(ctx.services).embedder)
     return len(proposed)
 
 
-def embed_together(memories: list[MemoryVersion]) -> None:
+def embed_together(memories: list[MemoryVersion], embedder: Embedder) -> None:
     """Embed a version's proposals in one batch: each review's check embeds only what is missing."""
-    from quire.content.environment import current
-
     if not memories:
         return
-    vectors = current().embedder.embed([m.text for m in memories])
+    vectors = embedder.embed([m.text for m in memories])
     for memory, vector in zip(memories, vectors, strict=True):
         memory.embedding = vector
 
 
 def propose_conversation_episodes(ctx: RunContext, version_id: uuid.UUID) -> int:
-    from quire.content.environment import current
-
+    embedder = content_of(ctx.services).embedder
     episodes = propose_episodes(
-        ctx.session, version_id=version_id, kicker=ctx.executor.kicker, embedder=current().embedder
+        ctx.session, version_id=version_id, kicker=ctx.executor.kicker, embedder=embedder
     )
     return len(episodes)
 
@@ -210,7 +208,6 @@ def on_delete(ctx: RunContext, state: OnDelete) -> OnDelete:
     return state
 
 
-if "memory.on-version" not in ingestion.AFTER_INDEX_PROGRAMS:
-    ingestion.AFTER_INDEX_PROGRAMS.append("memory.on-version")
-if "memory.on-delete" not in content_service.ON_DELETE_PROGRAMS:
-    content_service.ON_DELETE_PROGRAMS.append("memory.on-delete")
+# What the composition root hands the content layer to start after an ingestion and a deletion.
+AFTER_INDEX = ("memory.on-version",)
+ON_DELETE = ("memory.on-delete",)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from quire.content.environment import current
+from quire.content.environment import ContentDep
 from quire.core.deps import ContributorDep, ReaderDep, ReviewerDep, TenantSessionDep
 from quire.memory import service
 from quire.memory.models import (
@@ -84,6 +84,7 @@ def list_memories(
 def search_memories(
     caller: ReaderDep,
     session: TenantSessionDep,
+    environment: ContentDep,
     q: Annotated[str, Query(min_length=1, max_length=2000)],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     as_of: Annotated[datetime | None, Query(description="Recall as of this moment (ISO 8601).")] = None,
@@ -91,7 +92,6 @@ def search_memories(
     agent: str | None = None,
 ) -> RecallResults:
     """Approved memories in effect (now, or at `as_of`) in the caller's scopes, with their evidence."""
-    environment = current()
     return recall(
         session,
         query=q,

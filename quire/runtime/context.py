@@ -63,6 +63,13 @@ class RunContext:
     # What a program may ask.
 
     @property
+    def services(self) -> Any:
+        """What the process gives its programs (embedder, parser, model router, tools, …)."""
+        if self.executor.services is None:
+            raise RuntimeError("this executor was started without services")
+        return self.executor.services
+
+    @property
     def owner(self) -> Owner | None:
         """Who started the run (None: Quire itself): a program acts for them, with their role."""
         if self.run.started_by is None:

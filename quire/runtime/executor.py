@@ -69,7 +69,10 @@ class Executor:
         slice_steps: int = 200,
         slice_seconds: float = 30.0,
         programs: Registry = registry,
+        services: Any = None,
     ) -> None:
+        """`services` is what the process's programs use (`ctx.services`): the runtime does not
+        look inside; `quire.app.services.Services` in a Quire process, whatever a test builds."""
         self.database = database
         self.kicker = kicker
         self.owner = owner or default_owner()
@@ -77,6 +80,7 @@ class Executor:
         self.slice_steps = slice_steps
         self.slice_seconds = slice_seconds
         self.programs = programs
+        self.services = services
         self.leases = LeaseKeeper(database, owner=self.owner, ttl=lease_ttl)
 
     def start(self) -> None:

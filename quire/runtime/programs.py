@@ -11,10 +11,8 @@ from pydantic import BaseModel, TypeAdapter
 
 from quire.core.models import Role
 from quire.runtime.errors import ProgramNotFound
-from quire.runtime.models import Owner
 
 if TYPE_CHECKING:
-    from quire.core.tenancy import Caller
     from quire.runtime.context import RunContext
 
 S = TypeVar("S", bound=BaseModel)
@@ -39,9 +37,6 @@ class Program:
     # check what their state may say (an agent run acts as its caller, an ingestion reads an
     # upload); they are not startable with a state of the caller's choosing.
     startable: bool = True
-    # Called with (state, caller) when a principal starts a run, before it is stored: checks
-    # the state for that caller (raising an error that says what is wrong) and completes it.
-    admit: Callable[[Any, Owner | Caller], BaseModel] | None = None
 
     def load_state(self, data: dict[str, Any]) -> BaseModel:
         return self.state_type.model_validate(data)
@@ -121,7 +116,6 @@ def program(
     background: bool = False,
     visible_to: Role | None = None,
     startable: bool = True,
-    admit: Callable[[Any, Owner | Caller], BaseModel] | None = None,
 ) -> Callable[[Callable[[RunContext, S], S]], Callable[[RunContext, S], S]]:
     """Register a durable program: a function of (ctx, state) that returns its final state.
 
@@ -129,7 +123,6 @@ def program(
     recorded results of steps that completed before, so only new work runs. Everything that
     is not deterministic (I/O, clocks, random numbers) belongs inside a step. A `background`
     program's runs are kicked on a queue that workers serve only when nothing else is queued.
-    `admit` checks and completes the state of a run a principal starts (see `Program.admit`).
     """
 
     def register(function: Callable[[RunContext, S], S]) -> Callable[[RunContext, S], S]:
@@ -143,7 +136,6 @@ def program(
                 background=background,
                 visible_to=visible_to,
                 startable=startable,
-                admit=admit,
             )
         )
         return function

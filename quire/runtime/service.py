@@ -77,9 +77,8 @@ def create_run(
     """Start a run of `program` (its latest version unless told); return it and whether it is new.
 
     `owner` is who starts it, as authenticated: the run is theirs (see runtime/access.py) and
-    acts with their role, and the program's `admit` checks and completes the state for them
-    (its budget within their role's maximum); None is Quire itself. With an idempotency key,
-    starting the same thing twice returns the first run.
+    acts with their role; None is Quire itself. With an idempotency key, starting the same thing
+    twice returns the first run.
     """
     definition = registry.get(program, version)
     try:
@@ -90,8 +89,6 @@ def create_run(
             for item in error.errors()
         )
         raise InvalidState(f"the state does not fit program {definition.name!r}: {problems}") from None
-    if owner is not None and definition.admit is not None:
-        data = definition.admit(data, owner)
     tenant = tenant_id or (session.tenant_id if isinstance(session, TenantSession) else None)
     if tenant is None:
         raise ValueError("create_run needs a TenantSession or a tenant_id")

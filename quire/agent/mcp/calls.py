@@ -1,6 +1,6 @@
 """Calling imported MCP tools from the agent loop, and keeping their catalog entries current.
 
-`install_mcp(database, access)` registers the caller for `mcp:<server>` sources and makes a change
+`install_mcp(database, access, content)` returns the caller for `mcp:<server>` sources and makes a change
 notice from any connected server re-sync that server's tools.
 """
 
@@ -20,7 +20,8 @@ from quire.agent.mcp.hub import McpHub, get_hub, set_change_handler
 from quire.agent.mcp.importing import match_name
 from quire.agent.mcp.service import find_server, sync_server
 from quire.agent.tools.base import ToolContext, ToolOutput
-from quire.agent.tools.remote import callers
+from quire.agent.tools.remote import RemoteCaller
+from quire.content.environment import ContentEnvironment
 from quire.core.db import Database
 
 logger = logging.getLogger(__name__)
@@ -85,10 +86,15 @@ def _idempotency_key(ctx: ToolContext) -> str | None:
         return None
 
 
-def resync(database: Database, endpoint: Endpoint, *, access: McpAccess, hub: McpHub | None = None) -> None:
+def resync(
+    database: Database,
+    endpoint: Endpoint,
+    *,
+    access: McpAccess,
+    content: ContentEnvironment,
+    hub: McpHub | None = None,
+) -> None:
     """Re-sync one server's tools after it said they changed (or a call found one gone)."""
-    from quire.content.environment import current
-
     with database.tenant_session(endpoint.tenant_id) as session:
         server = find_server(session, name=endpoint.name)
         if server is None or endpoint_of(server, access) != endpoint:
@@ -96,7 +102,7 @@ def resync(database: Database, endpoint: Endpoint, *, access: McpAccess, hub: Mc
         outcome = sync_server(
             session,
             server=server,
-            embedder=current().embedder,
+            embedder=content.embedder,
             hub=hub or get_hub(),
             access=access,
             keep_open=True,
@@ -112,7 +118,7 @@ def resync(database: Database, endpoint: Endpoint, *, access: McpAccess, hub: Mc
     )
 
 
-def install_mcp(database: Database, access: McpAccess) -> None:
-    """Let this process call imported MCP tools and follow their servers' changes."""
-    callers["mcp"] = partial(call_mcp_tool, access=access)
-    set_change_handler(partial(resync, database, access=access))
+def install_mcp(database: Database, access: McpAccess, content: ContentEnvironment) -> RemoteCaller:
+    """Follow imported servers' changes in this process; return how it calls their tools."""
+    set_change_handler(partial(resync, database, access=access, content=content))
+    return partial(call_mcp_tool, access=access)

@@ -10,7 +10,7 @@ from quire.agent.mcp import service
 from quire.agent.mcp.access import mcp_access
 from quire.agent.mcp.hub import get_hub
 from quire.agent.mcp.models import McpServerCreate, McpServerPublic, McpServersPublic, McpSyncPublic
-from quire.content.environment import current
+from quire.content.environment import ContentDep
 from quire.core.deps import AdminDep, SettingsDep, TenantSessionDep
 
 router = APIRouter(prefix="/v1/tools/mcp-servers", tags=["tools"])
@@ -29,6 +29,7 @@ def register_server(
     caller: AdminDep,
     session: TenantSessionDep,
     settings: SettingsDep,
+    content: ContentDep,
     sync: Annotated[bool, Query(description="Import its tools now.")] = True,
 ) -> McpSyncPublic:
     """Register an MCP server (stdio command or streamable-HTTP URL) and import its tools."""
@@ -40,7 +41,7 @@ def register_server(
     if not sync:
         return McpSyncPublic(server=McpServerPublic.of(server))
     outcome = service.sync_server(
-        session, server=server, embedder=current().embedder, hub=get_hub(), access=access
+        session, server=server, embedder=content.embedder, hub=get_hub(), access=access
     )
     session.commit()
     return outcome
@@ -59,21 +60,21 @@ def get_server(name: str, caller: AdminDep, session: TenantSessionDep) -> McpSer
 
 @router.post("/{name}/sync")
 def sync_server(
-    name: str, caller: AdminDep, session: TenantSessionDep, settings: SettingsDep
+    name: str, caller: AdminDep, session: TenantSessionDep, settings: SettingsDep, content: ContentDep
 ) -> McpSyncPublic:
     """List the server's tools again and bring the catalog in line (workers also do this on their own)."""
     server = service.get_server(session, name=name)
     outcome = service.sync_server(
-        session, server=server, embedder=current().embedder, hub=get_hub(), access=mcp_access(settings)
+        session, server=server, embedder=content.embedder, hub=get_hub(), access=mcp_access(settings)
     )
     session.commit()
     return outcome
 
 
 @router.delete("/{name}", status_code=204)
-def remove_server(name: str, caller: AdminDep, session: TenantSessionDep) -> Response:
+def remove_server(name: str, caller: AdminDep, session: TenantSessionDep, content: ContentDep) -> Response:
     """Remove the server and its tools from the catalog."""
     server = service.get_server(session, name=name)
-    service.remove_server(session, server=server, embedder=current().embedder, hub=get_hub())
+    service.remove_server(session, server=server, embedder=content.embedder, hub=get_hub())
     session.commit()
     return Response(status_code=204)

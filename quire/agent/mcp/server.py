@@ -62,6 +62,7 @@ class CallerRun:
 
     session: TenantSession
     tenant_id: uuid.UUID
+    services: Any = None  # the process's services (`quire.app.services.Services`)
     run_id: uuid.UUID | None = None
     _current_seq: int | None = None
 
@@ -74,7 +75,8 @@ class SourcedProposeArgs(ProposeArgs):
     quote: str = Field(min_length=1, max_length=5000, description="The exact passage of that document.")
 
 
-Run = Callable[[TenantSession, Caller, Any, Kicker | None], ToolOutput]
+# (session, caller, arguments, kicker, the process's services) -> what the tool answers
+Run = Callable[[TenantSession, Caller, Any, Kicker | None, Any], ToolOutput]
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,11 @@ class ServedTool:
 
 
 def _builtin(tool: Tool) -> Run:
-    def run(session: TenantSession, caller: Caller, args: Any, kicker: Kicker | None) -> ToolOutput:
+    def run(
+        session: TenantSession, caller: Caller, args: Any, kicker: Kicker | None, services: Any
+    ) -> ToolOutput:
         context = ToolContext(
-            run=cast("RunContext", CallerRun(session=session, tenant_id=caller.tenant_id)),
+            run=cast("RunContext", CallerRun(session=session, tenant_id=caller.tenant_id, services=services)),
             role=caller.role,
             principal_id=caller.principal_id,
             agent=AGENT_NAME,
@@ -120,7 +124,7 @@ def _builtin(tool: Tool) -> Run:
 
 
 def _propose(
-    session: TenantSession, caller: Caller, args: SourcedProposeArgs, kicker: Kicker | None
+    session: TenantSession, caller: Caller, args: SourcedProposeArgs, kicker: Kicker | None, services: Any
 ) -> ToolOutput:
     item, version = propose(
         session,
@@ -186,9 +190,15 @@ class QuireMcpServer:
     """The MCP server object: who the caller is comes from `identify`, per request."""
 
     def __init__(
-        self, *, database: Database, identify: Identify, kicker: Callable[[], Kicker | None] = lambda: None
+        self,
+        *,
+        database: Database,
+        identify: Identify,
+        services: Any,
+        kicker: Callable[[], Kicker | None] = lambda: None,
     ) -> None:
         self.database = database
+        self.services = services
         self.identify = identify
         self.kicker = kicker
         self.server: Server[Any] = Server(
@@ -227,7 +237,9 @@ class QuireMcpServer:
     def _run(self, tool: ServedTool, caller: Caller, args: BaseModel) -> ToolOutput:
         with self.database.tenant_session(caller.tenant_id) as session:
             try:
-                output = tool.run(session, caller, args, self.kicker() if not tool.read_only else None)
+                output = tool.run(
+                    session, caller, args, self.kicker() if not tool.read_only else None, self.services
+                )
                 session.commit()
             except (QuireError, LookupError) as error:
                 session.rollback()

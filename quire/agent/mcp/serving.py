@@ -77,8 +77,10 @@ def caller_from_request(ctx: ServerRequestContext[Any, Any]) -> Caller:
 class HttpEndpoint:
     """The streamable-HTTP endpoint: `app` to mount, `running()` to hold for the app's lifetime."""
 
-    def __init__(self, *, database: Database, kicker: Callable[[], Kicker | None]) -> None:
-        self.mcp = QuireMcpServer(database=database, identify=caller_from_request, kicker=kicker)
+    def __init__(self, *, database: Database, kicker: Callable[[], Kicker | None], services: Any) -> None:
+        self.mcp = QuireMcpServer(
+            database=database, identify=caller_from_request, kicker=kicker, services=services
+        )
         # Bearer keys protect the endpoint; DNS-rebinding checks (Host/Origin allow-lists) are off.
         self.manager = StreamableHTTPSessionManager(app=self.mcp.server, stateless=True, json_response=True)
         self.app: ASGIApp = ApiKeyAuth(StreamableHTTPASGIApp(self.manager), database)
@@ -87,8 +89,10 @@ class HttpEndpoint:
         return self.manager.run()
 
 
-async def serve_stdio(*, database: Database, caller: Caller, kicker: Kicker | None) -> None:
+async def serve_stdio(*, database: Database, caller: Caller, kicker: Kicker | None, services: Any) -> None:
     """Serve one client on this process's stdin and stdout, as `caller`, until it hangs up."""
-    mcp = QuireMcpServer(database=database, identify=lambda ctx: caller, kicker=lambda: kicker)
+    mcp = QuireMcpServer(
+        database=database, identify=lambda ctx: caller, kicker=lambda: kicker, services=services
+    )
     async with stdio_server() as (read_stream, write_stream):
         await mcp.server.run(read_stream, write_stream, mcp.server.create_initialization_options())

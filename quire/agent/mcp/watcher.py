@@ -13,6 +13,7 @@ from quire.agent.mcp.endpoints import describe_error
 from quire.agent.mcp.hub import McpHub, get_hub
 from quire.agent.mcp.models import McpServer
 from quire.agent.mcp.service import sync_server
+from quire.content.environment import ContentEnvironment
 from quire.core.db import Database
 
 logger = logging.getLogger(__name__)
@@ -22,10 +23,17 @@ class McpWatcher:
     """Syncs every enabled MCP server of every tenant now and then every `interval` seconds."""
 
     def __init__(
-        self, database: Database, *, access: McpAccess, interval: float = 300.0, hub: McpHub | None = None
+        self,
+        database: Database,
+        *,
+        access: McpAccess,
+        content: ContentEnvironment,
+        interval: float = 300.0,
+        hub: McpHub | None = None,
     ) -> None:
         self.database = database
         self.access = access
+        self.content = content
         self.interval = interval
         self.hub = hub
         self._stop = threading.Event()
@@ -41,8 +49,6 @@ class McpWatcher:
 
     def run_once(self) -> int:
         """Sync each enabled server; close connections to servers gone or disabled. Returns the count."""
-        from quire.content.environment import current
-
         hub = self.hub or get_hub()
         with self.database.system_session() as system:  # every tenant's servers: bookkeeping only
             servers = [(s.tenant_id, s.name) for s in system.exec(select(McpServer).where(McpServer.enabled))]
@@ -60,7 +66,7 @@ class McpWatcher:
                     sync_server(
                         session,
                         server=server,
-                        embedder=current().embedder,
+                        embedder=self.content.embedder,
                         hub=hub,
                         access=self.access,
                         keep_open=True,
@@ -81,6 +87,8 @@ class McpWatcher:
             self._stop.wait(self.interval)
 
 
-def start_mcp_watcher(database: Database, *, access: McpAccess, interval: float = 300.0) -> McpWatcher:
+def start_mcp_watcher(
+    database: Database, *, access: McpAccess, content: ContentEnvironment, interval: float = 300.0
+) -> McpWatcher:
     """Start the watcher thread of a worker process; `stop()` it when the process stops."""
-    return McpWatcher(database, access=access, interval=interval).start()
+    return McpWatcher(database, access=access, content=content, interval=interval).start()

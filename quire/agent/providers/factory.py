@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from quire.agent.config import ModelTarget
 from quire.agent.providers.base import Provider
 from quire.core.errors import ConfigurationError
 
 
-def _classes() -> dict[str, type[Provider]]:
+def builtin_providers() -> dict[str, type[Provider]]:
+    """Quire's own provider classes by name; a process may add others (tests: a scripted model)."""
     from quire.agent.providers.anthropic import AnthropicProvider
     from quire.agent.providers.gemini import GeminiProvider
     from quire.agent.providers.offline import OfflineProvider
@@ -18,16 +21,10 @@ def _classes() -> dict[str, type[Provider]]:
         "anthropic": AnthropicProvider,
         "gemini": GeminiProvider,
         "offline": OfflineProvider,
-        **extra_providers,
     }
 
 
-# Providers registered by plugins (and by tests: a scripted model behind the same interface).
-extra_providers: dict[str, type[Provider]] = {}
-
-
-def build_provider(target: ModelTarget) -> Provider:
-    classes = _classes()
+def build_provider(target: ModelTarget, classes: Mapping[str, type[Provider]]) -> Provider:
     if target.provider not in classes:
         raise ConfigurationError(f"target {target.name!r} names unknown provider {target.provider!r}")
     return classes[target.provider](

@@ -52,6 +52,11 @@ class ToolContext:
     def tenant_id(self) -> uuid.UUID:
         return self.run.tenant_id
 
+    @property
+    def services(self) -> Any:
+        """The process's services (`quire.app.services.Services`): embedder, agent, …"""
+        return self.run.services
+
 
 ToolFunction = Callable[[ToolContext, Any], ToolOutput]
 
@@ -124,7 +129,7 @@ def tool(
     requires_approval: bool | None = None,
     examples: tuple[dict[str, Any], ...] = (),
 ) -> Callable[[ToolFunction], Tool]:
-    """Turn a typed function into a Tool (and register it as a built-in)."""
+    """Turn a typed function into a Tool (a module lists its tools in `TOOLS`)."""
 
     def make(function: ToolFunction) -> Tool:
         made = Tool(
@@ -139,13 +144,9 @@ def tool(
             requires_approval=side_effects if requires_approval is None else requires_approval,
             examples=examples,
         )
-        builtin_tools[made.name] = made
         return made
 
     return make
-
-
-builtin_tools: dict[str, Tool] = {}
 
 
 def validation_message(error: ValidationError) -> str:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from quire.agent.citations import SourceCitation
 from quire.agent.tools.base import ToolContext, ToolOutput, tool
 from quire.content import service as content_service
-from quire.content.environment import current
+from quire.content.environment import content_of
 from quire.content.search import Scope
 from quire.content.search import search as content_search
 from quire.core.models import Role
@@ -36,7 +36,7 @@ class SearchArgs(BaseModel):
 def search_content(ctx: ToolContext, args: SearchArgs) -> ToolOutput:
     """Hybrid (keyword and meaning) search over the latest version of every document. Each hit
     is numbered and carries its document, version, section and pages; quote them to cite."""
-    environment = current()
+    environment = content_of(ctx.services)
     results = content_search(
         ctx.session,
         query=args.query,
@@ -138,7 +138,7 @@ class RecallArgs(BaseModel):
 def recall_memory(ctx: ToolContext, args: RecallArgs) -> ToolOutput:
     """Only memories a person approved, in effect now, in scopes this run may read, each with the
     passage it comes from. What was recalled is recorded with the run."""
-    environment = current()
+    environment = content_of(ctx.services)
     results = recall(
         ctx.session,
         query=args.query,
@@ -263,3 +263,16 @@ def read_result(ctx: ToolContext, args: ReadResultArgs) -> ToolOutput:
         f"\n[{rest} more characters: read_result(handle='{args.handle}', offset={args.offset + len(piece)})]"
     )
     return ToolOutput(content=piece + (note if rest > 0 else "\n[end of result]"))
+
+
+# The built-in tools, in the order the catalog lists them.
+TOOLS = (
+    search_content,
+    read_section,
+    compare_versions,
+    recall_memory,
+    propose_memory,
+    list_collections,
+    ask_human,
+    read_result,
+)

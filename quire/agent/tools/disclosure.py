@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from quire.agent.tools.base import ToolContext, ToolOutput, tool
 from quire.agent.tools.catalog import get_tool, search_tools
-from quire.content.environment import current
+from quire.content.environment import content_of
 
 
 class FindArgs(BaseModel):
@@ -24,7 +24,9 @@ class FindArgs(BaseModel):
 def find_tools(ctx: ToolContext, args: FindArgs) -> ToolOutput:
     """Searches every tool available to this run, built-in or imported. Load the ones you want
     with load_tools; their full definitions appear from your next turn."""
-    found = search_tools(ctx.session, query=args.query, embedder=current().embedder, k=args.k, role=ctx.role)
+    found = search_tools(
+        ctx.session, query=args.query, embedder=content_of(ctx.services).embedder, k=args.k, role=ctx.role
+    )
     if not found:
         return ToolOutput(content=f"No tool matches {args.query!r}.", data={"names": []})
     lines = [f"{len(found)} tools for {args.query!r} (load them with load_tools):"]
@@ -76,6 +78,10 @@ def tool_help(ctx: ToolContext, args: HelpArgs) -> ToolOutput:
         )
     parts.append(f"Source: {entry.source}; needs the {entry.role.value} role.")
     return ToolOutput(content="\n\n".join(p for p in parts if p))
+
+
+# The tools that disclose the catalog to a run.
+TOOLS = (find_tools, load_tools, tool_help)
 
 
 def touch(loaded: list[str], names: list[str], *, cap: int) -> tuple[list[str], list[str]]:

@@ -9,15 +9,17 @@ from typing import Any
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput
 from quire.agent.tools.catalog import ToolDescription
 
-# source prefix ("mcp") -> how to call a tool of that source: (ctx, source, name, arguments)
+# How to call a tool of a source kind ("mcp"): (ctx, source, name, arguments). The process's
+# agent environment holds one per kind (`AgentEnvironment.remote_callers`).
 RemoteCaller = Callable[[ToolContext, str, str, dict[str, Any]], ToolOutput]
-callers: dict[str, RemoteCaller] = {}
 
 
 def remote_tool(description: ToolDescription, source: str) -> Tool:
     def call(ctx: ToolContext, arguments: Any) -> ToolOutput:
+        from quire.agent.environment import agent_of
+
         kind = source.split(":", 1)[0]
-        caller = callers.get(kind)
+        caller = agent_of(ctx.run.services).remote_callers.get(kind)
         if caller is None:
             return ToolOutput(
                 content=f"tools from {source} cannot be called from this process", is_error=True

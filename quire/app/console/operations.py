@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from quire.agent.environment import current_agent
+from quire.agent.environment import agent_of
 from quire.agent.usage import UsageDay, daily_budget, usage_report
 from quire.app.console.charts import Series, bar_chart, compact, dollars, sparkline
 from quire.app.console.deps import ConsoleSessionDep
@@ -160,7 +160,9 @@ def operations_page(request: Request, console: AdminConsoleDep, database: Databa
         today = now.date()
         days = [today - timedelta(days=SPEND_DAYS - 1 - i) for i in range(SPEND_DAYS)]
         usage = usage_report(session, since=days[0])
-        budget = daily_budget(session, default_usd=current_agent().budgets.default_daily_usd)
+        budget = daily_budget(
+            session, default_usd=agent_of(request.app.state.services).budgets.default_daily_usd
+        )
     workers = live_workers(database)
     models = model_totals(usage)
     cost_chart, tokens_chart = spend_charts(models, days)

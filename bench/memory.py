@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 from quire.app.bootstrap import migrate  # noqa: E402
 from quire.content.environment import ContentEnvironment, configure  # noqa: E402
-from quire.content.indexing import publish_version, vector_literal  # noqa: E402
+from quire.content.indexing import publish_version  # noqa: E402
 from quire.content.ingestion import write_elements  # noqa: E402
 from quire.content.models import Document, Version  # noqa: E402
 from quire.content.parsing import ParsedElement  # noqa: E402
@@ -66,7 +66,9 @@ from quire.core.db import Database  # noqa: E402
 from quire.core.embedded import EmbeddedPostgres  # noqa: E402
 from quire.core.embeddings import Embedder, get_embedder  # noqa: E402
 from quire.core.models import Role, Tenant  # noqa: E402
-from quire.core.search import index_items, lexical_scores  # noqa: E402
+from quire.core.search.dense import vector_literal  # noqa: E402
+from quire.core.search.lexical import lexical_scores  # noqa: E402
+from quire.core.search.postings import index_items  # noqa: E402
 from quire.core.tenancy import Caller  # noqa: E402
 from quire.memory.conversations import propose_episodes  # noqa: E402
 from quire.memory.lifecycle import INDEX_NAME  # noqa: E402

@@ -35,13 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from quire.agent.messages import ToolSpec  # noqa: E402
-from quire.agent.tools.catalog import PART_WEIGHT, ToolDescription, search_tools, sync_source  # noqa: E402
+from quire.agent.tools.catalog import ToolDescription, sync_source  # noqa: E402
+from quire.agent.tools.catalog_search import PART_WEIGHT, search_tools  # noqa: E402
 from quire.app.bootstrap import migrate  # noqa: E402
 from quire.core.db import Database  # noqa: E402
 from quire.core.embedded import EmbeddedPostgres  # noqa: E402
 from quire.core.embeddings import get_embedder  # noqa: E402
 from quire.core.models import Tenant  # noqa: E402
-from quire.core.search import lexical_scores  # noqa: E402
+from quire.core.search.lexical import lexical_scores  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "metatool"
 KS = (1, 3, 5, 10)

@@ -131,12 +131,18 @@ def resolve_loaded(ctx: RunContext, names: list[str]) -> list[dict[str, Any]]:
 
 
 def preload_tools(ctx: RunContext, question: str, count: int, role: Role) -> list[str]:
-    from quire.agent.tools.catalog import search_tools
+    from quire.agent.tools.catalog_search import search_tools
     from quire.content.environment import current
 
     builtin = set(current_agent().tools)
+    environment = current()
     found = search_tools(
-        ctx.session, query=question, embedder=current().embedder, k=count + len(builtin), role=role
+        ctx.session,
+        query=question,
+        embedder=environment.embedder,
+        k=count + len(builtin),
+        role=role,
+        dense_weight=environment.tool_dense_weight,
     )
     return [f.name for f in found if f.name not in builtin or f.name not in CORE_TOOLS][:count]
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlmodel import Session
 
-from quire.agent.tools.catalog import ToolDescription, request_parts, search_tools, sync_source
+from quire.agent.tools.catalog import ToolDescription, sync_source
+from quire.agent.tools.catalog_search import request_parts, search_tools
 from quire.content.environment import current
-from quire.content.indexing import vector_literal
 from quire.core.models import Role
-from quire.core.search import blend, lexical_scores
-from tests.core.test_search import HOSTILE_QUERIES
+from quire.core.search.dense import vector_literal
+from quire.core.search.fusion import blend
+from quire.core.search.lexical import lexical_scores
+from tests.core.search.test_lexemes import HOSTILE_QUERIES
 from tests.harness import Harness
 
 CATALOG = {

@@ -7,7 +7,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from quire.agent.tools.base import ToolContext, ToolOutput, tool
-from quire.agent.tools.catalog import get_tool, search_tools
+from quire.agent.tools.catalog import get_tool
+from quire.agent.tools.catalog_search import search_tools
 from quire.content.environment import current
 
 
@@ -24,7 +25,15 @@ class FindArgs(BaseModel):
 def find_tools(ctx: ToolContext, args: FindArgs) -> ToolOutput:
     """Searches every tool available to this run, built-in or imported. Load the ones you want
     with load_tools; their full definitions appear from your next turn."""
-    found = search_tools(ctx.session, query=args.query, embedder=current().embedder, k=args.k, role=ctx.role)
+    environment = current()
+    found = search_tools(
+        ctx.session,
+        query=args.query,
+        embedder=environment.embedder,
+        k=args.k,
+        role=ctx.role,
+        dense_weight=environment.tool_dense_weight,
+    )
     if not found:
         return ToolOutput(content=f"No tool matches {args.query!r}.", data={"names": []})
     lines = [f"{len(found)} tools for {args.query!r} (load them with load_tools):"]

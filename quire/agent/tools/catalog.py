@@ -2,9 +2,9 @@
 with the same hybrid search as documents (`catalog_search`), so an agent finds the few it needs
 among hundreds.
 
-A tool's searchable text is its name (split into words), summary, description, tags and example
-requests. Syncing a source replaces that source's tools: new and changed ones are embedded and
-indexed, removed ones leave the catalog.
+A tool's searchable text is its name (split into words), summary, description, its parameters'
+names and descriptions, tags and example requests. Syncing a source replaces that source's tools:
+new and changed ones are embedded and indexed, removed ones leave the catalog.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from quire.core.models import Role, TenantScoped, enum_column, timestamp_column,
 from quire.core.search.postings import index_items, unindex_items
 
 INDEX_NAME = "tools"
+INDEXED_AS = "pieces/1"  # bump when `search_text` or `tool_vector` change
 
 
 class CatalogTool(TenantScoped, table=True):
@@ -68,16 +69,78 @@ class ToolDescription(BaseModel):
     examples: list[Any] = Field(default_factory=list)
 
     def search_text(self) -> str:
-        words = " ".join(re.findall(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d+", self.name))
-        example_text = [e if isinstance(e, str) else json.dumps(e) for e in self.examples]
-        return "\n".join(
-            part
-            for part in (self.name, words, self.summary, self.description, " ".join(self.tags), *example_text)
-            if part
-        )
+        """What the lexical index holds of the tool."""
+        return "\n".join(part for part in (self.name, *self.pieces()) if part)
+
+    def pieces(self) -> list[str]:
+        """The tool's text in pieces that each say one thing: its name in words, each sentence of
+        its summary and description, each parameter, its tags, each example request.
+
+        The tool's vector is the mean of its pieces' vectors: a request usually asks for one of
+        the things a tool does, which one sentence says better than the whole text. On MetaTool's
+        tuning queries (bench/tools.py) that lifted recall@5 by 3 points over one vector of the
+        whole text."""
+        sentences = [
+            sentence.strip()
+            for part in (self.summary, self.description)
+            for sentence in _SENTENCE_END.split(part)
+            if sentence.strip()
+        ]
+        examples = [e if isinstance(e, str) else json.dumps(e) for e in self.examples]
+        pieces = [name_words(self.name) or self.name, *sentences, *parameter_texts(self.parameters)]
+        return [*pieces, *([" ".join(self.tags)] if self.tags else []), *examples]
 
     def digest(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        """Changes when the tool or the way the catalog indexes tools does, so a sync re-indexes it."""
+        return hashlib.sha256((INDEXED_AS + self.model_dump_json()).encode()).hexdigest()
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def name_words(name: str) -> str:
+    """A tool's name as words: `get_stockQuote` -> "get stock Quote"."""
+    return " ".join(re.findall(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d+", name))
+
+
+def parameter_texts(schema: dict[str, Any]) -> list[str]:
+    """Each parameter of a JSON schema (nested objects too) as "its name in words: its description"."""
+    texts: list[str] = []
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for name, spec in properties.items():
+            if not isinstance(spec, dict):
+                continue
+            description = spec.get("description")
+            words = name_words(str(name)) or str(name)
+            texts.append(f"{words}: {description}" if isinstance(description, str) and description else words)
+            texts += parameter_texts(spec)
+            items = spec.get("items")
+            if isinstance(items, dict):
+                texts += parameter_texts(items)
+    definitions = schema.get("$defs")  # the nested models a pydantic schema refers to
+    if isinstance(definitions, dict):
+        for spec in definitions.values():
+            if isinstance(spec, dict):
+                texts += parameter_texts(spec)
+    return texts
+
+
+def tool_vectors(embedder: Embedder, descriptions: Sequence[ToolDescription]) -> list[list[float]]:
+    """Each tool's vector: the mean of its pieces' vectors, of unit length (one embedding call)."""
+    pieces = [description.pieces() or [description.name] for description in descriptions]
+    vectors = embedder.embed([piece for tool in pieces for piece in tool])
+    means, start = [], 0
+    for tool in pieces:
+        means.append(mean_vector(vectors[start : start + len(tool)]))
+        start += len(tool)
+    return means
+
+
+def mean_vector(vectors: Sequence[Sequence[float]]) -> list[float]:
+    total = [sum(values) for values in zip(*vectors, strict=True)]
+    norm = sum(x * x for x in total) ** 0.5 or 1.0
+    return [x / norm for x in total]
 
 
 @dataclass(frozen=True)
@@ -144,7 +207,7 @@ def sync_source(
         for row in removed_rows:
             session.delete(row)
     if changed_rows:
-        vectors = embedder.embed([d.search_text() for _, d in changed_rows])
+        vectors = tool_vectors(embedder, [description for _, description in changed_rows])
         for (row, _), vector in zip(changed_rows, vectors, strict=True):
             row.embedding = vector
             session.add(row)

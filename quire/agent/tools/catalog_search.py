@@ -4,7 +4,8 @@ quire.core.search over the tools' postings and vectors.
 A request that asks for two things ("the latest news about Tesla and how it moved the stock
 market") may match neither tool well as a whole while each part matches one: its parts are
 searched too, and a tool ranks by its best match, a part's counting `PART_WEIGHT` of the whole's
-so that a one-tool request keeps its best match first.
+so that a one-tool request keeps its best match first. A request longer than `REQUEST_LIMIT` is
+cut to its informative part: the pieces whose words are rarest among the tools.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from quire.core.search.corpus import Corpus
 from quire.core.search.dense import nearest, vector_literal
 from quire.core.search.fusion import blend_sql
 from quire.core.search.lexemes import searchable_text
-from quire.core.search.lexical import best, bm25, bm25_params, within
+from quire.core.search.lexical import best, bm25, bm25_params, lexeme_weights, within
 from quire.core.settings import TOOL_SEARCH_DENSE_WEIGHT
 
 PART_WEIGHT = 0.8
 MIN_PART_WORDS = 3
+REQUEST_LIMIT = 500  # characters of a request that are searched (find_tools' argument limit)
 _PART_BOUNDARY = re.compile(
     r",?\s+(?:and then|and also|as well as|after that|and|then|also|plus|while)\s+|[,;.?!]\s+", re.IGNORECASE
 )
+_PIECE_BOUNDARY = re.compile(r"(?<=[,;:.?!])\s+|\n+")
 
 
 class FoundTool(BaseModel):
@@ -43,6 +46,44 @@ def request_parts(query: str) -> list[str]:
     """The parts of a compound request, or [] when it is one request."""
     parts = [part.strip() for part in _PART_BOUNDARY.split(query) if len(part.split()) >= MIN_PART_WORDS]
     return parts if len(parts) >= 2 else []
+
+
+def informative_part(session: Session, query: str, limit: int = REQUEST_LIMIT) -> str:
+    """`query` cut to at most `limit` characters: its most informative pieces, in their order.
+
+    A piece (a sentence or clause) is worth the IDF, among the catalog's tools, of the lexemes it
+    holds; greetings, politeness and a pasted document's filler hold common words or none the
+    catalog knows, and go first. A piece longer than `limit` keeps its first words.
+    """
+    if len(query) <= limit:
+        return query
+    pieces = [piece.strip() for piece in _PIECE_BOUNDARY.split(query) if piece.strip()]
+    rows = session.execute(
+        text(
+            "SELECT p.n, coalesce(array_agg(DISTINCT t.lexeme) FILTER (WHERE t.lexeme IS NOT NULL), '{}') "
+            "FROM unnest(CAST(:pieces AS text[])) WITH ORDINALITY AS p(body, n) "
+            "LEFT JOIN LATERAL unnest(to_tsvector('english', p.body)) AS t ON true GROUP BY p.n"
+        ),
+        {"pieces": pieces},
+    ).all()
+    lexemes = {int(n) - 1: list(found) for n, found in rows}
+    weights = lexeme_weights(
+        session, index_name=INDEX_NAME, lexemes=sorted({x for found in lexemes.values() for x in found})
+    )
+    worth = {i: sum(weights.get(x, 0.0) for x in lexemes.get(i, [])) for i in range(len(pieces))}
+    kept: set[int] = set()
+    used = 0
+    for i in sorted(worth, key=lambda i: (-worth[i], i)):
+        cost = len(pieces[i]) + (1 if kept else 0)  # and the space that joins it
+        if used + cost <= limit:
+            kept.add(i)
+            used += cost
+    if kept:
+        return " ".join(pieces[i] for i in sorted(kept))
+    if not pieces:
+        return query[:limit]
+    head = pieces[max(worth, key=lambda i: (worth[i], -i))][:limit]  # too long alone: its first words
+    return head.rsplit(" ", 1)[0] if " " in head else head
 
 
 # The tools a caller may use; their postings are the index's, their vectors agent_tool.embedding.
@@ -96,7 +137,7 @@ def search_tools(
 ) -> list[FoundTool]:
     """The tools that best match a request (or any part of it), that `role` may use."""
     allowed = [r.value for r in Role if role is None or role.allows(r)]
-    query = searchable_text(query)
+    query = informative_part(session, searchable_text(query))
     requests = [query, *request_parts(query)] if part_weight > 0 else [query]
     vectors = embedder.embed_with_parts(query, requests[1:])
     rows = session.execute(

@@ -13,7 +13,8 @@ from quire.content.environment import current
 
 
 class FindArgs(BaseModel):
-    query: str = Field(min_length=2, max_length=500, description="What you need a tool for, in plain words.")
+    # No upper limit: a longer request is cut to its informative part (catalog_search.REQUEST_LIMIT).
+    query: str = Field(min_length=2, description="What you need a tool for, in plain words.")
     k: int = Field(default=5, ge=1, le=15)
 
 

@@ -4,7 +4,7 @@ Lexical: BM25 over the chunks' postings; dense: pgvector HNSW over the chunks' e
 built by quire.core.search). Each leg then scores the other's candidates too, and the two are
 mixed (`blend_scaled`) with a weight tuned on training queries (`QUIRE_SEARCH_DENSE_WEIGHT`, see
 bench/retrieval.py). A search inside one given version (not the searchable one) scans that
-version's chunks exactly instead.
+version's chunks exactly instead, scoring their text with the index's statistics.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from quire.core.embeddings import Embedder
 from quire.core.search.corpus import Corpus
 from quire.core.search.dense import nearest, similarity, use_hnsw, vector_literal
 from quire.core.search.fusion import Fused, blend_scaled
-from quire.core.search.lexemes import any_lexeme, query_lexemes, searchable_text
-from quire.core.search.lexical import best, bm25, bm25_params, within
+from quire.core.search.lexemes import query_lexemes, searchable_text
+from quire.core.search.lexical import best, bm25, bm25_params, document_frequencies, text_postings, within
 from quire.core.settings import SEARCH_DENSE_WEIGHT
 
 CANDIDATES = 100  # per leg, before fusion
@@ -75,13 +75,16 @@ def _scored(session: Session, query: str, scope: Scope) -> tuple[str, dict[str, 
         return bm25(), bm25_params(INDEX_NAME, lexemes)
     if scope.version_id is None:
         return within(bm25(), corpus), {**corpus.params, **bm25_params(INDEX_NAME, lexemes)}
-    # An older version has no postings: rank its few chunks with PostgreSQL's own measure.
-    sql = (
-        "SELECT c.id AS item_id, ts_rank_cd(to_tsvector('english', c.text), q) AS score "
-        f"FROM content_chunk c, CAST(:tsquery AS tsquery) AS q WHERE {corpus.where} "
-        "AND to_tsvector('english', c.text) @@ q"
-    )
-    return sql, {**corpus.params, "tsquery": any_lexeme(lexemes)}
+    # An older version is not in the index: its chunks' postings are made from their text, and
+    # scored against the index's statistics, as if it were.
+    frequencies = document_frequencies(session, index_name=INDEX_NAME, lexemes=lexemes)
+    sql = bm25(postings=text_postings(corpus, "c.text"), frequencies="CAST(:frequencies AS float8[])")
+    params = {
+        **corpus.params,
+        **bm25_params(INDEX_NAME, lexemes),
+        "frequencies": [frequencies.get(lexeme, 0) for lexeme in lexemes],
+    }
+    return sql, params
 
 
 def _nearest(session: Session, scope: Scope, ef_search: int) -> tuple[str, dict[str, object]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from sqlalchemy import text
 from sqlmodel import Session
 
@@ -26,13 +24,3 @@ def query_lexemes(session: Session, query: str) -> list[str]:
         {"q": searchable_text(query)},
     ).all()
     return [row[0] for row in rows]
-
-
-def any_lexeme(lexemes: Sequence[str]) -> str:
-    """A tsquery, as text for `CAST(... AS tsquery)`, that matches text holding any of `lexemes`.
-
-    Each lexeme is quoted, so that nothing in it (`:`, `&`, `|`, `!`, a quote, a backslash) is
-    read as an operator, and cast rather than passed to `to_tsquery`, which would stem the stems
-    again. No lexemes make an empty query, which matches nothing.
-    """
-    return " | ".join("'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'" for lexeme in lexemes)

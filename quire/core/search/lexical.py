@@ -16,10 +16,13 @@ from sqlmodel import Session
 
 from quire.core.search.corpus import Corpus
 from quire.core.search.lexemes import query_lexemes
+from quire.core.search.postings import TEXT_CONFIG
 
 K1 = 0.9
 B = 0.4
 LEXEMES = "CAST(:lexemes AS text[])"
+# The postings (`item_id, lexeme, tf, doc_len`) a statement scores: by default the index's.
+INDEX_POSTINGS = "SELECT item_id, lexeme, tf, doc_len FROM core_search_posting WHERE index_name = :index_name"
 
 _STATS = """
     SELECT docs::float8 AS docs, greatest(tokens::float8 / docs, 1) AS avgdl
@@ -32,7 +35,13 @@ def _idf(df: str) -> str:
     return f"ln(1 + (st.docs - {df} + 0.5) / ({df} + 0.5))"
 
 
-def bm25(*, lexemes: str = LEXEMES, frequencies: str | None = None, items: str | None = None) -> str:
+def bm25(
+    *,
+    lexemes: str = LEXEMES,
+    frequencies: str | None = None,
+    items: str | None = None,
+    postings: str = INDEX_POSTINGS,
+) -> str:
     """A statement (`item_id, score`): BM25 of each item of index `:index_name` holding any of `lexemes`.
 
     `lexemes` is an SQL expression of a text[] (a parameter, or a column of an outer query).
@@ -43,7 +52,8 @@ def bm25(*, lexemes: str = LEXEMES, frequencies: str | None = None, items: str |
     three times as much: 3.1 -> 0.9 ms per request on the tool catalog.) With `frequencies` (a
     float8[] expression in the order of `lexemes`), the counts are given, and `items` (a uuid[]
     expression) may restrict the scoring to those items: a caller that reads only some
-    postings of a lexeme cannot count it.
+    postings of a lexeme cannot count it. `postings` may be rows' own text (`text_postings`),
+    scored with the corpus statistics and the given frequencies of index `:index_name`.
     """
     if items is not None and frequencies is None:
         raise ValueError("scoring chosen items needs their lexemes' document frequencies given")
@@ -62,11 +72,24 @@ def bm25(*, lexemes: str = LEXEMES, frequencies: str | None = None, items: str |
            ) AS score
     FROM (
         SELECT item_id, tf, doc_len, {df} AS df
-        FROM core_search_posting
-        WHERE index_name = :index_name AND lexeme = ANY({lexemes}){only}
+        FROM ({postings}) AS postings
+        WHERE lexeme = ANY({lexemes}){only}
     ) AS p
     CROSS JOIN ({_STATS}) AS st
     GROUP BY p.item_id
+    """
+
+
+def text_postings(corpus: Corpus, body: str) -> str:
+    """Postings (`item_id, lexeme, tf, doc_len`) of the rows of `corpus` made from their text
+    `body` as `postings.index_items` makes them, for rows that the index does not hold."""
+    return f"""
+    SELECT {corpus.id} AS item_id, u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf,
+           (SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) FROM unnest(tsv.v)) AS doc_len
+    FROM {corpus.table} {corpus.joins}
+    CROSS JOIN LATERAL to_tsvector('{TEXT_CONFIG}', {body}) AS tsv(v)
+    CROSS JOIN LATERAL unnest(tsv.v) AS u
+    WHERE {corpus.where}
     """
 
 

@@ -1,16 +1,18 @@
-"""Any text a caller sends makes a query that PostgreSQL accepts, matching or not."""
+"""Any text a caller sends makes lexemes that PostgreSQL accepts, matching or not."""
 
 from __future__ import annotations
 
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from quire.core.db import Database
-from quire.core.search.lexemes import any_lexeme, query_lexemes, searchable_text
-from quire.core.search.lexical import lexical_scores
+from quire.core.search.corpus import Corpus
+from quire.core.search.lexemes import query_lexemes, searchable_text
+from quire.core.search.lexical import bm25, bm25_params, lexical_scores, text_postings
 from quire.core.search.postings import index_items
 from tests.factories import TenantFixture
 
@@ -50,28 +52,36 @@ queries = (
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=queries)
 @example(query="http://ex.com/a:b@c")
-def test_any_text_makes_a_query_that_postgresql_accepts(
+def test_any_text_makes_a_query_that_postgresql_accepts_and_that_finds_the_text_itself(
     database: Database, tenants: dict[str, TenantFixture], query: str
 ) -> None:
+    item = uuid.uuid4()
     with database.tenant_session(tenants["acme"].id) as session:
         lexemes = query_lexemes(session, query)
         assert "" not in lexemes
-        tsquery = any_lexeme(lexemes)
-        # PostgreSQL's parser is the judge: the query parses, holds one node per lexeme (and the
-        # ORs between them), and each lexeme alone matches it, taken literally.
-        nodes, each_matches = session.execute(
-            text(
-                "SELECT numnode(CAST(:tsquery AS tsquery)), "
-                "coalesce(bool_and(array_to_tsvector(ARRAY[l]) @@ CAST(:tsquery AS tsquery)), true) "
-                "FROM unnest(CAST(:lexemes AS text[])) AS l"
-            ),
-            {"tsquery": tsquery, "lexemes": lexemes},
-        ).one()
-        assert nodes == max(0, 2 * len(lexemes) - 1)
-        assert each_matches
-        # The statements that search with it take it too, matching or not, and so does the
-        # query that highlights a hit's snippet.
-        lexical_scores(session, index_name="property", query=query)
+        # PostgreSQL is the judge: the lexemes, taken literally, find the text they came from,
+        # indexed or scored from its text, and find nothing where there is nothing.
+        assert lexical_scores(session, index_name="property", query=query) == {}
+        index_items(
+            session,
+            tenant_id=tenants["acme"].id,
+            index_name="property",
+            items=[(item, searchable_text(query))],
+        )
+        found = lexical_scores(session, index_name="property", query=query)
+        assert set(found) == ({item} if lexemes else set())
+        row = Corpus(table="(SELECT CAST(:item AS uuid) AS id, CAST(:body AS text) AS body) AS r", id="r.id")
+        from_text = session.execute(
+            text(bm25(postings=text_postings(row, "r.body"), frequencies="CAST(:df AS float8[])")),
+            {
+                **bm25_params("property", lexemes),
+                "item": item,
+                "body": searchable_text(query),
+                "df": [1] * len(lexemes),
+            },
+        ).all()
+        assert [(r[0], pytest.approx(r[1])) for r in from_text] == list(found.items())
+        # And the query that highlights a hit's snippet takes the text too.
         session.execute(text("SELECT websearch_to_tsquery('english', :q)"), {"q": searchable_text(query)})
 
 
@@ -84,5 +94,4 @@ def test_a_query_without_usable_terms_finds_nothing(
         )
         for query in ("", "   ", "!!! ::: &|", "the and of", "\x00", "🙂"):
             assert query_lexemes(session, query) == []
-            assert any_lexeme([]) == ""
             assert lexical_scores(session, index_name="test", query=query) == {}

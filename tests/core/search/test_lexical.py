@@ -19,6 +19,7 @@ from quire.core.search.lexical import (
     document_frequencies,
     lexeme_weights,
     lexical_scores,
+    text_postings,
 )
 from quire.core.search.postings import index_items, unindex_items
 from tests.factories import TenantFixture
@@ -150,3 +151,25 @@ def test_a_corpus_filters_the_scored_items_and_idf_is_bm25s(
         assert weights == pytest.approx(
             {"atp": math.log(1 + (n - 2 + 0.5) / 2.5), "refund": math.log(1 + (n - 1 + 0.5) / 1.5)}
         )
+
+
+def test_rows_outside_the_index_score_from_their_text_as_if_indexed(
+    database: Database, tenants: dict[str, TenantFixture]
+) -> None:
+    docs = {uuid.uuid4(): body for body in CORPUS}
+    with database.tenant_session(tenants["acme"].id) as session:
+        index_items(session, tenant_id=tenants["acme"].id, index_name="test", items=docs.items())
+        rows = Corpus(
+            table="unnest(CAST(:ids AS uuid[]), CAST(:bodies AS text[])) AS r(id, body)",
+            id="r.id",
+            params={"ids": list(docs), "bodies": list(docs.values())},
+        )
+        query = "ATP made in the mitochondria of a cell"
+        lexemes = query_lexemes(session, query)
+        frequencies = document_frequencies(session, index_name="test", lexemes=lexemes)
+        from_text = _scores(
+            session,
+            bm25(postings=text_postings(rows, "r.body"), frequencies="CAST(:df AS float8[])"),
+            {**rows.params, **bm25_params("test", lexemes), "df": [frequencies.get(x, 0) for x in lexemes]},
+        )
+        assert from_text == pytest.approx(lexical_scores(session, index_name="test", query=query))

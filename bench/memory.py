@@ -69,6 +69,7 @@ from quire.core.models import Role, Tenant  # noqa: E402
 from quire.core.search.dense import vector_literal  # noqa: E402
 from quire.core.search.lexical import lexical_scores  # noqa: E402
 from quire.core.search.postings import index_items  # noqa: E402
+from quire.core.settings import RECALL_DENSE_WEIGHT  # noqa: E402
 from quire.core.tenancy import Caller  # noqa: E402
 from quire.memory.conversations import propose_episodes  # noqa: E402
 from quire.memory.lifecycle import INDEX_NAME  # noqa: E402
@@ -411,7 +412,7 @@ def evaluate(
 
     tuned = max(grid, key=objective)
     # What the API and the agent get: recall's own settings, with the configured dense weight.
-    defaults = Settings(0.5, NEIGHBOUR_WEIGHT, SPEAKER_BOOST)
+    defaults = Settings(RECALL_DENSE_WEIGHT, NEIGHBOUR_WEIGHT, SPEAKER_BOOST)
     blend_only = max((s for s in grid if not s.neighbour_weight and not s.speaker_boost), key=objective)
     print(
         f"\ntuned on {len(tuning)} questions of {', '.join(sorted(tune))} "

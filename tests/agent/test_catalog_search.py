@@ -74,8 +74,8 @@ def test_a_tool_beyond_the_callers_role_is_never_found(content: Harness) -> None
 
 
 def test_the_search_statement_blends_as_core_search_does(content: Harness) -> None:
-    # find_tools fuses inside its SQL statement; the content layer and memory fuse with
-    # core.search.blend. The two must agree: the same legs, the same scores.
+    # find_tools fuses inside its SQL statement (fusion.blend_sql); memory recall fuses with
+    # fusion.blend. The two must agree: the same legs, the same scores.
     embedder = current().embedder
     query = "what will the weather be like for my flight"
     with content.database.tenant_session(content.tenant_id) as session:

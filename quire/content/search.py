@@ -75,8 +75,8 @@ def _scored(session: Session, query: str, scope: Scope) -> tuple[str, dict[str, 
         return bm25(), bm25_params(INDEX_NAME, lexemes)
     if scope.version_id is None:
         return within(bm25(), corpus), {**corpus.params, **bm25_params(INDEX_NAME, lexemes)}
-    # An older version is not in the index: its chunks' postings are made from their text, and
-    # scored against the index's statistics, as if it were.
+    # An older version is not in the index: its chunks' postings are made from their text (without
+    # the title and headings the index adds), and scored against the index's statistics.
     frequencies = document_frequencies(session, index_name=INDEX_NAME, lexemes=lexemes)
     sql = bm25(postings=text_postings(corpus, "c.text"), frequencies="CAST(:frequencies AS float8[])")
     params = {

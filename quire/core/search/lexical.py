@@ -55,8 +55,10 @@ def bm25(
     postings of a lexeme cannot count it. `postings` may be rows' own text (`text_postings`),
     scored with the corpus statistics and the given frequencies of index `:index_name`.
     """
-    if items is not None and frequencies is None:
-        raise ValueError("scoring chosen items needs their lexemes' document frequencies given")
+    if frequencies is None and (items is not None or postings != INDEX_POSTINGS):
+        raise ValueError(
+            "scoring chosen items, or rows outside the index, needs the index's frequencies given"
+        )
     df = (
         "count(*) OVER (PARTITION BY lexeme)::float8"
         if frequencies is None

@@ -125,6 +125,8 @@ def test_given_frequencies_and_chosen_items_score_as_the_counted_statement_does(
         assert given == pytest.approx({item: counted[item] for item in chosen})
         with pytest.raises(ValueError):
             bm25(items="CAST(:ids AS uuid[])")  # a partial read cannot count frequencies
+        with pytest.raises(ValueError):
+            bm25(postings="SELECT id AS item_id, 'x' AS lexeme, 1 AS tf, 1 AS doc_len FROM t")
 
 
 def test_a_corpus_filters_the_scored_items_and_idf_is_bm25s(

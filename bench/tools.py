@@ -216,7 +216,7 @@ def main() -> None:
     parser.add_argument(
         "--latency-only",
         action="store_true",
-        help="skip tuning and recall; time find_tools with the weights a full run tuned (0.7, 0.2)",
+        help="skip tuning and recall; time find_tools with the weights a full run tuned (0.6, 0.4)",
     )
     args = parser.parse_args()
 
@@ -264,7 +264,7 @@ def main() -> None:
         with database.engine.connect() as conn:  # what autovacuum would do after a bulk load
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
         reported = [(q, {t}) for q, t in report]
-        tuned = {"plain": 0.7, "examples": 0.2}
+        tuned = {"plain": 0.6, "examples": 0.4}
         if not args.latency_only:
             tuned = recall_tables(database, tenants, tune, reported, multi, len(merged), args.seed)
         # Latency of one find_tools call as the loop makes it: the query embedded, then searched.

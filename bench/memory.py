@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 from quire.app.bootstrap import migrate  # noqa: E402
 from quire.content.environment import ContentEnvironment, configure  # noqa: E402
-from quire.content.indexing import publish_version, vector_literal  # noqa: E402
+from quire.content.indexing import publish_version  # noqa: E402
 from quire.content.ingestion import write_elements  # noqa: E402
 from quire.content.models import Document, Version  # noqa: E402
 from quire.content.parsing import ParsedElement  # noqa: E402
@@ -66,7 +66,10 @@ from quire.core.db import Database  # noqa: E402
 from quire.core.embedded import EmbeddedPostgres  # noqa: E402
 from quire.core.embeddings import Embedder, get_embedder  # noqa: E402
 from quire.core.models import Role, Tenant  # noqa: E402
-from quire.core.search import index_items, lexical_scores  # noqa: E402
+from quire.core.search.dense import vector_literal  # noqa: E402
+from quire.core.search.lexical import lexical_scores  # noqa: E402
+from quire.core.search.postings import index_items  # noqa: E402
+from quire.core.settings import RECALL_DENSE_WEIGHT  # noqa: E402
 from quire.core.tenancy import Caller  # noqa: E402
 from quire.memory.conversations import propose_episodes  # noqa: E402
 from quire.memory.lifecycle import INDEX_NAME  # noqa: E402
@@ -409,7 +412,7 @@ def evaluate(
 
     tuned = max(grid, key=objective)
     # What the API and the agent get: recall's own settings, with the configured dense weight.
-    defaults = Settings(0.5, NEIGHBOUR_WEIGHT, SPEAKER_BOOST)
+    defaults = Settings(RECALL_DENSE_WEIGHT, NEIGHBOUR_WEIGHT, SPEAKER_BOOST)
     blend_only = max((s for s in grid if not s.neighbour_weight and not s.speaker_boost), key=objective)
     print(
         f"\ntuned on {len(tuning)} questions of {', '.join(sorted(tune))} "

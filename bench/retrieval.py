@@ -45,7 +45,7 @@ from quire.core.db import Database  # noqa: E402
 from quire.core.embedded import EmbeddedPostgres  # noqa: E402
 from quire.core.embeddings import Embedder, get_embedder  # noqa: E402
 from quire.core.models import Tenant  # noqa: E402
-from quire.core.search import blend, blend_scaled, reciprocal_rank_fusion  # noqa: E402
+from quire.core.search.fusion import blend, blend_scaled, reciprocal_rank_fusion  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "scifact"
 

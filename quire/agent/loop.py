@@ -131,15 +131,17 @@ def resolve_loaded(ctx: RunContext, names: list[str]) -> list[dict[str, Any]]:
 
 
 def preload_tools(ctx: RunContext, question: str, count: int, role: Role) -> list[str]:
-    from quire.agent.tools.catalog import search_tools
+    from quire.agent.tools.catalog_search import search_tools
 
     builtin = set(agent_of(ctx.services).tools)
+    environment = content_of(ctx.services)
     found = search_tools(
         ctx.session,
         query=question,
-        embedder=content_of(ctx.services).embedder,
+        embedder=environment.embedder,
         k=count + len(builtin),
         role=role,
+        dense_weight=environment.tool_dense_weight,
     )
     return [f.name for f in found if f.name not in builtin or f.name not in CORE_TOOLS][:count]
 

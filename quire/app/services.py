@@ -66,6 +66,8 @@ def content_environment(
         max_upload_bytes=int(settings.max_upload_mb * 1024 * 1024),
         search_ef=settings.search_ef,
         dense_weight=settings.search_dense_weight,
+        recall_dense_weight=settings.recall_dense_weight,
+        tool_dense_weight=settings.tool_search_dense_weight,
         after_index=AFTER_INDEX,
         on_delete=ON_DELETE,
     )

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from quire.core.blobs import BlobStore
 from quire.core.embeddings import Embedder, get_embedder
+from quire.core.settings import RECALL_DENSE_WEIGHT, SEARCH_DENSE_WEIGHT, TOOL_SEARCH_DENSE_WEIGHT
 
 if TYPE_CHECKING:
     from quire.content.parsing import Parser
@@ -31,7 +32,9 @@ class ContentEnvironment:
     parse_memory_mb: int = 2048
     max_upload_bytes: int = 100 * 1024 * 1024
     search_ef: int = 100
-    dense_weight: float = 0.7  # tuned on SciFact's train queries (bench/retrieval.py)
+    dense_weight: float = SEARCH_DENSE_WEIGHT  # document search's
+    recall_dense_weight: float = RECALL_DENSE_WEIGHT
+    tool_dense_weight: float = TOOL_SEARCH_DENSE_WEIGHT
     embedding_runtime: str = "onnx"
     embedding_threads: int = 0  # per embedding call; see core.embeddings.get_embedder
     model_cache_dir: Path | None = None

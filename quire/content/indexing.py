@@ -13,17 +13,14 @@ from quire.content.chunking import search_text
 from quire.content.models import Chunk, Document, Version, VersionStatus
 from quire.core.embeddings import Embedder
 from quire.core.models import utcnow
-from quire.core.search import index_items, unindex_items
+from quire.core.search.dense import vector_literal
+from quire.core.search.postings import index_items, unindex_items
 
 INDEX_NAME = "content"
 
 
 def text_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def vector_literal(vector: list[float]) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Hybrid search over the searchable version of every live document, with exact citations.
 
-Lexical: BM25 over the chunks' lexemes (quire.core.search). Dense: pgvector HNSW over the chunks'
-embeddings. Each leg then scores the other's candidates too, and the two are mixed
-(`core.search.blend_scaled`) with a weight tuned on training queries (see bench/retrieval.py).
-A search inside one given version (not the searchable one) scans that version's chunks exactly
-instead.
+Lexical: BM25 over the chunks' postings; dense: pgvector HNSW over the chunks' embeddings (both
+built by quire.core.search). Each leg then scores the other's candidates too, and the two are
+mixed (`blend_scaled`) with a weight tuned on training queries (`QUIRE_SEARCH_DENSE_WEIGHT`, see
+bench/retrieval.py). A search inside one given version (not the searchable one) scans that
+version's chunks exactly instead, scoring their text with the index's statistics.
 """
 
 from __future__ import annotations
@@ -18,18 +18,15 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from quire.content.chunking import search_text
-from quire.content.indexing import INDEX_NAME, vector_literal
+from quire.content.indexing import INDEX_NAME
 from quire.content.models import Citation, SearchHit, SearchResults
 from quire.core.embeddings import Embedder
-from quire.core.search import (
-    BM25_CTE,
-    Fused,
-    any_lexeme,
-    blend_scaled,
-    bm25_params,
-    query_lexemes,
-    searchable_text,
-)
+from quire.core.search.corpus import Corpus
+from quire.core.search.dense import nearest, similarity, use_hnsw, vector_literal
+from quire.core.search.fusion import Fused, blend_scaled
+from quire.core.search.lexemes import query_lexemes, searchable_text
+from quire.core.search.lexical import best, bm25, bm25_params, document_frequencies, text_postings, within
+from quire.core.settings import SEARCH_DENSE_WEIGHT
 
 CANDIDATES = 100  # per leg, before fusion
 
@@ -41,21 +38,28 @@ class Scope:
     version_id: uuid.UUID | None = None  # search this version instead of the searchable ones
 
 
-def _filters(scope: Scope, alias: str = "c") -> tuple[str, dict[str, object]]:
+def _corpus(scope: Scope) -> Corpus:
+    """The chunks a search in `scope` reads."""
     clauses: list[str] = []
     params: dict[str, object] = {}
     if scope.version_id is not None:
-        clauses.append(f"{alias}.version_id = :version_id")
+        clauses.append("c.version_id = :version_id")
         params["version_id"] = scope.version_id
     else:
-        clauses.append(f"{alias}.live")
+        clauses.append("c.live")
     if scope.collections:
-        clauses.append(f"{alias}.collection = ANY(CAST(:collections AS text[]))")
+        clauses.append("c.collection = ANY(CAST(:collections AS text[]))")
         params["collections"] = list(scope.collections)
     if scope.document_id is not None:
-        clauses.append(f"{alias}.document_id = :document_id")
+        clauses.append("c.document_id = :document_id")
         params["document_id"] = scope.document_id
-    return " AND ".join(clauses), params
+    return Corpus(
+        table="content_chunk c",
+        id="c.id",
+        embedding="c.embedding",
+        where=" AND ".join(clauses),
+        params=params,
+    )
 
 
 def _scored(session: Session, query: str, scope: Scope) -> tuple[str, dict[str, object]] | None:
@@ -63,47 +67,34 @@ def _scored(session: Session, query: str, scope: Scope) -> tuple[str, dict[str, 
     lexemes = query_lexemes(session, query)
     if not lexemes:
         return None
-    where, params = _filters(scope)
+    corpus = _corpus(scope)
     if scope == Scope():
         # The index holds exactly the live chunks (publishing and withdrawing a version change
         # both in one transaction), so a search of everything needs no join: joining the scores
         # to every chunk for the `live` filter cost 14 of the leg's 20 ms on SciFact.
-        return BM25_CTE, bm25_params(INDEX_NAME, lexemes)
+        return bm25(), bm25_params(INDEX_NAME, lexemes)
     if scope.version_id is None:
-        sql = (
-            f"SELECT c.id AS item_id, bm25.score FROM ({BM25_CTE}) AS bm25 "
-            f"JOIN content_chunk c ON c.id = bm25.item_id WHERE {where}"
-        )
-        return sql, {**params, **bm25_params(INDEX_NAME, lexemes)}
-    # An older version has no postings: rank its few chunks with PostgreSQL's own measure.
-    sql = (
-        "SELECT c.id AS item_id, ts_rank_cd(to_tsvector('english', c.text), q) AS score "
-        "FROM content_chunk c, CAST(:tsquery AS tsquery) AS q "
-        f"WHERE {where} AND to_tsvector('english', c.text) @@ q"
-    )
-    return sql, {**params, "tsquery": any_lexeme(lexemes)}
+        return within(bm25(), corpus), {**corpus.params, **bm25_params(INDEX_NAME, lexemes)}
+    # An older version is not in the index: its chunks' postings are made from their text (without
+    # the title and headings the index adds), and scored against the index's statistics.
+    frequencies = document_frequencies(session, index_name=INDEX_NAME, lexemes=lexemes)
+    sql = bm25(postings=text_postings(corpus, "c.text"), frequencies="CAST(:frequencies AS float8[])")
+    params = {
+        **corpus.params,
+        **bm25_params(INDEX_NAME, lexemes),
+        "frequencies": [frequencies.get(lexeme, 0) for lexeme in lexemes],
+    }
+    return sql, params
 
 
 def _nearest(session: Session, scope: Scope, ef_search: int) -> tuple[str, dict[str, object]]:
     """A statement for the `:limit` chunks in scope nearest to `:vector` (`item_id, similarity`).
 
     Sets the transaction's HNSW search parameters for it first."""
-    where, params = _filters(scope)
+    corpus = _corpus(scope)
     if scope.version_id is None:
-        # HNSW with an iterative scan, so filters (tenant, live, collection) still fill `limit`.
-        session.execute(
-            text(
-                "SELECT set_config('hnsw.ef_search', :ef, true), "
-                "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-            ),
-            {"ef": str(int(ef_search))},
-        )
-    sql = (
-        "SELECT c.id AS item_id, 1 - (c.embedding <=> CAST(:vector AS vector)) AS similarity "
-        f"FROM content_chunk c WHERE {where} AND c.embedding IS NOT NULL "
-        "ORDER BY c.embedding <=> CAST(:vector AS vector) LIMIT :limit"
-    )
-    return sql, params
+        use_hnsw(session, ef_search=ef_search)
+    return nearest(corpus), dict(corpus.params)
 
 
 def lexical_leg(session: Session, query: str, scope: Scope, limit: int) -> dict[uuid.UUID, float]:
@@ -112,10 +103,7 @@ def lexical_leg(session: Session, query: str, scope: Scope, limit: int) -> dict[
     if scored is None:
         return {}
     sql, params = scored
-    rows = session.execute(
-        text(f"SELECT item_id, score FROM ({sql}) AS scored ORDER BY score DESC LIMIT :limit"),
-        {**params, "limit": limit},
-    )
+    rows = session.execute(text(best(sql)), {**params, "limit": limit})
     return {row[0]: float(row[1]) for row in rows}
 
 
@@ -142,14 +130,14 @@ def hybrid_legs(
     if scored is None:  # no lexeme to match: the dense leg alone
         return {}, dense_leg(session, vector, scope, limit, ef_search)
     scored_sql, scored_params = scored
-    nearest, params = _nearest(session, scope, ef_search)
+    nearest_sql, params = _nearest(session, scope, ef_search)
     both = session.execute(
         text(
-            f"WITH dense AS MATERIALIZED ({nearest}), scored AS MATERIALIZED ({scored_sql}), "
+            f"WITH dense AS MATERIALIZED ({nearest_sql}), scored AS MATERIALIZED ({scored_sql}), "
             "lexical AS (SELECT item_id, score FROM scored ORDER BY score DESC LIMIT :limit) "
             "SELECT d.item_id, s.score, d.similarity FROM dense d LEFT JOIN scored s USING (item_id) "
             "UNION ALL "
-            "SELECT l.item_id, l.score, 1 - (c.embedding <=> CAST(:vector AS vector)) "
+            f"SELECT l.item_id, l.score, {similarity('c.embedding')} "
             "FROM lexical l JOIN content_chunk c ON c.id = l.item_id "
             "WHERE l.item_id NOT IN (SELECT item_id FROM dense)"
         ),
@@ -212,7 +200,7 @@ def search(
     scope: Scope = Scope(),
     k: int = 10,
     mode: str = "hybrid",
-    dense_weight: float = 0.5,
+    dense_weight: float = SEARCH_DENSE_WEIGHT,
     ef_search: int = 100,
 ) -> SearchResults:
     """The best `k` chunks for `query` (any text): `mode` is hybrid, lexical or dense."""

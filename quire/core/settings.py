@@ -16,6 +16,14 @@ from quire.core.outbound import parse_allowlist
 
 ENV_PREFIX = "QUIRE_"
 
+# The dense leg's weight in each hybrid search (0: lexical only, 1: dense only), tuned on each
+# benchmark's tuning queries: content search on SciFact's train queries (bench/retrieval.py),
+# memory recall on two LoCoMo conversations (bench/memory.py), the tool catalog on MetaTool's
+# tuning split (bench/tools.py). Functions that search default to them; `app` passes the settings.
+SEARCH_DENSE_WEIGHT = 0.7
+RECALL_DENSE_WEIGHT = 0.5
+TOOL_SEARCH_DENSE_WEIGHT = 0.6
+
 
 def default_data_dir() -> Path:
     """Where Quire keeps its embedded database and blobs when QUIRE_DATA_DIR is unset.
@@ -128,7 +136,16 @@ class Settings(BaseSettings):
     )
     search_ef: int = Field(default=100, ge=10, le=1000, description="HNSW ef_search for queries.")
     search_dense_weight: float = Field(
-        default=0.7, ge=0, le=1, description="Weight of the dense leg in the hybrid blend."
+        default=SEARCH_DENSE_WEIGHT, ge=0, le=1, description="Weight of the dense leg in document search."
+    )
+    recall_dense_weight: float = Field(
+        default=RECALL_DENSE_WEIGHT, ge=0, le=1, description="Weight of the dense leg in memory recall."
+    )
+    tool_search_dense_weight: float = Field(
+        default=TOOL_SEARCH_DENSE_WEIGHT,
+        ge=0,
+        le=1,
+        description="Weight of the dense leg in the tool catalog's search (find_tools).",
     )
     models: str = Field(default="", description="Path of a TOML file of model targets and routes.")
     model: str = Field(default="", description="One model for the simple case, as provider:model.")

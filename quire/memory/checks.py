@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-from quire.content.indexing import vector_literal
+from quire.core.search.corpus import Corpus
+from quire.core.search.dense import nearest, vector_literal
 from quire.memory.findings import Findings, Reference, Screening, StaleSource
 from quire.memory.models import MemoryItem, MemoryVersion
 from quire.memory.quotes import find_quote
@@ -91,13 +92,19 @@ def run_checks(session: Session, *, version: MemoryVersion, item: MemoryItem) ->
         findings.duplicate_of = [Reference(version_id=r[0], item_id=r[1], state=r[2]) for r in duplicates]
 
     if version.embedding is not None:
+        approved_elsewhere = Corpus(
+            table="memory_version v",
+            id="v.id",
+            embedding="v.embedding",
+            joins="JOIN memory_item i ON i.id = v.item_id",
+            where=f"{scope_sql} AND v.state = 'approved' "
+            "AND v.item_id <> :item_id AND v.content_hash <> :hash",
+        )
         near = session.execute(
             text(
-                "SELECT v.id, v.item_id, v.text, 1 - (v.embedding <=> CAST(:vector AS vector)) AS similarity "
-                "FROM memory_version v JOIN memory_item i ON i.id = v.item_id "
-                f"WHERE {scope_sql} AND v.state = 'approved' AND v.item_id <> :item_id "
-                "AND v.content_hash <> :hash AND v.embedding IS NOT NULL "
-                "ORDER BY v.embedding <=> CAST(:vector AS vector) LIMIT 3"
+                "SELECT v.id, v.item_id, v.text, n.similarity "
+                f"FROM ({nearest(approved_elsewhere, limit='3')}) AS n "
+                "JOIN memory_version v ON v.id = n.item_id ORDER BY n.similarity DESC"
             ),
             {**params, "vector": vector_literal(list(version.embedding))},
         ).all()

@@ -125,7 +125,7 @@ def submit(ctx: RunContext, review: Review, event: Event) -> None:
 
 
 def approve(ctx: RunContext, review: Review, event: Event) -> dict[str, Any]:
-    from quire.core.search import index_items
+    from quire.core.search.postings import index_items
 
     approver = review.pre_approved_by or event.actor
     event = event.model_copy(update={"actor": approver})

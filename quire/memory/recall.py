@@ -4,8 +4,9 @@ Only approved versions that were in effect at `as_of` (default: now) and valid t
 each with its evidence. A recall made for a run is recorded, version by version, so "which
 memories influenced this answer" is one query.
 
-Ranking: BM25 over the memories' postings and HNSW over their embeddings each bring their best
-candidates, blended after min-max normalisation. Conversation episodes (see `conversations`)
+Ranking: BM25 over the memories' postings and HNSW over their embeddings (both built by
+quire.core.search) each bring their best candidates, blended after min-max normalisation with the
+dense weight `QUIRE_RECALL_DENSE_WEIGHT`. Conversation episodes (see `conversations`)
 then gain from their neighbours' scores, and from the query naming their speaker.
 
 The lexical leg finds its candidates through the query's rarest lexemes, reading about
@@ -16,7 +17,6 @@ common its words are (every dated episode holds its year, every turn a speaker's
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -28,10 +28,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from quire.content.indexing import vector_literal
 from quire.core.embeddings import Embedder
 from quire.core.models import utcnow
-from quire.core.search import K1, B, blend, query_lexemes, searchable_text
+from quire.core.search.corpus import Corpus
+from quire.core.search.dense import nearest, use_hnsw, vector_literal
+from quire.core.search.fusion import blend
+from quire.core.search.lexemes import query_lexemes, searchable_text
+from quire.core.search.lexical import best, bm25, bm25_params, document_frequencies, within
+from quire.core.settings import RECALL_DENSE_WEIGHT
 from quire.memory.conversations import Episode, episodes_among, favour_named_speaker, lift_neighbours
 from quire.memory.lifecycle import INDEX_NAME
 from quire.memory.models import (
@@ -61,7 +65,8 @@ class Reader:
     collections: Sequence[str] = field(default_factory=tuple)  # empty: every collection
 
 
-def _filters(reader: Reader, as_of: datetime) -> tuple[str, dict[str, Any]]:
+def _corpus(reader: Reader, as_of: datetime) -> Corpus:
+    """The memory versions `reader` may recall at `as_of`."""
     scopes = ["i.scope = 'tenant'"]
     params: dict[str, Any] = {"as_of": as_of}
     if reader.collections:
@@ -82,39 +87,33 @@ def _filters(reader: Reader, as_of: datetime) -> tuple[str, dict[str, Any]]:
         "AND v.valid_from <= :as_of AND (v.valid_to IS NULL OR v.valid_to > :as_of) "
         f"AND ({' OR '.join(scopes)})"
     )
-    return where, params
+    return Corpus(
+        table="memory_version v",
+        id="v.id",
+        embedding="v.embedding",
+        joins="JOIN memory_item i ON i.id = v.item_id",
+        where=where,
+        params=params,
+    )
 
 
-LEXEME_DF_SQL = text(
-    "SELECT l.lexeme, (SELECT count(*) FROM core_search_posting p "
-    "WHERE p.index_name = :index_name AND p.lexeme = l.lexeme) "
-    "FROM unnest(CAST(:lexemes AS text[])) AS l(lexeme)"
+# Each pass gives the document frequencies it counted beforehand (the budget needs them anyway),
+# so that its statement reads exactly the postings it scores, which the planner then sees.
+LEADING = bm25(lexemes="CAST(:leading AS text[])", frequencies="CAST(:leading_df AS float8[])")
+OTHERS = bm25(
+    lexemes="CAST(:others AS text[])",
+    frequencies="CAST(:others_df AS float8[])",
+    items="CAST(:ids AS uuid[])",
 )
-INDEX_STATS_SQL = text("SELECT docs, tokens FROM core_search_stats WHERE index_name = :index_name")
-# BM25's term weight, each lexeme's idf looked up in the given arrays rather than counted again
-# per posting (and with no join, so that the planner sees how many postings it will read).
-TERM_SCORE = (
-    "(CAST(:idfs AS float8[]))[array_position(CAST(:weighted AS text[]), p.lexeme)] * p.tf * (:k1 + 1) "
-    "/ (p.tf + :k1 * (1 - :b + :b * p.doc_len / :avgdl))"
-)
 
 
-def _lexical_leg(
-    session: Session, lexemes: list[str], where: str, params: dict[str, Any], limit: int
-) -> dict[uuid.UUID, float]:
-    """BM25 (as in `quire.core.search`) of the best `limit` memories the filters let through."""
+def _lexical_leg(session: Session, lexemes: list[str], corpus: Corpus, limit: int) -> dict[uuid.UUID, float]:
+    """BM25 of the best `limit` memories of `corpus`, led by the query's rarest lexemes."""
     if not lexemes:
         return {}
-    stats = session.execute(INDEX_STATS_SQL, {"index_name": INDEX_NAME}).first()
-    counts = {
-        row[0]: int(row[1])
-        for row in session.execute(LEXEME_DF_SQL, {"index_name": INDEX_NAME, "lexemes": lexemes})
-        if row[1]
-    }
-    if stats is None or not stats[0] or not counts:
+    counts = document_frequencies(session, index_name=INDEX_NAME, lexemes=lexemes)
+    if not counts:
         return {}
-    docs, tokens = stats
-    idf = {lexeme: math.log(1 + (docs - df + 0.5) / (df + 0.5)) for lexeme, df in counts.items()}
     leading: list[str] = []
     read = 0
     for lexeme in sorted(counts, key=lambda lexeme: counts[lexeme]):
@@ -123,52 +122,38 @@ def _lexical_leg(
         leading.append(lexeme)
         read += counts[lexeme]
     others = [lexeme for lexeme in counts if lexeme not in leading]
-    weights = {
-        "index_name": INDEX_NAME,
-        "weighted": list(idf),
-        "idfs": list(idf.values()),
-        "k1": K1,
-        "b": B,
-        "avgdl": max(tokens / docs, 1.0),
-    }
     # Past the budget, the candidates come by the rarer lexemes only: fetch more of them.
     wanted = limit * 3 if others else limit
-    arguments = {**weights, **params, "leading": leading, "wanted": wanted}
+    arguments = {
+        **bm25_params(INDEX_NAME),
+        **corpus.params,
+        "leading": leading,
+        "leading_df": [counts[lexeme] for lexeme in leading],
+        "wanted": wanted,
+    }
     # Most readers may see most memories: filter the best few first, which is exact when enough
     # of them pass; otherwise (a reader of one collection among many) filter them all.
     scores: dict[uuid.UUID, float] = {}
-    for best in (wanted * 2, None):
-        rows = session.execute(_lexical_sql(where, best), {**arguments, "best": best}).all()
+    for first in (wanted * 2, None):
+        scored = LEADING if first is None else best(LEADING, ":first")
+        rows = session.execute(
+            text(best(within(scored, corpus), ":wanted")), {**arguments, "first": first}
+        ).all()
         scores = {row[0]: float(row[1]) for row in rows}
         if len(scores) == wanted:
             break
     if others and scores:
         for version_id, added in session.execute(
-            text(
-                f"SELECT p.item_id, sum({TERM_SCORE}) FROM core_search_posting p "
-                "WHERE p.index_name = :index_name "
-                "AND p.lexeme = ANY(CAST(:others AS text[])) AND p.item_id = ANY(CAST(:ids AS uuid[])) "
-                "GROUP BY p.item_id"
-            ),
-            {**weights, "others": others, "ids": list(scores)},
+            text(OTHERS),
+            {
+                **bm25_params(INDEX_NAME),
+                "others": others,
+                "others_df": [counts[lexeme] for lexeme in others],
+                "ids": list(scores),
+            },
         ):
             scores[version_id] += float(added)
     return dict(sorted(scores.items(), key=lambda item: (-item[1], str(item[0])))[:limit])
-
-
-def _lexical_sql(where: str, best: int | None) -> Any:
-    """The candidates' BM25 over the leading lexemes, filtered; `best`: filter only that many."""
-    scored = (
-        f"SELECT p.item_id, sum({TERM_SCORE}) AS score FROM core_search_posting p "
-        "WHERE p.index_name = :index_name AND p.lexeme = ANY(CAST(:leading AS text[])) GROUP BY p.item_id"
-    )
-    if best is not None:
-        scored = f"SELECT * FROM ({scored}) AS everyone ORDER BY score DESC LIMIT :best"
-    return text(
-        f"WITH scored AS ({scored}) SELECT v.id, s.score FROM scored s "
-        "JOIN memory_version v ON v.id = s.item_id JOIN memory_item i ON i.id = v.item_id "
-        f"WHERE {where} ORDER BY s.score DESC LIMIT :wanted"
-    )
 
 
 @dataclass(frozen=True)
@@ -190,27 +175,20 @@ def find_candidates(
     limit: int = CANDIDATES,
 ) -> Candidates:
     """The best `limit` memories of each leg that the reader may see at `as_of`."""
-    where, params = _filters(reader, as_of)
+    corpus = _corpus(reader, as_of)
     query = searchable_text(query)
     vector = embedder.embed_one(query) if query.strip() else None
     with _serial_plans(session):
-        lexical = _lexical_leg(session, query_lexemes(session, query), where, params, limit)
-        dense = _dense_leg(session, vector, where, params, limit) if vector is not None else {}
+        lexical = _lexical_leg(session, query_lexemes(session, query), corpus, limit)
+        dense = _dense_leg(session, vector, corpus, limit) if vector is not None else {}
         episodes = episodes_among(session, [*lexical, *(set(dense) - set(lexical))])
     return Candidates(lexical, dense, episodes)
 
 
-def _dense_leg(
-    session: Session, vector: list[float], where: str, params: dict[str, Any], limit: int
-) -> dict[uuid.UUID, float]:
-    session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+def _dense_leg(session: Session, vector: list[float], corpus: Corpus, limit: int) -> dict[uuid.UUID, float]:
+    use_hnsw(session)
     rows = session.execute(
-        text(
-            "SELECT v.id, 1 - (v.embedding <=> CAST(:vector AS vector)) FROM memory_version v "
-            f"JOIN memory_item i ON i.id = v.item_id WHERE {where} AND v.embedding IS NOT NULL "
-            "ORDER BY v.embedding <=> CAST(:vector AS vector) LIMIT :limit"
-        ),
-        {**params, "vector": vector_literal(vector), "limit": limit},
+        text(nearest(corpus)), {**corpus.params, "vector": vector_literal(vector), "limit": limit}
     )
     return {row[0]: float(row[1]) for row in rows}
 
@@ -240,7 +218,7 @@ def rank(
     candidates: Candidates,
     *,
     query: str,
-    dense_weight: float = 0.5,
+    dense_weight: float = RECALL_DENSE_WEIGHT,
     neighbour_weight: float = NEIGHBOUR_WEIGHT,
     speaker_boost: float = SPEAKER_BOOST,
 ) -> list[tuple[uuid.UUID, float]]:
@@ -259,7 +237,7 @@ def recall(
     embedder: Embedder,
     k: int = 10,
     as_of: datetime | None = None,
-    dense_weight: float = 0.5,
+    dense_weight: float = RECALL_DENSE_WEIGHT,
     run_id: uuid.UUID | None = None,
     step_seq: int | None = None,
     neighbour_weight: float = NEIGHBOUR_WEIGHT,

@@ -99,7 +99,7 @@ def search_memories(
         embedder=environment.embedder,
         k=k,
         as_of=as_of,
-        dense_weight=environment.dense_weight,
+        dense_weight=environment.recall_dense_weight,
     )
 
 

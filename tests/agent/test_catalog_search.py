@@ -1,16 +1,20 @@
-"""find_tools' search: a compound request finds a tool for each of its parts."""
+"""find_tools' search: a compound request finds a tool for each of its parts; parameters are searched;
+a long request is cut to its informative part."""
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import Session
 
-from quire.agent.tools.catalog import ToolDescription, request_parts, search_tools, sync_source
+from quire.agent.tools.catalog import ToolDescription, parameter_texts, sync_source
+from quire.agent.tools.catalog_search import REQUEST_LIMIT, informative_part, request_parts, search_tools
 from quire.content.environment import current
-from quire.content.indexing import vector_literal
 from quire.core.models import Role
-from quire.core.search import blend, lexical_scores
-from tests.core.test_search import HOSTILE_QUERIES
+from quire.core.search.dense import vector_literal
+from quire.core.search.fusion import blend
+from quire.core.search.lexical import lexical_scores
+from tests.core.search.test_lexemes import HOSTILE_QUERIES
 from tests.harness import Harness
 
 CATALOG = {
@@ -70,8 +74,8 @@ def test_a_tool_beyond_the_callers_role_is_never_found(content: Harness) -> None
 
 
 def test_the_search_statement_blends_as_core_search_does(content: Harness) -> None:
-    # find_tools fuses inside its SQL statement; the content layer and memory fuse with
-    # core.search.blend. The two must agree: the same legs, the same scores.
+    # find_tools fuses inside its SQL statement (fusion.blend_sql); memory recall fuses with
+    # fusion.blend. The two must agree: the same legs, the same scores.
     embedder = current().embedder
     query = "what will the weather be like for my flight"
     with content.database.tenant_session(content.tenant_id) as session:
@@ -97,3 +101,52 @@ def test_any_request_text_searches_the_catalog_without_an_error(content: Harness
         _sync_catalog(session, content, CATALOG_TOOLS)
         for query in [*HOSTILE_QUERIES, "lone \ud800 surrogate", "weather: forecast & Oslo!"]:
             search_tools(session, query=query, embedder=embedder, k=2)
+
+
+def test_a_tool_is_found_by_what_its_parameters_say(content: Harness) -> None:
+    embedder = current().embedder
+    convert = ToolDescription(
+        name="convert",
+        summary="Convert a value.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "amount": {"type": "number", "description": "How much money to change."},
+                "targetCurrency": {"type": "string", "description": "ISO code such as EUR or JPY."},
+            },
+        },
+    )
+    assert parameter_texts(convert.parameters) == [
+        "amount: How much money to change.",
+        "target Currency: ISO code such as EUR or JPY.",
+    ]
+
+    class Address(BaseModel):
+        postCode: str = Field(description="Where the parcel goes.")
+
+    class Shipment(BaseModel):
+        to: Address
+
+    assert parameter_texts(Shipment.model_json_schema()) == ["to", "post Code: Where the parcel goes."]
+    with content.database.tenant_session(content.tenant_id) as session:
+        _sync_catalog(session, content, [*CATALOG_TOOLS, convert])
+        found = search_tools(
+            session, query="change dollars into yen, the JPY currency", embedder=embedder, k=1
+        )
+        assert found[0].name == "convert"
+        assert lexical_scores(session, index_name="tools", query="JPY")  # the description's words are indexed
+
+
+def test_a_long_request_is_cut_to_its_informative_part(content: Harness) -> None:
+    embedder = current().embedder
+    filler = "Hello there, I hope you are having a wonderful day, thank you so much for everything. " * 12
+    request = filler + "Track my parcel with tracking number 1Z999, it is late. " + filler
+    assert len(request) > REQUEST_LIMIT
+    with content.database.tenant_session(content.tenant_id) as session:
+        _sync_catalog(session, content, CATALOG_TOOLS)
+        cut = informative_part(session, request)
+        assert len(cut) <= REQUEST_LIMIT and "Track my parcel with tracking number 1Z999" in cut
+        assert informative_part(session, "track my parcel") == "track my parcel"  # short ones stay whole
+        assert len(informative_part(session, "x" * 2000)) <= REQUEST_LIMIT  # one long word
+        found = search_tools(session, query=request, embedder=embedder, k=1)
+        assert found[0].name == "track_parcel"

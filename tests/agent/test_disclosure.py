@@ -161,3 +161,10 @@ def test_preloading_puts_the_best_matches_in_the_first_prompt(content: Harness) 
     first = [t.name for t in ScriptedProvider.requests[0].tools]
     assert "weather_forecast" in first
     assert AgentState.model_validate(content.run(run_id).state).loaded[0] == "weather_forecast"
+
+
+def test_find_tools_takes_a_request_of_any_length() -> None:
+    # The search cuts a long one to its informative part (tests/agent/test_catalog_search.py).
+    from quire.agent.tools.disclosure import FindArgs
+
+    assert len(FindArgs(query="convert currencies " * 200).query) > 500

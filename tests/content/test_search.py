@@ -9,7 +9,7 @@ from quire.content.environment import ContentEnvironment
 from quire.content.search import Scope, dense_leg, hybrid_legs, lexical_leg
 from quire.core.models import Role
 from tests.content.test_ingestion import keys, upload
-from tests.core.test_search import HOSTILE_QUERIES
+from tests.core.search.test_lexemes import HOSTILE_QUERIES
 from tests.harness import Harness
 
 LODGING = b"Accommodation for staff on business trips is reimbursed up to 150 euros per night.\n"

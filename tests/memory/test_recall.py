@@ -16,7 +16,7 @@ from quire.core.tenancy import Caller
 from quire.memory.models import EvidenceIn, MemoryProposal, MemoryScope, ReviewDecision
 from quire.memory.recall import Reader, recall
 from quire.memory.service import propose, review
-from tests.core.test_search import HOSTILE_QUERIES
+from tests.core.search.test_lexemes import HOSTILE_QUERIES
 from tests.harness import Harness, make_harness
 
 TOPICS = ["parking permits", "travel booking", "laptop refresh", "holiday requests", "expense receipts"]

@@ -145,7 +145,7 @@ def recall_memory(ctx: ToolContext, args: RecallArgs) -> ToolOutput:
         reader=Reader(principal_id=ctx.principal_id, agent=ctx.agent, collections=tuple(ctx.collections)),
         embedder=environment.embedder,
         k=args.k,
-        dense_weight=environment.dense_weight,
+        dense_weight=environment.recall_dense_weight,
         run_id=ctx.run.run_id,
         step_seq=ctx.run._current_seq,
     )

@@ -7,12 +7,14 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from quire.agent.tools.base import ToolContext, ToolOutput, tool
-from quire.agent.tools.catalog import get_tool, search_tools
+from quire.agent.tools.catalog import get_tool
+from quire.agent.tools.catalog_search import search_tools
 from quire.content.environment import content_of
 
 
 class FindArgs(BaseModel):
-    query: str = Field(min_length=2, max_length=500, description="What you need a tool for, in plain words.")
+    # No upper limit: a longer request is cut to its informative part (catalog_search.REQUEST_LIMIT).
+    query: str = Field(min_length=2, description="What you need a tool for, in plain words.")
     k: int = Field(default=5, ge=1, le=15)
 
 
@@ -24,8 +26,14 @@ class FindArgs(BaseModel):
 def find_tools(ctx: ToolContext, args: FindArgs) -> ToolOutput:
     """Searches every tool available to this run, built-in or imported. Load the ones you want
     with load_tools; their full definitions appear from your next turn."""
+    environment = content_of(ctx.services)
     found = search_tools(
-        ctx.session, query=args.query, embedder=content_of(ctx.services).embedder, k=args.k, role=ctx.role
+        ctx.session,
+        query=args.query,
+        embedder=environment.embedder,
+        k=args.k,
+        role=ctx.role,
+        dense_weight=environment.tool_dense_weight,
     )
     if not found:
         return ToolOutput(content=f"No tool matches {args.query!r}.", data={"names": []})

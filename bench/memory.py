@@ -54,8 +54,11 @@ from sqlmodel import Session, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from quire.agent.config import offline_config  # noqa: E402
+from quire.agent.environment import build_agent  # noqa: E402
 from quire.app.bootstrap import migrate  # noqa: E402
-from quire.content.environment import ContentEnvironment, configure  # noqa: E402
+from quire.app.services import Services, load_programs  # noqa: E402
+from quire.content.environment import ContentEnvironment  # noqa: E402
 from quire.content.indexing import publish_version  # noqa: E402
 from quire.content.ingestion import write_elements  # noqa: E402
 from quire.content.models import Document, Version  # noqa: E402
@@ -70,6 +73,7 @@ from quire.core.search.dense import vector_literal  # noqa: E402
 from quire.core.search.lexical import lexical_scores  # noqa: E402
 from quire.core.search.postings import index_items  # noqa: E402
 from quire.core.settings import RECALL_DENSE_WEIGHT  # noqa: E402
+from quire.core.settings import Settings as QuireSettings  # noqa: E402
 from quire.core.tenancy import Caller  # noqa: E402
 from quire.memory.conversations import propose_episodes  # noqa: E402
 from quire.memory.lifecycle import INDEX_NAME  # noqa: E402
@@ -262,9 +266,17 @@ def approve_all(database: Database, tenant_id: uuid.UUID, executor: Executor, ki
     return len(waiting)
 
 
-def load(database: Database, tenant_id: uuid.UUID, samples: list[dict[str, Any]], embedder: Embedder) -> None:
+def load(
+    database: Database,
+    tenant_id: uuid.UUID,
+    samples: list[dict[str, Any]],
+    embedder: Embedder,
+    services: Services,
+) -> None:
     kicker = LocalKicker()
-    executor = Executor(database, kicker, slice_steps=1000, slice_seconds=3600)
+    executor = Executor(
+        database, kicker, slice_steps=1000, slice_seconds=3600, programs=services.programs, services=services
+    )
     started = time.perf_counter()
     with database.tenant_session(tenant_id) as session:
         version_ids = load_conversations(session, tenant_id, samples)
@@ -700,12 +712,17 @@ def main() -> None:
     try:
         migrate(url)
         database = Database(url, pool_size=4)
-        configure(ContentEnvironment(blobs=FileBlobStore(data_dir / "blobs"), embedding_model=MODEL))
+        content = ContentEnvironment(blobs=FileBlobStore(data_dir / "blobs"), embedding_model=MODEL)
+        services = Services(
+            content=content,
+            agent=build_agent(offline_config(), database),
+            programs=load_programs(QuireSettings()),
+        )
         embedder = CachedEmbedder(data_dir / "embeddings.pickle")
         tenant_id, new = tenant_named(database, "locomo")
         if new:
             print("loading the conversations into memory (propose, check, review, approve)", file=sys.stderr)
-            load(database, tenant_id, samples, embedder)
+            load(database, tenant_id, samples, embedder, services)
             embedder.save()
         with database.engine.connect() as conn:  # what autovacuum would do after a bulk load
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")

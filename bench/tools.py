@@ -295,11 +295,11 @@ def main() -> None:
         EMBEDDER.cache.clear()
 
         from quire.agent.config import offline_config
-        from quire.agent.environment import configure_agent
+        from quire.agent.environment import build_agent
         from quire.agent.loop import CORE_TOOLS
         from quire.agent.tools.catalog import CatalogTool
 
-        environment = configure_agent(offline_config(), None)
+        environment = build_agent(offline_config(), None)
         with database.tenant_session(tenants["plain"]) as session:
             every = [
                 ToolSpec(

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from quire.app.api import create_app
 from quire.app.bootstrap import migrate
-from quire.content.environment import ContentEnvironment, configure
+from quire.content.environment import ContentEnvironment
 from quire.content.parsing import Parser
 from quire.core.blobs import FileBlobStore
 from quire.core.db import Database, libpq_url, with_user
@@ -146,23 +146,22 @@ def environment(tmp_path: Path, parser: Parser) -> ContentEnvironment:
         max_upload_bytes=MAX_UPLOAD,
     )
     made._parser = parser
-    configure(made)
     return made
 
 
 @pytest.fixture
 def content(content_database_url: str, environment: ContentEnvironment) -> Iterator[Harness]:
-    with make_harness(content_database_url) as made:
+    with make_harness(content_database_url, environment) as made:
         yield made
 
 
 @pytest.fixture
-def api(content: Harness, settings: Settings, environment: ContentEnvironment) -> Iterator[TestClient]:
+def api(content: Harness, settings: Settings) -> Iterator[TestClient]:
     app = create_app(
         settings=settings.model_copy(update={"max_upload_mb": MAX_UPLOAD / 2**20}),
         database=content.database,
+        services=content.services,
     )
-    configure(environment)  # create_app configured one from the settings; the tests use theirs
     app.state.kicker = content.kicker
     with TestClient(app) as client:
         yield client

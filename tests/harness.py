@@ -6,15 +6,20 @@ tenant of their own that is deleted (with everything it owns) after each test.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from quire.app.services import Services
+from quire.content.environment import ContentEnvironment
+from quire.core.blobs import FileBlobStore
 from quire.core.db import Database
 from quire.core.models import Tenant
 from quire.runtime.executor import Executor
@@ -23,6 +28,7 @@ from quire.runtime.models import RunPublic
 from quire.runtime.service import create_run, describe_run, send_signal
 from quire.runtime.sweeper import Sweeper
 from tests.factories import open_database
+from tests.services import make_services
 
 
 @dataclass
@@ -32,6 +38,7 @@ class Harness:
     kicker: LocalKicker
     executor: Executor
     sweeper: Sweeper
+    services: Services
 
     def start(self, program: str, state: BaseModel, **kwargs: Any) -> uuid.UUID:
         with self.database.tenant_session(self.tenant_id) as session:
@@ -64,17 +71,25 @@ class Harness:
 
 
 @contextmanager
-def make_harness(url: str) -> Iterator[Harness]:
+def make_harness(url: str, content: ContentEnvironment | None = None) -> Iterator[Harness]:
+    """A harness on the database at `url`; its programs use `content` (default: one with a blob
+    folder of its own and no parser: runtime tests parse nothing)."""
     database = open_database(url)
+    if content is None:
+        content = ContentEnvironment(
+            blobs=FileBlobStore(Path(tempfile.mkdtemp(prefix="quire-harness-"))),
+            embedding_model="all-MiniLM-L6-v2",
+        )
+    services = make_services(content, database)
     with database.system_session() as session:
         tenant = Tenant(name=f"runtime-{uuid.uuid4().hex[:8]}")
         session.add(tenant)
         session.commit()
     kicker = LocalKicker()
-    executor = Executor(database, kicker, lease_ttl=1.0)
+    executor = Executor(database, kicker, lease_ttl=1.0, programs=services.programs, services=services)
     sweeper = Sweeper(database, kicker, interval=0.1, redeliver_after=30, max_recoveries=3)
     try:
-        yield Harness(database, tenant.id, kicker, executor, sweeper)
+        yield Harness(database, tenant.id, kicker, executor, sweeper, services)
     finally:
         executor.stop()
         _delete_tenant(database, tenant.id)

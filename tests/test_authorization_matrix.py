@@ -36,7 +36,7 @@ from mcp import Client
 from pydantic import BaseModel
 
 from quire.app.api import create_app
-from quire.content.environment import ContentEnvironment, configure
+from quire.content.environment import ContentEnvironment
 from quire.core.db import libpq_url
 from quire.core.models import Role, Tenant
 from quire.core.settings import Settings
@@ -591,8 +591,7 @@ def matrix_api(content: Harness, settings: Settings, environment: ContentEnviron
             "outbound_allow": "127.0.0.1/32",
         }
     )
-    app = create_app(settings=quiet, database=content.database)
-    configure(environment)
+    app = create_app(settings=quiet, database=content.database, services=content.services)
     app.state.kicker = content.kicker
     with TestClient(app) as client:
         yield client

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from quire.agent.messages import Completion, CompletionRequest, FinishReason, Message, Usage
 from quire.agent.providers.base import DeltaCallback, Provider
-from quire.agent.providers.factory import extra_providers
 
 Script = Callable[[CompletionRequest], Message]
 
@@ -37,6 +36,6 @@ class ScriptedProvider(Provider):
 
 
 def install(script: Script) -> None:
-    extra_providers["scripted"] = ScriptedProvider
+    """Script the model of targets whose provider is "scripted" (tests/services.py knows it)."""
     ScriptedProvider.script = script
     ScriptedProvider.requests = []

@@ -9,12 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from quire.agent.budgets import BudgetPolicy
 from quire.app.api import create_app
-from quire.content.environment import ContentEnvironment, configure
+from quire.content.environment import ContentEnvironment
 from quire.core.models import Role
 from quire.core.settings import Settings
 from tests.factories import TenantFixture, auth, make_key
 from tests.harness import Harness
+from tests.services import use_models
 
 NULL_BUDGET = {"max_tokens": None, "max_cost_usd": None, "max_steps": None, "max_seconds": None}
 READER_MAXIMUM = {"max_tokens": 200_000, "max_cost_usd": 1.0, "max_steps": 24, "max_seconds": 600.0}
@@ -24,8 +26,7 @@ ADMIN_MAXIMUM = {"max_tokens": 2_000_000, "max_cost_usd": 10.0, "max_steps": 100
 @pytest.fixture
 def budgeted(content: Harness, settings: Settings, environment: ContentEnvironment) -> Iterator[TestClient]:
     """The API with the default budget settings, on committed runs driven in the test process."""
-    app = create_app(settings=settings, database=content.database)
-    configure(environment)
+    app = create_app(settings=settings, database=content.database, services=content.services)
     app.state.kicker = content.kicker
     with TestClient(app) as client:
         yield client
@@ -110,10 +111,15 @@ def test_an_admins_agent_run_is_held_to_the_admins_maximum(budgeted: TestClient,
 def test_the_default_daily_budget_applies_to_a_tenant_without_one(
     content: Harness, settings: Settings, environment: ContentEnvironment
 ) -> None:
-    app = create_app(
-        settings=settings.model_copy(update={"tenant_daily_budget_usd": 0.5}), database=content.database
+    budgeted_settings = settings.model_copy(update={"tenant_daily_budget_usd": 0.5})
+    agent = content.services.agent
+    use_models(
+        content.services,
+        agent.models,
+        content.database,
+        budgets=BudgetPolicy.from_settings(budgeted_settings),
     )
-    configure(environment)
+    app = create_app(settings=budgeted_settings, database=content.database, services=content.services)
     app.state.kicker = content.kicker
     key = keys(content)
     with content.database.tenant_session(content.tenant_id) as session:

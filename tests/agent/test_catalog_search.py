@@ -9,7 +9,6 @@ from sqlmodel import Session
 
 from quire.agent.tools.catalog import ToolDescription, parameter_texts, sync_source
 from quire.agent.tools.catalog_search import REQUEST_LIMIT, informative_part, request_parts, search_tools
-from quire.content.environment import current
 from quire.core.models import Role
 from quire.core.search.dense import vector_literal
 from quire.core.search.fusion import blend
@@ -31,7 +30,13 @@ CATALOG_TOOLS = [ToolDescription(name=name, summary=summary) for name, summary i
 
 
 def _sync_catalog(session: Session, content: Harness, tools: list[ToolDescription]) -> None:
-    sync_source(session, tenant_id=content.tenant_id, source="test", tools=tools, embedder=current().embedder)
+    sync_source(
+        session,
+        tenant_id=content.tenant_id,
+        source="test",
+        tools=tools,
+        embedder=content.services.content.embedder,
+    )
 
 
 def test_a_compound_request_splits_into_its_parts_and_a_single_one_does_not() -> None:
@@ -44,7 +49,7 @@ def test_a_compound_request_splits_into_its_parts_and_a_single_one_does_not() ->
 
 
 def test_each_part_of_a_compound_request_finds_its_tool(content: Harness) -> None:
-    embedder = current().embedder
+    embedder = content.services.content.embedder
     with content.database.tenant_session(content.tenant_id) as session:
         _sync_catalog(session, content, CATALOG_TOOLS)
         compound = "Will my flight to Oslo be on time, and what will the weather there be tomorrow?"
@@ -56,7 +61,7 @@ def test_each_part_of_a_compound_request_finds_its_tool(content: Harness) -> Non
 
 
 def test_a_tool_beyond_the_callers_role_is_never_found(content: Harness) -> None:
-    embedder = current().embedder
+    embedder = content.services.content.embedder
     with content.database.tenant_session(content.tenant_id) as session:
         admin_only = ToolDescription(
             name="delete_parcel_records", summary="Delete the tracking records of a parcel.", role=Role.admin
@@ -76,7 +81,7 @@ def test_a_tool_beyond_the_callers_role_is_never_found(content: Harness) -> None
 def test_the_search_statement_blends_as_core_search_does(content: Harness) -> None:
     # find_tools fuses inside its SQL statement (fusion.blend_sql); memory recall fuses with
     # fusion.blend. The two must agree: the same legs, the same scores.
-    embedder = current().embedder
+    embedder = content.services.content.embedder
     query = "what will the weather be like for my flight"
     with content.database.tenant_session(content.tenant_id) as session:
         _sync_catalog(session, content, CATALOG_TOOLS)
@@ -96,7 +101,7 @@ def test_the_search_statement_blends_as_core_search_does(content: Harness) -> No
 
 
 def test_any_request_text_searches_the_catalog_without_an_error(content: Harness) -> None:
-    embedder = current().embedder
+    embedder = content.services.content.embedder
     with content.database.tenant_session(content.tenant_id) as session:
         _sync_catalog(session, content, CATALOG_TOOLS)
         for query in [*HOSTILE_QUERIES, "lone \ud800 surrogate", "weather: forecast & Oslo!"]:
@@ -104,7 +109,7 @@ def test_any_request_text_searches_the_catalog_without_an_error(content: Harness
 
 
 def test_a_tool_is_found_by_what_its_parameters_say(content: Harness) -> None:
-    embedder = current().embedder
+    embedder = content.services.content.embedder
     convert = ToolDescription(
         name="convert",
         summary="Convert a value.",
@@ -138,7 +143,7 @@ def test_a_tool_is_found_by_what_its_parameters_say(content: Harness) -> None:
 
 
 def test_a_long_request_is_cut_to_its_informative_part(content: Harness) -> None:
-    embedder = current().embedder
+    embedder = content.services.content.embedder
     filler = "Hello there, I hope you are having a wonderful day, thank you so much for everything. " * 12
     request = filler + "Track my parcel with tracking number 1Z999, it is late. " + filler
     assert len(request) > REQUEST_LIMIT

@@ -8,13 +8,13 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route
-from quire.agent.environment import configure_agent
 from quire.agent.loop import AgentState
 from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
-from quire.agent.tools.base import Tool, ToolContext, ToolOutput, builtin_tools, tool
+from quire.agent.tools.base import Tool, ToolContext, ToolOutput, tool
 from quire.core.models import Role as UserRole
 from tests.agent.scripted import ScriptedProvider, install
 from tests.harness import Harness
+from tests.services import use_models
 
 
 class ConvertArgs(BaseModel):
@@ -50,16 +50,16 @@ def _answer_ok(ctx: ToolContext, args: CityArgs) -> ToolOutput:
 DEMO_TOOLS: list[Tool] = [convert_currency] + [
     tool(name, summary=summary, tags=("demo",))(_answer_ok) for name, summary in FILLER.items()
 ]
-# The decorator registers built-ins for every run in the process; these are built-ins only while
-# a test of this module runs (other tests, the MCP ones say, have tools of the same names).
-for _demo in DEMO_TOOLS:
-    del builtin_tools[_demo.name]
 
 
 @pytest.fixture(autouse=True)
-def demo_tools(monkeypatch: pytest.MonkeyPatch) -> None:
-    for made in DEMO_TOOLS:
-        monkeypatch.setitem(builtin_tools, made.name, made)
+def demo_tools(request: pytest.FixtureRequest) -> None:
+    """The demo tools are built-ins of this module's runs (other tests, the MCP ones say, have
+    tools of the same names): added to the test harness's agent environment."""
+    if "content" in request.fixturenames:
+        content: Harness = request.getfixturevalue("content")
+        for made in DEMO_TOOLS:
+            content.services.agent.tools[made.name] = made
 
 
 def test_the_decorator_makes_a_valid_schema_and_refuses_bad_arguments() -> None:
@@ -110,7 +110,8 @@ def test_a_model_finds_loads_and_calls_a_tool_it_did_not_have(content: Harness) 
         return Message.assistant(done[2].content)
 
     install(script)
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
             routes={"default": Route(name="default", targets=["s"])},
@@ -146,7 +147,8 @@ def test_a_model_finds_loads_and_calls_a_tool_it_did_not_have(content: Harness) 
 
 def test_preloading_puts_the_best_matches_in_the_first_prompt(content: Harness) -> None:
     install(lambda request: Message.assistant("fine"))
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
             routes={"default": Route(name="default", targets=["s"])},

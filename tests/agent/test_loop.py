@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from quire.agent.config import ModelsConfig, ModelTarget, Route, offline_config
 from quire.agent.context import fit, message_tokens, tools_tokens
 from quire.agent.costs import Budget
-from quire.agent.environment import configure_agent
 from quire.agent.loop import AgentState
 from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
 from quire.core.models import Role as UserRole
@@ -25,6 +24,7 @@ from tests.agent.fakes.openai_server import OpenAIServer, completion_reply, erro
 from tests.agent.scripted import ScriptedProvider, install
 from tests.factories import TenantFixture, auth, make_key
 from tests.harness import Harness
+from tests.services import use_models
 
 HANDBOOK = """# Employee handbook
 
@@ -47,9 +47,9 @@ def keys(harness: Harness) -> dict[UserRole, dict[str, str]]:
 
 @pytest.fixture
 def offline(content: Harness) -> Iterator[None]:
-    configure_agent(offline_config(), content.database)
+    use_models(content.services, offline_config(), content.database)
     yield
-    configure_agent(offline_config(), None)
+    use_models(content.services, offline_config(), None)
 
 
 def test_the_offline_provider_answers_with_a_correct_citation(
@@ -113,7 +113,8 @@ def test_a_rate_limited_target_falls_back_to_the_next(
     content: Harness, servers: tuple[OpenAIServer, OpenAIServer]
 ) -> None:
     first, second = servers
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={
                 "a": fake_target("a", first),
@@ -148,7 +149,8 @@ def test_without_a_fallback_the_run_parks_and_holds_no_worker(
     content: Harness, servers: tuple[OpenAIServer, OpenAIServer]
 ) -> None:
     first, second = servers
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={"a": fake_target("a", first), "b": fake_target("b", second)},
             routes={
@@ -205,7 +207,8 @@ def test_a_crash_during_a_model_call_repeats_it_once_and_after_it_never(content:
         return Message.assistant("done")
 
     install(script)
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
             routes={"default": Route(name="default", targets=["s"])},
@@ -227,9 +230,7 @@ def test_a_crash_during_a_model_call_repeats_it_once_and_after_it_never(content:
     calls.clear()
     import dataclasses
 
-    from quire.agent.environment import current_agent
-
-    tools = current_agent().tools
+    tools = content.services.agent.tools
     real = tools["list_collections"]
     seen = {"crashed": False}
 
@@ -273,7 +274,8 @@ def test_invalid_and_unknown_tool_calls_go_back_to_the_model(content: Harness) -
         return Message.assistant(" | ".join(m.content for m in results))
 
     install(script)
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
             routes={"default": Route(name="default", targets=["s"])},
@@ -305,7 +307,8 @@ def test_ask_human_waits_for_a_person(api: TestClient, content: Harness) -> None
         return Message.assistant(f"Noted: {results[0].content}")
 
     install(script)
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
             routes={"default": Route(name="default", targets=["s"])},
@@ -335,7 +338,8 @@ def test_a_budget_ends_the_run_cleanly_with_the_reason(content: Harness) -> None
             tool_calls=[ToolCall(id=f"c{len(request.messages)}", name="list_collections", arguments={})]
         )
     )
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={"s": ModelTarget(name="s", provider="scripted", model="m", price_input=100_000.0)},
             routes={"default": Route(name="default", targets=["s"])},
@@ -411,7 +415,8 @@ def test_the_loop_keeps_every_prompt_within_budget(content: Harness) -> None:
         return Message.assistant("enough")
 
     install(script)
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
             routes={"default": Route(name="default", targets=["s"])},
@@ -456,7 +461,8 @@ def test_a_missing_document_is_told_to_the_model_at_once_not_retried(content: Ha
         return Message.assistant(f"the tool said: {results[0].content}")
 
     install(script)
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
             routes={"default": Route(name="default", targets=["s"])},

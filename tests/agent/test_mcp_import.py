@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route
-from quire.agent.environment import configure_agent
 from quire.agent.loop import AgentState
 from quire.agent.mcp.access import McpAccess, mcp_access
 from quire.agent.mcp.calls import call_mcp_tool, install_mcp
@@ -28,12 +27,12 @@ from quire.agent.messages import CompletionRequest, Message, ToolCall
 from quire.agent.messages import Role as MessageRole
 from quire.agent.tools.base import ToolContext
 from quire.agent.tools.catalog import CatalogTool, get_tool
-from quire.agent.tools.remote import callers
 from quire.core.models import Role
 from quire.core.settings import Settings
 from tests.agent.scripted import ScriptedProvider, install
 from tests.factories import TenantFixture, auth, make_key
 from tests.harness import Harness
+from tests.services import use_models
 
 pytestmark = pytest.mark.e2e  # the MCP servers are processes of their own
 
@@ -52,17 +51,19 @@ def access(settings: Settings) -> McpAccess:
 @pytest.fixture
 def mcp(content: Harness, access: McpAccess) -> Iterator[None]:
     install(lambda request: Message.assistant("unused"))
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
             routes={"default": Route(name="default", targets=["s"])},
         ),
         content.database,
     )
-    install_mcp(content.database, access)
+    content.services.agent.remote_callers["mcp"] = install_mcp(
+        content.database, access, content.services.content
+    )
     yield
     set_change_handler(None)
-    callers.pop("mcp", None)
     hub = get_hub()
     for key in hub.connected():
         if key[0] == content.tenant_id:
@@ -215,7 +216,7 @@ def test_annotations_names_secrets_failures_and_the_periodic_resync(
 
     # A change the server announces to nobody: the periodic re-sync catches it.
     state.write_text(json.dumps({"forecasts": True}))
-    assert McpWatcher(content.database, access=access).run_once() == 1
+    assert McpWatcher(content.database, access=access, content=content.services.content).run_once() == 1
     assert catalog_entry(content, "weather_forecast") is not None
 
     # The server breaks: the error is kept on the server, the catalog keeps its tools.

@@ -216,7 +216,8 @@ def test_the_worker_side_connection_refuses_an_internal_address(
     with mcp_http_server() as (url, hits):
         assert register(client, admin, url, sync=False).status_code == 201
         # The operator takes 127.0.0.1 off the allowlist: the workers no longer connect to it.
-        assert McpWatcher(database, access=mcp_access(settings), hub=hub).run_once() == 1
+        content = client.app.state.services.content  # type: ignore[attr-defined]
+        assert McpWatcher(database, access=mcp_access(settings), content=content, hub=hub).run_once() == 1
         listed = client.get("/v1/tools/mcp-servers/local", headers=admin).json()
         assert listed["last_error"] == (
             "127.0.0.1 is a loopback address; Quire does not connect to internal addresses "

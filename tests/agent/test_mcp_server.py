@@ -25,7 +25,7 @@ from quire.agent.mcp.endpoints import Endpoint
 from quire.agent.mcp.errors import McpUnavailable
 from quire.agent.mcp.hub import McpHub
 from quire.app.api import create_app
-from quire.content.environment import ContentEnvironment, configure
+from quire.content.environment import ContentEnvironment
 from quire.core.models import Role
 from quire.core.outbound import OutboundPolicy
 from quire.core.settings import Settings
@@ -154,8 +154,7 @@ def free_port() -> int:
 @pytest.fixture
 def served(content: Harness, settings: Settings, environment: ContentEnvironment) -> Iterator[str]:
     """The API (with /mcp) on a real port, for clients that speak HTTP themselves."""
-    app = create_app(settings=settings, database=content.database)
-    configure(environment)
+    app = create_app(settings=settings, database=content.database, services=content.services)
     app.state.kicker = content.kicker
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))

@@ -27,6 +27,7 @@ from quire.core.db import Database
 from quire.core.errors import ConfigurationError
 from quire.runtime.errors import NonRetryable, RetryAfter
 from tests.agent.scripted import ScriptedProvider, install
+from tests.services import PROVIDERS
 
 # What each model does when called: answer (None), or raise.
 Behaviour = ProviderError | None
@@ -76,7 +77,7 @@ def request(target: ModelTarget) -> CompletionRequest:
 
 
 def test_the_first_target_that_answers_is_used(models: dict[str, Behaviour]) -> None:
-    call = Router(CONFIG).complete(None, request)
+    call = Router(CONFIG, providers=PROVIDERS).complete(None, request)
     assert called() == ["m-primary"]
     assert call.target == "primary" and call.model == "m-primary"
     assert call.completion.message.content == "answer from m-primary"
@@ -101,7 +102,7 @@ def test_a_failing_target_falls_back_to_the_next_in_route_order(
     models: dict[str, Behaviour], error: ProviderError, outcome: str
 ) -> None:
     models["m-primary"] = error
-    call = Router(CONFIG).complete(None, request)
+    call = Router(CONFIG, providers=PROVIDERS).complete(None, request)
     assert called() == ["m-primary", "m-backup"]
     assert call.target == "backup" and call.completion.message.content == "answer from m-backup"
     assert [(a.target, a.outcome) for a in call.attempts] == [("primary", outcome), ("backup", "ok")]
@@ -111,14 +112,14 @@ def test_a_failing_target_falls_back_to_the_next_in_route_order(
 
 def test_each_route_has_its_own_order(models: dict[str, Behaviour]) -> None:
     models["m-last"] = ProviderUnavailable("down")
-    call = Router(CONFIG).complete("cheap", request)
+    call = Router(CONFIG, providers=PROVIDERS).complete("cheap", request)
     assert called() == ["m-last", "m-primary"]
     assert call.target == "primary"
 
 
 def test_an_unknown_route_is_a_configuration_error(models: dict[str, Behaviour]) -> None:
     with pytest.raises(ConfigurationError, match=r"no model route named 'fast'; known: cheap, default"):
-        Router(CONFIG).complete("fast", request)
+        Router(CONFIG, providers=PROVIDERS).complete("fast", request)
     assert called() == []
 
 
@@ -130,7 +131,7 @@ def test_a_refused_request_ends_the_step_without_trying_another_target(
 ) -> None:
     models["m-primary"] = error
     with pytest.raises(NonRetryable, match=f"primary: {error}"):
-        Router(CONFIG).complete(None, request)
+        Router(CONFIG, providers=PROVIDERS).complete(None, request)
     assert called() == ["m-primary"]
 
 
@@ -141,7 +142,7 @@ def test_when_every_target_is_throttled_the_run_waits_for_the_earliest_retry_aft
     models["m-backup"] = RateLimited("429", retry_after=7.5)
     models["m-last"] = RateLimited("429")
     with pytest.raises(RetryAfter) as raised:
-        Router(CONFIG).complete(None, request)
+        Router(CONFIG, providers=PROVIDERS).complete(None, request)
     assert raised.value.seconds == 7.5
     assert "every target of route 'default' is throttled" in str(raised.value)
     assert called() == ["m-primary", "m-backup", "m-last"]
@@ -152,7 +153,7 @@ def test_a_throttle_without_retry_after_waits_the_default(models: dict[str, Beha
     models["m-backup"] = ProviderUnavailable("503")  # a throttle anywhere parks the run
     models["m-last"] = AuthenticationFailed("401")
     with pytest.raises(RetryAfter) as raised:
-        Router(CONFIG).complete(None, request)
+        Router(CONFIG, providers=PROVIDERS).complete(None, request)
     assert raised.value.seconds == DEFAULT_THROTTLE_SECONDS
 
 
@@ -161,7 +162,7 @@ def test_when_targets_are_down_the_step_is_retried_later(models: dict[str, Behav
     models["m-backup"] = AuthenticationFailed("401")
     models["m-last"] = ContextTooLong("too long")
     with pytest.raises(ProviderUnavailable) as raised:
-        Router(CONFIG).complete(None, request)
+        Router(CONFIG, providers=PROVIDERS).complete(None, request)
     assert raised.value.retryable
     assert str(raised.value) == (
         "no target of route 'default' is available: primary: unavailable (503); "
@@ -174,7 +175,7 @@ def test_when_no_target_can_answer_the_step_ends(models: dict[str, Behaviour]) -
     models["m-backup"] = ContextTooLong("too long")
     models["m-last"] = AuthenticationFailed("403")
     with pytest.raises(AllTargetsFailed) as raised:
-        Router(CONFIG).complete(None, request)
+        Router(CONFIG, providers=PROVIDERS).complete(None, request)
     assert isinstance(raised.value, NonRetryable) and raised.value.code == "all_targets_failed"
     assert "no target of route 'default' could answer" in str(raised.value)
 
@@ -182,7 +183,7 @@ def test_when_no_target_can_answer_the_step_ends(models: dict[str, Behaviour]) -
 def test_a_credential_in_a_providers_error_is_masked(models: dict[str, Behaviour]) -> None:
     key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345"
     models["m-primary"] = AuthenticationFailed(f"Incorrect API key provided: {key}")
-    call = Router(CONFIG).complete(None, request)
+    call = Router(CONFIG, providers=PROVIDERS).complete(None, request)
     error = call.attempts[0].error
     assert error is not None and key not in error and "[redacted]" in error
 
@@ -203,7 +204,7 @@ def test_a_target_whose_circuit_is_open_is_skipped_until_its_retry_time(
     models: dict[str, Behaviour], database: Database
 ) -> None:
     breaker = CircuitBreaker(database)
-    router = Router(CONFIG, breaker)
+    router = Router(CONFIG, breaker, PROVIDERS)
     models["m-primary"] = ProviderUnavailable("503")
     for _ in range(THRESHOLD):
         assert router.complete(None, request).target == "backup"
@@ -227,7 +228,7 @@ def test_failures_that_are_not_outages_do_not_open_a_circuit(
     models: dict[str, Behaviour], database: Database
 ) -> None:
     breaker = CircuitBreaker(database)
-    router = Router(CONFIG, breaker)
+    router = Router(CONFIG, breaker, PROVIDERS)
     models["m-primary"] = RateLimited("429", retry_after=1)
     models["m-backup"] = ContextTooLong("too long")
     for _ in range(THRESHOLD + 1):
@@ -242,6 +243,6 @@ def test_when_every_circuit_is_open_the_run_waits(models: dict[str, Behaviour], 
         for _ in range(THRESHOLD):
             breaker.failed(name, "503")
     with pytest.raises(RetryAfter) as raised:
-        Router(CONFIG, breaker).complete(None, request)
+        Router(CONFIG, breaker, PROVIDERS).complete(None, request)
     assert raised.value.seconds == DEFAULT_THROTTLE_SECONDS
     assert called() == []

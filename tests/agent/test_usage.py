@@ -7,19 +7,20 @@ from datetime import date, timedelta
 from fastapi.testclient import TestClient
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route
-from quire.agent.environment import configure_agent
 from quire.agent.messages import Message
 from quire.core.models import Role
 from tests.agent.scripted import ScriptedProvider, install
 from tests.factories import TenantFixture, auth, make_key
 from tests.harness import Harness
+from tests.services import use_models
 
 
 def test_usage_is_reported_per_day_and_model_and_a_spent_budget_stops_model_calls(
     api: TestClient, content: Harness
 ) -> None:
     install(lambda request: Message.assistant("Forty-two."))
-    configure_agent(
+    use_models(
+        content.services,
         ModelsConfig(
             targets={
                 "s": ModelTarget(

@@ -20,7 +20,6 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route, offline_config
-from quire.agent.environment import configure_agent
 from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
 from quire.agent.providers.errors import RateLimited
 from quire.core.models import Role as UserRole
@@ -30,6 +29,7 @@ from quire.runtime.programs import program
 from tests.agent.scripted import install
 from tests.factories import TenantFixture, auth, make_key
 from tests.harness import Harness
+from tests.services import use_models
 
 HANDBOOK = """# Employee handbook
 
@@ -85,7 +85,8 @@ def scripted_models(harness: Harness) -> Iterator[None]:
     throttled: dict[str, bool] = {}
     install(lambda request: script(request, throttled))
     prices: dict[str, Any] = {"price_input": 1000.0, "price_output": 2000.0}
-    configure_agent(
+    use_models(
+        harness.services,
         ModelsConfig(
             targets={
                 "primary": ModelTarget(name="primary", provider="scripted", model="m-primary", **prices),
@@ -98,7 +99,7 @@ def scripted_models(harness: Harness) -> Iterator[None]:
     try:
         yield
     finally:
-        configure_agent(offline_config(), None)
+        use_models(harness.services, offline_config(), None)
 
 
 def make_agent_run(client: httpx.Client | TestClient, harness: Harness) -> AgentRunMade:

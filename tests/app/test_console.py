@@ -16,7 +16,8 @@ from sqlalchemy import text
 from quire.app.api import create_app
 from quire.app.console.mount import mount_console
 from quire.app.console.session import COOKIE
-from quire.content.environment import ContentEnvironment, configure
+from quire.app.services import Services
+from quire.content.environment import ContentEnvironment
 from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.settings import Settings
@@ -46,8 +47,8 @@ The deploy script must run <script>alert("doc")</script> before noon.
 SECRET = b"test-console-secret-0123456789abcdef"
 
 
-def console_app(settings: Settings, database: Database) -> FastAPI:
-    app = create_app(settings=settings, database=database)
+def console_app(settings: Settings, database: Database, services: Services | None = None) -> FastAPI:
+    app = create_app(settings=settings, database=database, services=services)
     mount_console(app, secret=SECRET)
     return app
 
@@ -62,8 +63,9 @@ def browser(settings: Settings, database: Database) -> Iterator[TestClient]:
 @pytest.fixture
 def reviewing(content: Harness, settings: Settings, environment: ContentEnvironment) -> Iterator[TestClient]:
     """The console and the API on committed data, with runs driven in-process."""
-    app = console_app(settings.model_copy(update={"max_upload_mb": MAX_UPLOAD / 2**20}), content.database)
-    configure(environment)
+    app = console_app(
+        settings.model_copy(update={"max_upload_mb": MAX_UPLOAD / 2**20}), content.database, content.services
+    )
     app.state.kicker = content.kicker
     with TestClient(app) as client:
         yield client

@@ -16,7 +16,7 @@ from markupsafe import escape
 from sqlalchemy import text
 
 from quire.app.console.charts import dollars
-from quire.content.environment import ContentEnvironment, configure
+from quire.content.environment import ContentEnvironment
 from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.pgqueue import enqueue_in
@@ -44,8 +44,9 @@ from tests.harness import Harness
 @pytest.fixture
 def inspecting(content: Harness, settings: Settings, environment: ContentEnvironment) -> Iterator[TestClient]:
     """The console and the API on committed data, with runs driven in-process."""
-    app = console_app(settings.model_copy(update={"max_upload_mb": MAX_UPLOAD / 2**20}), content.database)
-    configure(environment)
+    app = console_app(
+        settings.model_copy(update={"max_upload_mb": MAX_UPLOAD / 2**20}), content.database, content.services
+    )
     app.state.kicker = content.kicker
     with TestClient(app) as client:
         yield client

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from quire.app.api import create_app
-from quire.content.environment import ContentEnvironment, configure
+from quire.content.environment import ContentEnvironment
 from quire.core.models import Role
 from quire.core.settings import Settings
 from tests.conftest import MAX_UPLOAD
@@ -113,9 +113,10 @@ def test_uploads_keep_their_own_larger_limit(
     content: Harness, settings: Settings, environment: ContentEnvironment
 ) -> None:
     app = create_app(
-        settings=settings.model_copy(update={"max_upload_mb": MAX_UPLOAD / 2**20}), database=content.database
+        settings=settings.model_copy(update={"max_upload_mb": MAX_UPLOAD / 2**20}),
+        database=content.database,
+        services=content.services,
     )
-    configure(environment)
     app.state.kicker = content.kicker
     tenant = TenantFixture(id=content.tenant_id, name="uploads")
     key = auth(make_key(content.database, tenant, Role.contributor))

@@ -23,7 +23,7 @@ from schemathesis.checks import (
 from schemathesis.core.failures import FailureGroup
 
 from quire.app.api import create_app
-from quire.content.environment import ContentEnvironment, configure
+from quire.content.environment import ContentEnvironment
 from quire.content.parsing import Parser
 from quire.core.blobs import FileBlobStore
 from quire.core.models import Role
@@ -55,8 +55,8 @@ def fuzzed(
         app = create_app(
             settings=Settings(data_dir=data_dir, max_upload_mb=MAX_UPLOAD / 2**20, rate_limit_per_minute=0),
             database=harness.database,
+            services=harness.services,
         )
-        configure(environment)
         app.state.kicker = harness.kicker
         key = make_key(harness.database, TenantFixture(id=harness.tenant_id, name="fuzz"), Role.admin)
         yield harness, auth(key), app

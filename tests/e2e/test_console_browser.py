@@ -22,7 +22,7 @@ import uvicorn
 from quire.app.api import create_app
 from quire.app.console.mount import mount_console
 from quire.app.console.session import COOKIE
-from quire.content.environment import ContentEnvironment, configure
+from quire.content.environment import ContentEnvironment
 from quire.core.models import Role
 from quire.core.settings import Settings
 from tests.conftest import MAX_UPLOAD
@@ -68,10 +68,11 @@ def free_port() -> int:
 def server(content: Harness, settings: Settings, environment: ContentEnvironment) -> Iterator[str]:
     """A Quire API with the console, served by uvicorn on a free port, on the harness's database."""
     app = create_app(
-        settings=settings.model_copy(update={"max_upload_mb": MAX_UPLOAD / 2**20}), database=content.database
+        settings=settings.model_copy(update={"max_upload_mb": MAX_UPLOAD / 2**20}),
+        database=content.database,
+        services=content.services,
     )
     mount_console(app)
-    configure(environment)
     app.state.kicker = content.kicker
     port = free_port()
     served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from quire.content import ingestion, service
-from quire.content.environment import ContentEnvironment, configure
+from quire.content.environment import ContentEnvironment
 from quire.content.parsing import ParsedDocument, Parser, ParserCrashed
 from quire.core.blobs import FileBlobStore
 from quire.runtime.retry import RetryPolicy
@@ -262,8 +262,7 @@ def crashing(content_database_url: str, tmp_path: Path) -> Iterator[tuple[Harnes
     environment = ContentEnvironment(
         blobs=FileBlobStore(tmp_path / "blobs"), embedding_model="all-MiniLM-L6-v2", _parser=CrashingParser()
     )
-    configure(environment)
-    with make_harness(content_database_url) as harness:
+    with make_harness(content_database_url, environment) as harness:
         yield harness, environment
 
 

@@ -13,7 +13,6 @@ from pytest import approx
 from sqlalchemy import text
 from sqlmodel import select
 
-from quire.content.environment import current
 from quire.content.indexing import publish_version
 from quire.content.ingestion import write_elements
 from quire.content.models import Document, Version
@@ -94,7 +93,7 @@ def add_version(
         session.flush()
         write_elements(session, version, turns(chat))
         session.flush()
-        publish_version(session, version_id=version.id, model=current().embedder.name)
+        publish_version(session, version_id=version.id, model=harness.services.content.embedder.name)
         session.commit()
         return version.id
 
@@ -130,7 +129,7 @@ def top_quote(harness: Harness, query: str, **settings: float) -> str | None:
             session,
             query=query,
             reader=Reader(principal_id=None, collections=("chats",)),
-            embedder=current().embedder,
+            embedder=harness.services.content.embedder,
             k=3,
             **settings,  # type: ignore[arg-type]
         ).hits
@@ -249,7 +248,7 @@ def test_episodes_are_read_only_in_their_collection(content: Harness) -> None:
             session,
             query="charity race",
             reader=Reader(principal_id=None, collections=("other",)),
-            embedder=current().embedder,
+            embedder=content.services.content.embedder,
         )
     assert elsewhere.hits == []
     assert top_quote(content, "charity race") == "We ran a charity race for mental health last Sunday."
@@ -261,7 +260,10 @@ def test_a_longer_conversation_adds_episodes_for_its_new_turns_only(content: Har
         assert (
             len(
                 propose_episodes(
-                    session, version_id=first, kicker=content.kicker, embedder=current().embedder
+                    session,
+                    version_id=first,
+                    kicker=content.kicker,
+                    embedder=content.services.content.embedder,
                 )
             )
             == 6
@@ -272,7 +274,7 @@ def test_a_longer_conversation_adds_episodes_for_its_new_turns_only(content: Har
     second = add_version(content, later, document_id)
     with content.database.tenant_session(content.tenant_id) as session:
         added = propose_episodes(
-            session, version_id=second, kicker=content.kicker, embedder=current().embedder
+            session, version_id=second, kicker=content.kicker, embedder=content.services.content.embedder
         )
         assert [v.text for v in added] == [
             "[25 May 2023] Melanie: Thanks! Next we are going camping in June. "

@@ -378,7 +378,6 @@ def test_the_audit_chain_verifies_replays_and_detects_tampering(api: TestClient,
 
 
 def test_recalls_made_for_a_run_are_recorded(api: TestClient, content: Harness) -> None:
-    from quire.content.environment import current
     from quire.memory.recall import Reader, recall, recalled_for_run
     from tests.runtime.test_waits import Inbox
 
@@ -393,7 +392,7 @@ def test_recalls_made_for_a_run_are_recorded(api: TestClient, content: Harness) 
             session,
             query="booking flights",
             reader=Reader(principal_id=uuid.uuid4()),
-            embedder=current().embedder,
+            embedder=content.services.content.embedder,
             run_id=run_id,
             step_seq=0,
         )

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from quire.content.environment import current
 from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.memory.models import EvidenceIn, MemoryProposal, MemoryScope, ReviewDecision
@@ -169,7 +168,7 @@ def test_recall_never_leaks(content: Harness, content_database_url: str, seed: i
             for reader in readers:
                 for query in [*TOPICS, "rule outcome", "replacement"]:
                     for hit in recall(
-                        session, query=query, reader=reader, embedder=current().embedder, k=50
+                        session, query=query, reader=reader, embedder=content.services.content.embedder, k=50
                     ).hits:
                         row = session.execute(
                             text(
@@ -195,4 +194,9 @@ def test_any_query_text_recalls_without_an_error(content: Harness) -> None:
     populate(content, random.Random(7), 10)
     with content.database.tenant_session(content.tenant_id) as session:
         for query in [*HOSTILE_QUERIES, "lone \ud800 surrogate"]:
-            recall(session, query=query, reader=Reader(principal_id=ALICE), embedder=current().embedder)
+            recall(
+                session,
+                query=query,
+                reader=Reader(principal_id=ALICE),
+                embedder=content.services.content.embedder,
+            )

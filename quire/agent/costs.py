@@ -61,5 +61,8 @@ class Spend(BaseModel):
         if budget.max_steps is not None and self.model_calls >= budget.max_steps:
             return f"the run made {self.model_calls} model calls; its budget is {budget.max_steps}"
         if budget.max_seconds is not None and elapsed_seconds >= budget.max_seconds:
-            return f"the run took {elapsed_seconds:.0f} s; its budget is {budget.max_seconds:.0f} s"
+            return (
+                f"the run worked {elapsed_seconds:.0f} s (waits do not count); "
+                f"its budget is {budget.max_seconds:.0f} s"
+            )
         return None

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -22,6 +22,16 @@ from quire.agent.config import ModelTarget
 from quire.agent.context import fit, truncate_result
 from quire.agent.costs import Budget, Spend
 from quire.agent.environment import agent_of
+from quire.agent.errors import (
+    BUDGET_EXCEEDED,
+    CONFIGURATION,
+    INVALID_TOOL_CALLS,
+    MODEL_REFUSED,
+    NO_ANSWER,
+    PROVIDER_UNAVAILABLE,
+    TENANT_BUDGET_EXCEEDED,
+    TenantBudgetSpent,
+)
 from quire.agent.events import AgentEventType
 from quire.agent.messages import CompletionRequest, Delta, Message, ToolCall, ToolSpec
 from quire.agent.routing import ModelCall
@@ -29,10 +39,11 @@ from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_mes
 from quire.agent.tools.builtin import ask_human
 from quire.agent.usage import record_usage, tenant_budget_reason
 from quire.content.environment import content_of
-from quire.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from quire.core.errors import ConfigurationError, Conflict, Forbidden, InvalidRequest, NotFound
 from quire.core.models import Role, utcnow
+from quire.runtime.calls import abandoned
 from quire.runtime.context import RunContext
-from quire.runtime.errors import NonRetryable, StepFailed
+from quire.runtime.errors import Interrupted, NonRetryable, RunFailed, StepFailed
 from quire.runtime.programs import program
 from quire.runtime.retry import RetryPolicy
 
@@ -73,6 +84,14 @@ class AgentState(BaseModel):
         default_factory=list, description="Loaded tools, in the order they were loaded."
     )
     last_used: dict[str, int] = Field(default_factory=dict)
+    ask_human_due_seconds: float | None = Field(
+        default=None, gt=0, description="How long ask_human waits for a person (default: for ever)."
+    )
+    if_unanswered: Literal["give_up", "escalate"] = Field(
+        default="give_up",
+        description="When ask_human's due time passes: go on without an answer, or offer the "
+        "question to reviewers and keep waiting.",
+    )
     # What the run produced.
     answer: str | None = None
     citations: list[NumberedCitation] = Field(default_factory=list)
@@ -159,11 +178,16 @@ def context_budget(target: ModelTarget, state: AgentState) -> int:
 def call_model(
     ctx: RunContext, state: AgentState, history: list[Message], specs: list[ToolSpec]
 ) -> ModelCall:
-    """One model call along the run's route, with the tenant's daily budget checked first."""
+    """One model call along the run's route, with the tenant's daily budget checked first.
+
+    A step that calls out (io): no transaction is open while the provider answers; the budget is
+    read before, in a short transaction, and the usage written after, in another. A provider
+    bills the call once it is made, so its usage is written even if the step's record is lost."""
     agent = agent_of(ctx.services)
-    reason = tenant_budget_reason(ctx.session, default_usd=agent.budgets.default_daily_usd)
+    with ctx.transaction() as session:
+        reason = tenant_budget_reason(session, default_usd=agent.budgets.default_daily_usd)
     if reason is not None:
-        raise NonRetryable(reason)
+        raise TenantBudgetSpent(reason)
 
     def request_for(target: ModelTarget) -> CompletionRequest:
         return CompletionRequest(
@@ -175,19 +199,34 @@ def call_model(
         )
 
     def stream(delta: Delta) -> None:
+        if abandoned():  # the run was cancelled or moved: stop reading, close the response
+            raise Interrupted("the run no longer waits for this call")
         if delta.text:
             ctx.emit(AgentEventType.model_delta, {"text": delta.text}, now=True)
 
     call = agent.router.complete(state.route, request_for, on_delta=stream if state.stream else None)
-    record_usage(
-        ctx.session,
-        tenant_id=ctx.tenant_id,
-        target=call.target,
-        model=call.model,
-        usage=call.completion.usage,
-        cost=call.cost_usd,
-    )
+    with ctx.transaction() as session:
+        record_usage(
+            session,
+            tenant_id=ctx.tenant_id,
+            target=call.target,
+            model=call.model,
+            usage=call.completion.usage,
+            cost=call.cost_usd,
+        )
+        session.commit()
     return call
+
+
+def run_error_code(failure: StepFailed) -> str:
+    """What a model step's failure says about the run's end."""
+    if failure.error_code in (TENANT_BUDGET_EXCEEDED, CONFIGURATION):
+        return failure.error_code
+    if failure.error_code == ConfigurationError.code:
+        return CONFIGURATION
+    if failure.error_code in ("non_retryable", "content_filtered", "invalid_provider_request"):
+        return MODEL_REFUSED
+    return PROVIDER_UNAVAILABLE
 
 
 # What a tool raises that no retry can fix (a missing document, a refused request): answered to
@@ -259,6 +298,8 @@ class Turn:
                 for index, (call, tool) in enumerate(queued)
             ],
             retry=TOOL_RETRY,
+            # Imported tools call out to their servers: no transaction held while they work.
+            io=[tool.source != "builtin" for _, tool in queued],
         )
         for (call, _), outcome in zip(queued, outcomes, strict=True):
             messages[call.id] = self._result(call, outcome)
@@ -280,13 +321,22 @@ class Turn:
 
     def _ask(self, call: ToolCall) -> Message:
         question = str(call.arguments.get("question", ""))
+        due = self.state.ask_human_due_seconds
+        escalate = self.state.if_unanswered == "escalate"
         decision = self.ctx.human_task(
             question,
             role=Role.reader,
             options=["answer"],
             assignee=self.state.principal_id,
             payload={"question": question, "kind": "ask_human"},
+            due=timedelta(seconds=due) if due else None,
+            escalate_to=Role.reviewer if escalate and due else None,
+            give_up=not escalate,
         )
+        if decision.get("expired"):
+            return Message.tool_result(
+                call, f"Nobody answered within {due:.0f} s; go on without it, and say so.", is_error=True
+            )
         answer = decision.get("comment") or ""
         return Message.tool_result(
             call, f"A person answered: {answer}" if answer else "A person gave no answer."
@@ -419,23 +469,25 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
             {"names": state.loaded, "evicted": [], "loaded": state.loaded, "preloaded": True},
         )
     toolbox = Toolbox(ctx, state)
-    started = ctx.step("start", now)
+    ctx.step("start", now)
     history = [Message.system(system_prompt(state)), Message.user(state.question)]
     sources: list[NumberedCitation] = []
     invalid = 0
-    elapsed = 0.0
     for turn in range(MAX_TURNS):
-        reason = state.spend.exceeded(state.budget, elapsed_seconds=elapsed)
+        # Working time only (waits for people, timers and throttled providers do not count),
+        # read on new ground only: a replay must take the branches the first run took.
+        worked = 0.0 if ctx.replaying else ctx.worked_seconds
+        reason = state.spend.exceeded(state.budget, elapsed_seconds=worked)
         if reason is not None:
-            state.stop_reason = f"budget: {reason}"
-            break
+            fail(ctx, state, sources, BUDGET_EXCEEDED, reason)
         tools, specs = toolbox.for_turn(turn)
         by_name = {tool.name: tool for tool in tools}
         try:
-            call = ctx.step(f"model:{turn}", call_model, ctx, state, history, specs, retry=MODEL_RETRY)
+            call = ctx.step(
+                f"model:{turn}", call_model, ctx, state, history, specs, retry=MODEL_RETRY, io=True
+            )
         except StepFailed as failure:
-            state.stop_reason = failure.error
-            break
+            fail(ctx, state, sources, run_error_code(failure), failure.error)
         for attempt in call.attempts:
             if attempt.outcome != "ok":
                 ctx.emit(AgentEventType.model_fallback, attempt.model_dump(mode="json"))
@@ -455,10 +507,11 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
         state.turns += 1
         if call.target not in state.targets:
             state.targets.append(call.target)
-        elapsed = (call.finished_at - started).total_seconds()
         message = call.completion.message
         history.append(message)
         if not message.tool_calls:
+            if not message.content.strip():
+                fail(ctx, state, sources, NO_ANSWER, "the model ended its turn without an answer")
             state.answer = message.content
             break
         turn_runner = Turn(ctx, state, by_name, sources)
@@ -467,15 +520,27 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
         note_disclosure(ctx, state, message.tool_calls, results, turn)
         invalid += turn_runner.invalid
         if invalid > MAX_INVALID_CALLS:
-            state.stop_reason = f"the model made {invalid} invalid tool calls; giving up"
-            break
+            fail(
+                ctx,
+                state,
+                sources,
+                INVALID_TOOL_CALLS,
+                f"the model made {invalid} invalid tool calls; giving up",
+            )
         state.citations = list(sources)
         ctx.publish(state)
     else:
-        state.stop_reason = f"no answer after {MAX_TURNS} turns"
+        fail(ctx, state, sources, NO_ANSWER, f"no answer after {MAX_TURNS} turns")
     state.citations = cited(sources, state.answer)
-    if state.answer is not None:
-        ctx.emit(AgentEventType.answer, {"text": state.answer, "citations": [c.ref for c in state.citations]})
-    else:
-        ctx.emit(AgentEventType.answer_missing, {"reason": state.stop_reason})
+    ctx.emit(AgentEventType.answer, {"text": state.answer, "citations": [c.ref for c in state.citations]})
     return state
+
+
+def fail(
+    ctx: RunContext, state: AgentState, sources: list[NumberedCitation], code: str, reason: str
+) -> NoReturn:
+    """End the run `failed` with `code`, keeping what it spent and found in its state."""
+    state.stop_reason = reason
+    state.citations = list(sources)
+    ctx.emit(AgentEventType.answer_missing, {"reason": reason, "code": code})
+    raise RunFailed(code, reason, state=state)

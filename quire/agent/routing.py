@@ -146,11 +146,14 @@ class Router:
         summary = "; ".join(
             f"{a.target}: {a.outcome}" + (f" ({a.error})" if a.error else "") for a in attempts
         )
-        throttled = [a for a in attempts if a.outcome in ("rate_limited", "circuit_open")]
-        if throttled:
+        # Throttled only when a provider asked for a wait: a circuit opened by failures is an
+        # outage, which spends the step's attempts and ends the run `provider_unavailable`,
+        # instead of parking it again and again for as long as the outage lasts.
+        if any(a.outcome == "rate_limited" for a in attempts):
+            throttled = [a for a in attempts if a.outcome in ("rate_limited", "circuit_open")]
             waits = [a.retry_after for a in throttled if a.retry_after is not None]
             seconds = min(waits) if waits else DEFAULT_THROTTLE_SECONDS
             return RetryAfter(seconds, f"every target of route {route!r} is throttled ({summary})")
-        if any(a.outcome == "unavailable" for a in attempts):
+        if any(a.outcome in ("unavailable", "circuit_open") for a in attempts):
             return ProviderUnavailable(f"no target of route {route!r} is available: {summary}")
         return AllTargetsFailed(f"no target of route {route!r} could answer: {summary}")

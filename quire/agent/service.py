@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session
@@ -33,6 +33,21 @@ class AgentRunCreate(BaseModel):
     stream: bool = Field(default=False, description="Stream tokens as run events.")
     agent: str = Field(default="assistant", max_length=100, description="Whose agent-scoped memory to read.")
     idempotency_key: str | None = Field(default=None, max_length=300)
+    deadline_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=366 * 86400,
+        description="Wall-clock seconds from now after which the run is stopped wherever it is, "
+        "waiting or not (failed, deadline_exceeded). The budget's max_seconds counts working time only.",
+    )
+    ask_human_due_seconds: float | None = Field(
+        default=None, gt=0, le=366 * 86400, description="How long ask_human waits for a person."
+    )
+    if_unanswered: Literal["give_up", "escalate"] = Field(
+        default="give_up",
+        description="When ask_human's due time passes: go on without an answer, or offer the question "
+        "to reviewers and keep waiting.",
+    )
 
 
 class AgentRunPublic(BaseModel):
@@ -45,7 +60,12 @@ class AgentRunPublic(BaseModel):
     cost_usd: float
     model_calls: int
     stop_reason: str | None
-    error: str | None
+    error: str | None = Field(description="Why the run failed (or is blocked), or null.")
+    error_code: str | None = Field(
+        default=None, description="A stable code for it: budget_exceeded, provider_unavailable, …"
+    )
+    worked_seconds: float = Field(default=0.0, description="Working time; waits do not count.")
+    deadline_at: datetime | None = None
     targets: list[str]
     waiting_for: dict[str, Any] | None
     created_at: datetime
@@ -71,6 +91,8 @@ def start_agent_run(
         principal_id=caller.principal_id,
         role=caller.role,
         stream=request.stream,
+        ask_human_due_seconds=request.ask_human_due_seconds,
+        if_unanswered=request.if_unanswered,
     )
     run, _ = create_run(
         session,
@@ -79,6 +101,7 @@ def start_agent_run(
         kicker=kicker,
         idempotency_key=request.idempotency_key,
         owner=caller,
+        deadline_seconds=request.deadline_seconds,
     )
     return run.id
 
@@ -102,6 +125,9 @@ def describe_agent_run(
         model_calls=state.spend.model_calls,
         stop_reason=state.stop_reason,
         error=run.error,
+        error_code=run.error_code,
+        worked_seconds=run.worked_seconds,
+        deadline_at=run.deadline_at,
         targets=state.targets,
         waiting_for=run.waiting_for,
         created_at=run.created_at,

@@ -12,13 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from quire.core.db import TenantSession
 from quire.core.logcontext import log_context
 from quire.core.models import utcnow
 from quire.core.tracing import span
-from quire.runtime.errors import Cancelled, LeaseLost, NonRetryable, RetryAfter, StepFailed, Suspend
+from quire.runtime.calls import call_out
+from quire.runtime.errors import (
+    Cancelled,
+    HandOver,
+    LeaseLost,
+    NonRetryable,
+    RetryAfter,
+    StepFailed,
+    Suspend,
+)
 from quire.runtime.events import RunEventType
 from quire.runtime.models import RunStatus, StepKind
 from quire.runtime.results import encode_result
@@ -73,49 +83,112 @@ def attempt(
     args: Sequence[Any],
     kwargs: dict[str, Any],
     retry: RetryPolicy,
+    io: bool = False,
 ) -> Outcome:
-    """Try step `seq` once; commit what it ended with unless another attempt is due."""
+    """Try step `seq` once; commit what it ended with unless another attempt is due.
+
+    An ordinary step runs inside the transaction that records it (`ctx.session`). An `io` step
+    calls out (a model, a remote tool): it runs with no transaction open, in a call the run can
+    abandon (`calls.py`), and its record is written in a transaction opened when it is back."""
     number = ctx.history.failed_attempts(seq) + 1
     started = utcnow()
+    if io:
+        try:
+            result = _run(ctx, seq, name, number, lambda: call_out(ctx, seq, function, args, kwargs))
+            encoded = encode_result(function, result)
+        except (LeaseLost, Suspend, Cancelled, HandOver):
+            raise
+        except Exception as error:
+            again = _try_again(seq, name, number, error, retry)
+            if again is not None:
+                return again
+            with ctx.executor.database.tenant_session(ctx.tenant_id) as session:
+                return _fail(ctx, session, seq, name, number, started, error)
+        with ctx.executor.database.tenant_session(ctx.tenant_id) as session:
+            return _done(ctx, session, seq, name, number, started, result, encoded)
     with ctx.executor.database.tenant_session(ctx.tenant_id) as session, ctx.inside_step(session, seq):
         try:
-            with log_context(step=f"{seq}:{name}"), span(f"step {name}", seq=seq, attempt=number):
-                result = function(*args, **kwargs)
+            result = _run(ctx, seq, name, number, lambda: function(*args, **kwargs))
             encoded = encode_result(function, result)
-        except (LeaseLost, Suspend, Cancelled):
+        except (LeaseLost, Suspend, Cancelled, HandOver):
             raise
-        except RetryAfter as throttled:  # not the step's fault: the attempt does not count
-            session.rollback()
-            return TryAgain(seq, name, number - 1, throttled, throttled.seconds)
         except Exception as error:
             session.rollback()
-            if not isinstance(error, NonRetryable) and number < retry.max_attempts:
-                return TryAgain(seq, name, number, error, retry.delay(number))
-            ctx.journal.record_step(
-                session,
-                seq=seq,
-                name=name,
-                kind=StepKind.step,
-                attempt=number,
-                result=None,
-                started=started,
-                error=describe(error),
-            )
-            session.commit()
-            failure = StepFailed(name, describe(error))
-            failure.__cause__ = error
-            return FailedForGood(failure)
-        ctx.journal.record_step(
-            session,
-            seq=seq,
-            name=name,
-            kind=StepKind.step,
-            attempt=number,
-            result=encoded,
-            started=started,
-        )
-        session.commit()
-        return Done(result)
+            again = _try_again(seq, name, number, error, retry)
+            if again is not None:
+                return again
+            return _fail(ctx, session, seq, name, number, started, error)
+        return _done(ctx, session, seq, name, number, started, result, encoded)
+
+
+def _run(ctx: RunContext, seq: int, name: str, number: int, call: Callable[[], Any]) -> Any:
+    with log_context(step=f"{seq}:{name}"), span(f"step {name}", seq=seq, attempt=number):
+        return call()
+
+
+def _try_again(seq: int, name: str, number: int, error: Exception, retry: RetryPolicy) -> TryAgain | None:
+    """The next attempt, if one may follow; None when the step has failed for good."""
+    if isinstance(error, RetryAfter):  # not the step's fault: the attempt does not count
+        return TryAgain(seq, name, number - 1, error, error.seconds)
+    if not isinstance(error, NonRetryable) and number < retry.max_attempts:
+        return TryAgain(seq, name, number, error, retry.delay(number))
+    return None
+
+
+def _fail(
+    ctx: RunContext,
+    session: TenantSession,
+    seq: int,
+    name: str,
+    number: int,
+    started: datetime,
+    error: Exception,
+) -> FailedForGood:
+    code = error_code_of(error)
+    ctx.journal.record_step(
+        session,
+        seq=seq,
+        name=name,
+        kind=StepKind.step,
+        attempt=number,
+        result=None,
+        started=started,
+        error=describe(error),
+        error_code=code,
+    )
+    session.commit()
+    failure = StepFailed(name, describe(error), code)
+    failure.__cause__ = error
+    return FailedForGood(failure)
+
+
+def _done(
+    ctx: RunContext,
+    session: TenantSession,
+    seq: int,
+    name: str,
+    number: int,
+    started: datetime,
+    result: Any,
+    encoded: str,
+) -> Done:
+    ctx.journal.record_step(
+        session,
+        seq=seq,
+        name=name,
+        kind=StepKind.step,
+        attempt=number,
+        result=encoded,
+        started=started,
+    )
+    session.commit()
+    return Done(result)
+
+
+def error_code_of(error: BaseException) -> str:
+    """The stable code of what a step raised: a Quire error's own, else `step_failed`."""
+    code = getattr(error, "code", None)
+    return code if isinstance(code, str) and code else "step_failed"
 
 
 def park_until_next_attempt(ctx: RunContext, pending: Sequence[TryAgain]) -> NoReturn:

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from quire.core.db import TenantSession
 from quire.core.models import Role, utcnow
 from quire.runtime import steps, waits
-from quire.runtime.errors import Cancelled, LeaseLost
+from quire.runtime.errors import DEADLINE_EXCEEDED, Cancelled, HandOver, LeaseLost
 from quire.runtime.events import RunEventType
 from quire.runtime.history import History
 from quire.runtime.journal import Journal
@@ -86,8 +86,31 @@ class RunContext:
         """The transaction of the running step: writes here commit with the step, exactly once."""
         session: TenantSession | None = getattr(self._local, "session", None)
         if session is None:
+            if self.current_seq is not None:
+                raise RuntimeError(
+                    "this step calls out (io=True) and holds no transaction while it does; "
+                    "read or write in a short one of its own: `with ctx.transaction() as session`"
+                )
             raise RuntimeError("ctx.session exists only inside a step function")
         return session
+
+    @contextmanager
+    def transaction(self) -> Iterator[TenantSession]:
+        """A short transaction of the run's tenant, apart from any step's (commit it yourself).
+
+        For steps that call out: read before the call, write after it, hold nothing during it."""
+        with self.executor.database.tenant_session(self.tenant_id) as session:
+            yield session
+
+    @property
+    def worked_seconds(self) -> float:
+        """Seconds workers have spent on this run so far; waits (people, timers, throttling) do
+        not count. Read it only on new ground (not `replaying`): it is not part of the history."""
+        return self.run.worked_seconds + (time.monotonic() - self._slice_started)
+
+    @property
+    def deadline_passed(self) -> bool:
+        return self.run.cancel_reason == DEADLINE_EXCEEDED
 
     @property
     def idempotency_key(self) -> str:
@@ -137,6 +160,7 @@ class RunContext:
         function: Callable[..., T],
         *args: Any,
         retry: RetryPolicy = DEFAULT_RETRY,
+        io: bool = False,
         **kwargs: Any,
     ) -> T:
         """Run `function(*args, **kwargs)` once for this run, or return its recorded result.
@@ -145,8 +169,11 @@ class RunContext:
         Exceptions are retried by `retry` with back-off (the run parks between attempts);
         NonRetryable fails at once; RetryAfter parks the run as throttled. When attempts run
         out, StepFailed is raised into the program (and again, identically, on every replay).
+
+        `io=True` for a step that calls out (a model, a remote tool): it holds no transaction
+        while it waits, and a cancellation or a stopping worker interrupts it (see calls.py).
         """
-        return steps.step(self, name, function, args, kwargs, retry=retry)
+        return steps.step(self, name, function, args, kwargs, retry=retry, io=io)
 
     def parallel(
         self,
@@ -154,15 +181,16 @@ class RunContext:
         *,
         retry: RetryPolicy = DEFAULT_RETRY,
         max_workers: int = 4,
+        io: Sequence[bool] = (),
     ) -> list[Any]:
         """Run several steps at once; each is recorded on its own, like `step`.
 
         Returns one entry per call, in order: its result, or the StepFailed it ended with (the
         caller decides what a failure means). A call that must be tried again (back-off, or
         RetryAfter) parks the whole run once the other calls are done; on waking, only the
-        calls without a record run again.
+        calls without a record run again. `io[i]` marks call i as calling out (see `step`).
         """
-        return steps.parallel(self, calls, retry=retry, max_workers=max_workers)
+        return steps.parallel(self, calls, retry=retry, max_workers=max_workers, io=io)
 
     def sleep(self, duration: float | timedelta) -> None:
         """Wait `duration` (seconds or a timedelta) without holding a worker."""
@@ -194,11 +222,13 @@ class RunContext:
         due: timedelta | None = None,
         escalate_to: Role | None = None,
         assignee: uuid.UUID | None = None,
+        give_up: bool = False,
     ) -> dict[str, Any]:
         """Ask a person (of `role`, or `assignee`) to decide; wait for it, holding no worker.
 
         Returns the decision: `{"decision", "comment", "data", "decided_by", "task_id"}`. When
-        `due` passes undecided and `escalate_to` is set, the task moves to that role once.
+        `due` passes undecided and `escalate_to` is set, the task moves to that role once; with
+        `give_up` instead, the task is closed and `{"decision": None, "expired": True}` returned.
         """
         return waits.human_task(
             self,
@@ -209,6 +239,7 @@ class RunContext:
             due=due,
             escalate_to=escalate_to,
             assignee=assignee,
+            give_up=give_up,
         )
 
     def create_task(
@@ -268,7 +299,7 @@ class RunContext:
         self.journal.cancel_requested = False
 
     @contextmanager
-    def inside_step(self, session: TenantSession, seq: int) -> Iterator[None]:
+    def inside_step(self, session: TenantSession | None, seq: int) -> Iterator[None]:
         """Make `session` and `seq` what `ctx.session` and `ctx.idempotency_key` give, in this thread."""
         self._local.session, self._local.seq = session, seq
         try:
@@ -282,6 +313,8 @@ class RunContext:
         self._check_lease()
         if self.journal.cancel_requested:
             raise Cancelled()
+        if self.executor.handing_over.is_set():
+            raise HandOver()
         if counts and (
             self._steps_in_slice >= self.executor.slice_steps
             or time.monotonic() - self._slice_started > self.executor.slice_seconds

@@ -39,6 +39,12 @@ class RunFinished(RuntimeFailure, Conflict):
     code = "run_finished"
 
 
+class RunNotRetryable(RuntimeFailure, Conflict):
+    """The run cannot be retried as it stands (it is still going, say); the message says why."""
+
+    code = "run_not_retryable"
+
+
 class TaskAlreadyDecided(RuntimeFailure, Conflict):
     code = "task_already_decided"
 
@@ -65,14 +71,31 @@ class InvalidProcess(RuntimeFailure, InternalError):
 
 
 class StepFailed(RuntimeFailure):
-    """A step failed for good: it raised a non-retryable error or ran out of attempts."""
+    """A step failed for good: it raised a non-retryable error or ran out of attempts.
+
+    `error_code` is the code of what the step raised (a QuireError's `code`), recorded with the
+    step so that a replay raises the same: programs turn it into their run's end state."""
 
     code = "step_failed"
 
-    def __init__(self, step: str, error: str) -> None:
+    def __init__(self, step: str, error: str, error_code: str | None = None) -> None:
         super().__init__(f"step {step!r} failed: {error}")
         self.step = step
         self.error = error
+        self.error_code = error_code or "step_failed"
+
+
+class RunFailed(Exception):
+    """Raise in a program to end its run `failed` with a stable code and a message saying why.
+
+    `state`, when given, is published as the run's final state (what it spent, how far it got).
+    An uncaught StepFailed ends a run the same way, with the step's code."""
+
+    def __init__(self, code: str, message: str, *, state: object = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.state = state
 
 
 class NonRetryable(RuntimeFailure):
@@ -111,3 +134,18 @@ class Suspend(Exception):
 
 class Cancelled(Exception):
     """The run was asked to stop."""
+
+
+class HandOver(Exception):
+    """This worker is stopping: the run goes back to the queue for another, at once."""
+
+
+class Interrupted(Exception):
+    """A call in flight was abandoned: the run was cancelled, moved, or its worker is stopping."""
+
+
+# The codes a run's end says what happened with (runtime's own; programs add theirs).
+WORKER_LOST = "worker_lost"
+REPLAY_MISMATCH = "replay_mismatch"
+DEADLINE_EXCEEDED = "deadline_exceeded"
+INTERNAL = "internal"

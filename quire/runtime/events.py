@@ -26,6 +26,10 @@ class RunEventType(enum.StrEnum):
     run_cancelled = "run.cancelled"
     run_cancel_requested = "run.cancel_requested"
     run_program_missing = "run.program_missing"
+    run_blocked = "run.blocked"  # its program no longer matches its history
+    run_handed_over = "run.handed_over"  # its worker is stopping; another takes it
+    run_retried = "run.retried"  # a failed, cancelled or blocked run resumes from its failed step
+    run_deadline_passed = "run.deadline_passed"
     step_completed = "step.completed"
     step_failed = "step.failed"
     step_retrying = "step.retrying"

@@ -6,11 +6,14 @@ import contextlib
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from quire.core.db import Database
@@ -19,10 +22,15 @@ from quire.core.models import utcnow
 from quire.core.tracing import span_from
 from quire.runtime.context import RunContext
 from quire.runtime.errors import (
+    DEADLINE_EXCEEDED,
+    INTERNAL,
+    REPLAY_MISMATCH,
     Cancelled,
+    HandOver,
     LeaseLost,
     NonDeterminism,
     ProgramNotFound,
+    RunFailed,
     RunFinished,
     StepFailed,
     Suspend,
@@ -82,6 +90,9 @@ class Executor:
         self.programs = programs
         self.services = services
         self.leases = LeaseKeeper(database, owner=self.owner, ttl=lease_ttl)
+        # Set when the process is stopping: runs go back to the queue at their next step, and
+        # calls out in flight are abandoned at once (see `hand_over`).
+        self.handing_over = threading.Event()
 
     def start(self) -> None:
         self.leases.start()
@@ -89,8 +100,22 @@ class Executor:
     def stop(self) -> None:
         self.leases.stop()
 
+    def hand_over(self) -> None:
+        """Give every run this process holds back to the queue, at once for runs waiting on a
+        call out and at the next step for the others; a worker that is stopping calls this first.
+
+        A handed-over run is queued and kicked for another worker without counting as a
+        recovery; a call abandoned here may still answer, but nothing records it (fencing)."""
+        self.handing_over.set()
+
     def advance(self, run_id: uuid.UUID, epoch: int) -> Outcome | None:
         """Move `run_id` forward if the kick is current; None when there was nothing to do."""
+        if self.handing_over.is_set():
+            # A stopping worker takes no new work: the kick goes back for another worker (after
+            # a pause, so that this one's consumer, about to stop, does not spin on it).
+            time.sleep(0.2)
+            self.kicker.resend(run_id, epoch)
+            return None
         claimed = claim(self.database, run_id=run_id, epoch=epoch, owner=self.owner, ttl=self.lease_ttl)
         if claimed is None:
             return None
@@ -127,23 +152,36 @@ class Executor:
         try:
             if ctx.cancel_requested:
                 raise Cancelled()
+            if self.handing_over.is_set():
+                raise HandOver()
             result = program.function(ctx, state)
             return self._finish(ctx, RunStatus.completed, state=program.dump_state(result))
         except Suspend:
+            return None
+        except HandOver:
+            self._hand_over(ctx)
             return None
         except Cancelled:
             # Compensation works from the newest state the run published, not its input.
             latest = program.load_state(run.state) if run.state else state
             return self._cancel(ctx, program, latest)
-        except (StepFailed, NonDeterminism) as error:
-            return self._finish(ctx, RunStatus.failed, error=str(error))
+        except RunFailed as failure:
+            dumped = program.dump_state(failure.state) if failure.state is not None else None
+            return self._finish(ctx, RunStatus.failed, state=dumped, error=failure.message, code=failure.code)
+        except StepFailed as failure:
+            return self._finish(ctx, RunStatus.failed, error=str(failure), code=failure.error_code)
+        except NonDeterminism as mismatch:
+            self._block(ctx, str(mismatch))
+            return None
         except LeaseLost:
             raise
         except Exception as error:
             if is_infrastructure_error(error):
                 raise
             logger.exception("run %s (%s) failed outside a step", run.id, run.program)
-            return self._finish(ctx, RunStatus.failed, error=f"{type(error).__name__}: {error}")
+            return self._finish(
+                ctx, RunStatus.failed, error=f"{type(error).__name__}: {error}", code=INTERNAL
+            )
 
     def _cancel(self, ctx: RunContext, program: Program, state: Any) -> RunStatus | None:
         if program.on_cancel is not None:
@@ -155,9 +193,57 @@ class Executor:
                 return None
             except (StepFailed, NonDeterminism) as error:
                 return self._finish(
-                    ctx, RunStatus.failed, error=f"cancelled, but compensation failed: {error}"
+                    ctx,
+                    RunStatus.failed,
+                    error=f"cancelled, but compensation failed: {error}",
+                    code="compensation_failed",
                 )
+        if ctx.run.cancel_reason == DEADLINE_EXCEEDED or self._deadline_passed(ctx):
+            return self._finish(
+                ctx,
+                RunStatus.failed,
+                error="the run's deadline passed before it ended",
+                code=DEADLINE_EXCEEDED,
+            )
         return self._finish(ctx, RunStatus.cancelled, error="cancelled on request")
+
+    def _deadline_passed(self, ctx: RunContext) -> bool:
+        """Whether the sweeper asked this run to stop for its deadline (after it was claimed)."""
+        with self.database.tenant_session(ctx.tenant_id) as session:
+            reason = session.execute(
+                text("SELECT cancel_reason FROM runtime_run WHERE id = :id"), {"id": ctx.run_id}
+            ).scalar()
+            session.rollback()
+        return bool(reason == DEADLINE_EXCEEDED)
+
+    def _block(self, ctx: RunContext, mismatch: str) -> None:
+        """The program no longer matches the run's history: park the run `blocked`, with the
+        mismatch shown, until someone deploys a fix and retries it (or cancels it)."""
+        logger.error("run %s is blocked: %s", ctx.run_id, mismatch)
+        with ctx.journal.locked() as session, contextlib.suppress(Suspend):
+            ctx.journal.park(
+                session,
+                status=RunStatus.blocked,
+                wake_at=None,
+                waiting_for={"kind": "blocked", "reason": mismatch},
+                event=(RunEventType.run_blocked, {"error": mismatch, "code": REPLAY_MISMATCH}),
+                error=mismatch,
+                error_code=REPLAY_MISMATCH,
+            )
+
+    def _hand_over(self, ctx: RunContext) -> None:
+        """Queue the run for another worker now; not a recovery (this worker is not lost)."""
+        with ctx.journal.locked() as session, contextlib.suppress(Suspend):
+            ctx.journal.park(
+                session,
+                status=RunStatus.queued,
+                wake_at=utcnow(),
+                waiting_for={"kind": "handed_over", **ctx.history.attempts_to_carry()},
+                attempt=ctx.run.attempt,
+                event=(RunEventType.run_handed_over, {"worker": self.owner}),
+                kick=True,
+            )
+        logger.info("run %s handed over: this worker is stopping", ctx.run_id)
 
     def _finish(
         self,
@@ -166,13 +252,14 @@ class Executor:
         *,
         state: dict[str, Any] | None = None,
         error: str | None = None,
+        code: str | None = None,
     ) -> RunStatus:
         from quire.runtime.service import cancel_descendants
 
         if state is not None:
             ctx.publish(state)
         with ctx.journal.locked() as session:
-            parent_id = ctx.journal.finish(session, status=status, error=error)
+            parent_id = ctx.journal.finish(session, status=status, error=error, error_code=code)
             if status != RunStatus.completed:
                 cancel_descendants(session, run_id=ctx.run_id, kicker=self.kicker)
             if parent_id is not None:
@@ -183,7 +270,12 @@ class Executor:
                         run_id=parent_id,
                         name=f"child:{ctx.run_id}",
                         key=f"child-end:{ctx.run_id}",
-                        payload={"status": status.value, "state": state, "error": error},
+                        payload={
+                            "status": status.value,
+                            "state": state,
+                            "error": error,
+                            **({"code": code} if code else {}),
+                        },
                         kicker=self.kicker,
                     )
             session.commit()

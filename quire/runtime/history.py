@@ -68,7 +68,7 @@ class History:
     def replay(self, recorded: RecordedStep, function: Callable[..., Any]) -> Any:
         """What the recorded step returned, or the StepFailed it ended with, as on its first run."""
         if recorded.status == "failed":
-            raise StepFailed(recorded.name, recorded.error or "failed")
+            raise StepFailed(recorded.name, recorded.error or "failed", recorded.error_code)
         return decode_result(function, recorded.result)
 
     def enter_compensation(self) -> None:

@@ -9,6 +9,7 @@ another worker has the run: LeaseLost, and this worker stops without writing.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,16 @@ class Journal:
         self._events: list[tuple[str, Any]] = []
         self._state: dict[str, Any] | None = None
         self._lock = threading.RLock()  # the steps of `parallel` share the buffers
+        # Working time: from the claim to each transition, added to the run's worked_seconds.
+        # Parked time never reaches it, since a park ends the slice that the clock measures.
+        self._clock = time.monotonic()
+
+    def take_worked(self) -> float:
+        """Seconds worked since the last transition (each is counted once)."""
+        with self._lock:
+            now = time.monotonic()
+            worked, self._clock = now - self._clock, now
+        return worked
 
     def emit(self, type: str, data: Any = None) -> None:
         """Buffer an event: it is written with the next transition."""
@@ -96,6 +107,7 @@ class Journal:
         result: str | None,
         started: datetime,
         error: str | None = None,
+        error_code: str | None = None,
     ) -> None:
         """Record step `seq` (its result, or the error it failed with for good) in `session`."""
         finished = utcnow()
@@ -125,6 +137,8 @@ class Journal:
                     "attempt": attempt,
                     "result": result,
                     "error": error,
+                    "error_code": error_code if error else None,
+                    "worked": self.take_worked(),
                     "started_at": started,
                     # Not now(): that is when the transaction began, before the step's work ran.
                     "finished_at": finished,
@@ -136,7 +150,7 @@ class Journal:
                 session.rollback()
                 raise LeaseLost(self.run.id)
             self.cancel_requested = bool(row[0])
-            self.history.add(RecordedStep(seq, name, kind.value, status, None, error))
+            self.history.add(RecordedStep(seq, name, kind.value, status, None, error, error_code))
 
     def park(
         self,
@@ -148,8 +162,12 @@ class Journal:
         event: tuple[str, Any],
         attempt: int = 0,
         kick: bool = False,
+        error: str | None = None,
+        error_code: str | None = None,
     ) -> NoReturn:
-        """Leave the run `status` until `wake_at` (or a signal), commit, and end the slice."""
+        """Leave the run `status` until `wake_at` (or a signal), commit, and end the slice.
+
+        `error` and `error_code` say why a run parks for good (`blocked`)."""
         row = session.execute(
             sql.PARK,
             {
@@ -160,6 +178,9 @@ class Journal:
                 "kicked": kick,
                 "attempt": attempt,
                 "waiting_for": dumps(waiting_for) if waiting_for is not None else None,
+                "worked": self.take_worked(),
+                "error": error,
+                "error_code": error_code,
                 "state": self.take_state(),
                 **self.take_events(event),
             },
@@ -172,8 +193,11 @@ class Journal:
         session.commit()
         raise Suspend()
 
-    def finish(self, session: TenantSession, *, status: RunStatus, error: str | None) -> uuid.UUID | None:
+    def finish(
+        self, session: TenantSession, *, status: RunStatus, error: str | None, error_code: str | None = None
+    ) -> uuid.UUID | None:
         """Record the run's end in `session`; returns its parent's id, which must hear of it."""
+        ended = {"error": error, "code": error_code} if error else None
         row = session.execute(
             sql.FINISH,
             {
@@ -181,8 +205,10 @@ class Journal:
                 "epoch": self.run.epoch,
                 "status": status.value,
                 "error": error,
+                "error_code": error_code,
+                "worked": self.take_worked(),
                 "state": self.take_state(),
-                **self.take_events((RunEventType.ended(status.value), {"error": error} if error else None)),
+                **self.take_events((RunEventType.ended(status.value), ended)),
             },
         ).first()
         if row is None:

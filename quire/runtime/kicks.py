@@ -92,6 +92,11 @@ class Kicker:
         else:
             session.info.setdefault("kicks_after_commit", []).append((self, message))
 
+    def resend(self, run_id: uuid.UUID, epoch: int) -> None:
+        """Send a kick again, now, for another worker (the run's program is not known here, so
+        on the main queue: a background run moves once at normal priority)."""
+        self.send_now(self.actor.message(str(run_id), epoch))
+
     def send_now(self, message: Message[Any]) -> None:
         try:
             self.broker.enqueue(message)

@@ -41,12 +41,13 @@ CLAIM_SQL = text(
       )
     RETURNING id, tenant_id, program, program_version, input, state, epoch, next_seq, attempt,
               recoveries, cancel_requested, waiting_for, parent_id, created_at, trace_parent,
-              started_by, started_role
+              started_by, started_role, worked_seconds, cancel_reason
     """
 )
 
 HISTORY_SQL = text(
-    "SELECT seq, name, kind, status, result, error FROM runtime_step WHERE run_id = :run_id ORDER BY seq"
+    "SELECT seq, name, kind, status, result, error, error_code FROM runtime_step "
+    "WHERE run_id = :run_id ORDER BY seq"
 )
 
 HEARTBEAT_SQL = text(
@@ -78,6 +79,8 @@ class ClaimedRun:
     trace_parent: str | None
     started_by: uuid.UUID | None = None
     started_role: str | None = None
+    worked_seconds: float = 0.0
+    cancel_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class RecordedStep:
     status: str
     result: Any
     error: str | None
+    error_code: str | None = None
 
 
 def claim(

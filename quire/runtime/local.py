@@ -54,8 +54,12 @@ def drive(
     """Advance runs until no kick is pending; with a sweeper, keep sweeping for `until` seconds."""
     advances = 0
     deadline = time.monotonic() + until
-    while advances < max_advances:
-        while advances < max_advances and (kick := kicker.next_kick()) is not None:
+    while advances < max_advances and not executor.handing_over.is_set():
+        while (
+            advances < max_advances
+            and not executor.handing_over.is_set()  # a stopping worker takes no more kicks
+            and (kick := kicker.next_kick()) is not None
+        ):
             executor.advance(*kick)
             advances += 1
         if sweeper is None or time.monotonic() >= deadline:

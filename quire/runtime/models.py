@@ -30,6 +30,7 @@ class RunStatus(enum.StrEnum):
     waiting = "waiting"  # for a signal or a human
     sleeping = "sleeping"  # for a timer, or a retry's back-off
     throttled = "throttled"  # for a provider's Retry-After
+    blocked = "blocked"  # its program no longer matches its history: a person must act (retry)
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"
@@ -81,6 +82,11 @@ class Run(TenantScoped, table=True):
     cancel_requested: bool = False
     waiting_for: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Why it failed (or is blocked), as a stable code: see docs/runtime.md's table of end states.
+    error_code: str | None = Field(default=None, max_length=60)
+    worked_seconds: float = Field(default=0.0, description="Time workers spent on it; waits do not count.")
+    deadline_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    cancel_reason: str | None = Field(default=None, max_length=60)
     idempotency_key: str | None = Field(default=None, max_length=300)
     parent_id: uuid.UUID | None = Field(default=None, foreign_key="runtime_run.id", index=True)
     trace_parent: str | None = Field(default=None, max_length=100)  # W3C traceparent of its origin
@@ -105,6 +111,7 @@ class Step(TenantScoped, table=True):
     attempt: int = 1
     result: Any = Field(default=None, sa_column=Column(JSONB, nullable=True))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error_code: str | None = Field(default=None, max_length=60)
     started_at: datetime = Field(sa_column=timestamp_column())
     finished_at: datetime = Field(sa_column=timestamp_column())
 
@@ -179,6 +186,7 @@ class StepPublic(BaseModel):
     attempt: int
     result: Any
     error: str | None
+    error_code: str | None = None
     started_at: datetime
     finished_at: datetime
 
@@ -244,6 +252,7 @@ class RunSummary(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     error: str | None
+    error_code: str | None = None
 
 
 class RunsPublic(BaseModel):
@@ -257,6 +266,9 @@ class RunPublic(RunSummary):
     wake_at: datetime | None
     waiting_for: dict[str, Any] | None
     cancel_requested: bool
+    cancel_reason: str | None = None
+    deadline_at: datetime | None = None
+    worked_seconds: float = 0.0
     attempt: int
     recoveries: int
     steps: list[StepPublic] = []

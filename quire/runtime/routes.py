@@ -54,6 +54,13 @@ class RunCreate(BaseModel):
     program: str
     state: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, max_length=300)
+    deadline_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=366 * 86400,
+        description="Wall-clock seconds from now after which the run is stopped wherever it is "
+        "(failed, deadline_exceeded), parked or not.",
+    )
 
 
 class Created(BaseModel):
@@ -76,6 +83,7 @@ def start_run(body: RunCreate, caller: AdminDep, session: TenantSessionDep, kick
         kicker=kicker,
         idempotency_key=body.idempotency_key,
         owner=caller,
+        deadline_seconds=body.deadline_seconds,
     )
     session.commit()
     return Created(id=run.id, created=created)
@@ -235,6 +243,36 @@ def cancel_run(
     """Stop a run of the caller's (an admin: any) and its children at their next step boundary."""
     run = service.cancel_run(
         session, run_id=run_id, kicker=kicker, reason=body.reason if body else None, caller=caller
+    )
+    session.commit()
+    return RunSummary.model_validate(run)
+
+
+class RetryRequest(BaseModel):
+    deadline_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=366 * 86400,
+        description="A new wall-clock deadline from now (none by default).",
+    )
+
+
+@router.post("/runs/{run_id}/retry", status_code=202)
+def retry_run(
+    run_id: uuid.UUID,
+    caller: ReaderDep,
+    session: TenantSessionDep,
+    kicker: KickerDep,
+    body: RetryRequest | None = None,
+) -> RunSummary:
+    """Resume a failed, cancelled or blocked run of the caller's (an admin: any) from its failed
+    step, keeping every step it recorded: nothing it paid for is paid again. 409 otherwise."""
+    run = service.retry_run(
+        session,
+        run_id=run_id,
+        kicker=kicker,
+        caller=caller,
+        deadline_seconds=body.deadline_seconds if body else None,
     )
     session.commit()
     return RunSummary.model_validate(run)

@@ -14,8 +14,9 @@ from quire.core.errors import Forbidden
 from quire.core.tenancy import Caller
 from quire.core.tracing import current_traceparent
 from quire.runtime import access
-from quire.runtime.errors import InvalidState, RunFinished, RunNotFound
+from quire.runtime.errors import InvalidState, RunFinished, RunNotFound, RunNotRetryable
 from quire.runtime.events import RunEventType, append_event
+from quire.runtime.history import COMPENSATION_SEQ
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import (
     TERMINAL,
@@ -39,10 +40,10 @@ INSERT_RUN_SQL = text(
     INSERT INTO runtime_run (id, tenant_id, program, program_version, input, status, wake_at,
                              kicked_at, epoch, next_seq, attempt, recoveries, cancel_requested,
                              idempotency_key, parent_id, trace_parent, started_by, started_role,
-                             created_at, updated_at)
+                             deadline_at, created_at, updated_at)
     VALUES (:id, :tenant_id, :program, :version, CAST(:input AS jsonb), 'queued', now(), now(),
             0, 0, 0, 0, false, :key, :parent_id, :trace_parent, :started_by, :started_role,
-            now(), now())
+            now() + make_interval(secs => CAST(:deadline_seconds AS double precision)), now(), now())
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
     RETURNING id
     """
@@ -73,12 +74,14 @@ def create_run(
     parent_id: uuid.UUID | None = None,
     tenant_id: uuid.UUID | None = None,
     owner: Owner | Caller | None = None,
+    deadline_seconds: float | None = None,
 ) -> tuple[Run, bool]:
     """Start a run of `program` (its latest version unless told); return it and whether it is new.
 
     `owner` is who starts it, as authenticated: the run is theirs (see runtime/access.py) and
     acts with their role; None is Quire itself. With an idempotency key, starting the same thing
-    twice returns the first run.
+    twice returns the first run. `deadline_seconds` is a wall-clock deadline from now: past it,
+    the sweeper stops the run wherever it is (failed, `deadline_exceeded`), even while parked.
     """
     definition = registry.get(program, version)
     try:
@@ -106,6 +109,7 @@ def create_run(
             "trace_parent": current_traceparent(),
             "started_by": owner.principal_id if owner else None,
             "started_role": owner.role.value if owner else None,
+            "deadline_seconds": deadline_seconds,
         },
     ).first()
     if inserted is None:
@@ -159,6 +163,9 @@ def describe_run(session: Session, *, run_id: uuid.UUID, caller: Caller | None =
         wake_at=run.wake_at,
         waiting_for=run.waiting_for,
         cancel_requested=run.cancel_requested,
+        cancel_reason=run.cancel_reason,
+        deadline_at=run.deadline_at,
+        worked_seconds=round(run.worked_seconds, 3),
         attempt=run.attempt,
         recoveries=run.recoveries,
         steps=[StepPublic.model_validate(step) for step in steps],
@@ -274,7 +281,7 @@ def _wake_for_cancel(session: Session, run_id: uuid.UUID, kicker: Kicker | None)
     row = session.execute(
         text(
             "UPDATE runtime_run SET status = 'queued', wake_at = now(), kicked_at = now() "
-            "WHERE id = :id AND status IN ('queued', 'waiting', 'sleeping', 'throttled') "
+            "WHERE id = :id AND status IN ('queued', 'waiting', 'sleeping', 'throttled', 'blocked') "
             "RETURNING epoch, program"
         ),
         {"id": run_id},
@@ -292,3 +299,90 @@ def step_result(session: Session, *, run_id: uuid.UUID, seq: int) -> Any:
     """What step `seq` of the run recorded (None if it has not completed)."""
     step = session.get(Step, (run_id, seq))
     return step.result if step is not None else None
+
+
+RETRYABLE = frozenset({RunStatus.failed, RunStatus.cancelled, RunStatus.blocked})
+
+# The failures the run ended on: those after its last completed step. A failure the program
+# went past (a tool's error the model was told of) is part of its history and stays.
+FORGET_FAILED_STEPS_SQL = text(
+    """
+    DELETE FROM runtime_step WHERE run_id = :id AND status = 'failed'
+      AND seq > COALESCE((SELECT max(seq) FROM runtime_step
+                          WHERE run_id = :id AND status = 'completed'), -1)
+    RETURNING seq, name, error, error_code
+    """
+)
+
+REOPEN_SQL = text(
+    """
+    UPDATE runtime_run SET
+        status = 'queued', wake_at = now(), kicked_at = now(), error = NULL, error_code = NULL,
+        finished_at = NULL, cancel_requested = false, cancel_reason = NULL, waiting_for = NULL,
+        attempt = 0, recoveries = 0, lease_owner = NULL, lease_expires_at = NULL,
+        deadline_at = now() + make_interval(secs => CAST(:deadline_seconds AS double precision)),
+        updated_at = now()
+    WHERE id = :id
+    RETURNING epoch, program
+    """
+)
+
+
+def retry_run(
+    session: Session,
+    *,
+    run_id: uuid.UUID,
+    kicker: Kicker | None,
+    caller: Caller | None = None,
+    deadline_seconds: float | None = None,
+) -> Run:
+    """Resume a failed, cancelled or blocked run from where it stopped, keeping every step it
+    recorded (as Temporal's reset and DBOS's fork do): only its failed steps run again.
+
+    The failed steps' records are removed (the `run.retried` event keeps what they said), the
+    run is queued, and its program replays its history up to them. A run whose cancel hook ran
+    cannot be retried (what it undid stays undone), nor a child (its parent has moved on).
+    A new `deadline_seconds` may be given; the old deadline does not carry over."""
+    run = (
+        access.movable_run(session, run_id=run_id, caller=caller)
+        if caller
+        else get_run(session, run_id=run_id)
+    )
+    tenant_id, status, _ = lock_run(session, run_id)
+    if status not in RETRYABLE:
+        raise RunNotRetryable(
+            f"run {run_id} is {status.value}; only failed, cancelled or blocked runs can be retried"
+        )
+    if run.parent_id is not None:
+        raise RunNotRetryable(f"run {run_id} is a child of run {run.parent_id}; retry that one")
+    compensated = session.execute(
+        text("SELECT 1 FROM runtime_step WHERE run_id = :id AND seq >= :first LIMIT 1"),
+        {"id": run_id, "first": COMPENSATION_SEQ},
+    ).first()
+    if compensated is not None:
+        raise RunNotRetryable(
+            f"run {run_id} ran its cancel hook; what it undid stays undone, so start a new run"
+        )
+    forgotten = [
+        {"seq": seq, "name": name, "error": error, "code": code}
+        for seq, name, error, code in session.execute(FORGET_FAILED_STEPS_SQL, {"id": run_id})
+    ]
+    epoch, program = session.execute(REOPEN_SQL, {"id": run_id, "deadline_seconds": deadline_seconds}).one()
+    append_event(
+        session,
+        tenant_id=tenant_id,
+        run_id=run_id,
+        type=RunEventType.run_retried,
+        data={
+            "was": status.value,
+            "error": run.error,
+            "code": run.error_code,
+            "steps_again": forgotten,
+            "by": caller.principal_id if caller else None,
+        },
+    )
+    if kicker is not None:
+        kicker.kick(run_id, int(epoch), program=program, session=session)
+    session.flush()
+    session.refresh(run)
+    return run

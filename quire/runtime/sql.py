@@ -23,6 +23,7 @@ COMMIT_STEP = text(
             attempt = 0,
             recoveries = 0,
             waiting_for = NULL,
+            worked_seconds = worked_seconds + :worked,
             lease_expires_at = now() + make_interval(secs => :ttl),
             updated_at = now(),
             state = COALESCE(CAST(:state AS jsonb), state)
@@ -30,9 +31,9 @@ COMMIT_STEP = text(
         RETURNING tenant_id, cancel_requested
     ), step AS (
         INSERT INTO runtime_step (tenant_id, run_id, seq, name, kind, status, attempt, result,
-                                  error, started_at, finished_at)
+                                  error, error_code, started_at, finished_at)
         SELECT tenant_id, :run_id, :seq, :name, :kind, :status, :attempt,
-               CAST(:result AS jsonb), :error, :started_at, :finished_at
+               CAST(:result AS jsonb), :error, :error_code, :started_at, :finished_at
         FROM fence
     ), events AS ({_EVENTS})
     SELECT cancel_requested FROM fence
@@ -48,6 +49,9 @@ PARK = text(
             kicked_at = CASE WHEN :kicked THEN now() ELSE NULL END,
             attempt = :attempt,
             waiting_for = CAST(:waiting_for AS jsonb),
+            worked_seconds = worked_seconds + :worked,
+            error = :error,
+            error_code = :error_code,
             lease_owner = NULL,
             lease_expires_at = NULL,
             updated_at = now(),
@@ -66,6 +70,8 @@ FINISH = text(
             status = :status,
             state = COALESCE(CAST(:state AS jsonb), state),
             error = :error,
+            error_code = :error_code,
+            worked_seconds = worked_seconds + :worked,
             finished_at = now(),
             wake_at = NULL,
             waiting_for = NULL,

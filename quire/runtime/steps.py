@@ -40,6 +40,7 @@ def step(
     kwargs: dict[str, Any],
     *,
     retry: RetryPolicy,
+    io: bool = False,
 ) -> T:
     """See RunContext.step."""
     seq = ctx.history.allocate(name, StepKind.step)
@@ -48,7 +49,9 @@ def step(
         replayed: T = ctx.history.replay(recorded, function)
         return replayed
     ctx.before_new_work()
-    outcome = attempt(ctx, seq=seq, name=name, function=function, args=args, kwargs=kwargs, retry=retry)
+    outcome = attempt(
+        ctx, seq=seq, name=name, function=function, args=args, kwargs=kwargs, retry=retry, io=io
+    )
     if isinstance(outcome, TryAgain):
         park_until_next_attempt(ctx, [outcome])
     ctx.count_steps(1)
@@ -58,7 +61,9 @@ def step(
     return result
 
 
-def parallel(ctx: RunContext, calls: Sequence[Call], *, retry: RetryPolicy, max_workers: int) -> list[Any]:
+def parallel(
+    ctx: RunContext, calls: Sequence[Call], *, retry: RetryPolicy, max_workers: int, io: Sequence[bool] = ()
+) -> list[Any]:
     """See RunContext.parallel."""
     seqs = [ctx.history.allocate(name, StepKind.step) for name, _, _ in calls]
     results: list[Any] = [None] * len(calls)
@@ -86,6 +91,7 @@ def parallel(ctx: RunContext, calls: Sequence[Call], *, retry: RetryPolicy, max_
                 seqs[index],
                 calls[index],
                 retry,
+                bool(io[index]) if index < len(io) else False,
             )
             for index in missing
         }
@@ -108,9 +114,9 @@ def parallel(ctx: RunContext, calls: Sequence[Call], *, retry: RetryPolicy, max_
     return results
 
 
-def _attempt_call(ctx: RunContext, seq: int, call: Call, retry: RetryPolicy) -> Outcome:
+def _attempt_call(ctx: RunContext, seq: int, call: Call, retry: RetryPolicy, io: bool) -> Outcome:
     name, function, args = call
-    return attempt(ctx, seq=seq, name=name, function=function, args=args, kwargs={}, retry=retry)
+    return attempt(ctx, seq=seq, name=name, function=function, args=args, kwargs={}, retry=retry, io=io)
 
 
 def patched(ctx: RunContext, name: str) -> bool:

@@ -52,6 +52,9 @@ SWEEP_SQL = text(
                 'its worker was lost ' || (r.recoveries + 1) || ' times in a row at step '
                 || r.next_seq || '; giving up'
             ELSE r.error END,
+        error_code = CASE
+            WHEN due.was = 'running' AND r.recoveries + 1 > :max_recoveries THEN 'worker_lost'
+            ELSE r.error_code END,
         finished_at = CASE
             WHEN due.was = 'running' AND r.recoveries + 1 > :max_recoveries THEN now()
             ELSE r.finished_at END,
@@ -63,9 +66,37 @@ SWEEP_SQL = text(
     """
 )
 
+# A run past its wall-clock deadline is asked to stop, as a cancellation would, whatever it is
+# doing: parked ones are woken for it, a running one stops at its next step or call out. Its
+# worker then ends it `failed` with deadline_exceeded (its cancel hook runs first).
+DEADLINE_SQL = text(
+    """
+    WITH late AS (
+        SELECT id FROM runtime_run
+        WHERE deadline_at <= now() AND NOT cancel_requested
+          AND status NOT IN ('completed', 'failed', 'cancelled')
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE runtime_run AS r SET
+        cancel_requested = true,
+        cancel_reason = 'deadline_exceeded',
+        status = CASE WHEN r.status = 'running' THEN r.status ELSE 'queued' END,
+        wake_at = CASE WHEN r.status = 'running' THEN r.wake_at ELSE now() END,
+        kicked_at = CASE WHEN r.status = 'running' THEN r.kicked_at ELSE now() END,
+        updated_at = now()
+    FROM late
+    WHERE r.id = late.id
+    RETURNING r.id, r.tenant_id, r.epoch, r.status, r.program, r.deadline_at
+    """
+)
+
 NEXT_DUE_SQL = text(
-    "SELECT min(wake_at) FROM runtime_run "
-    "WHERE status IN ('queued', 'waiting', 'sleeping', 'throttled') AND wake_at > now()"
+    "SELECT least("
+    "(SELECT min(wake_at) FROM runtime_run "
+    " WHERE status IN ('queued', 'waiting', 'sleeping', 'throttled') AND wake_at > now()), "
+    "(SELECT min(deadline_at) FROM runtime_run "
+    " WHERE deadline_at > now() AND status NOT IN ('completed', 'failed', 'cancelled')))"
 )
 
 
@@ -108,6 +139,19 @@ class Sweeper:
     def sweep_once(self) -> SweepReport:
         report = SweepReport()
         with self.database.system_session() as session:
+            for run_id, tenant_id, epoch, status, program, deadline in session.execute(
+                DEADLINE_SQL, {"limit": self.batch}
+            ).all():
+                append_event(
+                    session,
+                    tenant_id=tenant_id,
+                    run_id=run_id,
+                    type=RunEventType.run_deadline_passed,
+                    data={"deadline": deadline.isoformat()},
+                )
+                if status != "running":
+                    report.kicked.append(run_id)
+                    self.kicker.kick(run_id, epoch, program=program, session=session)
             rows = session.execute(
                 SWEEP_SQL,
                 {

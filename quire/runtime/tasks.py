@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import or_, text
 from sqlmodel import Session, col, func, select
 
 from quire.core.errors import Forbidden
@@ -194,4 +194,12 @@ def tasks_of_run(session: Session, *, run_id: uuid.UUID) -> list[HumanTask]:
         session.exec(
             select(HumanTask).where(HumanTask.run_id == run_id).order_by(col(HumanTask.created_at))
         ).all()
+    )
+
+
+def expire_task(session: Session, *, task_id: uuid.UUID) -> None:
+    """Close a task nobody decided in time: its run has moved on without an answer."""
+    session.execute(
+        text("UPDATE runtime_task SET status = 'cancelled' WHERE id = :id AND status = 'open'"),
+        {"id": task_id},
     )

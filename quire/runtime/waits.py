@@ -21,7 +21,7 @@ from quire.runtime.events import RunEventType
 from quire.runtime.models import RunStatus, StepKind
 from quire.runtime.results import Received
 from quire.runtime.service import create_run
-from quire.runtime.tasks import escalate_task, open_task
+from quire.runtime.tasks import escalate_task, expire_task, open_task
 
 if TYPE_CHECKING:
     from quire.runtime.context import RunContext
@@ -124,6 +124,7 @@ def human_task(
     due: timedelta | None,
     escalate_to: Role | None,
     assignee: uuid.UUID | None,
+    give_up: bool = False,
 ) -> dict[str, Any]:
     """See RunContext.human_task."""
     task_id = create_task(
@@ -139,6 +140,9 @@ def human_task(
     signal = f"task:{task_id}"
     decision = ctx.wait_for_signal(signal, timeout=due) if due else ctx.wait_for_signal(signal)
     if decision is None:  # due passed undecided
+        if give_up and escalate_to is None:
+            ctx.step("expire", lambda: expire_task(ctx.session, task_id=task_id))
+            return {"decision": None, "expired": True, "task_id": str(task_id)}
         if escalate_to is not None:
             ctx.step(
                 "escalate", lambda: escalate_task(ctx.session, task_id=task_id, role=escalate_to, due=due)

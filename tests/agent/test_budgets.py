@@ -141,6 +141,7 @@ def test_the_default_daily_budget_applies_to_a_tenant_without_one(
         content.drive()
         run = client.get(f"/v1/agent/runs/{started.json()['run_id']}", headers=key[Role.reader]).json()
         assert run["answer"] is None and "daily model budget" in str(run)
+        assert run["status"] == "failed" and run["error_code"] == "tenant_budget_exceeded"
 
         # The tenant's own budget, once set, is the one that counts.
         own = client.put("/v1/usage/budget", json={"daily_usd": 2.0}, headers=key[Role.admin]).json()

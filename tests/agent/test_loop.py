@@ -358,8 +358,8 @@ def test_a_budget_ends_the_run_cleanly_with_the_reason(content: Harness) -> None
     content.drive()
     run = content.run(run_id)
     state = AgentState.model_validate(run.state)
-    assert run.status == "completed" and state.answer is None
-    assert state.stop_reason is not None and state.stop_reason.startswith("budget: the run cost $")
+    assert run.status == "failed" and run.error_code == "budget_exceeded" and state.answer is None
+    assert state.stop_reason is not None and state.stop_reason.startswith("the run cost $")
 
 
 def history_of(turns: int) -> list[Message]:

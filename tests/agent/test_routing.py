@@ -237,12 +237,15 @@ def test_failures_that_are_not_outages_do_not_open_a_circuit(
     assert breaker.state("backup") == {"state": "closed", "failures": 0}
 
 
-def test_when_every_circuit_is_open_the_run_waits(models: dict[str, Behaviour], database: Database) -> None:
+def test_when_every_circuit_is_open_it_is_an_outage_not_a_wait(
+    models: dict[str, Behaviour], database: Database
+) -> None:
+    """Circuits opened by failures are an outage: the attempt fails (and the step's attempts run
+    out, ending the run provider_unavailable) instead of parking the run for as long as it lasts."""
     breaker = CircuitBreaker(database)
     for name in ("primary", "backup", "last"):
         for _ in range(THRESHOLD):
             breaker.failed(name, "503")
-    with pytest.raises(RetryAfter) as raised:
+    with pytest.raises(ProviderUnavailable, match="circuit_open"):
         Router(CONFIG, breaker, PROVIDERS).complete(None, request)
-    assert raised.value.seconds == DEFAULT_THROTTLE_SECONDS
     assert called() == []

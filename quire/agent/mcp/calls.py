@@ -35,7 +35,8 @@ def call_mcp_tool(
 ) -> ToolOutput:
     """Call `name` on the server behind `source` (`mcp:<server>`), as the run's step."""
     server_name = source.split(":", 1)[1]
-    server = find_server(ctx.session, name=server_name)
+    with ctx.run.transaction() as session:  # short: nothing is held while the server works
+        server = find_server(session, name=server_name)
     if server is None or not server.enabled:
         return ToolOutput(content=f"The MCP server {server_name!r} is not available any more.", is_error=True)
     endpoint = endpoint_of(server, access)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -65,6 +66,11 @@ class CallerRun:
     services: Any = None  # the process's services (`quire.app.services.Services`)
     run_id: uuid.UUID | None = None
     _current_seq: int | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[TenantSession]:
+        """What a run's short transaction is for its steps: here, the call's own session."""
+        yield self.session
 
 
 class SourcedProposeArgs(ProposeArgs):

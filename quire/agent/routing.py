@@ -1,10 +1,12 @@
 """Routing a model call along its route's targets, with fallbacks, a shared circuit breaker, and
 throttling that parks the run instead of retrying in a loop.
 
-For each target in order: skip it while its circuit is open; call it; on a rate limit, outage or
-malformed answer try the next one. When no target answers, a rate limit parks the run until the
-earliest Retry-After (RetryAfter); an outage fails the attempt so the runtime retries the step
-later with back-off; anything else (authentication everywhere, an invalid request) ends the step.
+For each target in order: skip it while its circuit is open or it cools down; call it; on a rate
+limit, outage or malformed answer try the next one. A target that asks for a wait (a 429's or a
+503's Retry-After) is kept away from for that long by every run (the breaker table). When no
+target answers, a wait anywhere parks the run until the earliest one is over (RetryAfter); an
+outage fails the attempt so the runtime retries the step later with back-off; anything else
+(authentication everywhere, an invalid request) ends the step.
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ from quire.runtime.errors import NonRetryable, RetryAfter
 logger = logging.getLogger(__name__)
 
 DEFAULT_THROTTLE_SECONDS = 10.0
+# Outcomes that park the run rather than fail the attempt (so does any with a retry_after).
+THROTTLED = ("rate_limited", "circuit_open", "cooling_down")
 
 
 class Attempt(BaseModel):
     target: str
-    outcome: str  # ok, rate_limited, unavailable, circuit_open, context_too_long, auth, …
+    outcome: str  # ok, rate_limited, unavailable, circuit_open, cooling_down, context_too_long, auth, …
     error: str | None = None
     retry_after: float | None = None
 
@@ -93,8 +97,14 @@ class Router:
         attempts: list[Attempt] = []
         for name in route.targets:
             target = self.config.targets[name]
-            if self.breaker is not None and not self.breaker.allows(name):
-                attempts.append(Attempt(target=name, outcome="circuit_open"))
+            blocked = self.breaker.blocked(name) if self.breaker is not None else None
+            if blocked is not None:
+                if blocked.open:
+                    attempts.append(Attempt(target=name, outcome="circuit_open"))
+                else:
+                    attempts.append(
+                        Attempt(target=name, outcome="cooling_down", retry_after=round(blocked.seconds, 3))
+                    )
                 continue
             started = time.perf_counter()
             try:
@@ -102,14 +112,11 @@ class Router:
                     make_request(target), on_delta=on_delta
                 )
             except RateLimited as error:
+                message = _noted(name, "rate_limited", error)
                 attempts.append(
-                    Attempt(
-                        target=name,
-                        outcome="rate_limited",
-                        error=_noted(name, "rate_limited", error),
-                        retry_after=error.retry_after,
-                    )
+                    Attempt(target=name, outcome="rate_limited", error=message, retry_after=error.retry_after)
                 )
+                self._keep_away(name, error.retry_after, message)
                 continue
             except (ContentFiltered, InvalidProviderRequest) as error:
                 raise NonRetryable(f"{name}: {_noted(name, 'refused', error)}") from error
@@ -120,7 +127,17 @@ class Router:
                     )
                 )
                 continue
-            except (AuthenticationFailed, ProviderUnavailable, ProviderError) as error:
+            except ProviderUnavailable as error:
+                message = _noted(name, "unavailable", error)
+                attempts.append(
+                    Attempt(target=name, outcome="unavailable", error=message, retry_after=error.retry_after)
+                )
+                if error.retry_after is not None:  # it said when to come back: a wait, not a failure
+                    self._keep_away(name, error.retry_after, message)
+                elif self.breaker is not None:
+                    self.breaker.failed(name, message)
+                continue
+            except (AuthenticationFailed, ProviderError) as error:
                 outcome = "auth" if isinstance(error, AuthenticationFailed) else "unavailable"
                 message = _noted(name, outcome, error)
                 attempts.append(Attempt(target=name, outcome=outcome, error=message))
@@ -141,12 +158,17 @@ class Router:
             )
         raise self._failure(route.name, attempts)
 
+    def _keep_away(self, target: str, seconds: float | None, reason: str) -> None:
+        """Remember the wait a target asked for, for every run of the installation."""
+        if self.breaker is not None and seconds is not None and seconds > 0:
+            self.breaker.retry_after(target, seconds, reason)
+
     @staticmethod
     def _failure(route: str, attempts: list[Attempt]) -> Exception:
         summary = "; ".join(
             f"{a.target}: {a.outcome}" + (f" ({a.error})" if a.error else "") for a in attempts
         )
-        throttled = [a for a in attempts if a.outcome in ("rate_limited", "circuit_open")]
+        throttled = [a for a in attempts if a.outcome in THROTTLED or a.retry_after is not None]
         if throttled:
             waits = [a.retry_after for a in throttled if a.retry_after is not None]
             seconds = min(waits) if waits else DEFAULT_THROTTLE_SECONDS

@@ -27,6 +27,7 @@ from quire.agent.messages import CompletionRequest, Delta, Message, ToolCall, To
 from quire.agent.routing import ModelCall
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_message
 from quire.agent.tools.builtin import ask_human
+from quire.agent.tools.deadline import call_within
 from quire.agent.usage import record_usage, tenant_budget_reason
 from quire.content.environment import content_of
 from quire.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -34,13 +35,11 @@ from quire.core.models import Role, utcnow
 from quire.runtime.context import RunContext
 from quire.runtime.errors import NonRetryable, StepFailed
 from quire.runtime.programs import program
-from quire.runtime.retry import RetryPolicy
 
 PROGRAM = "agent.answer"
 MAX_TURNS = 200  # a hard cap; the run budget (max_steps) usually ends a run sooner
 MAX_INVALID_CALLS = 3
-MODEL_RETRY = RetryPolicy(max_attempts=4, base_delay=2.0, max_delay=60.0)
-TOOL_RETRY = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=5.0)
+# How model and tool calls are tried again, and how long a tool may take: agent/retries.py.
 # The handful every run starts with; everything else is found with find_tools and loaded.
 CORE_TOOLS = ("search_content", "recall_memory", "read_section", "ask_human", "read_result")
 DISCLOSURE_TOOLS = ("find_tools", "load_tools", "tool_help")
@@ -196,19 +195,31 @@ PERMANENT = (NotFound, InvalidRequest, Forbidden, Conflict)
 
 
 def execute_tool(
-    ctx: RunContext, state: AgentState, call_id: str, tool: Tool, arguments: dict[str, Any]
+    ctx: RunContext,
+    state: AgentState,
+    call_id: str,
+    tool: Tool,
+    arguments: dict[str, Any],
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """One tool call, as a step: its output, and the call it answers (for read_result). The tool
-    comes from the turn's toolbox: built in, or imported from an MCP server through the catalog."""
+    comes from the turn's toolbox: built in, or imported from an MCP server through the catalog.
+    After `timeout` seconds the attempt is abandoned (ToolTimedOut, retried by the tool's policy)."""
     tool_context = ToolContext(
         run=ctx,
         role=state.role,
         principal_id=state.principal_id,
         agent=state.agent,
         collections=state.collections,
+        timeout=timeout,
     )
     try:
-        output = tool.function(tool_context, tool.parse(arguments))
+        if timeout is None:
+            output = tool.function(tool_context, tool.parse(arguments))
+        else:
+            output = call_within(
+                ctx, timeout, tool.name, lambda: tool.function(tool_context, tool.parse(arguments))
+            )
     except NonRetryable:
         raise
     except ValidationError as error:  # the arguments passed the schema but not the tool's own checks
@@ -249,16 +260,17 @@ class Turn:
                 messages[call.id] = Message.tool_result(call, "A person declined this action.", is_error=True)
                 continue
             queued.append((call, tool))
+        retries = agent_of(self.ctx.services).retries
         outcomes = self.ctx.parallel(
             [
                 (
                     f"tool:{turn}:{index}:{tool.name}",
                     execute_tool,
-                    (self.ctx, self.state, call.id, tool, call.arguments),
+                    (self.ctx, self.state, call.id, tool, call.arguments, retries.timeout_for(tool)),
                 )
                 for index, (call, tool) in enumerate(queued)
             ],
-            retry=TOOL_RETRY,
+            retry=[retries.for_tool(tool) for _, tool in queued],
         )
         for (call, _), outcome in zip(queued, outcomes, strict=True):
             messages[call.id] = self._result(call, outcome)
@@ -419,6 +431,8 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
             {"names": state.loaded, "evicted": [], "loaded": state.loaded, "preloaded": True},
         )
     toolbox = Toolbox(ctx, state)
+    agent = agent_of(ctx.services)
+    model_retry = agent.retries.for_route(agent.models.routes.get(state.route or "default"))
     started = ctx.step("start", now)
     history = [Message.system(system_prompt(state)), Message.user(state.question)]
     sources: list[NumberedCitation] = []
@@ -432,7 +446,7 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
         tools, specs = toolbox.for_turn(turn)
         by_name = {tool.name: tool for tool in tools}
         try:
-            call = ctx.step(f"model:{turn}", call_model, ctx, state, history, specs, retry=MODEL_RETRY)
+            call = ctx.step(f"model:{turn}", call_model, ctx, state, history, specs, retry=model_retry)
         except StepFailed as failure:
             state.stop_reason = failure.error
             break

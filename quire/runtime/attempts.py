@@ -77,7 +77,10 @@ def attempt(
     """Try step `seq` once; commit what it ended with unless another attempt is due."""
     number = ctx.history.failed_attempts(seq) + 1
     started = utcnow()
-    with ctx.executor.database.tenant_session(ctx.tenant_id) as session, ctx.inside_step(session, seq):
+    with (
+        ctx.executor.database.tenant_session(ctx.tenant_id) as session,
+        ctx.inside_step(session, seq, number),
+    ):
         try:
             with log_context(step=f"{seq}:{name}"), span(f"step {name}", seq=seq, attempt=number):
                 result = function(*args, **kwargs)

@@ -58,8 +58,15 @@ def step(
     return result
 
 
-def parallel(ctx: RunContext, calls: Sequence[Call], *, retry: RetryPolicy, max_workers: int) -> list[Any]:
+def parallel(
+    ctx: RunContext,
+    calls: Sequence[Call],
+    *,
+    retry: RetryPolicy | Sequence[RetryPolicy],
+    max_workers: int,
+) -> list[Any]:
     """See RunContext.parallel."""
+    policies = [retry] * len(calls) if isinstance(retry, RetryPolicy) else list(retry)
     seqs = [ctx.history.allocate(name, StepKind.step) for name, _, _ in calls]
     results: list[Any] = [None] * len(calls)
     missing = []
@@ -85,7 +92,7 @@ def parallel(ctx: RunContext, calls: Sequence[Call], *, retry: RetryPolicy, max_
                 ctx,
                 seqs[index],
                 calls[index],
-                retry,
+                policies[index],
             )
             for index in missing
         }

@@ -23,8 +23,9 @@ from quire.agent.context import fit, truncate_result
 from quire.agent.costs import Budget, Spend
 from quire.agent.environment import agent_of
 from quire.agent.events import AgentEventType
-from quire.agent.messages import CompletionRequest, Delta, Message, ToolCall, ToolSpec
+from quire.agent.messages import CompletionRequest, Message, ToolCall, ToolSpec
 from quire.agent.routing import ModelCall
+from quire.agent.streaming import DeltaStream
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_message
 from quire.agent.tools.builtin import ask_human
 from quire.agent.tools.deadline import call_within
@@ -173,11 +174,17 @@ def call_model(
             stream=state.stream,
         )
 
-    def stream(delta: Delta) -> None:
-        if delta.text:
-            ctx.emit(AgentEventType.model_delta, {"text": delta.text}, now=True)
-
-    call = agent.router.complete(state.route, request_for, on_delta=stream if state.stream else None)
+    if not state.stream:
+        call = agent.router.complete(state.route, request_for)
+    else:
+        stream = DeltaStream(ctx)
+        try:
+            call = agent.router.complete(
+                state.route, request_for, on_delta=stream.delta, on_fallback=stream.fallback
+            )
+        except Exception as error:  # the attempt failed: what it streamed is not the answer
+            stream.withdraw(None, str(error))
+            raise
     record_usage(
         ctx.session,
         tenant_id=ctx.tenant_id,

@@ -92,7 +92,10 @@ class Router:
         make_request: Callable[[ModelTarget], CompletionRequest],
         *,
         on_delta: DeltaCallback | None = None,
+        on_fallback: Callable[[Attempt], None] | None = None,
     ) -> ModelCall:
+        """The first answer along the route. `on_fallback` hears of each target that was called
+        and failed (what it streamed through `on_delta` is void), before the next is tried."""
         route = self.config.route(route_name)
         attempts: list[Attempt] = []
         for name in route.targets:
@@ -107,42 +110,10 @@ class Router:
                     )
                 continue
             started = time.perf_counter()
-            try:
-                completion = build_provider(target, self.providers).complete(
-                    make_request(target), on_delta=on_delta
-                )
-            except RateLimited as error:
-                message = _noted(name, "rate_limited", error)
-                attempts.append(
-                    Attempt(target=name, outcome="rate_limited", error=message, retry_after=error.retry_after)
-                )
-                self._keep_away(name, error.retry_after, message)
-                continue
-            except (ContentFiltered, InvalidProviderRequest) as error:
-                raise NonRetryable(f"{name}: {_noted(name, 'refused', error)}") from error
-            except ContextTooLong as error:
-                attempts.append(
-                    Attempt(
-                        target=name, outcome="context_too_long", error=_noted(name, "context_too_long", error)
-                    )
-                )
-                continue
-            except ProviderUnavailable as error:
-                message = _noted(name, "unavailable", error)
-                attempts.append(
-                    Attempt(target=name, outcome="unavailable", error=message, retry_after=error.retry_after)
-                )
-                if error.retry_after is not None:  # it said when to come back: a wait, not a failure
-                    self._keep_away(name, error.retry_after, message)
-                elif self.breaker is not None:
-                    self.breaker.failed(name, message)
-                continue
-            except (AuthenticationFailed, ProviderError) as error:
-                outcome = "auth" if isinstance(error, AuthenticationFailed) else "unavailable"
-                message = _noted(name, outcome, error)
-                attempts.append(Attempt(target=name, outcome=outcome, error=message))
-                if self.breaker is not None:
-                    self.breaker.failed(name, message)
+            completion = self._call(name, target, make_request, on_delta, attempts)
+            if completion is None:
+                if on_fallback is not None:
+                    on_fallback(attempts[-1])
                 continue
             if self.breaker is not None:
                 self.breaker.succeeded(name)
@@ -157,6 +128,45 @@ class Router:
                 finished_at=utcnow(),
             )
         raise self._failure(route.name, attempts)
+
+    def _call(
+        self,
+        name: str,
+        target: ModelTarget,
+        make_request: Callable[[ModelTarget], CompletionRequest],
+        on_delta: DeltaCallback | None,
+        attempts: list[Attempt],
+    ) -> Completion | None:
+        """The target's answer, or None (with the failure added to `attempts`) to try the next."""
+        try:
+            return build_provider(target, self.providers).complete(make_request(target), on_delta=on_delta)
+        except RateLimited as error:
+            message = _noted(name, "rate_limited", error)
+            attempts.append(
+                Attempt(target=name, outcome="rate_limited", error=message, retry_after=error.retry_after)
+            )
+            self._keep_away(name, error.retry_after, message)
+        except (ContentFiltered, InvalidProviderRequest) as error:
+            raise NonRetryable(f"{name}: {_noted(name, 'refused', error)}") from error
+        except ContextTooLong as error:
+            message = _noted(name, "context_too_long", error)
+            attempts.append(Attempt(target=name, outcome="context_too_long", error=message))
+        except ProviderUnavailable as error:
+            message = _noted(name, "unavailable", error)
+            attempts.append(
+                Attempt(target=name, outcome="unavailable", error=message, retry_after=error.retry_after)
+            )
+            if error.retry_after is not None:  # it said when to come back: a wait, not a failure
+                self._keep_away(name, error.retry_after, message)
+            elif self.breaker is not None:
+                self.breaker.failed(name, message)
+        except (AuthenticationFailed, ProviderError) as error:
+            outcome = "auth" if isinstance(error, AuthenticationFailed) else "unavailable"
+            message = _noted(name, outcome, error)
+            attempts.append(Attempt(target=name, outcome=outcome, error=message))
+            if self.breaker is not None:
+                self.breaker.failed(name, message)
+        return None
 
     def _keep_away(self, target: str, seconds: float | None, reason: str) -> None:
         """Remember the wait a target asked for, for every run of the installation."""

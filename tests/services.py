@@ -42,6 +42,7 @@ def use_models(
         budgets=budgets or services.agent.budgets,
         providers=PROVIDERS,
         remote_callers=services.agent.remote_callers,
+        retries=services.agent.retries,
     )
     agent.tools = services.agent.tools
     services.agent = agent

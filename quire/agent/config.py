@@ -15,6 +15,7 @@ From a TOML file named by QUIRE_MODELS:
 
     [routes.default]
     targets = ["mini", "claude"]   # fallbacks in order
+    retry = { max_attempts = 6, base_delay = 1.0, max_delay = 30.0 }  # optional; see agent/retries.py
 
 or, for the simple case, QUIRE_MODEL="openai:gpt-4.1-mini" (a one-target route `default`). With
 neither, the offline extractive provider answers.
@@ -22,13 +23,15 @@ neither, the offline extractive provider answers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from quire.core.errors import ConfigurationError
+from quire.runtime.retry import RetryPolicy
 
 ProviderName = str  # openai, anthropic, gemini, offline, or one registered in providers.factory
 DEFAULT_KEY_VARIABLES = {
@@ -58,9 +61,25 @@ class ModelTarget(BaseModel):
         return os.environ.get(variable) if variable else None
 
 
+class RetryOverride(BaseModel):
+    """What a route changes of the default policy for model calls (the numbers it names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    base_delay: float | None = Field(default=None, ge=0, le=3600)
+    max_delay: float | None = Field(default=None, ge=0, le=86_400)
+
+    def over(self, policy: RetryPolicy) -> RetryPolicy:
+        return dataclasses.replace(policy, **self.model_dump(exclude_none=True))
+
+
 class Route(BaseModel):
     name: str
     targets: list[str] = Field(min_length=1)
+    retry: RetryOverride | None = Field(
+        default=None, description="How this route's model calls are tried again (default: QUIRE_MODEL_RETRY)."
+    )
 
 
 class ModelsConfig(BaseModel):

@@ -1,5 +1,5 @@
 """What the agent needs from its process: the model configuration, the router, the tool set, the
-budget policy and how to call tools that live elsewhere.
+budget policy, how to call tools that live elsewhere, and how steps are tried again.
 
 `app` builds one AgentEnvironment when a process starts, as part of the process's services;
 programs and tools read it from their run (`agent_of(ctx.services)`), routes from the app
@@ -18,6 +18,7 @@ from quire.agent.budgets import BudgetPolicy
 from quire.agent.circuit import CircuitBreaker
 from quire.agent.config import ModelsConfig
 from quire.agent.providers.base import Provider
+from quire.agent.retries import StepRetries
 from quire.agent.routing import Router
 from quire.agent.tools.base import Tool
 from quire.agent.tools.remote import RemoteCaller
@@ -32,6 +33,7 @@ class AgentEnvironment:
     budgets: BudgetPolicy = field(default_factory=BudgetPolicy)
     # source kind ("mcp") -> how this process calls an imported tool of that kind
     remote_callers: dict[str, RemoteCaller] = field(default_factory=dict)
+    retries: StepRetries = field(default_factory=StepRetries)
 
 
 def builtin_tools() -> dict[str, Tool]:
@@ -48,6 +50,7 @@ def build_agent(
     budgets: BudgetPolicy | None = None,
     providers: Mapping[str, type[Provider]] | None = None,
     remote_callers: dict[str, RemoteCaller] | None = None,
+    retries: StepRetries | None = None,
 ) -> AgentEnvironment:
     """The agent's environment for `models`; the circuit breaker is shared through `database`."""
     breaker = CircuitBreaker(database) if database is not None else None
@@ -57,6 +60,7 @@ def build_agent(
         tools=builtin_tools(),
         budgets=budgets or BudgetPolicy(),
         remote_callers=dict(remote_callers or {}),
+        retries=retries or StepRetries(),
     )
 
 

@@ -1,8 +1,9 @@
-"""What the agent raises when a request cannot start a run (providers have their own family)."""
+"""What the agent raises when a request cannot start a run, or a tool call cannot finish
+(providers have their own family)."""
 
 from __future__ import annotations
 
-from quire.core.errors import InvalidRequest, QuireError
+from quire.core.errors import InvalidRequest, QuireError, ServiceUnavailable
 from quire.runtime.errors import NonRetryable
 
 
@@ -32,3 +33,9 @@ MODEL_REFUSED = "model_refused"  # the provider refused the request (content fil
 CONFIGURATION = "configuration"  # the route or a target is not configured
 INVALID_TOOL_CALLS = "invalid_tool_calls"  # the model kept calling tools wrongly
 NO_ANSWER = "no_answer"  # the model ended without an answer (empty, or the turn cap reached)
+
+
+class ToolTimedOut(AgentError, ServiceUnavailable):
+    """A tool call did not finish within its time limit; its attempt was abandoned."""
+
+    code = "tool_timed_out"

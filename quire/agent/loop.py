@@ -35,8 +35,10 @@ from quire.agent.errors import (
 from quire.agent.events import AgentEventType
 from quire.agent.messages import CompletionRequest, Delta, Message, ToolCall, ToolSpec
 from quire.agent.routing import ModelCall
+from quire.agent.streaming import DeltaStream
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_message
 from quire.agent.tools.builtin import ask_human
+from quire.agent.tools.deadline import call_within
 from quire.agent.usage import record_usage, tenant_budget_reason
 from quire.content.environment import content_of
 from quire.core.errors import ConfigurationError, Conflict, Forbidden, InvalidRequest, NotFound
@@ -45,13 +47,11 @@ from quire.runtime.calls import abandoned
 from quire.runtime.context import RunContext
 from quire.runtime.errors import Interrupted, NonRetryable, RunFailed, StepFailed
 from quire.runtime.programs import program
-from quire.runtime.retry import RetryPolicy
 
 PROGRAM = "agent.answer"
 MAX_TURNS = 200  # a hard cap; the run budget (max_steps) usually ends a run sooner
 MAX_INVALID_CALLS = 3
-MODEL_RETRY = RetryPolicy(max_attempts=4, base_delay=2.0, max_delay=60.0)
-TOOL_RETRY = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=5.0)
+# How model and tool calls are tried again, and how long a tool may take: agent/retries.py.
 # The handful every run starts with; everything else is found with find_tools and loaded.
 CORE_TOOLS = ("search_content", "recall_memory", "read_section", "ask_human", "read_result")
 DISCLOSURE_TOOLS = ("find_tools", "load_tools", "tool_help")
@@ -198,13 +198,25 @@ def call_model(
             stream=state.stream,
         )
 
-    def stream(delta: Delta) -> None:
-        if abandoned():  # the run was cancelled or moved: stop reading, close the response
-            raise Interrupted("the run no longer waits for this call")
-        if delta.text:
-            ctx.emit(AgentEventType.model_delta, {"text": delta.text}, now=True)
+    if not state.stream:
+        call = agent.router.complete(state.route, request_for)
+    else:
+        stream = DeltaStream(ctx)
 
-    call = agent.router.complete(state.route, request_for, on_delta=stream if state.stream else None)
+        def delta(piece: Delta) -> None:
+            if abandoned():  # the run was cancelled or moved: stop reading, close the response
+                raise Interrupted("the run no longer waits for this call")
+            stream.delta(piece)
+
+        try:
+            call = agent.router.complete(
+                state.route, request_for, on_delta=delta, on_fallback=stream.fallback
+            )
+        except Interrupted:
+            raise
+        except Exception as error:  # the attempt failed: what it streamed is not the answer
+            stream.withdraw(None, str(error))
+            raise
     with ctx.transaction() as session:
         record_usage(
             session,
@@ -235,19 +247,31 @@ PERMANENT = (NotFound, InvalidRequest, Forbidden, Conflict)
 
 
 def execute_tool(
-    ctx: RunContext, state: AgentState, call_id: str, tool: Tool, arguments: dict[str, Any]
+    ctx: RunContext,
+    state: AgentState,
+    call_id: str,
+    tool: Tool,
+    arguments: dict[str, Any],
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """One tool call, as a step: its output, and the call it answers (for read_result). The tool
-    comes from the turn's toolbox: built in, or imported from an MCP server through the catalog."""
+    comes from the turn's toolbox: built in, or imported from an MCP server through the catalog.
+    After `timeout` seconds the attempt is abandoned (ToolTimedOut, retried by the tool's policy)."""
     tool_context = ToolContext(
         run=ctx,
         role=state.role,
         principal_id=state.principal_id,
         agent=state.agent,
         collections=state.collections,
+        timeout=timeout,
     )
     try:
-        output = tool.function(tool_context, tool.parse(arguments))
+        if timeout is None:
+            output = tool.function(tool_context, tool.parse(arguments))
+        else:
+            output = call_within(
+                ctx, timeout, tool.name, lambda: tool.function(tool_context, tool.parse(arguments))
+            )
     except NonRetryable:
         raise
     except ValidationError as error:  # the arguments passed the schema but not the tool's own checks
@@ -288,16 +312,17 @@ class Turn:
                 messages[call.id] = Message.tool_result(call, "A person declined this action.", is_error=True)
                 continue
             queued.append((call, tool))
+        retries = agent_of(self.ctx.services).retries
         outcomes = self.ctx.parallel(
             [
                 (
                     f"tool:{turn}:{index}:{tool.name}",
                     execute_tool,
-                    (self.ctx, self.state, call.id, tool, call.arguments),
+                    (self.ctx, self.state, call.id, tool, call.arguments, retries.timeout_for(tool)),
                 )
                 for index, (call, tool) in enumerate(queued)
             ],
-            retry=TOOL_RETRY,
+            retry=[retries.for_tool(tool) for _, tool in queued],
             # Imported tools call out to their servers: no transaction held while they work.
             io=[tool.source != "builtin" for _, tool in queued],
         )
@@ -469,6 +494,8 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
             {"names": state.loaded, "evicted": [], "loaded": state.loaded, "preloaded": True},
         )
     toolbox = Toolbox(ctx, state)
+    agent = agent_of(ctx.services)
+    model_retry = agent.retries.for_route(agent.models.routes.get(state.route or "default"))
     ctx.step("start", now)
     history = [Message.system(system_prompt(state)), Message.user(state.question)]
     sources: list[NumberedCitation] = []
@@ -484,7 +511,7 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
         by_name = {tool.name: tool for tool in tools}
         try:
             call = ctx.step(
-                f"model:{turn}", call_model, ctx, state, history, specs, retry=MODEL_RETRY, io=True
+                f"model:{turn}", call_model, ctx, state, history, specs, retry=model_retry, io=True
             )
         except StepFailed as failure:
             fail(ctx, state, sources, run_error_code(failure), failure.error)

@@ -115,6 +115,9 @@ def _show_events(
         if mid_line:  # a step's events are written after the tokens its model call streamed
             console.print()
             mid_line = False
+        if kind == AgentEventType.model_retry:  # a terminal cannot take the text back: say so
+            console.print("[yellow](the text above is withdrawn: the model call is made again)[/]")
+            continue
         if kind == AgentEventType.tool_call:
             console.print(f"[cyan]→ {data['name']}[/]({_args(data.get('arguments') or {})})", highlight=False)
         elif kind == AgentEventType.tool_result:

@@ -5,8 +5,8 @@ packages meet.
 
 - `content`: the blob store, the embedder, the parser, search settings, and which programs
   follow an ingestion or a deletion (the memory layer's, named here, so content knows none);
-- `agent`: the models and their router, the built-in tools, budgets, and how to call tools
-  imported from MCP servers;
+- `agent`: the models and their router, the built-in tools, budgets, how to call tools
+  imported from MCP servers, and the retry policies and tool time limit;
 - `programs`: the durable programs this process runs (its own and QUIRE_PROGRAM_MODULES').
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 from quire.agent.budgets import BudgetPolicy
 from quire.agent.config import load_models
 from quire.agent.environment import AgentEnvironment, build_agent
+from quire.agent.retries import StepRetries
 from quire.content.environment import ContentEnvironment
 from quire.core.blobs import blob_store
 from quire.core.db import Database
@@ -91,6 +92,7 @@ def build_services(
         load_models(models_file=settings.models, model=settings.model),
         database,
         budgets=BudgetPolicy.from_settings(settings),
+        retries=StepRetries.from_settings(settings),
     )
     if database is not None and short_lived:
         agent.remote_callers["mcp"] = partial(_install_mcp_and_call, settings, database, content, agent)

@@ -48,6 +48,29 @@ class RunBudgetMaximum(BaseModel):
     max_seconds: float = Field(gt=0, le=10**7)
 
 
+class RetrySetting(BaseModel):
+    """How a kind of step is tried again: attempts in all, and exponential back-off with jitter
+    (attempt n waits about base_delay * 2**(n-1) seconds, at most max_delay)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(ge=1, le=100)
+    base_delay: float = Field(ge=0, le=3600)
+    max_delay: float = Field(ge=0, le=86_400)
+
+
+# Model calls wait long enough for a provider's blip to pass; tools are quicker to come back.
+RETRY_DEFAULTS = {
+    "model_retry": RetrySetting(max_attempts=4, base_delay=2.0, max_delay=60.0),
+    "tool_retry": RetrySetting(max_attempts=3, base_delay=0.5, max_delay=5.0),
+}
+TOOL_TIMEOUT_SECONDS = 60.0
+RETRY_HELP = (
+    "How {kind} steps are tried again, as JSON: max_attempts, base_delay, max_delay (seconds; "
+    "those left out keep their defaults)."
+)
+
+
 # A reader gets what every run got before there were maximums; the others, room for longer work.
 RUN_BUDGET_MAXIMUMS = {
     "reader": RunBudgetMaximum(max_tokens=200_000, max_cost_usd=1.0, max_steps=24, max_seconds=600),
@@ -179,6 +202,18 @@ class Settings(BaseSettings):
         lt=10**12,
         description="Daily model spend, in USD, of a tenant that set no budget of its own (0: none).",
     )
+    model_retry: RetrySetting = Field(
+        default=RETRY_DEFAULTS["model_retry"], description=RETRY_HELP.format(kind="model call")
+    )
+    tool_retry: RetrySetting = Field(
+        default=RETRY_DEFAULTS["tool_retry"], description=RETRY_HELP.format(kind="tool call")
+    )
+    tool_timeout_seconds: float = Field(
+        default=TOOL_TIMEOUT_SECONDS,
+        gt=0,
+        le=86_400,
+        description="How long a tool call may take before its attempt is abandoned.",
+    )
     metrics_token: str = Field(
         default="", repr=False, description="Bearer token /metrics requires (else loopback only)."
     )
@@ -241,6 +276,14 @@ class Settings(BaseSettings):
         if isinstance(value, dict):
             role = (info.field_name or "").removeprefix("run_budget_")
             return {**RUN_BUDGET_MAXIMUMS[role].model_dump(), **value}
+        return value
+
+    @field_validator("model_retry", "tool_retry", mode="before")
+    @classmethod
+    def _fill_retry(cls, value: Any, info: ValidationInfo) -> Any:
+        # A policy that names some of its numbers keeps the defaults of the others.
+        if isinstance(value, dict):
+            return {**RETRY_DEFAULTS[info.field_name or ""].model_dump(), **value}
         return value
 
     @property

@@ -94,7 +94,7 @@ def attempt(
     started = utcnow()
     if io:
         try:
-            result = _run(ctx, seq, name, number, lambda: call_out(ctx, seq, function, args, kwargs))
+            result = _run(ctx, seq, name, number, lambda: call_out(ctx, seq, number, function, args, kwargs))
             encoded = encode_result(function, result)
         except (LeaseLost, Suspend, Cancelled, HandOver):
             raise
@@ -106,7 +106,10 @@ def attempt(
                 return _fail(ctx, session, seq, name, number, started, error)
         with ctx.executor.database.tenant_session(ctx.tenant_id) as session:
             return _done(ctx, session, seq, name, number, started, result, encoded)
-    with ctx.executor.database.tenant_session(ctx.tenant_id) as session, ctx.inside_step(session, seq):
+    with (
+        ctx.executor.database.tenant_session(ctx.tenant_id) as session,
+        ctx.inside_step(session, seq, number),
+    ):
         try:
             result = _run(ctx, seq, name, number, lambda: function(*args, **kwargs))
             encoded = encode_result(function, result)

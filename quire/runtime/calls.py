@@ -44,7 +44,12 @@ def abandoned() -> bool:
 
 
 def call_out(
-    ctx: RunContext, seq: int, function: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+    ctx: RunContext,
+    seq: int,
+    attempt: int,
+    function: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
 ) -> Any:
     """`function(*args, **kwargs)` in a thread of its own, given up on when the run must stop."""
     outcome: dict[str, Any] = {}
@@ -55,7 +60,7 @@ def call_out(
     def run() -> None:
         _abandoned.set(walked_away)
         try:
-            with ctx.inside_step(None, seq):
+            with ctx.inside_step(None, seq, attempt):
                 outcome["result"] = function(*args, **kwargs)
         except BaseException as error:  # handed to the step's thread, which decides
             outcome["error"] = error

@@ -94,6 +94,12 @@ class RunContext:
             raise RuntimeError("ctx.session exists only inside a step function")
         return session
 
+    @property
+    def current_session(self) -> TenantSession | None:
+        """The running step's transaction, or None (outside a step, or in one that calls out)."""
+        session: TenantSession | None = getattr(self._local, "session", None)
+        return session
+
     @contextmanager
     def transaction(self) -> Iterator[TenantSession]:
         """A short transaction of the run's tenant, apart from any step's (commit it yourself).
@@ -126,6 +132,12 @@ class RunContext:
         return seq
 
     _current_seq = current_seq  # the name quire.agent's built-in tools know it by
+
+    @property
+    def current_attempt(self) -> int | None:
+        """Which attempt at the running step this is, from 1 (None outside a step function)."""
+        attempt: int | None = getattr(self._local, "attempt", None)
+        return attempt
 
     @property
     def cancel_requested(self) -> bool:
@@ -179,11 +191,13 @@ class RunContext:
         self,
         calls: Sequence[tuple[str, Callable[..., Any], tuple[Any, ...]]],
         *,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        retry: RetryPolicy | Sequence[RetryPolicy] = DEFAULT_RETRY,
         max_workers: int = 4,
         io: Sequence[bool] = (),
     ) -> list[Any]:
         """Run several steps at once; each is recorded on its own, like `step`.
+
+        `retry` is one policy for every call, or one per call.
 
         Returns one entry per call, in order: its result, or the StepFailed it ended with (the
         caller decides what a failure means). A call that must be tried again (back-off, or
@@ -299,13 +313,14 @@ class RunContext:
         self.journal.cancel_requested = False
 
     @contextmanager
-    def inside_step(self, session: TenantSession | None, seq: int) -> Iterator[None]:
-        """Make `session` and `seq` what `ctx.session` and `ctx.idempotency_key` give, in this thread."""
-        self._local.session, self._local.seq = session, seq
+    def inside_step(self, session: TenantSession | None, seq: int, attempt: int = 1) -> Iterator[None]:
+        """Make `session`, `seq` and `attempt` what `ctx.session`, `ctx.idempotency_key` and
+        `ctx.current_attempt` give, in this thread (no session: a step that calls out)."""
+        self._local.session, self._local.seq, self._local.attempt = session, seq, attempt
         try:
             yield
         finally:
-            self._local.session, self._local.seq = None, None
+            self._local.session, self._local.seq, self._local.attempt = None, None, None
 
     def before_new_work(self, *, counts: bool = True) -> None:
         """Stop if the run moved or was cancelled; yield the worker once the slice is used up

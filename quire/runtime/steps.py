@@ -62,9 +62,15 @@ def step(
 
 
 def parallel(
-    ctx: RunContext, calls: Sequence[Call], *, retry: RetryPolicy, max_workers: int, io: Sequence[bool] = ()
+    ctx: RunContext,
+    calls: Sequence[Call],
+    *,
+    retry: RetryPolicy | Sequence[RetryPolicy],
+    max_workers: int,
+    io: Sequence[bool] = (),
 ) -> list[Any]:
     """See RunContext.parallel."""
+    policies = [retry] * len(calls) if isinstance(retry, RetryPolicy) else list(retry)
     seqs = [ctx.history.allocate(name, StepKind.step) for name, _, _ in calls]
     results: list[Any] = [None] * len(calls)
     missing = []
@@ -90,7 +96,7 @@ def parallel(
                 ctx,
                 seqs[index],
                 calls[index],
-                retry,
+                policies[index],
                 bool(io[index]) if index < len(io) else False,
             )
             for index in missing

@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route
+from quire.agent.errors import ToolTimedOut
 from quire.agent.loop import AgentState
 from quire.agent.mcp.access import McpAccess, mcp_access
 from quire.agent.mcp.calls import call_mcp_tool, install_mcp
@@ -236,3 +237,34 @@ def test_annotations_names_secrets_failures_and_the_periodic_resync(
     assert api.delete("/v1/tools/mcp-servers/fx", headers=headers).status_code == 204
     assert catalog_entry(content, "convert_currency") is None
     assert api.get("/v1/tools/mcp-servers/fx", headers=headers).status_code == 404
+
+
+def test_an_imported_tool_call_is_given_the_steps_time_limit(
+    api: TestClient, content: Harness, mcp: None, access: McpAccess, tmp_path: Path
+) -> None:
+    """The stdio call itself ends at the limit (issue 18), so no worker thread hangs on it."""
+    headers = admin(content)
+    api.app.state.settings = api.app.state.settings.model_copy(update={"mcp_allow_stdio": True})  # type: ignore[attr-defined]
+    spec = {
+        "name": "fx",
+        "transport": "stdio",
+        "command": sys.executable,
+        "args": [str(FAKE_SERVER)],
+        "env": {"FAKE_MCP_STATE": str(tmp_path / "state.json"), "FAKE_MCP_SLOW": "1"},
+    }
+    assert api.post("/v1/tools/mcp-servers", json=spec, headers=headers).status_code == 201
+
+    with content.database.tenant_session(content.tenant_id) as session:
+        context = ToolContext(
+            run=CallerRun(session=session, tenant_id=content.tenant_id),  # type: ignore[arg-type]
+            role=Role.admin,
+            principal_id=None,
+            agent="test",
+            timeout=1.0,
+        )
+        with pytest.raises(ToolTimedOut, match="slow_echo did not finish within 1 s"):
+            call_mcp_tool(context, "mcp:fx", "slow_echo", {"text": "late", "seconds": 20}, access=access)
+        quick = call_mcp_tool(
+            context, "mcp:fx", "slow_echo", {"text": "in time", "seconds": 0}, access=access
+        )
+    assert quick.content == "in time" and not quick.is_error

@@ -290,6 +290,17 @@ def test_server_errors_and_overload_are_unavailable(
     assert len(server.received) == 1
 
 
+def test_a_503_with_retry_after_says_how_long_to_wait(
+    server: AnthropicServer, provider: AnthropicProvider
+) -> None:
+    server.reply(error_reply(503, "api_error", "Unavailable", headers={"retry-after": "20"}))
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        provider.complete(ask())
+
+    assert caught.value.retry_after == 20.0
+
+
 def test_overload_in_the_middle_of_a_stream(server: AnthropicServer, provider: AnthropicProvider) -> None:
     events = stream_events(message(text("Hello there")))[:4]
     events.append(event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}))

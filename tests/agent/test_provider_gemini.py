@@ -339,6 +339,15 @@ def test_server_errors_are_unavailable(
     assert len(server.received) == 1
 
 
+def test_a_503_with_retry_after_says_how_long_to_wait(server: GeminiServer, provider: GeminiProvider) -> None:
+    server.reply(error_reply(503, "UNAVAILABLE", "The model is overloaded.", headers={"retry-after": "20"}))
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        provider.complete(ask())
+
+    assert caught.value.retry_after == 20.0
+
+
 def test_streamed_server_error(server: GeminiServer, provider: GeminiProvider) -> None:
     server.reply(error_reply(503, "UNAVAILABLE", "The model is overloaded."))
 

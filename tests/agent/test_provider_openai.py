@@ -299,6 +299,25 @@ def test_server_errors_are_unavailable(server: OpenAIServer, provider: OpenAIPro
     assert len(server.received) == 1
 
 
+def test_a_503_with_retry_after_says_how_long_to_wait(server: OpenAIServer, provider: OpenAIProvider) -> None:
+    server.reply(error_reply(503, "Overloaded", type="server_error", headers={"retry-after": "20"}))
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        provider.complete(ask())
+
+    assert caught.value.retry_after == 20.0 and caught.value.status_code == 503
+
+
+def test_a_500_does_not_wait_for_rate_limit_resets(server: OpenAIServer, provider: OpenAIProvider) -> None:
+    headers = {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "6m0s"}
+    server.reply(error_reply(500, "The server had an error", type="server_error", headers=headers))
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        provider.complete(ask())
+
+    assert caught.value.retry_after is None  # the reset times belong to rate limits, not outages
+
+
 def test_arguments_that_are_not_a_json_object(server: OpenAIServer, provider: OpenAIProvider) -> None:
     calls = [
         function_call("call_1", "get_weather", '{"city": "Par'),

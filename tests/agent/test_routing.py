@@ -4,6 +4,7 @@ circuit is open skipped, and what the step is told when no target answers."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -233,7 +234,8 @@ def test_failures_that_are_not_outages_do_not_open_a_circuit(
     models["m-backup"] = ContextTooLong("too long")
     for _ in range(THRESHOLD + 1):
         assert router.complete(None, request).target == "last"
-    assert breaker.state("primary") == {"state": "closed", "failures": 0}
+    primary = breaker.state("primary")  # it asked for a second's wait: kept, but no failure
+    assert primary["state"] == "cooling_down" and primary["failures"] == 0
     assert breaker.state("backup") == {"state": "closed", "failures": 0}
 
 
@@ -249,3 +251,72 @@ def test_when_every_circuit_is_open_it_is_an_outage_not_a_wait(
     with pytest.raises(ProviderUnavailable, match="circuit_open"):
         Router(CONFIG, breaker, PROVIDERS).complete(None, request)
     assert called() == []
+
+
+# Retry-After on 503 as on 429, and a target's cool-down kept in the breaker table (issue 18).
+
+
+def test_a_503_with_retry_after_is_a_throttle_not_an_outage(models: dict[str, Behaviour]) -> None:
+    models["m-primary"] = ProviderUnavailable("503 overloaded", retry_after=20)
+    models["m-backup"] = ProviderUnavailable("503 overloaded", retry_after=45)
+    models["m-last"] = ProviderUnavailable("500")
+    with pytest.raises(RetryAfter) as raised:
+        Router(CONFIG, providers=PROVIDERS).complete(None, request)
+    assert raised.value.seconds == 20
+
+
+def retry_in(breaker: CircuitBreaker, name: str) -> float:
+    retry_at = breaker.state(name)["retry_at"]
+    assert isinstance(retry_at, datetime)
+    return (retry_at - datetime.now(UTC)).total_seconds()
+
+
+@pytest.mark.parametrize(
+    "error", [RateLimited("429", retry_after=30), ProviderUnavailable("503", retry_after=30)]
+)
+def test_a_targets_retry_after_is_remembered_by_every_router(
+    models: dict[str, Behaviour], database: Database, error: ProviderError
+) -> None:
+    models["m-primary"] = error
+    assert Router(CONFIG, CircuitBreaker(database), PROVIDERS).complete(None, request).target == "backup"
+    breaker = CircuitBreaker(database)  # another worker, another run, the next turn
+    assert 28 < retry_in(breaker, "primary") <= 30
+    assert breaker.state("primary")["failures"] == 0  # a wait it asked for is no failure
+
+    ScriptedProvider.requests.clear()
+    call = Router(CONFIG, breaker, PROVIDERS).complete(None, request)
+    assert called() == ["m-backup"]  # not asked again while it cools down
+    assert [(a.target, a.outcome) for a in call.attempts] == [("primary", "cooling_down"), ("backup", "ok")]
+    assert call.attempts[0].retry_after is not None and 28 < call.attempts[0].retry_after <= 30
+
+
+def test_when_every_target_cools_down_the_run_waits_for_the_first_to_be_free(
+    models: dict[str, Behaviour], database: Database
+) -> None:
+    breaker = CircuitBreaker(database)
+    breaker.retry_after("primary", 40, "429")
+    breaker.retry_after("backup", 12, "503")
+    breaker.retry_after("last", 90, "429")
+    with pytest.raises(RetryAfter) as raised:
+        Router(CONFIG, breaker, PROVIDERS).complete(None, request)
+    assert 10 < raised.value.seconds <= 12
+    assert called() == []
+
+
+def test_a_cool_down_never_shortens_a_longer_one(database: Database) -> None:
+    breaker = CircuitBreaker(database)
+    breaker.retry_after("primary", 60, "429")
+    breaker.retry_after("primary", 5, "429 again")
+    assert 58 < retry_in(breaker, "primary") <= 60
+
+
+def test_after_its_cool_down_a_target_is_free_for_everyone_at_once(
+    models: dict[str, Behaviour], database: Database
+) -> None:
+    breaker = CircuitBreaker(database)
+    breaker.retry_after("primary", 30, "429")
+    assert not breaker.allows("primary")
+    open_until_now(database, "primary")
+    assert breaker.allows("primary") and breaker.allows("primary")  # no trial call: it was no outage
+    assert Router(CONFIG, breaker, PROVIDERS).complete(None, request).target == "primary"
+    assert breaker.state("primary")["retry_at"] is None

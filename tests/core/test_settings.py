@@ -74,3 +74,32 @@ def test_malformed_limits_are_refused(monkeypatch: pytest.MonkeyPatch, name: str
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=name):
         load_settings()
+
+
+def test_retry_policies_and_the_tool_timeout_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings()
+    assert defaults.model_retry.model_dump() == {"max_attempts": 4, "base_delay": 2.0, "max_delay": 60.0}
+    assert defaults.tool_retry.model_dump() == {"max_attempts": 3, "base_delay": 0.5, "max_delay": 5.0}
+    assert defaults.tool_timeout_seconds == 60.0
+    monkeypatch.setenv("QUIRE_MODEL_RETRY", '{"max_attempts": 6}')
+    monkeypatch.setenv("QUIRE_TOOL_RETRY", '{"base_delay": 1, "max_delay": 2}')
+    monkeypatch.setenv("QUIRE_TOOL_TIMEOUT_SECONDS", "15")
+    settings = load_settings()
+    assert settings.model_retry.model_dump() == {"max_attempts": 6, "base_delay": 2.0, "max_delay": 60.0}
+    assert settings.tool_retry.model_dump() == {"max_attempts": 3, "base_delay": 1.0, "max_delay": 2.0}
+    assert settings.tool_timeout_seconds == 15.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("QUIRE_MODEL_RETRY", '{"max_attempts": 0}'),
+        ("QUIRE_TOOL_RETRY", '{"base_delay": -1}'),
+        ("QUIRE_TOOL_RETRY", '{"attempts": 2}'),
+        ("QUIRE_TOOL_TIMEOUT_SECONDS", "0"),
+    ],
+)
+def test_malformed_retry_policies_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=name):
+        load_settings()

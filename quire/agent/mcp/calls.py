@@ -14,6 +14,7 @@ from typing import Any
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from quire.agent.errors import ToolTimedOut
 from quire.agent.mcp.access import McpAccess
 from quire.agent.mcp.endpoints import Endpoint, endpoint_of
 from quire.agent.mcp.hub import McpHub, get_hub, set_change_handler
@@ -33,7 +34,8 @@ MAX_STRUCTURED_CHARS = 20_000
 def call_mcp_tool(
     ctx: ToolContext, source: str, name: str, arguments: dict[str, Any], *, access: McpAccess
 ) -> ToolOutput:
-    """Call `name` on the server behind `source` (`mcp:<server>`), as the run's step."""
+    """Call `name` on the server behind `source` (`mcp:<server>`), as the run's step, within the
+    step's time limit (`ctx.timeout`): past it the request is given up and ToolTimedOut raised."""
     server_name = source.split(":", 1)[1]
     with ctx.run.transaction() as session:  # short: nothing is held while the server works
         server = find_server(session, name=server_name)
@@ -47,8 +49,11 @@ def call_mcp_tool(
         return ToolOutput(content=f"The MCP server {server_name!r} no longer offers {name}.", is_error=True)
     meta = {IDEMPOTENCY_META_KEY: key} if (key := _idempotency_key(ctx)) else None
     try:
-        result = hub.call_tool(endpoint, exact, arguments, meta=meta)
-    except MCPError as error:  # e.g. arguments the server's schema refuses: the model can correct them
+        result = hub.call_tool(endpoint, exact, arguments, meta=meta, timeout=ctx.timeout)
+    except MCPError as error:
+        if error.code == types.REQUEST_TIMEOUT and ctx.timeout is not None:
+            raise ToolTimedOut(f"{name} did not finish within {ctx.timeout:g} s") from None
+        # e.g. arguments the server's schema refuses: the model can correct them
         return ToolOutput(content=f"The MCP server refused the call: {error}", is_error=True)
     return output_of(result)
 

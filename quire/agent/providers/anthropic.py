@@ -277,5 +277,5 @@ def _status_error(error: anthropic.APIStatusError, provider: str) -> ProviderErr
     status = error.status_code
     if status < 400:  # an error event inside a stream that began well
         status = _ERROR_STATUS.get(str(detail.get("type")), 500)
-    retry_after = retry_after_seconds(error.response.headers, body)
+    retry_after = retry_after_seconds(error.response.headers, body, resets=status == 429)
     return error_for_status(status, message, provider=provider, retry_after=retry_after)

@@ -43,10 +43,22 @@ class RateLimited(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    """The provider is overloaded, failing, or could not be reached in time."""
+    """The provider is overloaded, failing, or could not be reached in time; `retry_after` is the
+    wait it asked for (a 503's Retry-After), if any."""
 
     code = "provider_unavailable"
     retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        provider: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status_code=status_code)
+        self.retry_after = retry_after
 
 
 class ContextTooLong(ProviderError):
@@ -100,7 +112,10 @@ def error_for_status(
     provider: str,
     retry_after: float | None = None,
 ) -> ProviderError:
-    """The error for an HTTP status, for what the provider-specific checks left over."""
+    """The error for an HTTP status, for what the provider-specific checks left over.
+
+    `retry_after` counts for a 429 and a 503, the statuses whose Retry-After says when to come back.
+    """
     if status == 429:
         return RateLimited(message, retry_after=retry_after, provider=provider, status_code=status)
     if status in (401, 402, 403):
@@ -108,5 +123,6 @@ def error_for_status(
     if status == 413 or (400 <= status < 500 and is_context_overflow(message)):
         return ContextTooLong(message, provider=provider, status_code=status)
     if status in (408, 409) or status >= 500:
-        return ProviderUnavailable(message, provider=provider, status_code=status)
+        wait = retry_after if status == 503 else None
+        return ProviderUnavailable(message, retry_after=wait, provider=provider, status_code=status)
     return InvalidProviderRequest(message, provider=provider, status_code=status)

@@ -360,7 +360,9 @@ def _api_error(error: genai_errors.APIError, provider: str) -> ProviderError:
     if _is_bad_key(body, message):
         return AuthenticationFailed(message, provider=provider, status_code=status)
     headers = getattr(error.response, "headers", None)
-    retry_after = retry_after_seconds(dict(headers) if headers is not None else None, body)
+    retry_after = retry_after_seconds(
+        dict(headers) if headers is not None else None, body, resets=status == 429
+    )
     return error_for_status(status, message, provider=provider, retry_after=retry_after)
 
 

@@ -309,7 +309,7 @@ def _status_error(error: openai.APIStatusError, provider: str) -> ProviderError:
         return ContentFiltered(message, provider=provider, status_code=status)
     if code == "context_length_exceeded":
         return ContextTooLong(message, provider=provider, status_code=status)
-    retry_after = retry_after_seconds(error.response.headers, error.body)
+    retry_after = retry_after_seconds(error.response.headers, error.body, resets=status == 429)
     return error_for_status(status, message, provider=provider, retry_after=retry_after)
 
 

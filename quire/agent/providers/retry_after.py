@@ -30,12 +30,14 @@ def retry_after_seconds(
     body: object = None,
     *,
     now: datetime | None = None,
+    resets: bool = True,
 ) -> float | None:
     """Seconds to wait before retrying, or None when the server did not say.
 
     The most specific form wins: `retry-after-ms`, then `retry-after` (seconds or an HTTP
-    date), then a google.rpc.RetryInfo in the error body, then the reset times of the limits
-    the headers show as exhausted (all of them when none is marked). Past times give 0.
+    date), then a google.rpc.RetryInfo in the error body, then (with `resets`: for a rate limit,
+    not an outage) the reset times of the limits the headers show as exhausted (all of them
+    when none is marked). Past times give 0.
     """
     now = now or datetime.now(UTC)
     lowered = {key.lower(): value for key, value in (headers or {}).items()}
@@ -43,7 +45,7 @@ def retry_after_seconds(
         _milliseconds(lowered.get("retry-after-ms")),
         _retry_after(lowered.get("retry-after"), now),
         retry_info_delay(body),
-        _limit_resets(lowered, now),
+        _limit_resets(lowered, now) if resets else None,
     )
     for seconds in candidates:
         if seconds is not None:

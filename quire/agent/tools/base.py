@@ -5,7 +5,8 @@
 
 The arguments' JSON schema comes from the pydantic model; the long description from the
 docstring. A tool states the role it needs and whether it has side effects (then it runs as an
-idempotent step and may need a person's approval).
+idempotent step and may need a person's approval), and may bring its own retry policy and time
+limit (else the agent's defaults hold: QUIRE_TOOL_RETRY, QUIRE_TOOL_TIMEOUT_SECONDS).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from quire.agent.citations import SourceCitation
 from quire.agent.messages import ToolSpec
 from quire.core.models import Role
+from quire.runtime.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from quire.runtime.context import RunContext
@@ -43,6 +45,8 @@ class ToolContext:
     principal_id: uuid.UUID | None
     agent: str
     collections: list[str] = field(default_factory=list)
+    # Seconds the call may take: a tool that waits on another service gives it this limit.
+    timeout: float | None = None
 
     @property
     def session(self) -> Any:
@@ -75,6 +79,8 @@ class Tool:
     examples: tuple[dict[str, Any], ...] = ()
     source: str = "builtin"
     parameters: dict[str, Any] | None = None
+    retry: RetryPolicy | None = None  # None: the agent's default for tools
+    timeout_seconds: float | None = None  # None: the agent's default for tools
 
     def spec(self) -> ToolSpec:
         return ToolSpec(name=self.name, description=self.prompt_description(), parameters=self.schema())
@@ -128,6 +134,8 @@ def tool(
     side_effects: bool = False,
     requires_approval: bool | None = None,
     examples: tuple[dict[str, Any], ...] = (),
+    retry: RetryPolicy | None = None,
+    timeout_seconds: float | None = None,
 ) -> Callable[[ToolFunction], Tool]:
     """Turn a typed function into a Tool (a module lists its tools in `TOOLS`)."""
 
@@ -143,6 +151,8 @@ def tool(
             side_effects=side_effects,
             requires_approval=side_effects if requires_approval is None else requires_approval,
             examples=examples,
+            retry=retry,
+            timeout_seconds=timeout_seconds,
         )
         return made
 

@@ -32,6 +32,7 @@ FOLDED = {
     AgentEventType.model_call,
     AgentEventType.model_fallback,
     AgentEventType.model_delta,
+    AgentEventType.model_retry,  # the step's retry or fallback entry tells it
     AgentEventType.tool_result,
     RunEventType.task_created,
 }

@@ -1,5 +1,6 @@
 """A tiny MCP server on stdio for tests: a currency converter, a switch that turns on a weather
-forecast tool (and says the tool list changed), and a tool with a dotted name.
+forecast tool (and says the tool list changed), a tool with a dotted name, and (with
+FAKE_MCP_SLOW set) a tool that takes as long as it is told to.
 
     python mcp_tools_server.py            # the official SDK's server (2026-era and older clients)
     python mcp_tools_server.py --legacy   # hand-written JSON-RPC, 2025-06-18 only, as most servers are
@@ -44,6 +45,16 @@ TOOLS: dict[str, dict[str, Any]] = {
         "description": "Say whether the server got its token.",
         "inputSchema": {"type": "object", "properties": {}},
     },
+    "slow_echo": {
+        "name": "slow_echo",
+        "description": "Say the text back after waiting the given number of seconds.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "seconds": {"type": "number"}},
+            "required": ["text", "seconds"],
+        },
+        "annotations": {"readOnlyHint": True},
+    },
     "weather_forecast": {
         "name": "weather_forecast",
         "description": "Tomorrow's weather forecast for a city.",
@@ -67,7 +78,10 @@ def forecasts_on() -> bool:
 
 
 def listed() -> list[dict[str, Any]]:
-    return [tool for name, tool in TOOLS.items() if name != "weather_forecast" or forecasts_on()]
+    hidden = {"weather_forecast"} if not forecasts_on() else set()
+    if not os.environ.get("FAKE_MCP_SLOW"):
+        hidden.add("slow_echo")
+    return [tool for name, tool in TOOLS.items() if name not in hidden]
 
 
 def run_tool(name: str, arguments: dict[str, Any]) -> tuple[str, bool]:
@@ -85,6 +99,8 @@ def run_tool(name: str, arguments: dict[str, Any]) -> tuple[str, bool]:
         return "Weather forecasts are on.", False
     if name == "fake.whoami":
         return ("token: yes" if os.environ.get("FAKE_MCP_TOKEN") else "token: no"), False
+    if name == "slow_echo":
+        return str(arguments["text"]), False
     return f"Tomorrow in {arguments['city']}: sunny, 21 °C.", False
 
 
@@ -103,6 +119,8 @@ def serve_with_sdk() -> None:
         return types.ListToolsResult(tools=[types.Tool.model_validate(t) for t in listed()])
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        if params.name == "slow_echo":
+            await anyio.sleep(float((params.arguments or {}).get("seconds", 0)))
         try:
             text, is_error = run_tool(params.name, params.arguments or {})
         except KeyError:

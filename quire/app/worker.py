@@ -137,9 +137,13 @@ def run_worker_process(settings: Settings) -> None:
     signal.signal(signal.SIGINT, on_signal)
     while not stop.wait(1):
         pass
-    logger.info("worker process %d stopping", os.getpid())
-    services.stop()
+    logger.info("worker process %d stopping: handing its runs over", os.getpid())
+    # Runs waiting on a model or a remote tool go back to the queue at once, the others at their
+    # next step; the consumer threads are then free within moments, and no run is left for the
+    # sweeper to recover as if this worker had died.
+    services.executor.hand_over()
     worker.stop(timeout=int(STOP_GRACE_SECONDS * 1000) - 2000)
+    services.stop()
     broker.close()
     database.dispose()
 

@@ -11,7 +11,7 @@ import typer
 from quire.app.cli_common import fail, friendly, out, settings_for
 from quire.core.settings import Settings
 
-runs_app = typer.Typer(help="Durable runs: list, inspect, signal, cancel.", no_args_is_help=True)
+runs_app = typer.Typer(help="Durable runs: list, inspect, signal, cancel, retry.", no_args_is_help=True)
 
 
 @contextmanager
@@ -57,13 +57,14 @@ def runs_list(
         runs, count = list_runs(
             session, status=RunStatus(status) if status else None, program=program, limit=limit
         )
-    table = Table("id", "program", "status", "created", "error", title=f"{len(runs)} of {count} runs")
+    table = Table("id", "program", "status", "created", "code", "error", title=f"{len(runs)} of {count} runs")
     for run in runs:
         table.add_row(
             str(run.id),
             f"{run.program} v{run.program_version}",
             run.status,
             run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            run.error_code or "",
             (run.error or "")[:60],
         )
     out.print(table)
@@ -86,7 +87,10 @@ def runs_show(
         run = describe_run(session, run_id=uuid.UUID(run_id))
     out.print(f"[bold]{run.program}[/] v{run.program_version}  {run.id}  [bold]{run.status}[/]")
     if run.error:
-        out.print(f"[red]{run.error}[/]")
+        code = f"{run.error_code}: " if run.error_code else ""
+        out.print(f"[red]{code}{run.error}[/]")
+    if run.status in ("failed", "cancelled", "blocked"):
+        out.print(f"resume it from where it stopped: quire runs retry {run.id}")
     if run.waiting_for:
         out.print(f"waiting for: {json.dumps(run.waiting_for)}")
     for task in run.open_tasks:
@@ -114,6 +118,27 @@ def runs_cancel(
         cancel_run(session, run_id=uuid.UUID(run_id), kicker=kicker, reason=reason)
         session.commit()
     out.print(f"Cancelling {run_id}; it stops at its next step boundary.")
+
+
+@runs_app.command("retry")
+@friendly
+def runs_retry(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    deadline: Annotated[
+        float | None, typer.Option(help="A new wall-clock deadline, in seconds from now.")
+    ] = None,
+    tenant: TenantOption = "default",
+) -> None:
+    """Resume a failed, cancelled or blocked run from its failed step; recorded steps are kept."""
+    import uuid
+
+    from quire.runtime.service import retry_run
+
+    settings = settings_for("runs")
+    with tenant_context(settings, tenant) as (session, kicker):
+        run = retry_run(session, run_id=uuid.UUID(run_id), kicker=kicker, deadline_seconds=deadline)
+        session.commit()
+    out.print(f"Retrying {run.id}: queued; the steps it recorded are kept, the failed one runs again.")
 
 
 @runs_app.command("signal")

@@ -42,7 +42,7 @@ HOURLY_FINISHED_SQL = text(
 LIVE_SQL = text(
     """
     SELECT status, count(*) FROM runtime_run
-    WHERE status IN ('queued', 'running', 'waiting', 'sleeping', 'throttled')
+    WHERE status IN ('queued', 'running', 'waiting', 'sleeping', 'throttled', 'blocked')
     GROUP BY status
     """
 )

@@ -55,6 +55,11 @@ def test_ingest_search_and_ask_from_the_command_line(tmp_path: Path) -> None:
         # of the version it ingested.
         memory_runs = quire(env, "runs", "list", "--program", "memory.on-version")
         assert "1 of 1 runs" in memory_runs.stdout and "completed" in memory_runs.stdout, memory_runs.stdout
+        missing = quire(env, "runs", "retry", "00000000-0000-4000-8000-000000000000")
+        assert (
+            missing.returncode != 0
+            and "no run 00000000-0000-4000-8000-000000000000" in missing.stdout + missing.stderr
+        )
 
         again = quire(env, "ingest", str(docs / "handbook.md"))
         assert again.returncode == 0 and "1 unchanged" in again.stdout

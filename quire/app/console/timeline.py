@@ -73,6 +73,10 @@ class Timeline(StepEntries):
             RunEventType.run_failed: self._on_run_failed,
             RunEventType.run_cancelled: self._on_run_cancelled,
             RunEventType.run_cancel_requested: self._on_run_cancel_requested,
+            RunEventType.run_blocked: self._on_run_blocked,
+            RunEventType.run_handed_over: self._on_run_handed_over,
+            RunEventType.run_retried: self._on_run_retried,
+            RunEventType.run_deadline_passed: self._on_run_deadline_passed,
             RunEventType.task_decided: self._on_task_decided,
             RunEventType.task_escalated: self._on_task_escalated,
             RunEventType.signal_received: self._on_signal_received,
@@ -252,7 +256,25 @@ class Timeline(StepEntries):
         self._add(event, "run", "Completed", tone="ok")
 
     def _on_run_failed(self, event: RunEvent, data: dict[str, Any]) -> None:
-        self._add(event, "run", "Failed", tone="bad", text=str(data.get("error") or self.run.error or ""))
+        code = data.get("code") or self.run.error_code
+        text = str(data.get("error") or self.run.error or "")
+        self._add(event, "run", "Failed", tone="bad", text=f"{code}: {text}" if code else text)
+
+    def _on_run_blocked(self, event: RunEvent, data: dict[str, Any]) -> None:
+        text = f"Its program no longer matches its history: {data.get('error') or ''}"
+        self._add(event, "run", "Blocked", tone="bad", text=text)
+
+    def _on_run_handed_over(self, event: RunEvent, data: dict[str, Any]) -> None:
+        text = f"Its worker ({data.get('worker') or '?'}) was stopping; another takes it (not a recovery)."
+        self._add(event, "run", "Handed over", tone="warn", text=text)
+
+    def _on_run_retried(self, event: RunEvent, data: dict[str, Any]) -> None:
+        again = ", ".join(str(step.get("name")) for step in data.get("steps_again") or []) or "none"
+        text = f"Was {data.get('was')} ({data.get('code') or 'no code'}); steps run again: {again}."
+        self._add(event, "run", "Retried", tone="warn", text=text)
+
+    def _on_run_deadline_passed(self, event: RunEvent, data: dict[str, Any]) -> None:
+        self._add(event, "run", "Deadline passed", tone="bad", text=f"Deadline: {data.get('deadline') or ''}")
 
     def _on_run_cancelled(self, event: RunEvent, data: dict[str, Any]) -> None:
         self._add(event, "run", "Cancelled", tone="bad", text=str(data.get("error") or ""))

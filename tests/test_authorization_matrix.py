@@ -43,6 +43,7 @@ from quire.core.settings import Settings
 from quire.memory.models import EvidenceIn, MemoryProposal, MemoryScope
 from quire.memory.service import propose
 from quire.runtime.context import RunContext
+from quire.runtime.errors import RunFailed
 from quire.runtime.process import Process, Transition
 from quire.runtime.programs import program
 from quire.runtime.service import create_run, describe_run
@@ -94,6 +95,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/runs/{run_id}/events"): rule(C, OWNER, 202),
     ("POST", "/v1/runs/{run_id}/signals/{name}"): rule(C, OWNER, 202),
     ("POST", "/v1/runs/{run_id}/cancel"): rule(R, OWNER, 202),
+    # 409: an earlier call of the matrix retried the same run, which is queued again.
+    ("POST", "/v1/runs/{run_id}/retry"): rule(R, OWNER, 202, 409),
     ("GET", "/v1/tasks"): rule(R, CALLER),
     ("POST", "/v1/tasks/{task_id}/decision"): rule(R, OWNER),
     ("POST", "/v1/documents"): rule(C, CALLER, 200, 202),  # 200: the same bytes again
@@ -166,6 +169,11 @@ def wait_for_go(ctx: RunContext, state: Order) -> Order:
     return state
 
 
+@program("test.matrix-fail")
+def fail_at_once(ctx: RunContext, state: Order) -> Order:
+    raise RunFailed("matrix", "a run that fails, to be retried")
+
+
 MATRIX_PROCESS = Process(
     name="test-matrix",
     version=1,
@@ -217,6 +225,7 @@ class Side:
     element: str = ""
     runs: dict[str, str] = field(default_factory=dict)  # principal id -> a finished agent run
     waiting: dict[str, str] = field(default_factory=dict)  # principal id -> a run waiting for a signal
+    failed: dict[str, str] = field(default_factory=dict)  # principal id -> a failed run
     processes: dict[str, str] = field(default_factory=dict)  # principal id -> a process instance
     tasks: dict[str, list[str]] = field(default_factory=dict)  # principal id -> open tasks (a pool)
     private: dict[str, str] = field(default_factory=dict)  # principal id -> a user-scoped memory
@@ -256,6 +265,7 @@ class World:
             started = api.post("/v1/agent/runs", json={"question": "Holidays?"}, headers=person.headers)
             side.runs[key] = started.json()["run_id"]
             side.waiting[key] = self._start(side, "test.matrix-wait", Order(), owner=person.caller)
+            side.failed[key] = self._start(side, "test.matrix-fail", Order(), owner=person.caller)
             side.processes[key] = self._start(
                 side, MATRIX_PROCESS.program_name, MATRIX_PROCESS.start(Order()), owner=person.caller
             )
@@ -305,6 +315,7 @@ class World:
         hidden: set[str] = set()
         if not role.allows(Role.admin):
             hidden |= {self.home.runs[o] for o in others} | {self.home.waiting[o] for o in others}
+            hidden |= {self.home.failed[o] for o in others}
         if not role.allows(Role.reviewer):
             hidden |= {self.home.private[o] for o in others}
         return hidden
@@ -419,6 +430,9 @@ def _calls() -> dict[tuple[str, str], Builder]:
         ),
         ("POST", "/v1/runs/{run_id}/cancel"): lambda w, r, c: Call(
             "POST", f"/v1/runs/{waiting(w, r, c)}/cancel"
+        ),
+        ("POST", "/v1/runs/{run_id}/retry"): lambda w, r, c: Call(
+            "POST", f"/v1/runs/{w.side(c).failed[str(w.owner(r, c).id)]}/retry"
         ),
         ("GET", "/v1/tasks"): lambda w, r, c: Call("GET", "/v1/tasks", params={"limit": 500}),
         ("POST", "/v1/tasks/{task_id}/decision"): lambda w, r, c: Call(

@@ -281,3 +281,32 @@ def test_a_failed_run_retries_from_its_failed_step(
     assert len(server.received) == paid + 1  # only the failed call again; the first was not repaid
     assert "run.retried" in content.events(run_id)
     assert AgentState.model_validate(run.state).answer == "Here they are."
+
+
+def test_ask_human_gives_up_when_nobody_answers_in_time(content: Harness) -> None:
+    def script(request: CompletionRequest) -> Message:
+        results = [m for m in request.messages if m.role == Role.tool]
+        if not results:
+            return Message.assistant(
+                tool_calls=[ToolCall(id="ask", name="ask_human", arguments={"question": "Which office?"})]
+            )
+        return Message.assistant(f"Going on: {results[0].content}")
+
+    install(script)
+    scripted(content)
+    run_id = content.start(
+        "agent.answer",
+        AgentState(
+            question="Book a desk", role=UserRole.reader, tools=["ask_human"], ask_human_due_seconds=0.5
+        ),
+    )
+    content.drive()
+    assert content.run(run_id).status == "waiting"
+    content.drive(until=2)
+    run = content.run(run_id)
+    assert run.status == "completed", run
+    answer = AgentState.model_validate(run.state).answer
+    assert answer is not None and "Nobody answered within" in answer
+    with content.database.tenant_session(content.tenant_id) as session:
+        status = session.execute(text("SELECT status FROM runtime_task WHERE run_id = :id"), {"id": run_id})
+        assert status.scalar() == "cancelled"  # the question is off people's lists

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -43,3 +46,30 @@ class SourceCitation(BaseModel):
 
 class NumberedCitation(SourceCitation):
     ref: int  # the [n] an answer uses
+
+
+# One [n] or a list [n, m]: the numbers the system prompt asks the model to cite sources by.
+MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+@dataclass(frozen=True)
+class CheckedCitations:
+    citations: list[NumberedCitation]  # the sources the answer cites, in the run's order
+    unresolved: list[int]  # numbers the answer uses that name no source, in order of appearance
+    uncited: bool  # an answer that cites no source at all
+
+
+def check_citations(answer: str | None, sources: Sequence[NumberedCitation]) -> CheckedCitations:
+    """The answer's markers checked against the run's sources. An unknown number is reported,
+    never replaced by every source; an answer with no valid marker cites nothing."""
+    numbers: list[int] = []
+    for marker in MARKER.finditer(answer or ""):
+        numbers += [int(n) for n in marker.group(1).split(",")]
+    known = {source.ref for source in sources}
+    cited = set(numbers) & known
+    unresolved = list(dict.fromkeys(n for n in numbers if n not in known))
+    return CheckedCitations(
+        citations=[source for source in sources if source.ref in cited],
+        unresolved=unresolved,
+        uncited=answer is not None and not cited,
+    )

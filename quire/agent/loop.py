@@ -10,14 +10,13 @@ per day end the run cleanly, with the reason. The run ends with its answer, the 
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, Field, ValidationError
 
-from quire.agent.citations import NumberedCitation, SourceCitation
+from quire.agent.citations import NumberedCitation, SourceCitation, check_citations
 from quire.agent.config import ModelTarget
 from quire.agent.context import fit, truncate_result
 from quire.agent.costs import Budget, Spend
@@ -95,6 +94,10 @@ class AgentState(BaseModel):
     # What the run produced.
     answer: str | None = None
     citations: list[NumberedCitation] = Field(default_factory=list)
+    unresolved_citations: list[int] = Field(
+        default_factory=list, description="Numbers the answer cites that name no source it was given."
+    )
+    uncited: bool = Field(default=False, description="The answer cites no source.")
     spend: Spend = Field(default_factory=Spend)
     turns: int = 0
     stop_reason: str | None = None
@@ -417,13 +420,6 @@ class Turn:
         return numbered
 
 
-def cited(sources: list[NumberedCitation], answer: str | None) -> list[NumberedCitation]:
-    """The sources the answer refers to by number (all of them when it uses no numbers)."""
-    refs = {int(n) for n in re.findall(r"\[(\d+)\]", answer or "")}
-    chosen = [s for s in sources if s.ref in refs]
-    return chosen if chosen else list(sources)
-
-
 class Toolbox:
     """The tools of one turn: the core ones, then the loaded ones, in a stable order."""
 
@@ -558,8 +554,18 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
         ctx.publish(state)
     else:
         fail(ctx, state, sources, NO_ANSWER, f"no answer after {MAX_TURNS} turns")
-    state.citations = cited(sources, state.answer)
-    ctx.emit(AgentEventType.answer, {"text": state.answer, "citations": [c.ref for c in state.citations]})
+    checked = check_citations(state.answer, sources)
+    state.citations, state.unresolved_citations = checked.citations, checked.unresolved
+    state.uncited = checked.uncited
+    ctx.emit(
+        AgentEventType.answer,
+        {
+            "text": state.answer,
+            "citations": [c.ref for c in state.citations],
+            "unresolved_citations": state.unresolved_citations,
+            "uncited": state.uncited,
+        },
+    )
     return state
 
 

@@ -56,6 +56,10 @@ class AgentRunPublic(BaseModel):
     question: str
     answer: str | None
     citations: list[NumberedCitation]
+    unresolved_citations: list[int] = Field(
+        description="Numbers the answer cites that name none of the sources it was given."
+    )
+    uncited: bool = Field(description="The answer cites no source (an answer without evidence).")
     usage: Usage
     cost_usd: float
     model_calls: int
@@ -120,6 +124,8 @@ def describe_agent_run(
         question=state.question,
         answer=state.answer,
         citations=state.citations,
+        unresolved_citations=state.unresolved_citations,
+        uncited=state.uncited,
         usage=state.spend.usage,
         cost_usd=state.spend.cost_usd,
         model_calls=state.spend.model_calls,

@@ -1,0 +1,151 @@
+"""What an answer cites: its [n] markers checked against the sources the run retrieved (issue 18,
+finding 6): unknown numbers are reported, never replaced by every source, and an answer that
+cites nothing is marked uncited."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from quire.agent.citations import NumberedCitation, SourceCitation, check_citations
+from quire.agent.config import ModelsConfig, ModelTarget, Route
+from quire.agent.loop import AgentState
+from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
+from quire.agent.tools.base import ToolContext, ToolOutput, tool
+from quire.core.models import Role as UserRole
+from tests.agent.scripted import install
+from tests.factories import TenantFixture, auth, make_key
+from tests.harness import Harness
+from tests.services import use_models
+
+
+def source(ref: int) -> NumberedCitation:
+    return NumberedCitation(
+        ref=ref, kind="content", title=f"Doc {ref}", quote=f"quote {ref}", chunk_id=uuid.uuid4()
+    )
+
+
+SOURCES = [source(1), source(2), source(3)]
+
+
+def test_markers_that_match_sources_are_the_citations() -> None:
+    checked = check_citations("Holidays are 27 days [2], laptops last three years [3][2].", SOURCES)
+    assert [c.ref for c in checked.citations] == [2, 3]
+    assert checked.unresolved == [] and checked.uncited is False
+
+
+def test_a_marker_list_in_one_bracket_counts_each_number() -> None:
+    checked = check_citations("Both hold [1, 3].", SOURCES)
+    assert [c.ref for c in checked.citations] == [1, 3] and not checked.uncited
+
+
+def test_unknown_markers_are_reported_and_never_replaced_by_every_source() -> None:
+    checked = check_citations("It is 27 days [7], maybe [9] or [7].", SOURCES)
+    assert checked.citations == []
+    assert checked.unresolved == [7, 9]
+    assert checked.uncited is True
+
+
+def test_known_and_unknown_markers_together() -> None:
+    checked = check_citations("27 days [1], the rest [4].", SOURCES)
+    assert [c.ref for c in checked.citations] == [1]
+    assert checked.unresolved == [4] and checked.uncited is False
+
+
+def test_an_answer_without_markers_is_uncited_not_given_every_source() -> None:
+    checked = check_citations("I could not find this in the documents.", SOURCES)
+    assert checked.citations == [] and checked.unresolved == [] and checked.uncited is True
+
+
+def test_no_answer_cites_nothing_and_is_not_called_uncited() -> None:
+    checked = check_citations(None, SOURCES)
+    assert checked.citations == [] and checked.unresolved == [] and checked.uncited is False
+
+
+def test_markers_without_any_source_are_unresolved() -> None:
+    checked = check_citations("See [1].", [])
+    assert checked.citations == [] and checked.unresolved == [1] and checked.uncited is True
+
+
+# The same through a run: its state, the API and the answer event.
+
+
+class Nothing(BaseModel):
+    pass
+
+
+@tool(summary="Returns three passages with their sources.", tags=("test",))
+def three_passages(ctx: ToolContext, args: Nothing) -> ToolOutput:
+    citations = [
+        SourceCitation(kind="content", title=f"Doc {n}", quote=f"passage {n}", chunk_id=uuid.uuid4())
+        for n in (1, 2, 3)
+    ]
+    return ToolOutput(content="three passages", citations=citations)
+
+
+@pytest.fixture
+def with_passages(content: Harness) -> Iterator[None]:
+    tools = content.services.agent.tools
+    tools[three_passages.name] = three_passages
+    use_models(
+        content.services,
+        ModelsConfig(
+            targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
+            routes={"default": Route(name="default", targets=["s"])},
+        ),
+        content.database,
+    )
+    yield
+    content.services.agent.tools.pop(three_passages.name, None)
+
+
+def answering(final: str) -> None:
+    def script(request: CompletionRequest) -> Message:
+        if not any(m.role == Role.tool for m in request.messages):
+            return Message.assistant(tool_calls=[ToolCall(id="c1", name="three_passages", arguments={})])
+        return Message.assistant(final)
+
+    install(script)
+
+
+def answer_event(content: Harness, run_id: uuid.UUID) -> dict[str, object]:
+    with content.database.tenant_session(content.tenant_id) as session:
+        data: dict[str, object] = session.execute(
+            text("SELECT data FROM runtime_event WHERE run_id = :id AND type = 'answer'"), {"id": run_id}
+        ).scalar_one()
+    return data
+
+
+def test_a_run_whose_answer_cites_unknown_numbers_reports_them(
+    content: Harness, api: TestClient, with_passages: None
+) -> None:
+    admin = auth(make_key(content.database, TenantFixture(id=content.tenant_id, name="c"), UserRole.admin))
+    answering("Holidays are 27 days [7], and [2].")
+    run_id = content.start(
+        "agent.answer", AgentState(question="q", role=UserRole.admin, tools=["three_passages"])
+    )
+    content.drive()
+    run = api.get(f"/v1/agent/runs/{run_id}", headers=admin).json()
+    assert run["status"] == "completed", run
+    assert [c["ref"] for c in run["citations"]] == [2]
+    assert run["unresolved_citations"] == [7] and run["uncited"] is False
+    event = answer_event(content, run_id)
+    assert event["citations"] == [2] and event["unresolved_citations"] == [7] and event["uncited"] is False
+
+    answering("I could not find this.")
+    run_id = content.start(
+        "agent.answer", AgentState(question="q", role=UserRole.admin, tools=["three_passages"])
+    )
+    content.drive()
+    run = api.get(f"/v1/agent/runs/{run_id}", headers=admin).json()
+    assert run["answer"] == "I could not find this."
+    assert run["citations"] == [] and run["unresolved_citations"] == [] and run["uncited"] is True
+    event = answer_event(content, run_id)
+    assert event["citations"] == [] and event["uncited"] is True
+    state = AgentState.model_validate(content.run(run_id).state)
+    assert state.uncited is True and state.unresolved_citations == []

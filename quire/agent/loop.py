@@ -257,9 +257,10 @@ def execute_tool(
     arguments: dict[str, Any],
     timeout: float | None = None,
 ) -> dict[str, Any]:
-    """One tool call, as a step: its output, and the call it answers (for read_result). The tool
-    comes from the turn's toolbox: built in, or imported from an MCP server through the catalog.
-    After `timeout` seconds the attempt is abandoned (ToolTimedOut, retried by the tool's policy)."""
+    """One tool call, as a step: its output, the call it answers, and the step's seq (the handle
+    `r<seq>` read_result reads it by). The tool comes from the turn's toolbox: built in, or
+    imported from an MCP server through the catalog. After `timeout` seconds the attempt is
+    abandoned (ToolTimedOut, retried by the tool's policy)."""
     tool_context = ToolContext(
         run=ctx,
         role=state.role,
@@ -283,7 +284,7 @@ def execute_tool(
         output = ToolOutput(content=str(error), is_error=True)
     except LookupError as error:
         output = ToolOutput(content=f"not found: {error}", is_error=True)
-    return {"call_id": call_id, **output.model_dump(mode="json")}
+    return {"call_id": call_id, "seq": ctx.current_seq, **output.model_dump(mode="json")}
 
 
 class Turn:
@@ -385,16 +386,16 @@ class Turn:
                 AgentEventType.tool_result, {"id": call.id, "name": call.name, "error": outcome.error}
             )
             return Message.tool_result(call, f"The tool failed: {outcome.error}", is_error=True)
-        output = ToolOutput.model_validate({k: v for k, v in outcome.items() if k != "call_id"})
+        output = ToolOutput.model_validate({k: v for k, v in outcome.items() if k not in ("call_id", "seq")})
         numbered = [self._number(c) for c in output.citations]
         content = output.content
         if numbered:
             content = "\n\n".join(
                 [f"{len(numbered)} sources:", *(f"[{c.ref}] {c.label()}\n{c.quote}" for c in numbered)]
             )
-        message = Message.tool_result(
-            call, truncate_result(content, handle=call.id), is_error=output.is_error
-        )
+        # Results recorded before the seq was kept have no handle read_result knows.
+        handle = f"r{outcome['seq']}" if outcome.get("seq") is not None else call.id
+        message = Message.tool_result(call, truncate_result(content, handle=handle), is_error=output.is_error)
         message.metadata["quire"] = {
             "citations": [c.model_dump(mode="json") for c in numbered],
             "data": output.data,

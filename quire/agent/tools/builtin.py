@@ -7,6 +7,7 @@ import uuid
 from pydantic import BaseModel, Field
 
 from quire.agent.citations import SourceCitation
+from quire.agent.context import RESULT_LIMIT_CHARS
 from quire.agent.tools.base import ToolContext, ToolOutput, tool
 from quire.content import service as content_service
 from quire.content.environment import content_of
@@ -240,10 +241,17 @@ def ask_human(ctx: ToolContext, args: AskArgs) -> ToolOutput:
     raise RuntimeError("ask_human is answered by the loop, not run as a step")
 
 
+# What one read_result gives back: less than the conversation cuts a result at, so that a piece
+# is never cut again (which would hand out a handle to the piece instead of the result).
+READ_WINDOW = RESULT_LIMIT_CHARS - 200
+
+
 class ReadResultArgs(BaseModel):
     handle: str = Field(description="The handle a truncated tool result gave, like 'r12'.")
     offset: int = Field(default=0, ge=0, description="Where to start reading, in characters.")
-    length: int = Field(default=4000, ge=100, le=20000)
+    length: int = Field(
+        default=4000, ge=100, le=20000, description=f"At most {READ_WINDOW} characters come back at a time."
+    )
 
 
 @tool(summary="Read more of a tool result that was cut short.", tags=("results", "read", "truncated"))
@@ -257,7 +265,7 @@ def read_result(ctx: ToolContext, args: ReadResultArgs) -> ToolOutput:
     if not isinstance(result, dict) or "content" not in result:
         return ToolOutput(content=f"No result with handle {args.handle}.", is_error=True)
     full = str(result["content"])
-    piece = full[args.offset : args.offset + args.length]
+    piece = full[args.offset : args.offset + min(args.length, READ_WINDOW)]
     rest = len(full) - args.offset - len(piece)
     note = (
         f"\n[{rest} more characters: read_result(handle='{args.handle}', offset={args.offset + len(piece)})]"

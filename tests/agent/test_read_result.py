@@ -1,0 +1,84 @@
+"""A tool result cut short in the conversation can be read on with the handle the note gives
+(issue 18, finding 2)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from pydantic import BaseModel
+
+from quire.agent.config import ModelsConfig, ModelTarget, Route
+from quire.agent.context import RESULT_LIMIT_CHARS
+from quire.agent.loop import AgentState
+from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
+from quire.agent.tools.base import ToolContext, ToolOutput, tool
+from quire.core.models import Role as UserRole
+from tests.agent.scripted import install
+from tests.harness import Harness
+from tests.services import use_models
+
+LONG = "".join(f"line {n:05d}: the quick brown fox\n" for n in range(600))  # about 18,600 characters
+NOTE = re.compile(r"call read_result\(handle='([^']+)', offset=(\d+)\)")  # the conversation's cut
+READ_ON = re.compile(r"more characters: read_result\(handle='([^']+)', offset=(\d+)\)")  # read_result's
+
+
+class Nothing(BaseModel):
+    pass
+
+
+@tool(summary="Returns a very long text.", tags=("test",))
+def long_text(ctx: ToolContext, args: Nothing) -> ToolOutput:
+    return ToolOutput(content=LONG)
+
+
+@pytest.fixture
+def with_long_text(content: Harness) -> Iterator[None]:
+    content.services.agent.tools[long_text.name] = long_text
+    use_models(
+        content.services,
+        ModelsConfig(
+            targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
+            routes={"default": Route(name="default", targets=["s"])},
+        ),
+        content.database,
+    )
+    yield
+    content.services.agent.tools.pop(long_text.name, None)
+
+
+def test_a_cut_result_is_read_on_with_the_handle_its_note_gives(
+    content: Harness, with_long_text: None
+) -> None:
+    pieces: list[str] = []
+
+    def script(request: CompletionRequest) -> Message:
+        results = [m for m in request.messages if m.role == Role.tool]
+        if not results:
+            return Message.assistant(tool_calls=[ToolCall(id="call_abc", name="long_text", arguments={})])
+        latest = results[-1].content
+        pieces.append(latest)
+        note = NOTE.search(latest) or READ_ON.search(latest)
+        if note is None:
+            return Message.assistant("read it all")
+        arguments = {"handle": note.group(1), "offset": int(note.group(2)), "length": 20000}
+        return Message.assistant(
+            tool_calls=[ToolCall(id=f"call_{len(results)}", name="read_result", arguments=arguments)]
+        )
+
+    install(script)
+    run_id = content.start(
+        "agent.answer",
+        AgentState(question="q", role=UserRole.reader, tools=["long_text", "read_result"]),
+    )
+    content.drive()
+    assert content.run(run_id).status == "completed"
+    first, *rest = pieces
+    assert first.startswith(LONG[:RESULT_LIMIT_CHARS]) and "[truncated:" in first
+    assert rest and not rest[0].startswith("'call_abc' is not a result handle"), rest[0]
+    assert rest[-1].endswith("\n[end of result]"), rest[-1][-200:]
+    read = "".join(re.sub(r"\n\[(\d+ more characters: read_result.*|end of result)\]$", "", p) for p in rest)
+    assert LONG[:RESULT_LIMIT_CHARS] + read == LONG
+    # Every piece is the result's own text: none was cut again with a handle of its own.
+    assert all(NOTE.search(p) is None for p in rest)

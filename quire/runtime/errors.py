@@ -45,6 +45,18 @@ class RunNotRetryable(RuntimeFailure, Conflict):
     code = "run_not_retryable"
 
 
+class IdempotencyMismatch(RuntimeFailure, Conflict):
+    """An idempotency key came back with another request than the one it started a run for."""
+
+    code = "idempotency_mismatch"
+
+
+class InvalidCursor(RuntimeFailure, InvalidRequest):
+    """A page cursor that no list of runs gave out."""
+
+    code = "invalid_cursor"
+
+
 class TaskAlreadyDecided(RuntimeFailure, Conflict):
     code = "task_already_decided"
 

@@ -56,7 +56,8 @@ class StepKind(enum.StrEnum):
 class Run(TenantScoped, table=True):
     __tablename__ = "runtime_run"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "idempotency_key", name="uq_runtime_run_idempotency"),
+        # A key belongs to one program: the same key may start a run of each.
+        UniqueConstraint("tenant_id", "program", "idempotency_key", name="uq_runtime_run_idempotency"),
         Index(
             "ix_runtime_run_due",
             "wake_at",
@@ -88,6 +89,8 @@ class Run(TenantScoped, table=True):
     deadline_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     cancel_reason: str | None = Field(default=None, max_length=60)
     idempotency_key: str | None = Field(default=None, max_length=300)
+    # sha256 of the request the key started this run for (runtime/idempotency.py).
+    request_hash: str | None = Field(default=None, max_length=64)
     parent_id: uuid.UUID | None = Field(default=None, foreign_key="runtime_run.id", index=True)
     trace_parent: str | None = Field(default=None, max_length=100)  # W3C traceparent of its origin
     # Who started the run and with which role (None: Quire itself); see runtime/access.py.

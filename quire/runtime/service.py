@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import text
+from sqlalchemy import DateTime, Uuid, literal, text, tuple_
 from sqlmodel import Session, col, func, select
 
 from quire.core.db import TenantSession, dumps
@@ -14,9 +15,16 @@ from quire.core.errors import Forbidden
 from quire.core.tenancy import Caller
 from quire.core.tracing import current_traceparent
 from quire.runtime import access
-from quire.runtime.errors import InvalidState, RunFinished, RunNotFound, RunNotRetryable
+from quire.runtime.errors import (
+    IdempotencyMismatch,
+    InvalidState,
+    RunFinished,
+    RunNotFound,
+    RunNotRetryable,
+)
 from quire.runtime.events import RunEventType, append_event
 from quire.runtime.history import COMPENSATION_SEQ
+from quire.runtime.idempotency import request_hash as hash_of_request
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import (
     TERMINAL,
@@ -32,6 +40,7 @@ from quire.runtime.models import (
     StepPublic,
     TaskPublic,
 )
+from quire.runtime.pages import RunCursor
 from quire.runtime.programs import registry
 from quire.runtime.signals import deliver_signal, is_internal, lock_run
 
@@ -39,12 +48,13 @@ INSERT_RUN_SQL = text(
     """
     INSERT INTO runtime_run (id, tenant_id, program, program_version, input, status, wake_at,
                              kicked_at, epoch, next_seq, attempt, recoveries, cancel_requested,
-                             idempotency_key, parent_id, trace_parent, started_by, started_role,
-                             deadline_at, created_at, updated_at)
+                             idempotency_key, request_hash, parent_id, trace_parent, started_by,
+                             started_role, deadline_at, created_at, updated_at)
     VALUES (:id, :tenant_id, :program, :version, CAST(:input AS jsonb), 'queued', now(), now(),
-            0, 0, 0, 0, false, :key, :parent_id, :trace_parent, :started_by, :started_role,
-            now() + make_interval(secs => CAST(:deadline_seconds AS double precision)), now(), now())
-    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+            0, 0, 0, 0, false, :key, :request_hash, :parent_id, :trace_parent, :started_by,
+            :started_role, now() + make_interval(secs => CAST(:deadline_seconds AS double precision)),
+            now(), now())
+    ON CONFLICT (tenant_id, program, idempotency_key) DO NOTHING
     RETURNING id
     """
 )
@@ -75,13 +85,17 @@ def create_run(
     tenant_id: uuid.UUID | None = None,
     owner: Owner | Caller | None = None,
     deadline_seconds: float | None = None,
+    request_hash: str | None = None,
 ) -> tuple[Run, bool]:
     """Start a run of `program` (its latest version unless told); return it and whether it is new.
 
     `owner` is who starts it, as authenticated: the run is theirs (see runtime/access.py) and
-    acts with their role; None is Quire itself. With an idempotency key, starting the same thing
-    twice returns the first run. `deadline_seconds` is a wall-clock deadline from now: past it,
-    the sweeper stops the run wherever it is (failed, `deadline_exceeded`), even while parked.
+    acts with their role; None is Quire itself. An idempotency key is the program's and is bound
+    to the request (runtime/idempotency.py): `request_hash`, by default the hash of the state and
+    the owner. The same key and request again return the first run; the same key with another
+    request raises IdempotencyMismatch. `deadline_seconds` is a wall-clock deadline from now:
+    past it, the sweeper stops the run wherever it is (failed, `deadline_exceeded`), even while
+    parked.
     """
     definition = registry.get(program, version)
     try:
@@ -96,6 +110,12 @@ def create_run(
     if tenant is None:
         raise ValueError("create_run needs a TenantSession or a tenant_id")
     run_id = uuid.uuid4()
+    dumped = definition.dump_state(data)
+    if idempotency_key is not None and request_hash is None:
+        request: dict[str, Any] = {"state": dumped, "owner": owner.principal_id if owner else None}
+        if deadline_seconds is not None:
+            request["deadline_seconds"] = deadline_seconds
+        request_hash = hash_of_request(request)
     inserted = session.execute(
         INSERT_RUN_SQL,
         {
@@ -103,8 +123,9 @@ def create_run(
             "tenant_id": tenant,
             "program": definition.name,
             "version": definition.version,
-            "input": dumps(definition.dump_state(data)),
+            "input": dumps(dumped),
             "key": idempotency_key,
+            "request_hash": request_hash if idempotency_key is not None else None,
             "parent_id": parent_id,
             "trace_parent": current_traceparent(),
             "started_by": owner.principal_id if owner else None,
@@ -114,8 +135,18 @@ def create_run(
     ).first()
     if inserted is None:
         existing = session.exec(
-            select(Run).where(Run.tenant_id == tenant, Run.idempotency_key == idempotency_key)
+            select(Run).where(
+                Run.tenant_id == tenant,
+                Run.program == definition.name,
+                Run.idempotency_key == idempotency_key,
+            )
         ).one()
+        # Runs started before keys were bound to requests have no hash: they match any request.
+        if existing.request_hash is not None and existing.request_hash != request_hash:
+            raise IdempotencyMismatch(
+                f"idempotency key {idempotency_key!r} was used before for another request (another "
+                "state, question, option or caller); send a new key for a new request"
+            )
         return existing, False
     append_event(
         session,
@@ -181,20 +212,40 @@ def list_runs(
     caller: Caller | None = None,
     status: RunStatus | None = None,
     program: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: RunCursor | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Run], int]:
-    """Runs, newest first; with a `caller`, those they may see."""
-    query = select(Run)
-    count = select(func.count()).select_from(Run)
+    """Runs, newest first; with a `caller`, those they may see. `since` (at or after) and `until`
+    (before) bound their creation; `after` starts past a page's last run. The count is of every
+    run the filters keep, on any page."""
+    filters = []
     if caller is not None:
-        query, count = query.where(access.visible_runs(caller)), count.where(access.visible_runs(caller))
+        filters.append(access.visible_runs(caller))
     if status is not None:
-        query, count = query.where(Run.status == status), count.where(Run.status == status)
+        filters.append(col(Run.status) == status)
     if program is not None:
-        query, count = query.where(Run.program == program), count.where(Run.program == program)
-    rows = session.exec(query.order_by(col(Run.created_at).desc()).offset(offset).limit(limit)).all()
-    return list(rows), int(session.exec(count).one())
+        filters.append(col(Run.program) == program)
+    if since is not None:
+        filters.append(col(Run.created_at) >= since)
+    if until is not None:
+        filters.append(col(Run.created_at) < until)
+    count = select(func.count()).select_from(Run).where(*filters)
+    if after is not None:
+        filters.append(
+            tuple_(col(Run.created_at), col(Run.id))
+            < tuple_(literal(after.created_at, DateTime(timezone=True)), literal(after.id, Uuid()))
+        )
+    query = (
+        select(Run)
+        .where(*filters)
+        .order_by(col(Run.created_at).desc(), col(Run.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(session.exec(query).all()), int(session.exec(count).one())
 
 
 def send_signal(

@@ -207,6 +207,30 @@ def test_cancel_through_the_api(harness: Harness, api: TestClient) -> None:
     assert again.status_code == 409
 
 
+@program("test.ticket-copy")
+def ticket_copy(ctx: RunContext, state: Ticket) -> Ticket:
+    return state
+
+
+def test_an_idempotency_key_is_bound_to_its_program_and_its_state(harness: Harness, api: TestClient) -> None:
+    """Issue 18, finding 9: the same key and state return the run; another state is a 409; another
+    program's run may use the same key."""
+    admin = keys(harness)[Role.admin]
+    body = {"program": "test.ticket", "state": {}, "idempotency_key": "nightly-1"}
+    first = api.post("/v1/runs", json=body, headers=admin)
+    assert first.status_code == 202 and first.json()["created"] is True
+    again = api.post("/v1/runs", json={**body, "state": {"answer": None}}, headers=admin)  # the same state
+    assert again.status_code == 202 and again.json() == {"id": first.json()["id"], "created": False}
+
+    other = api.post("/v1/runs", json={**body, "state": {"answer": "done"}}, headers=admin)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_mismatch"
+    assert "nightly-1" in other.json()["error"]["message"]
+
+    copy = api.post("/v1/runs", json={**body, "program": "test.ticket-copy"}, headers=admin)
+    assert copy.status_code == 202 and copy.json()["created"] is True
+    assert copy.json()["id"] != first.json()["id"]
+
+
 def test_runs_of_another_tenant_are_invisible(
     harness: Harness, api: TestClient, database_url: str, tenants: dict[str, TenantFixture]
 ) -> None:

@@ -117,6 +117,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/v1/memories/{item_id}"): rule(V, TENANT, 202),
     ("POST", "/v1/memories/{item_id}/review"): rule(V, TENANT, 202),
     ("POST", "/v1/agent/runs"): rule(R, CALLER, 202),
+    ("GET", "/v1/agent/runs"): rule(R, CALLER),
     ("GET", "/v1/agent/runs/{run_id}"): rule(R, OWNER),
     ("GET", "/v1/agent/runs/{run_id}/events"): rule(R, OWNER),
     ("POST", "/v1/agent/ask"): rule(R, CALLER, 200, 202),
@@ -476,6 +477,7 @@ def _calls() -> dict[tuple[str, str], Builder]:
             "POST", f"/v1/memories/{w.reviewable(c)}/review", {"decision": "reject", "reason": "matrix"}
         ),
         ("POST", "/v1/agent/runs"): lambda w, r, c: Call("POST", "/v1/agent/runs", {"question": "Travel?"}),
+        ("GET", "/v1/agent/runs"): lambda w, r, c: Call("GET", "/v1/agent/runs", params={"limit": 200}),
         ("GET", "/v1/agent/runs/{run_id}"): lambda w, r, c: Call("GET", f"/v1/agent/runs/{run(w, r, c)}"),
         ("GET", "/v1/agent/runs/{run_id}/events"): lambda w, r, c: Call(
             "GET", f"/v1/agent/runs/{run(w, r, c)}/events"

@@ -7,7 +7,7 @@ input price otherwise. Output tokens include reasoning tokens (priced as output,
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from quire.agent.config import ModelTarget
 from quire.agent.messages import Usage
@@ -33,10 +33,12 @@ def cost_usd(usage: Usage, target: ModelTarget) -> float:
 class Budget(BaseModel):
     """Limits for one run; crossing one ends the run cleanly, with the reason."""
 
-    max_tokens: int | None = 200_000
-    max_cost_usd: float | None = 1.0
-    max_steps: int | None = 24  # model calls
-    max_seconds: float | None = 600.0
+    # Each limit is positive and finite (null: the role's maximum); the bounds are those of a
+    # role's maximum (quire.core.settings.RunBudgetMaximum).
+    max_tokens: int | None = Field(default=200_000, gt=0, le=10**12)
+    max_cost_usd: float | None = Field(default=1.0, gt=0, le=10**9, allow_inf_nan=False)
+    max_steps: int | None = Field(default=24, gt=0, le=10**6, description="Model calls.")
+    max_seconds: float | None = Field(default=600.0, gt=0, le=10**7, allow_inf_nan=False)
 
 
 class Spend(BaseModel):

@@ -19,6 +19,12 @@ class BudgetOverMaximum(AgentError, InvalidRequest):
     code = "budget_over_maximum"
 
 
+class UnknownRoute(AgentError, InvalidRequest):
+    """A request names a model route the configuration does not have."""
+
+    code = "unknown_route"
+
+
 class TenantBudgetSpent(AgentError, NonRetryable):
     """The tenant's daily model budget is spent: no model call today, on any run."""
 

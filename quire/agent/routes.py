@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
@@ -13,9 +13,10 @@ from pydantic import BaseModel, Field
 
 from quire.agent import service, usage
 from quire.agent.environment import AgentDep, AgentEnvironment
-from quire.agent.service import AgentRunCreate, AgentRunPublic
+from quire.agent.service import AgentRunCreate, AgentRunPublic, AgentRunsPublic, AgentRunStarted
 from quire.core.deps import AdminDep, DatabaseDep, ReaderDep, TenantSessionDep
 from quire.core.errors import InvalidRequest
+from quire.runtime.models import RunStatus
 from quire.runtime.routes import KickerDep, event_stream
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
@@ -24,13 +25,31 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
 @router.post("/runs", status_code=202)
 def start_run(
     body: AgentRunCreate, caller: ReaderDep, session: TenantSessionDep, kicker: KickerDep, agent: AgentDep
-) -> dict[str, str]:
-    """Start a durable agent run for a question; follow it at /v1/agent/runs/{id}/events."""
-    run_id = service.start_agent_run(
-        session, caller=caller, request=body, kicker=kicker, budgets=agent.budgets
+) -> AgentRunStarted:
+    """Start a durable agent run for a question; follow it at /v1/agent/runs/{id}/events.
+
+    With an idempotency key, the same request again returns the same run (`created: false`)."""
+    run_id, created = service.start_agent_run(
+        session, caller=caller, request=body, kicker=kicker, agent=agent
     )
     session.commit()
-    return {"run_id": str(run_id), "events": f"/v1/agent/runs/{run_id}/events"}
+    return AgentRunStarted(run_id=run_id, created=created, events=f"/v1/agent/runs/{run_id}/events")
+
+
+@router.get("/runs")
+def list_runs(
+    caller: ReaderDep,
+    session: TenantSessionDep,
+    status: RunStatus | None = None,
+    since: Annotated[datetime | None, Query(description="Runs created at or after this time.")] = None,
+    until: Annotated[datetime | None, Query(description="Runs created before this time.")] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> AgentRunsPublic:
+    """The caller's agent runs (an administrator's: every one of the tenant), newest first."""
+    return service.list_agent_runs(
+        session, caller=caller, status=status, since=since, until=until, cursor=cursor, limit=limit
+    )
 
 
 @router.get("/runs/{run_id}")
@@ -66,7 +85,15 @@ class AskRequest(AgentRunCreate):
     timeout_seconds: float = 30.0
 
 
-@router.post("/ask", responses={202: {"description": "Not finished in time: the run keeps going"}})
+class AskAnswer(AgentRunPublic):
+    created: bool = Field(description="False when an earlier request with this idempotency key started it.")
+
+
+@router.post(
+    "/ask",
+    response_model=AskAnswer,
+    responses={202: {"model": AskAnswer, "description": "Not finished in time: the run keeps going"}},
+)
 async def ask(
     body: AskRequest,
     caller: ReaderDep,
@@ -76,8 +103,8 @@ async def ask(
     agent: AgentDep,
 ) -> JSONResponse:
     """Start a run and wait up to `timeout_seconds` for its answer; 202 with the run if it is not done."""
-    run_id = service.start_agent_run(
-        session, caller=caller, request=body, kicker=kicker, budgets=agent.budgets
+    run_id, created = service.start_agent_run(
+        session, caller=caller, request=body, kicker=kicker, agent=agent
     )
     session.commit()
     described = await asyncio.to_thread(
@@ -88,7 +115,8 @@ async def ask(
         timeout=min(max(body.timeout_seconds, 0.0), 300.0),
     )
     finished = described.status in ("completed", "failed", "cancelled")
-    return JSONResponse(described.model_dump(mode="json"), status_code=200 if finished else 202)
+    answer = AskAnswer(**described.model_dump(), created=created)
+    return JSONResponse(answer.model_dump(mode="json"), status_code=200 if finished else 202)
 
 
 usage_router = APIRouter(prefix="/v1/usage", tags=["usage"])

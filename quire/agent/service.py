@@ -1,26 +1,31 @@
-"""The agent's public face: start a run for a question, look at it, wait for its answer."""
+"""The agent's public face: start a run for a question, look at it, list them, wait for its answer."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from quire.agent.budgets import BudgetPolicy
 from quire.agent.citations import NumberedCitation
 from quire.agent.costs import Budget
+from quire.agent.environment import AgentEnvironment
+from quire.agent.errors import UnknownRoute
 from quire.agent.loop import PROGRAM, AgentState
 from quire.agent.messages import Usage
 from quire.core.db import Database
 from quire.core.tenancy import Caller
 from quire.runtime.errors import RunNotFound
+from quire.runtime.idempotency import request_hash
 from quire.runtime.kicks import Kicker
-from quire.runtime.models import TERMINAL, StepPublic
-from quire.runtime.service import create_run, describe_run
+from quire.runtime.models import TERMINAL, Run, RunStatus, StepPublic
+from quire.runtime.pages import RunCursor
+from quire.runtime.service import create_run, describe_run, list_runs
+
+EXCERPT_CHARS = 300
 
 
 class AgentRunCreate(BaseModel):
@@ -32,7 +37,12 @@ class AgentRunCreate(BaseModel):
     budget: Budget | None = None
     stream: bool = Field(default=False, description="Stream tokens as run events.")
     agent: str = Field(default="assistant", max_length=100, description="Whose agent-scoped memory to read.")
-    idempotency_key: str | None = Field(default=None, max_length=300)
+    idempotency_key: str | None = Field(
+        default=None,
+        max_length=300,
+        description="The same key with the same request returns the first run (created: false); "
+        "with another request it is a 409 idempotency_mismatch.",
+    )
     deadline_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -48,6 +58,12 @@ class AgentRunCreate(BaseModel):
         description="When ask_human's due time passes: go on without an answer, or offer the question "
         "to reviewers and keep waiting.",
     )
+
+
+class AgentRunStarted(BaseModel):
+    run_id: uuid.UUID
+    created: bool = Field(description="False when an earlier request with this idempotency key started it.")
+    events: str
 
 
 class AgentRunPublic(BaseModel):
@@ -83,14 +99,21 @@ def start_agent_run(
     caller: Caller,
     request: AgentRunCreate,
     kicker: Kicker | None,
-    budgets: BudgetPolicy,
-) -> uuid.UUID:
-    """Start the caller's agent run; its budget is held to the caller's role's maximum (422 over it)."""
+    agent: AgentEnvironment,
+) -> tuple[uuid.UUID, bool]:
+    """Start the caller's agent run, or find the one its idempotency key started; the run's id
+    and whether it is new. Refused at once (422): a route the models do not know, a budget over
+    the caller's role's maximum; 409: the key was used with another request."""
+    routes = agent.models.routes
+    if request.route is not None and request.route not in routes:
+        raise UnknownRoute(
+            f"no model route named {request.route!r}; known routes: {', '.join(sorted(routes))}"
+        )
     state = AgentState(
         question=request.question,
         collections=request.collections,
         route=request.route,
-        budget=budgets.for_run(caller.role, request.budget or Budget()),
+        budget=agent.budgets.for_run(caller.role, request.budget or Budget()),
         agent=request.agent,
         principal_id=caller.principal_id,
         role=caller.role,
@@ -98,7 +121,7 @@ def start_agent_run(
         ask_human_due_seconds=request.ask_human_due_seconds,
         if_unanswered=request.if_unanswered,
     )
-    run, _ = create_run(
+    run, created = create_run(
         session,
         program=PROGRAM,
         state=state,
@@ -106,8 +129,17 @@ def start_agent_run(
         idempotency_key=request.idempotency_key,
         owner=caller,
         deadline_seconds=request.deadline_seconds,
+        request_hash=_request_hash(request, caller) if request.idempotency_key else None,
     )
-    return run.id
+    return run.id, created
+
+
+def _request_hash(request: AgentRunCreate, caller: Caller) -> str:
+    """What an idempotency key is bound to: the request as asked (limits left out stay left out,
+    however the role's maximum changes) and who asked it."""
+    fields = request.model_dump(mode="json", include=set(AgentRunCreate.model_fields) - {"idempotency_key"})
+    fields["budget"] = request.budget.model_dump(mode="json", exclude_unset=True) if request.budget else {}
+    return request_hash({"request": fields, "principal": caller.principal_id})
 
 
 def describe_agent_run(
@@ -139,6 +171,80 @@ def describe_agent_run(
         created_at=run.created_at,
         finished_at=run.finished_at,
         steps=run.steps,
+    )
+
+
+class AgentRunSummary(BaseModel):
+    id: uuid.UUID
+    status: str
+    question: str
+    answer_excerpt: str | None = Field(description=f"The answer's first {EXCERPT_CHARS} characters.")
+    uncited: bool
+    stop_reason: str | None
+    error: str | None
+    error_code: str | None = Field(
+        description="Why it did not answer: budget_exceeded, provider_unavailable, …"
+    )
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class AgentRunsPublic(BaseModel):
+    data: list[AgentRunSummary]
+    count: int = Field(description="Runs that match the filters, on every page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+def summarise(run: Run) -> AgentRunSummary:
+    state = AgentState.model_validate(run.state or run.input)
+    answer = state.answer
+    if answer is not None and len(answer) > EXCERPT_CHARS:
+        answer = answer[:EXCERPT_CHARS] + "…"
+    return AgentRunSummary(
+        id=run.id,
+        status=run.status.value,
+        question=state.question,
+        answer_excerpt=answer,
+        uncited=state.uncited,
+        stop_reason=state.stop_reason,
+        error=run.error,
+        error_code=run.error_code,
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+        finished_at=run.finished_at,
+    )
+
+
+def list_agent_runs(
+    session: Session,
+    *,
+    caller: Caller,
+    status: RunStatus | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> AgentRunsPublic:
+    """The agent runs `caller` may see (their own; admins: all), newest first, a page at a time.
+    A time without a zone is UTC."""
+    since, until = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (since, until))
+    runs, count = list_runs(
+        session,
+        caller=caller,
+        program=PROGRAM,
+        status=status,
+        since=since,
+        until=until,
+        after=RunCursor.decode(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    page = runs[:limit]
+    more = len(runs) > limit
+    return AgentRunsPublic(
+        data=[summarise(run) for run in page],
+        count=count,
+        next_cursor=RunCursor.after(page[-1]).encode() if more and page else None,
     )
 
 

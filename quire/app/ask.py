@@ -45,12 +45,12 @@ def ask(
         kicker, local = command_kicker(settings, database)
         caller = Caller(principal_id=uuid.uuid4(), tenant_id=tenant_id, name="cli", role=Role.contributor)
         with database.tenant_session(tenant_id) as session:
-            run_id = start_agent_run(
+            run_id, _ = start_agent_run(
                 session,
                 caller=caller,
                 kicker=kicker,
                 request=AgentRunCreate(question=question, collections=collections, route=route, stream=True),
-                budgets=services.agent.budgets,
+                agent=services.agent,
             )
             session.commit()
         console.print(f"[dim]run {run_id}{' (in this process: no worker is running)' if local else ''}[/]")

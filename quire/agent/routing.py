@@ -85,7 +85,16 @@ class Router:
     ) -> None:
         self.config = config
         self.breaker = breaker
-        self.providers = dict(providers) if providers is not None else builtin_providers()
+        self.providers = providers if providers is not None else builtin_providers()
+
+    def warm_up(self) -> None:
+        """Import the providers of the configured targets and their SDKs now, not on the first
+        model call (a worker calls this when it starts). Calls out to nobody."""
+        for target in self.config.targets.values():
+            try:
+                build_provider(target, self.providers).warm_up()
+            except Exception:  # the first call will say what is wrong, with its context
+                logger.warning("model target %s: warming up failed", target.name, exc_info=True)
 
     def complete(
         self,

@@ -73,7 +73,7 @@ def start_background_services(
     access = mcp_access(settings)
     check_credentials_key(database, access.credentials)  # a wrong QUIRE_SECRET_KEY stops it here
     threads = 1 if settings.worker_threads > 1 else 0
-    services = build_services(settings, database, embedding_threads=threads)
+    services = build_services(settings, database, embedding_threads=threads, warm_models=True)
     warm_up_in_background(services.content, parser=True)
     kicker = Kicker(broker)
     executor = Executor(

@@ -80,11 +80,13 @@ def build_services(
     *,
     short_lived: bool = False,
     embedding_threads: int = 0,
+    warm_models: bool = False,
 ) -> Services:
     """The services of a process with these settings.
 
     A `short_lived` command (`quire ingest`) does not load the MCP SDK (most of a second) until
-    it calls an imported MCP tool, which it rarely does.
+    it calls an imported MCP tool, which it rarely does. With `warm_models` (a worker), the
+    configured model providers' SDKs are imported now, not in the first run's first model call.
     """
     programs = load_programs(settings)
     content = content_environment(settings, database, embedding_threads=embedding_threads)
@@ -94,6 +96,8 @@ def build_services(
         budgets=BudgetPolicy.from_settings(settings),
         retries=StepRetries.from_settings(settings),
     )
+    if warm_models:
+        agent.router.warm_up()
     if database is not None and short_lived:
         agent.remote_callers["mcp"] = partial(_install_mcp_and_call, settings, database, content, agent)
     elif database is not None:

@@ -82,6 +82,9 @@ class AnthropicProvider(Provider):
             default_headers=self.extra_headers or None,
         )
 
+    def warm_up(self) -> None:
+        _ = self.client.messages  # the SDK imports a resource's modules on first use
+
     def complete(self, request: CompletionRequest, *, on_delta: DeltaCallback | None = None) -> Completion:
         self.check_api_key()
         params = _params(request)

@@ -46,6 +46,10 @@ class Provider(ABC):
     def complete(self, request: CompletionRequest, *, on_delta: DeltaCallback | None = None) -> Completion:
         """Send one request to the model and return its answer."""
 
+    def warm_up(self) -> None:  # noqa: B027 (a hook; most providers need nothing)
+        """Load now what the first call would load (the SDK's lazily imported parts), calling out
+        to nobody: a worker does it when it starts."""
+
     @property
     def uses_default_endpoint(self) -> bool:
         return self.base_url.rstrip("/") == self.default_base_url.rstrip("/")

@@ -103,6 +103,9 @@ class GeminiProvider(Provider):
         # vertexai=False and an explicit key keep the SDK from choosing by environment variables.
         self.client = genai.Client(api_key=api_key or "unused", vertexai=False, http_options=options)
 
+    def warm_up(self) -> None:
+        _ = self.client.models  # the SDK imports a resource's modules on first use
+
     def complete(self, request: CompletionRequest, *, on_delta: DeltaCallback | None = None) -> Completion:
         self.check_api_key()
         contents = _contents(request.messages)

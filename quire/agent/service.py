@@ -14,8 +14,9 @@ from quire.agent.citations import NumberedCitation
 from quire.agent.costs import Budget
 from quire.agent.environment import AgentEnvironment
 from quire.agent.errors import UnknownRoute
-from quire.agent.loop import PROGRAM, AgentState
+from quire.agent.loop import PROGRAM
 from quire.agent.messages import Usage
+from quire.agent.state import AgentState
 from quire.core.db import Database
 from quire.core.tenancy import Caller
 from quire.runtime.errors import RunNotFound

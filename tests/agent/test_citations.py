@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from quire.agent.citations import NumberedCitation, SourceCitation, check_citations
 from quire.agent.config import ModelsConfig, ModelTarget, Route
-from quire.agent.loop import AgentState
 from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
+from quire.agent.state import AgentState
 from quire.agent.tools.base import ToolContext, ToolOutput, tool
 from quire.core.models import Role as UserRole
 from tests.agent.scripted import install

@@ -8,8 +8,8 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route
-from quire.agent.loop import AgentState
 from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
+from quire.agent.state import AgentState
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput, tool
 from quire.core.models import Role as UserRole
 from tests.agent.scripted import ScriptedProvider, install

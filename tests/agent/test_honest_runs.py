@@ -18,8 +18,8 @@ from sqlalchemy import text
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route
 from quire.agent.costs import Budget
-from quire.agent.loop import AgentState
 from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
+from quire.agent.state import AgentState
 from quire.core.models import Role as UserRole
 from quire.runtime.executor import Executor
 from tests.agent.fakes.openai_server import OpenAIServer, completion_reply, error_reply

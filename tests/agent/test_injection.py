@@ -8,9 +8,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route
-from quire.agent.loop import AgentState
 from quire.agent.messages import CompletionRequest, Message, ToolCall
 from quire.agent.messages import Role as MessageRole
+from quire.agent.state import AgentState
 from quire.core.models import Role
 from tests.agent.scripted import install
 from tests.factories import TenantFixture, auth, make_key

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from quire.agent.config import ModelsConfig, ModelTarget, Route, offline_config
 from quire.agent.context import fit, message_tokens, tools_tokens
 from quire.agent.costs import Budget
-from quire.agent.loop import AgentState
 from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
+from quire.agent.state import AgentState
 from quire.core.models import Role as UserRole
 from tests.agent.fakes.openai_server import OpenAIServer, completion_reply, error_reply
 from tests.agent.scripted import ScriptedProvider, install

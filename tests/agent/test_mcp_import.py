@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route
 from quire.agent.errors import ToolTimedOut
-from quire.agent.loop import AgentState
 from quire.agent.mcp.access import McpAccess, mcp_access
 from quire.agent.mcp.calls import call_mcp_tool, install_mcp
 from quire.agent.mcp.hub import get_hub, set_change_handler
@@ -26,6 +25,7 @@ from quire.agent.mcp.server import CallerRun
 from quire.agent.mcp.watcher import McpWatcher
 from quire.agent.messages import CompletionRequest, Message, ToolCall
 from quire.agent.messages import Role as MessageRole
+from quire.agent.state import AgentState
 from quire.agent.tools.base import ToolContext
 from quire.agent.tools.catalog import CatalogTool, get_tool
 from quire.core.models import Role

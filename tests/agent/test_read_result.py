@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route
 from quire.agent.context import RESULT_LIMIT_CHARS
-from quire.agent.loop import AgentState
 from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
+from quire.agent.state import AgentState
 from quire.agent.tools.base import ToolContext, ToolOutput, tool
 from quire.core.models import Role as UserRole
 from tests.agent.scripted import install

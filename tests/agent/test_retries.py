@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import text
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route, load_models
-from quire.agent.loop import AgentState
 from quire.agent.messages import CompletionRequest, Message, Role, ToolCall
 from quire.agent.providers.errors import ProviderUnavailable
+from quire.agent.state import AgentState
 from quire.agent.tools.base import ToolContext, ToolOutput
 from quire.app.services import build_services
 from quire.core.errors import ConfigurationError

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from quire.agent.config import ModelsConfig, ModelTarget, Route
-from quire.agent.loop import AgentState
+from quire.agent.state import AgentState
 from quire.core.models import Role as UserRole
 from tests.agent.fakes.openai_server import OpenAIServer, chunk, stream_reply
 from tests.agent.fakes.server import Reply, data_event, sse_reply

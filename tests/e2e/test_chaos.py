@@ -271,12 +271,12 @@ def test_runs_survive_workers_killed_at_random(
 
 # Workers stopped (SIGTERM, as a deploy does) while their runs wait on a model.
 
-# Fewer than one process's threads: a process may take every kick (it fetches ahead), and each
-# run must be waiting on the model when the workers stop.
+# Fewer than one process's threads (8 here): a process may take every kick (it fetches ahead),
+# and each run must be waiting on the model when the workers stop.
 HANDED_OVER_RUNS = 6
 SLOW_ANSWER_SECONDS = 60.0  # longer than the test: these runs end only if they are handed over
-# A stopping worker no longer waits for its model calls (before issue 18 it took about 19 s,
-# the supervisor's grace, and its runs were recovered as if it had died).
+# A stopping worker no longer waits for its model calls: before issue 18 it exited after about
+# 20 s (its consumers' 18 s stop timeout), and the sweeper recovered its runs as a lost worker's.
 EXIT_WITHIN_SECONDS = 10.0
 MODELS = """
 [targets.fake]

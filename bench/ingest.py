@@ -174,6 +174,38 @@ def make_folder(folder: Path, files: int, seed: int = 11) -> int:
     return pages
 
 
+def make_large(folder: Path, count: int, seed: int = 29) -> int:
+    """`count` large documents, 150-page PDFs and 300-paragraph Word files in turn: their
+    steps (parsing, embedding) outlast a lease, as a user's largest files do. Returns their pages."""
+    import docx
+
+    rng = random.Random(seed)
+    pages = 0
+    for index in range(count):
+        title = f"Large document {index}: {rng.choice(WORDS)} {rng.choice(WORDS)}"
+        if index % 2 == 0:
+            page_lines = []
+            for page in range(150):
+                text = " ".join(paragraph(rng) for _ in range(3))
+                lines = [f"{title} page {page + 1}"]
+                lines += [text[i : i + 95] for i in range(0, min(len(text), 95 * 20), 95)]
+                page_lines.append(lines)
+            (folder / f"large-{index:02d}.pdf").write_bytes(pdf(page_lines))
+            pages += 150
+        else:
+            document = docx.Document()
+            document.add_heading(title, 1)
+            for section in range(60):
+                document.add_heading(f"Section {section + 1}", 2)
+                for _ in range(5):
+                    document.add_paragraph(paragraph(rng))
+            buffer = io.BytesIO()
+            document.save(buffer)
+            (folder / f"large-{index:02d}.docx").write_bytes(buffer.getvalue())
+            pages += 40
+    return pages
+
+
 def baseline_seconds(folder: Path) -> tuple[float, float, float]:
     """Bare unstructured partitioning (fast strategy) plus bare embedding of the texts Quire embeds.
 
@@ -296,15 +328,22 @@ def main() -> None:
         default=WORKER_THREADS,
         help=f"worker threads (Quire's default: {WORKER_THREADS})",
     )
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=0,
+        help="add this many large documents (150-page PDFs, 300-paragraph Word files)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="quire-bench-ingest-"))
     folder = work / "documents"
     folder.mkdir()
-    pages = make_folder(folder, args.files)
+    pages = make_folder(folder, args.files) + make_large(folder, args.large)
+    files = args.files + args.large
     size = sum(p.stat().st_size for p in folder.iterdir())
     print(
-        f"Ingestion benchmark: {args.files} files, {pages} pages, {size / 2**20:.1f} MiB, "
-        f"{os.cpu_count()} cores, one worker process with {args.threads} threads"
+        f"Ingestion benchmark: {files} files ({args.large} large), {pages} pages, "
+        f"{size / 2**20:.1f} MiB, {os.cpu_count()} cores, one worker process with {args.threads} threads"
     )
 
     # The bare baseline is timed before and after the pipeline and averaged: a machine with shared
@@ -356,7 +395,7 @@ def main() -> None:
         t0 = time.perf_counter()
         second = quire(env, "ingest", str(folder))
         second_seconds = time.perf_counter() - t0
-        assert second.returncode == 0 and f"{args.files} unchanged" in second.stdout, second.stdout[-500:]
+        assert second.returncode == 0 and f"{files} unchanged" in second.stdout, second.stdout[-500:]
         steps = time_by_step(env)
         recovered = recoveries(env)
     finally:
@@ -374,13 +413,13 @@ def main() -> None:
     )
     print(
         f"\n{'end to end (quire ingest + 1 worker)':50} {first_seconds:7.1f} s  "
-        f"{args.files / first_seconds:5.2f} files/s  {pages / first_seconds:5.2f} pages/s"
+        f"{files / first_seconds:5.2f} files/s  {pages / first_seconds:5.2f} pages/s"
     )
     for label, embed in [("sentence-transformers", torch_embed), ("ONNX Runtime", onnx_embed)]:
         baseline = partition + embed
         print(
             f"{'bare partition + embed (' + label + ')':50} {baseline:7.1f} s  "
-            f"{args.files / baseline:5.2f} files/s  {pages / baseline:5.2f} pages/s"
+            f"{files / baseline:5.2f} files/s  {pages / baseline:5.2f} pages/s"
         )
     print(
         f"  of which partitioning {partition:.1f} s; embedding {torch_embed:.1f} s (torch), "
@@ -419,12 +458,13 @@ def main() -> None:
 
 
 def superuser_engine(env: dict[str, str]) -> Engine:
-    """The embedded server's superuser: every tenant's rows, for the bench's own accounting."""
+    """The embedded server's superuser: every tenant's rows, for the bench's own accounting (the
+    login the workers use sees no row outside a tenant's transaction)."""
     from sqlalchemy import create_engine
 
-    from quire.core.db import resolve_database_url
+    from quire.core.db import resolve_owner_url
 
-    return create_engine(resolve_database_url(Settings(data_dir=Path(env["QUIRE_DATA_DIR"]))))
+    return create_engine(resolve_owner_url(Settings(data_dir=Path(env["QUIRE_DATA_DIR"]))))
 
 
 def wait_for_idle_worker(env: dict[str, str], limit: float = 120.0) -> float:

@@ -29,7 +29,7 @@ CLAIM_SQL = text(
         epoch = epoch + 1,
         status = 'running',
         lease_owner = :owner,
-        lease_expires_at = now() + make_interval(secs => :ttl),
+        lease_expires_at = clock_timestamp() + make_interval(secs => :ttl),
         kicked_at = NULL,
         updated_at = now()
     WHERE id = :run_id AND epoch = :epoch
@@ -52,7 +52,7 @@ HISTORY_SQL = text(
 
 HEARTBEAT_SQL = text(
     """
-    UPDATE runtime_run AS r SET lease_expires_at = now() + make_interval(secs => :ttl)
+    UPDATE runtime_run AS r SET lease_expires_at = clock_timestamp() + make_interval(secs => :ttl)
     FROM unnest(CAST(:ids AS uuid[]), CAST(:epochs AS bigint[])) AS held(id, epoch)
     WHERE r.id = held.id AND r.epoch = held.epoch AND r.status = 'running'
     RETURNING r.id

@@ -139,7 +139,7 @@ class Executor:
             logger.warning("database trouble while advancing run %s: %s", run.id, error)
             return Outcome(run.id, None)
         finally:
-            self.leases.release(run.id)
+            self.leases.release(run.id, run.epoch)
 
     def _execute(self, ctx: RunContext) -> RunStatus | None:
         run = ctx.run

@@ -133,11 +133,14 @@ class LeaseKeeper:
         with self.lock:
             self.held[run_id] = epoch
 
-    def release(self, run_id: uuid.UUID) -> None:
+    def release(self, run_id: uuid.UUID, epoch: int) -> None:
+        """Stop extending the lease of `run_id` claimed at `epoch`. Only that claim's: another
+        thread of this process may have claimed the run since (after the sweeper took it from
+        this one), and its lease must go on being extended."""
         with self.lock:
-            epoch = self.held.pop(run_id, None)
-            if epoch is not None:
-                self.lost.discard((run_id, epoch))
+            if self.held.get(run_id) == epoch:
+                del self.held[run_id]
+            self.lost.discard((run_id, epoch))
 
     def is_lost(self, run_id: uuid.UUID, epoch: int) -> bool:
         with self.lock:

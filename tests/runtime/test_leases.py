@@ -190,7 +190,7 @@ def test_the_keeper_marks_a_lease_lost_once_another_worker_has_the_run(harness: 
     assert keeper.is_lost(run_id, mine[0].epoch)
     assert not keeper.is_lost(run_id, theirs[0].epoch)
     assert row(harness, run_id)["lease_owner"] == "B"  # the heartbeat did not touch B's lease
-    keeper.release(run_id)
+    keeper.release(run_id, mine[0].epoch)
     assert not keeper.is_lost(run_id, mine[0].epoch)
 
 
@@ -236,3 +236,25 @@ def test_a_step_that_outlasts_the_lease_commits_a_lease_that_runs_from_its_commi
     run = harness.run(run_id)
     assert (run.status, run.state) == ("completed", {"leased": True})
 
+
+def test_a_thread_that_lost_a_run_does_not_stop_the_lease_of_the_thread_that_now_has_it(
+    harness: Harness,
+) -> None:
+    # Both claims are this process's: the sweeper took the run from a thread whose commit had
+    # let the lease lapse, and another thread claimed it. The first thread letting go of its
+    # claim must not end the keeping of the second's.
+    run_id = start(harness)
+    first = claim(harness.database, run_id=run_id, epoch=0, owner="A", ttl=30)
+    assert first is not None
+    keeper = LeaseKeeper(harness.database, owner="A", ttl=30)
+    keeper.hold(run_id, first[0].epoch)
+    run_out_the_lease(harness, run_id)
+    second = claim(harness.database, run_id=run_id, epoch=1, owner="A", ttl=1)
+    assert second is not None
+    keeper.hold(run_id, second[0].epoch)
+    keeper.release(run_id, first[0].epoch)  # the first thread finds the run gone, and stops
+    before = row(harness, run_id)["lease_expires_at"]
+    keeper.extend()
+    assert row(harness, run_id)["lease_expires_at"] > before
+    assert not keeper.is_lost(run_id, second[0].epoch)
+    keeper.stop()

@@ -129,7 +129,11 @@ class Executor:
             ):
                 return Outcome(run.id, self._execute(ctx))
         except LeaseLost:
-            logger.info("run %s moved to another worker; this one stops", run.id)
+            logger.warning(
+                "lost the lease on run %s (epoch %s): another worker has it; this one stops",
+                run.id,
+                run.epoch,
+            )
             return Outcome(run.id, None)
         except Exception as error:
             if not is_infrastructure_error(error):

@@ -6,12 +6,29 @@ that worker names the epoch it claimed, so once another worker has claimed the r
 lease expired), the first worker's writes match no row and it stops. While a worker holds runs,
 a keeper thread extends their leases; a worker that dies stops extending them, and the sweeper
 hands the runs to another worker when they expire.
+
+A busy worker must never look dead, so nothing a step does may keep the keeper from renewing:
+
+- every lease is set from the database's clock at the moment of the write (`clock_timestamp()`),
+  never from `now()`, the start of a transaction that may have lasted longer than the lease;
+- the keeper renews over a connection of its own, not the pool the worker's threads (and the
+  steps of `ctx.parallel`) may have emptied, with a statement timeout, so that a lock held on
+  one run's row cannot hold it up past the leases' expiry;
+- it renews every third of the lease, so two thirds of it (4 s of the default 6 s) are left
+  for a renewal to come late, and after a failed renewal it tries again within half a second.
+
+A thread that holds the GIL is the one thing the keeper cannot outrun: pure-Python code gives it
+up every few milliseconds (`sys.getswitchinterval()`), which the keeper's few round trips
+easily share, but one C call that holds it for seconds starves every thread of the process.
+Such work belongs in a child process, as parsing is (`quire.content.parsing`). A renewal that
+comes later than half the lease is logged, so a starved worker shows before it loses a lease.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,6 +127,10 @@ def claim(
     return ClaimedRun(*row), history
 
 
+RETRY_SECONDS = 0.5  # after a failed renewal; the leases are still running out
+MIN_STATEMENT_TIMEOUT = 1.0  # a renewal may take this long even when leases are short (tests)
+
+
 class LeaseKeeper:
     """A thread that extends the leases of the runs this process holds."""
 
@@ -117,17 +138,31 @@ class LeaseKeeper:
         self.database = database
         self.owner = owner
         self.ttl = ttl
+        self.interval = ttl / 3
         self.held: dict[uuid.UUID, int] = {}
         self.lost: set[tuple[uuid.UUID, int]] = set()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="quire-lease-keeper", daemon=True)
+        # The connection renewals go over, made on first use; one renewal at a time uses it (the
+        # keeper's, or a step's `ctx.heartbeat()`).
+        self._renewals: Database | None = None
+        self._renewing = threading.Lock()
+        self.renewed_at = time.monotonic()
+        self.longest_gap = 0.0  # seconds between two renewals, the longest so far
 
     def start(self) -> None:
+        self.renewed_at = time.monotonic()
         self.thread.start()
 
     def stop(self) -> None:
         self.stopping.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout=self.ttl)
+        with self._renewing:
+            renewals, self._renewals = self._renewals, None
+        if renewals is not None and renewals is not self.database:
+            renewals.dispose()
 
     def hold(self, run_id: uuid.UUID, epoch: int) -> None:
         with self.lock:
@@ -151,24 +186,46 @@ class LeaseKeeper:
             held = dict(self.held)
         if not held:
             return
-        with self.database.system_session() as session:
-            kept = {
-                row[0]
-                for row in session.execute(
-                    HEARTBEAT_SQL,
-                    {"ids": list(held), "epochs": list(held.values()), "ttl": self.ttl},
-                )
-            }
-            session.commit()
+        with self._renewing:
+            if self._renewals is None:
+                timeout = max(self.interval, MIN_STATEMENT_TIMEOUT)
+                self._renewals = self.database.dedicated(statement_timeout=timeout)
+            with self._renewals.system_session() as session:
+                kept = {
+                    row[0]
+                    for row in session.execute(
+                        HEARTBEAT_SQL,
+                        {"ids": list(held), "epochs": list(held.values()), "ttl": self.ttl},
+                    )
+                }
+                session.commit()
         with self.lock:
             for run_id, epoch in held.items():
                 if run_id not in kept and self.held.get(run_id) == epoch:
-                    logger.warning("lost the lease on run %s (epoch %s)", run_id, epoch)
+                    # Not yet a loss worth a warning: a run that its thread parked or finished a
+                    # moment ago (before it let go of the lease) matches no row either. The
+                    # executor warns when the thread finds the run gone (`LeaseLost`).
+                    logger.debug("the lease on run %s (epoch %s) is no longer ours", run_id, epoch)
                     self.lost.add((run_id, epoch))
 
     def _run(self) -> None:
-        while not self.stopping.wait(self.ttl / 3):
+        wait = self.interval
+        while not self.stopping.wait(wait):
             try:
                 self.extend()
             except Exception:
-                logger.warning("could not extend leases; will try again", exc_info=True)
+                logger.warning("could not extend leases; trying again", exc_info=True)
+                wait = min(self.interval, RETRY_SECONDS)
+                continue
+            wait = self.interval
+            now = time.monotonic()
+            gap, self.renewed_at = now - self.renewed_at, now
+            self.longest_gap = max(self.longest_gap, gap)
+            if gap > self.ttl / 2:
+                logger.warning(
+                    "renewed leases %.1f s after the last renewal (due every %.1f s; a lease "
+                    "lasts %.1f s): this worker process is starved",
+                    gap,
+                    self.interval,
+                    self.ttl,
+                )

@@ -45,6 +45,8 @@ ENTER_CONTEXT_SQL = (
     f"SELECT set_config('role', '{APP_ROLE}', true), set_config('{TENANT_SETTING}', %s, true), "
     f"set_config('{CONTEXT_SETTING}', %s, true)"
 )
+# The same for the whole life of a connection (`Database.system_connection`).
+ENTER_CONTEXT_FOR_GOOD_SQL = ENTER_CONTEXT_SQL.replace("true)", "false)")
 
 
 PRIVILEGED_LOGIN_SQL = """
@@ -159,12 +161,7 @@ def check_database(url: str, *, timeout: float = 5.0) -> None:
         ) from None
 
 
-def make_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 20, statement_timeout: float | None = None
-) -> Engine:
-    connect_args: dict[str, Any] = {"connect_timeout": 5, "application_name": "quire"}
-    if statement_timeout is not None:  # also bounds the wait for a lock
-        connect_args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Engine:
     return create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
@@ -172,7 +169,7 @@ def make_engine(
         pool_pre_ping=True,
         pool_recycle=1800,
         json_serializer=dumps,
-        connect_args=connect_args,
+        connect_args={"connect_timeout": 5, "application_name": "quire"},
     )
 
 
@@ -216,15 +213,11 @@ class Database:
         context_key: bytes | None = None,
         pool_size: int = 10,
         max_overflow: int = 20,
-        statement_timeout: float | None = None,
     ) -> None:
         """`context_key` signs transaction contexts; None reads it from the database, which only
-        the tables' owner may (tests, single-role set-ups): the API and workers are given it.
-        `statement_timeout` (seconds) ends any statement that runs or waits for a lock longer."""
+        the tables' owner may (tests, single-role set-ups): the API and workers are given it."""
         self.url = sqlalchemy_url(url)
-        self.engine = make_engine(
-            self.url, pool_size=pool_size, max_overflow=max_overflow, statement_timeout=statement_timeout
-        )
+        self.engine = make_engine(self.url, pool_size=pool_size, max_overflow=max_overflow)
         self.bind: Engine | Connection = self.engine
         self._context_key = context_key
 
@@ -234,21 +227,6 @@ class Database:
             with psycopg.connect(libpq_url(self.url), connect_timeout=5) as conn:
                 self._context_key = contexts.read_key(conn)
         return self._context_key
-
-    def dedicated(self, *, statement_timeout: float) -> Database:
-        """This database over one connection of its own, outside the pool: for a thread that
-        must not queue behind busy threads for a pooled connection (the lease keeper). Its
-        statements give up after `statement_timeout` seconds instead of hanging on a lock. A
-        database bound to one connection (a test's transaction) is given back as it is."""
-        if self.bind is not self.engine:
-            return self
-        return Database(
-            self.url,
-            context_key=self._context_key,
-            pool_size=1,
-            max_overflow=0,
-            statement_timeout=statement_timeout,
-        )
 
     def bind_to(self, connection: Connection) -> None:
         """Make every session join `connection`'s transaction (tests roll it back afterwards)."""
@@ -272,6 +250,26 @@ class Database:
     def system_session(self) -> SystemSession:
         proof = contexts.system_proof(self.context_key)
         return SystemSession(self.bind, proof=proof, **self._session_options())
+
+    def system_connection(self, *, statement_timeout: float) -> psycopg.Connection[Any]:
+        """A connection of its own, outside the pool, in autocommit and in the system context
+        for its whole life, so that one statement is one round trip and a few lines of Python:
+        for a thread that must do its one small job however busy the process's other threads
+        are (the lease keeper). Its statements give up after `statement_timeout` seconds instead
+        of waiting on a lock. The caller closes it; keep what it runs to the runtime's tables."""
+        conn = psycopg.connect(
+            libpq_url(self.url),
+            autocommit=True,
+            connect_timeout=5,
+            application_name="quire",
+            options=f"-c statement_timeout={max(1, round(statement_timeout * 1000))}",
+        )
+        try:
+            conn.execute(ENTER_CONTEXT_FOR_GOOD_SQL, ("", contexts.system_proof(self.context_key)))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def check_login(self) -> None:
         """At a process's start: the signatures work, and a privileged login is pointed out."""

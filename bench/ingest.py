@@ -5,8 +5,9 @@
 Prints files/s and pages/s end to end (upload, parse, chunk, embed, index, with a real worker
 process), beside bare `unstructured` partitioning plus bare embedding of the same text in this
 process (the pipeline's overhead as a ratio), the worker's peak memory (with its parsing child),
-the time of a second ingest of the same folder (everything unchanged), and the time the worker
-spent in each kind of durable step.
+the time of a second ingest of the same folder (everything unchanged), the time the worker
+spent in each kind of durable step, and the runs recovered from a worker presumed dead (with the
+worker's "lost the lease" warnings): with one healthy worker, both must be 0.
 """
 
 from __future__ import annotations
@@ -173,6 +174,38 @@ def make_folder(folder: Path, files: int, seed: int = 11) -> int:
     return pages
 
 
+def make_large(folder: Path, count: int, seed: int = 29) -> int:
+    """`count` large documents, 150-page PDFs and 300-paragraph Word files in turn: their
+    steps (parsing, embedding) outlast a lease, as a user's largest files do. Returns their pages."""
+    import docx
+
+    rng = random.Random(seed)
+    pages = 0
+    for index in range(count):
+        title = f"Large document {index}: {rng.choice(WORDS)} {rng.choice(WORDS)}"
+        if index % 2 == 0:
+            page_lines = []
+            for page in range(150):
+                text = " ".join(paragraph(rng) for _ in range(3))
+                lines = [f"{title} page {page + 1}"]
+                lines += [text[i : i + 95] for i in range(0, min(len(text), 95 * 20), 95)]
+                page_lines.append(lines)
+            (folder / f"large-{index:02d}.pdf").write_bytes(pdf(page_lines))
+            pages += 150
+        else:
+            document = docx.Document()
+            document.add_heading(title, 1)
+            for section in range(60):
+                document.add_heading(f"Section {section + 1}", 2)
+                for _ in range(5):
+                    document.add_paragraph(paragraph(rng))
+            buffer = io.BytesIO()
+            document.save(buffer)
+            (folder / f"large-{index:02d}.docx").write_bytes(buffer.getvalue())
+            pages += 40
+    return pages
+
+
 def baseline_seconds(folder: Path) -> tuple[float, float, float]:
     """Bare unstructured partitioning (fast strategy) plus bare embedding of the texts Quire embeds.
 
@@ -295,15 +328,22 @@ def main() -> None:
         default=WORKER_THREADS,
         help=f"worker threads (Quire's default: {WORKER_THREADS})",
     )
+    parser.add_argument(
+        "--large",
+        type=int,
+        default=0,
+        help="add this many large documents (150-page PDFs, 300-paragraph Word files)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="quire-bench-ingest-"))
     folder = work / "documents"
     folder.mkdir()
-    pages = make_folder(folder, args.files)
+    pages = make_folder(folder, args.files) + make_large(folder, args.large)
+    files = args.files + args.large
     size = sum(p.stat().st_size for p in folder.iterdir())
     print(
-        f"Ingestion benchmark: {args.files} files, {pages} pages, {size / 2**20:.1f} MiB, "
-        f"{os.cpu_count()} cores, one worker process with {args.threads} threads"
+        f"Ingestion benchmark: {files} files ({args.large} large), {pages} pages, "
+        f"{size / 2**20:.1f} MiB, {os.cpu_count()} cores, one worker process with {args.threads} threads"
     )
 
     # The bare baseline is timed before and after the pipeline and averaged: a machine with shared
@@ -319,6 +359,7 @@ def main() -> None:
         PYTHONPATH=str(ROOT),
     )
     workers = None
+    worker_log = work / "worker.log"
     try:
         started = quire(env, "db", "start")
         assert started.returncode == 0, started.stderr
@@ -331,7 +372,7 @@ def main() -> None:
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=worker_log.open("w"),  # its warnings: a lost lease is one
         )
         time.sleep(15)  # the worker imports the parser and loads the model before the clock starts
         memory = PeakMemory(workers.pid)
@@ -354,8 +395,9 @@ def main() -> None:
         t0 = time.perf_counter()
         second = quire(env, "ingest", str(folder))
         second_seconds = time.perf_counter() - t0
-        assert second.returncode == 0 and f"{args.files} unchanged" in second.stdout, second.stdout[-500:]
+        assert second.returncode == 0 and f"{files} unchanged" in second.stdout, second.stdout[-500:]
         steps = time_by_step(env)
+        recovered = recoveries(env)
     finally:
         if workers is not None:
             workers.terminate()
@@ -371,13 +413,13 @@ def main() -> None:
     )
     print(
         f"\n{'end to end (quire ingest + 1 worker)':50} {first_seconds:7.1f} s  "
-        f"{args.files / first_seconds:5.2f} files/s  {pages / first_seconds:5.2f} pages/s"
+        f"{files / first_seconds:5.2f} files/s  {pages / first_seconds:5.2f} pages/s"
     )
     for label, embed in [("sentence-transformers", torch_embed), ("ONNX Runtime", onnx_embed)]:
         baseline = partition + embed
         print(
             f"{'bare partition + embed (' + label + ')':50} {baseline:7.1f} s  "
-            f"{args.files / baseline:5.2f} files/s  {pages / baseline:5.2f} pages/s"
+            f"{files / baseline:5.2f} files/s  {pages / baseline:5.2f} pages/s"
         )
     print(
         f"  of which partitioning {partition:.1f} s; embedding {torch_embed:.1f} s (torch), "
@@ -403,6 +445,12 @@ def main() -> None:
         f"second ingest of the same folder: {second_seconds:.1f} s = "
         f"{100 * second_seconds / first_seconds:.1f} % of the first (goal under 5 %)"
     )
+    lost = worker_log.read_text(errors="replace").count("lost the lease")
+    print(
+        f"runs recovered from a worker presumed dead: {recovered['recovered']} "
+        f"({recovered['runs']} runs; {recovered['failed']} failed after too many), "
+        f'"lost the lease" warnings: {lost} (goal 0 and 0: the one worker was healthy)'
+    )
     print("\nwhere the worker's time went (durable steps, summed over its threads):")
     for program, name, count, seconds in steps[:12]:
         print(f"  {program:22} {name:24} {count:5d} steps {seconds:7.1f} s")
@@ -410,12 +458,13 @@ def main() -> None:
 
 
 def superuser_engine(env: dict[str, str]) -> Engine:
-    """The embedded server's superuser: every tenant's rows, for the bench's own accounting."""
+    """The embedded server's superuser: every tenant's rows, for the bench's own accounting (the
+    login the workers use sees no row outside a tenant's transaction)."""
     from sqlalchemy import create_engine
 
-    from quire.core.db import resolve_database_url
+    from quire.core.db import resolve_owner_url
 
-    return create_engine(resolve_database_url(Settings(data_dir=Path(env["QUIRE_DATA_DIR"]))))
+    return create_engine(resolve_owner_url(Settings(data_dir=Path(env["QUIRE_DATA_DIR"]))))
 
 
 def wait_for_idle_worker(env: dict[str, str], limit: float = 120.0) -> float:
@@ -441,6 +490,29 @@ def wait_for_idle_worker(env: dict[str, str], limit: float = 120.0) -> float:
     finally:
         engine.dispose()
     return time.perf_counter() - started
+
+
+def recoveries(env: dict[str, str]) -> dict[str, int]:
+    """Recoveries the sweeper made (`run.recovered` events), the runs they hit, and the runs it
+    failed for having lost their worker too often."""
+    from sqlalchemy import text
+
+    from quire.runtime.events import RunEventType
+
+    engine = superuser_engine(env)
+    with engine.connect() as conn:
+        recovered, runs = conn.execute(
+            text("SELECT count(*), count(DISTINCT run_id) FROM runtime_event WHERE type = :type"),
+            {"type": RunEventType.run_recovered},
+        ).one()
+        failed = conn.execute(
+            text(
+                "SELECT count(*) FROM runtime_run "
+                "WHERE status = 'failed' AND error LIKE 'its worker was lost%'"
+            )
+        ).scalar_one()
+    engine.dispose()
+    return {"recovered": int(recovered), "runs": int(runs), "failed": int(failed)}
 
 
 def time_by_step(env: dict[str, str]) -> list[tuple[str, str, int, float]]:

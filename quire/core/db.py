@@ -45,6 +45,8 @@ ENTER_CONTEXT_SQL = (
     f"SELECT set_config('role', '{APP_ROLE}', true), set_config('{TENANT_SETTING}', %s, true), "
     f"set_config('{CONTEXT_SETTING}', %s, true)"
 )
+# The same for the whole life of a connection (`Database.system_connection`).
+ENTER_CONTEXT_FOR_GOOD_SQL = ENTER_CONTEXT_SQL.replace("true)", "false)")
 
 
 PRIVILEGED_LOGIN_SQL = """
@@ -248,6 +250,26 @@ class Database:
     def system_session(self) -> SystemSession:
         proof = contexts.system_proof(self.context_key)
         return SystemSession(self.bind, proof=proof, **self._session_options())
+
+    def system_connection(self, *, statement_timeout: float) -> psycopg.Connection[Any]:
+        """A connection of its own, outside the pool, in autocommit and in the system context
+        for its whole life, so that one statement is one round trip and a few lines of Python:
+        for a thread that must do its one small job however busy the process's other threads
+        are (the lease keeper). Its statements give up after `statement_timeout` seconds instead
+        of waiting on a lock. The caller closes it; keep what it runs to the runtime's tables."""
+        conn = psycopg.connect(
+            libpq_url(self.url),
+            autocommit=True,
+            connect_timeout=5,
+            application_name="quire",
+            options=f"-c statement_timeout={max(1, round(statement_timeout * 1000))}",
+        )
+        try:
+            conn.execute(ENTER_CONTEXT_FOR_GOOD_SQL, ("", contexts.system_proof(self.context_key)))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def check_login(self) -> None:
         """At a process's start: the signatures work, and a privileged login is pointed out."""

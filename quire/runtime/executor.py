@@ -129,7 +129,11 @@ class Executor:
             ):
                 return Outcome(run.id, self._execute(ctx))
         except LeaseLost:
-            logger.info("run %s moved to another worker; this one stops", run.id)
+            logger.warning(
+                "lost the lease on run %s (epoch %s): another worker has it; this one stops",
+                run.id,
+                run.epoch,
+            )
             return Outcome(run.id, None)
         except Exception as error:
             if not is_infrastructure_error(error):
@@ -139,7 +143,7 @@ class Executor:
             logger.warning("database trouble while advancing run %s: %s", run.id, error)
             return Outcome(run.id, None)
         finally:
-            self.leases.release(run.id)
+            self.leases.release(run.id, run.epoch)
 
     def _execute(self, ctx: RunContext) -> RunStatus | None:
         run = ctx.run

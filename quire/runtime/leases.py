@@ -6,17 +6,39 @@ that worker names the epoch it claimed, so once another worker has claimed the r
 lease expired), the first worker's writes match no row and it stops. While a worker holds runs,
 a keeper thread extends their leases; a worker that dies stops extending them, and the sweeper
 hands the runs to another worker when they expire.
+
+A busy worker must never look dead, so nothing a step does may keep the keeper from renewing:
+
+- every lease is set from the database's clock at the moment of the write (`clock_timestamp()`),
+  never from `now()`, the start of a transaction that may have lasted longer than the lease;
+- the keeper renews over a connection of its own, not the pool the worker's threads (and the
+  steps of `ctx.parallel`) may have emptied, with a statement timeout, so that a lock held on
+  one run's row cannot hold it up past the leases' expiry;
+- a renewal is one statement in autocommit on a connection that stays in the system context:
+  one round trip and a few lines of Python. The keeper competes for the GIL with every busy
+  thread, and gets it for a switch interval (5 ms) in turn, for each line and after each wait
+  on the network: a renewal through a pooled ORM session (checkout, ping, begin, context,
+  update, commit) took 0.3 to 0.9 s with eight threads computing on two cores;
+- it renews every third of the lease, so two thirds of it (4 s of the default 6 s) are left
+  for a renewal to come late, and after a failed renewal it tries again within half a second.
+
+The one thing the keeper cannot outrun is a single C call that holds the GIL for seconds: it
+starves every thread of the process. Such work belongs in a child process, as parsing is
+(`quire.content.parsing`). A renewal that comes later than half the lease is logged, so a
+starved worker shows before it loses a lease.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import text
 
 from quire.core.db import Database
@@ -29,7 +51,7 @@ CLAIM_SQL = text(
         epoch = epoch + 1,
         status = 'running',
         lease_owner = :owner,
-        lease_expires_at = now() + make_interval(secs => :ttl),
+        lease_expires_at = clock_timestamp() + make_interval(secs => :ttl),
         kicked_at = NULL,
         updated_at = now()
     WHERE id = :run_id AND epoch = :epoch
@@ -50,14 +72,13 @@ HISTORY_SQL = text(
     "WHERE run_id = :run_id ORDER BY seq"
 )
 
-HEARTBEAT_SQL = text(
-    """
-    UPDATE runtime_run AS r SET lease_expires_at = now() + make_interval(secs => :ttl)
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:epochs AS bigint[])) AS held(id, epoch)
+# In psycopg's own parameter style: the keeper runs it on a bare connection of its own.
+HEARTBEAT_SQL = """
+    UPDATE runtime_run AS r SET lease_expires_at = clock_timestamp() + make_interval(secs => %(ttl)s)
+    FROM unnest(CAST(%(ids)s AS uuid[]), CAST(%(epochs)s AS bigint[])) AS held(id, epoch)
     WHERE r.id = held.id AND r.epoch = held.epoch AND r.status = 'running'
     RETURNING r.id
-    """
-)
+"""
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,10 @@ def claim(
     return ClaimedRun(*row), history
 
 
+RETRY_SECONDS = 0.5  # after a failed renewal; the leases are still running out
+MIN_STATEMENT_TIMEOUT = 1.0  # a renewal may take this long even when leases are short (tests)
+
+
 class LeaseKeeper:
     """A thread that extends the leases of the runs this process holds."""
 
@@ -117,27 +142,44 @@ class LeaseKeeper:
         self.database = database
         self.owner = owner
         self.ttl = ttl
+        self.interval = ttl / 3
         self.held: dict[uuid.UUID, int] = {}
         self.lost: set[tuple[uuid.UUID, int]] = set()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="quire-lease-keeper", daemon=True)
+        # The connection renewals go over, made on first use; one renewal at a time uses it (the
+        # keeper's, or a step's `ctx.heartbeat()`).
+        self._connection: psycopg.Connection[Any] | None = None
+        self._renewing = threading.Lock()
+        self.renewed_at = time.monotonic()
+        self.longest_gap = 0.0  # seconds between two renewals, the longest so far
 
     def start(self) -> None:
+        self.renewed_at = time.monotonic()
         self.thread.start()
 
     def stop(self) -> None:
         self.stopping.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout=self.ttl)
+        with self._renewing:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
     def hold(self, run_id: uuid.UUID, epoch: int) -> None:
         with self.lock:
             self.held[run_id] = epoch
 
-    def release(self, run_id: uuid.UUID) -> None:
+    def release(self, run_id: uuid.UUID, epoch: int) -> None:
+        """Stop extending the lease of `run_id` claimed at `epoch`. Only that claim's: another
+        thread of this process may have claimed the run since (after the sweeper took it from
+        this one), and its lease must go on being extended."""
         with self.lock:
-            epoch = self.held.pop(run_id, None)
-            if epoch is not None:
-                self.lost.discard((run_id, epoch))
+            if self.held.get(run_id) == epoch:
+                del self.held[run_id]
+            self.lost.discard((run_id, epoch))
 
     def is_lost(self, run_id: uuid.UUID, epoch: int) -> bool:
         with self.lock:
@@ -148,24 +190,62 @@ class LeaseKeeper:
             held = dict(self.held)
         if not held:
             return
-        with self.database.system_session() as session:
-            kept = {
-                row[0]
-                for row in session.execute(
-                    HEARTBEAT_SQL,
-                    {"ids": list(held), "epochs": list(held.values()), "ttl": self.ttl},
-                )
-            }
-            session.commit()
+        parameters = {"ids": list(held), "epochs": list(held.values()), "ttl": self.ttl}
+        with self._renewing:
+            kept = {row[0] for row in self._renew(parameters)}
         with self.lock:
             for run_id, epoch in held.items():
                 if run_id not in kept and self.held.get(run_id) == epoch:
-                    logger.warning("lost the lease on run %s (epoch %s)", run_id, epoch)
+                    # Not yet a loss worth a warning: a run that its thread parked or finished a
+                    # moment ago (before it let go of the lease) matches no row either. The
+                    # executor warns when the thread finds the run gone (`LeaseLost`).
+                    logger.debug("the lease on run %s (epoch %s) is no longer ours", run_id, epoch)
                     self.lost.add((run_id, epoch))
 
+    def _renew(self, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+        if self.database.bind is not self.database.engine:  # a test's shared transaction
+            with self.database.system_session() as session:
+                rows = session.connection().exec_driver_sql(HEARTBEAT_SQL, parameters).all()
+                session.commit()
+            return [tuple(row) for row in rows]
+        connection = self._connect()
+        try:
+            return connection.execute(HEARTBEAT_SQL, parameters).fetchall()
+        except psycopg.Error:
+            connection.close()  # a new one next time: this one may be broken
+            raise
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._connection is None or self._connection.closed:
+            timeout = max(self.interval, MIN_STATEMENT_TIMEOUT)
+            self._connection = self.database.system_connection(statement_timeout=timeout)
+        return self._connection
+
     def _run(self) -> None:
-        while not self.stopping.wait(self.ttl / 3):
+        # Connect now, while the worker is idle, not at the first renewal under load.
+        if self.database.bind is self.database.engine:
+            try:
+                with self._renewing:
+                    self._connect()
+            except Exception:
+                logger.warning("could not connect to renew leases; will try again", exc_info=True)
+        wait = self.interval
+        while not self.stopping.wait(wait):
             try:
                 self.extend()
             except Exception:
-                logger.warning("could not extend leases; will try again", exc_info=True)
+                logger.warning("could not extend leases; trying again", exc_info=True)
+                wait = min(self.interval, RETRY_SECONDS)
+                continue
+            wait = self.interval
+            now = time.monotonic()
+            gap, self.renewed_at = now - self.renewed_at, now
+            self.longest_gap = max(self.longest_gap, gap)
+            if gap > self.ttl / 2:
+                logger.warning(
+                    "renewed leases %.1f s after the last renewal (due every %.1f s; a lease "
+                    "lasts %.1f s): this worker process is starved",
+                    gap,
+                    self.interval,
+                    self.ttl,
+                )

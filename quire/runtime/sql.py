@@ -24,7 +24,11 @@ COMMIT_STEP = text(
             recoveries = 0,
             waiting_for = NULL,
             worked_seconds = worked_seconds + :worked,
-            lease_expires_at = now() + make_interval(secs => :ttl),
+            -- clock_timestamp(), not now(): now() is when the step's transaction began, and a
+            -- step that read its input first and then worked longer than the lease would
+            -- commit a lease that had already run out, and the sweeper would take the run from
+            -- its busy, healthy worker.
+            lease_expires_at = clock_timestamp() + make_interval(secs => :ttl),
             updated_at = now(),
             state = COALESCE(CAST(:state AS jsonb), state)
         WHERE id = :run_id AND epoch = :epoch AND status = 'running'

@@ -29,6 +29,30 @@ def idle(ctx: RunContext, state: Idle) -> Idle:
     return state
 
 
+class Seen(BaseModel):
+    leased: bool | None = None
+
+
+def read_then_work(ctx: RunContext, seconds: float) -> None:
+    ctx.session.execute(text("SELECT 1"))  # the step's transaction begins here
+    time.sleep(seconds)
+
+
+def lease_left(ctx: RunContext) -> bool:
+    row = ctx.session.execute(
+        text("SELECT lease_expires_at > clock_timestamp() FROM runtime_run WHERE id = :id"),
+        {"id": ctx.run_id},
+    )
+    return bool(row.scalar_one())
+
+
+@program("test.leases.long-step")
+def long_step(ctx: RunContext, state: Seen) -> Seen:
+    ctx.step("work", read_then_work, ctx, 1.5)  # longer than the harness's 1 s lease
+    state.leased = ctx.step("look", lease_left, ctx)
+    return state
+
+
 def start(harness: Harness) -> uuid.UUID:
     run_id = harness.start("test.leases.idle", Idle())
     harness.kicker.pending.clear()  # the tests claim by hand, as a worker would
@@ -147,6 +171,7 @@ def test_the_keeper_extends_the_leases_it_holds(harness: Harness) -> None:
     keeper.hold(run_id, claimed[0].epoch)
     before = row(harness, run_id)["lease_expires_at"]
     keeper.extend()
+    keeper.stop()
     assert row(harness, run_id)["lease_expires_at"] > before
     assert not keeper.is_lost(run_id, claimed[0].epoch)
 
@@ -161,10 +186,11 @@ def test_the_keeper_marks_a_lease_lost_once_another_worker_has_the_run(harness: 
     theirs = claim(harness.database, run_id=run_id, epoch=1, owner="B", ttl=30)
     assert theirs is not None
     keeper.extend()
+    keeper.stop()
     assert keeper.is_lost(run_id, mine[0].epoch)
     assert not keeper.is_lost(run_id, theirs[0].epoch)
     assert row(harness, run_id)["lease_owner"] == "B"  # the heartbeat did not touch B's lease
-    keeper.release(run_id)
+    keeper.release(run_id, mine[0].epoch)
     assert not keeper.is_lost(run_id, mine[0].epoch)
 
 
@@ -180,6 +206,7 @@ def test_a_program_that_heartbeats_stops_once_its_lease_is_lost(harness: Harness
     assert claim(harness.database, run_id=run_id, epoch=1, owner="B", ttl=30) is not None
     with pytest.raises(LeaseLost):
         ctx.heartbeat()
+    executor.stop()
 
 
 def test_the_keeper_thread_heartbeats_on_its_own(harness: Harness) -> None:
@@ -197,3 +224,37 @@ def test_the_keeper_thread_heartbeats_on_its_own(harness: Harness) -> None:
         assert row(harness, run_id)["lease_expires_at"] > first_expiry
     finally:
         keeper.stop()
+
+
+def test_a_step_that_outlasts_the_lease_commits_a_lease_that_runs_from_its_commit(
+    harness: Harness,
+) -> None:
+    # The lease runs from the moment the step commits, not from the start of its transaction:
+    # otherwise the sweeper would take the run from its healthy worker right after the step.
+    run_id = harness.start("test.leases.long-step", Seen())
+    harness.drive()  # the keeper is not running: only the step's commit extends the lease
+    run = harness.run(run_id)
+    assert (run.status, run.state) == ("completed", {"leased": True})
+
+
+def test_a_thread_that_lost_a_run_does_not_stop_the_lease_of_the_thread_that_now_has_it(
+    harness: Harness,
+) -> None:
+    # Both claims are this process's: the sweeper took the run from a thread whose commit had
+    # let the lease lapse, and another thread claimed it. The first thread letting go of its
+    # claim must not end the keeping of the second's.
+    run_id = start(harness)
+    first = claim(harness.database, run_id=run_id, epoch=0, owner="A", ttl=30)
+    assert first is not None
+    keeper = LeaseKeeper(harness.database, owner="A", ttl=30)
+    keeper.hold(run_id, first[0].epoch)
+    run_out_the_lease(harness, run_id)
+    second = claim(harness.database, run_id=run_id, epoch=1, owner="A", ttl=1)
+    assert second is not None
+    keeper.hold(run_id, second[0].epoch)
+    keeper.release(run_id, first[0].epoch)  # the first thread finds the run gone, and stops
+    before = row(harness, run_id)["lease_expires_at"]
+    keeper.extend()
+    assert row(harness, run_id)["lease_expires_at"] > before
+    assert not keeper.is_lost(run_id, second[0].epoch)
+    keeper.stop()

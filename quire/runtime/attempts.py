@@ -148,18 +148,7 @@ def _fail(
     error: Exception,
 ) -> FailedForGood:
     code = error_code_of(error)
-    ctx.journal.record_step(
-        session,
-        seq=seq,
-        name=name,
-        kind=StepKind.step,
-        attempt=number,
-        result=None,
-        started=started,
-        error=describe(error),
-        error_code=code,
-    )
-    session.commit()
+    _record(ctx, session, seq, name, number, started, error=describe(error), error_code=code)
     failure = StepFailed(name, describe(error), code)
     failure.__cause__ = error
     return FailedForGood(failure)
@@ -175,17 +164,35 @@ def _done(
     result: Any,
     encoded: str,
 ) -> Done:
+    _record(ctx, session, seq, name, number, started, result=encoded)
+    return Done(result)
+
+
+def _record(
+    ctx: RunContext,
+    session: TenantSession,
+    seq: int,
+    name: str,
+    number: int,
+    started: datetime,
+    *,
+    result: str | None = None,
+    error: str | None = None,
+    error_code: str | None = None,
+) -> None:
+    """Commit the step's record: its result, or the error it failed with for good."""
     ctx.journal.record_step(
         session,
         seq=seq,
         name=name,
         kind=StepKind.step,
         attempt=number,
-        result=encoded,
+        result=result,
         started=started,
+        error=error,
+        error_code=error_code,
     )
     session.commit()
-    return Done(result)
 
 
 def error_code_of(error: BaseException) -> str:

@@ -17,11 +17,20 @@ class ProviderError(QuireError):
     code = "provider_error"
     retryable = False
 
-    def __init__(self, message: str, *, provider: str | None = None, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.provider = provider
         self.status_code = status_code
+        # The wait the provider asked for (a 429's or a 503's Retry-After), if any.
+        self.retry_after = retry_after
 
 
 class RateLimited(ProviderError):
@@ -30,17 +39,6 @@ class RateLimited(ProviderError):
     code = "rate_limited"
     retryable = True
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        provider: str | None = None,
-        status_code: int | None = None,
-    ) -> None:
-        super().__init__(message, provider=provider, status_code=status_code)
-        self.retry_after = retry_after
-
 
 class ProviderUnavailable(ProviderError):
     """The provider is overloaded, failing, or could not be reached in time; `retry_after` is the
@@ -48,17 +46,6 @@ class ProviderUnavailable(ProviderError):
 
     code = "provider_unavailable"
     retryable = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        provider: str | None = None,
-        status_code: int | None = None,
-    ) -> None:
-        super().__init__(message, provider=provider, status_code=status_code)
-        self.retry_after = retry_after
 
 
 class ContextTooLong(ProviderError):

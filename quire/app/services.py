@@ -13,6 +13,7 @@ packages meet.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -64,6 +65,8 @@ def content_environment(
         model_cache_dir=settings.model_cache_dir,
         parse_timeout=settings.parse_timeout_seconds,
         parse_memory_mb=settings.parse_memory_mb,
+        parse_children=settings.parse_children or os.cpu_count() or 1,
+        parse_range_pages=settings.parse_range_pages,
         max_upload_bytes=int(settings.max_upload_mb * 1024 * 1024),
         search_ef=settings.search_ef,
         dense_weight=settings.search_dense_weight,

@@ -30,6 +30,8 @@ class ContentEnvironment:
     embedding_model: str
     parse_timeout: float = 120.0
     parse_memory_mb: int = 2048
+    parse_children: int = 1  # files parsed at once, each in its own child
+    parse_range_pages: int = 25  # long PDFs and Word files are parsed in parts this long; 0: whole
     max_upload_bytes: int = 100 * 1024 * 1024
     search_ef: int = 100
     dense_weight: float = SEARCH_DENSE_WEIGHT  # document search's
@@ -59,7 +61,11 @@ class ContentEnvironment:
             if self._parser is None:
                 from quire.content.parsing import Parser
 
-                self._parser = Parser(timeout=self.parse_timeout, memory_limit_mb=self.parse_memory_mb)
+                self._parser = Parser(
+                    timeout=self.parse_timeout,
+                    memory_limit_mb=self.parse_memory_mb,
+                    children=self.parse_children,
+                )
             return self._parser
 
     def close(self) -> None:

@@ -8,10 +8,12 @@ or `unsupported` with the reason, and its bytes stay in the blob store.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -20,10 +22,12 @@ from sqlmodel import Session, col, select
 
 from quire.content.chunking import ChunkInput, ChunkOut, chunk_elements, search_text
 from quire.content.elements import Previous, assign_ids, content_hash
-from quire.content.environment import content_of
+from quire.content.environment import ContentEnvironment, content_of
 from quire.content.indexing import embed_chunks, publish_version, text_hash
 from quire.content.models import Chunk, Document, Element, Version, VersionStatus
+from quire.content.parsing.results import ParsedDocument
 from quire.core.embeddings import Embedder
+from quire.core.memory import release_memory
 from quire.runtime.context import RunContext
 from quire.runtime.errors import StepFailed
 from quire.runtime.programs import program
@@ -35,6 +39,14 @@ PROGRAM = "content.ingest"
 INGEST_PROGRESS = "ingest.progress"  # the event an ingestion run writes after each stage
 EMBED_BATCH = 128
 PARSE_RETRY = RetryPolicy(max_attempts=3, base_delay=2.0, max_delay=30.0)
+# PDFs and Word files this large may be long enough to parse in parts: a child counts their pages.
+PLAN_FROM_BYTES = 64 * 1024
+PLANNED_TYPES = {
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+# Files this large parse as large work, which may not take every parsing child (parsing/server.py).
+LARGE_FILE_BYTES = 1024 * 1024
 
 
 class ParsedLike(Protocol):
@@ -76,6 +88,87 @@ def mark_parsing(ctx: RunContext, version_id: uuid.UUID) -> None:
     ctx.session.add(version)
 
 
+class ParsePlan(BaseModel):
+    """How a version is parsed: whole (no parts), or a part at a time."""
+
+    blob_key: str
+    filename: str | None
+    content_type: str | None
+    parts: list[tuple[str, int, int]] = []  # quire.content.parsing.parts.Part
+
+
+def plan_parsing(ctx: RunContext, version_id: uuid.UUID) -> ParsePlan:
+    """Mark the version parsing, and split a long PDF or Word file into parts (asking a child)."""
+    environment = content_of(ctx.services)
+    version = _version(ctx, version_id)
+    version.status = VersionStatus.parsing
+    ctx.session.add(version)
+    plan = ParsePlan(blob_key=version.blob_key, filename=version.filename, content_type=version.content_type)
+    if (
+        environment.parse_range_pages
+        and version.size_bytes >= PLAN_FROM_BYTES
+        and version.content_type in PLANNED_TYPES
+    ):
+        from quire.content.parsing import ParseFailure
+        from quire.content.parsing.parts import plan as plan_parts
+
+        data = environment.blobs.get(version.blob_key)
+        with contextlib.suppress(ParseFailure):  # parsed whole, it fails there with its reason
+            plan.parts = list(
+                environment.parser().run_in_child(
+                    plan_parts, data, version.filename, version.content_type, environment.parse_range_pages
+                )
+            )
+    return plan
+
+
+@dataclass(frozen=True)
+class ParsedPart:
+    """A part of a document as its step records it: its elements, or why it could not be parsed."""
+
+    document: ParsedDocument | None = None
+    status: str | None = None  # the version's status when the part failed
+    code: str | None = None
+    reason: str | None = None
+
+
+def parse_part(environment: ContentEnvironment, plan: ParsePlan, part: tuple[str, int, int]) -> ParsedPart:
+    """Parse one part of a document (a step that holds no transaction while the child works)."""
+    from quire.content.parsing import ParseFailure, ParserCrashed
+    from quire.content.parsing.parts import Part
+    from quire.content.parsing.parts import parse_part as parse_in_child
+
+    data = environment.blobs.get(plan.blob_key)
+    try:
+        document = environment.parser().run_in_child(
+            parse_in_child, data, plan.filename, plan.content_type, Part(*part), large=True
+        )
+    except ParserCrashed:
+        raise  # a crash of the child may be the machine's, not the file's: try again
+    except ParseFailure as failure:
+        return ParsedPart(status=failure.status, code=failure.code, reason=str(failure))
+    finally:
+        del data
+    return ParsedPart(document=document)
+
+
+def write_parts(ctx: RunContext, version_id: uuid.UUID, parts: list[ParsedPart]) -> dict[str, object]:
+    """Write the elements of a document parsed in parts, or the failure of the first part that failed."""
+    from quire.content.parsing.parts import join
+
+    failed = next((part for part in parts if part.document is None), None)
+    if failed is not None:
+        version = _version(ctx, version_id)
+        version.status = VersionStatus(str(failed.status))
+        version.status_reason = failed.reason
+        version.error_code = failed.code
+        ctx.session.add(version)
+        return {"status": version.status.value, "reason": failed.reason}
+    return write_parsed(
+        ctx.session, _version(ctx, version_id), join([p.document for p in parts if p.document])
+    )
+
+
 def parse_version(ctx: RunContext, version_id: uuid.UUID) -> dict[str, object]:
     """Parse the stored bytes and write the elements, with ids carried over from the last version."""
     from quire.content.parsing import ParseFailure, ParserCrashed
@@ -86,7 +179,10 @@ def parse_version(ctx: RunContext, version_id: uuid.UUID) -> dict[str, object]:
     data = environment.blobs.get(version.blob_key)
     try:
         parsed = environment.parser().parse(
-            data, filename=version.filename, content_type=version.content_type
+            data,
+            filename=version.filename,
+            content_type=version.content_type,
+            large=len(data) >= LARGE_FILE_BYTES,
         )
     except ParserCrashed:
         raise  # a crash of the child may be the machine's, not the file's: try again
@@ -96,6 +192,11 @@ def parse_version(ctx: RunContext, version_id: uuid.UUID) -> dict[str, object]:
         version.error_code = failure.code
         session.add(version)
         return {"status": version.status.value, "reason": str(failure)}
+    return write_parsed(session, version, parsed)
+
+
+def write_parsed(session: Session, version: Version, parsed: ParsedDocument) -> dict[str, object]:
+    """Write a parsed version's elements, or mark it empty."""
     version.content_type = parsed.content_type
     version.page_count = parsed.page_count
     elements = [e for e in parsed.elements if e.text.strip()]
@@ -106,6 +207,7 @@ def parse_version(ctx: RunContext, version_id: uuid.UUID) -> dict[str, object]:
         return {"status": version.status.value}
 
     write_elements(session, version, elements)
+    release_memory()  # a long document's elements were hundreds of MB of small objects
     return {"status": version.status.value, "elements": len(elements), "pages": parsed.page_count}
 
 
@@ -239,6 +341,29 @@ def mark_failed(ctx: RunContext, version_id: uuid.UUID, reason: str) -> None:
     ctx.session.add(version)
 
 
+def _parse_in_parts(ctx: RunContext, version_id: uuid.UUID) -> dict[str, object]:
+    """Parse a version whole, or a long one a part at a time, each part a step of its own.
+
+    A part's step holds no transaction while its child parses (`io=True`), so a 600-page
+    document holds no database connection for minutes; a crash costs the part in progress.
+    """
+    plan = ctx.step("plan", plan_parsing, ctx, version_id, retry=PARSE_RETRY)
+    if not plan.parts:
+        return ctx.step("parse", parse_version, ctx, version_id, retry=PARSE_RETRY)
+    environment = content_of(ctx.services)
+    parts: list[ParsedPart] = []
+    for unit, first, last in plan.parts:
+        name = f"parse:{unit}:{first}-{last}"
+        part = ctx.step(name, parse_part, environment, plan, (unit, first, last), retry=PARSE_RETRY, io=True)
+        parts.append(part)
+        ctx.emit(
+            INGEST_PROGRESS, {"stage": "parse", "part": f"{unit} {first}-{last}", "parts": len(plan.parts)}
+        )
+        if part.document is None:
+            break  # the file is broken there: the rest would not make a version
+    return ctx.step("parse", write_parts, ctx, version_id, parts)
+
+
 @program(PROGRAM, startable=False)
 def ingest(ctx: RunContext, state: IngestState) -> IngestState:
     try:
@@ -253,8 +378,11 @@ def ingest(ctx: RunContext, state: IngestState) -> IngestState:
 
 def _ingest(ctx: RunContext, state: IngestState) -> IngestState:
     version_id = state.version_id
-    ctx.step("start", mark_parsing, ctx, version_id)
-    parsed = ctx.step("parse", parse_version, ctx, version_id, retry=PARSE_RETRY)
+    if ctx.patched("parse-in-parts"):
+        parsed = _parse_in_parts(ctx, version_id)
+    else:  # runs started before parts existed replay as they were recorded
+        ctx.step("start", mark_parsing, ctx, version_id)
+        parsed = ctx.step("parse", parse_version, ctx, version_id, retry=PARSE_RETRY)
     state.status = VersionStatus(str(parsed["status"]))
     ctx.emit(INGEST_PROGRESS, {"stage": "parse", **parsed})
     if state.status != VersionStatus.parsed:

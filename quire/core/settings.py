@@ -157,6 +157,19 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(
         default=2048, ge=128, le=65536, description="Memory limit of the parsing child, in MiB."
     )
+    parse_children: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Files a worker process parses at once, each in a child (0: one per core).",
+    )
+    parse_range_pages: int = Field(
+        default=25,
+        ge=0,
+        le=10_000,
+        description="Long PDFs and Word files are parsed this many pages at a time, each range a "
+        "step with its own time limit (0: whole files).",
+    )
     search_ef: int = Field(default=100, ge=10, le=1000, description="HNSW ef_search for queries.")
     search_dense_weight: float = Field(
         default=SEARCH_DENSE_WEIGHT, ge=0, le=1, description="Weight of the dense leg in document search."

@@ -393,12 +393,15 @@ def test_a_child_parses_in_turn_and_is_replaced_after_a_failure_or_growth(parser
 
 
 def wait_for_exit(pid: int) -> None:
-    """Until `pid` is a zombie (its parent, the Parser, reaps it)."""
+    """Until `pid` is a zombie or gone (its parent, the Parser, reaps it)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/stat") as stat:
-            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
         time.sleep(0.01)
     raise AssertionError(f"process {pid} did not exit")
 

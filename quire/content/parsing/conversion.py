@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from quire.content.parsing.results import ParsedElement
+from quire.content.parsing.results import ParsedElement, with_section_paths
 
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element
@@ -52,10 +52,10 @@ def element_type(category: str) -> str:
 
 def to_parsed_elements(elements: Iterable[Element], *, paged: bool) -> Iterator[ParsedElement]:
     """Quire's elements, with section paths drawn from the titles and their depths."""
-    from unstructured.documents.elements import Title
+    return with_section_paths(_converted(elements, paged=paged))
 
-    sections: list[tuple[int, str]] = []
-    source: str | None = None  # which attachment of an email the element comes from
+
+def _converted(elements: Iterable[Element], *, paged: bool) -> Iterator[ParsedElement]:
     for element in elements:
         if element.category in _DROPPED:
             continue
@@ -63,23 +63,14 @@ def to_parsed_elements(elements: Iterable[Element], *, paged: bool) -> Iterator[
         if not text:
             continue
         meta = element.metadata
-        if (meta.filename if meta.attached_to_filename else None) != source:
-            source, sections = meta.filename if meta.attached_to_filename else None, []
-        depth = meta.category_depth or 0
-        if isinstance(element, Title):
-            while sections and sections[-1][0] >= depth:
-                sections.pop()
         html = meta.text_as_html if element.category == "Table" else None
         yield ParsedElement(
             type=element_type(element.category),
             text=text,
             html=html or None,
             page=meta.page_number if paged else None,
-            section_path=tuple(title for _, title in sections),
             metadata=_extras(element),
         )
-        if isinstance(element, Title):
-            sections.append((depth, text))
 
 
 def _extras(element: Element) -> dict[str, Any]:

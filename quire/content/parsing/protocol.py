@@ -1,15 +1,18 @@
 """The messages between `Parser` and the parsing server, both ends in one place.
 
 The server's first message says whether it could prepare itself: (READY, {"prepare_seconds": s})
-or (UNAVAILABLE, message). After that, each request (job, args, time limit in seconds, memory
-limit in bytes) gets exactly one reply: (OK, the job's result) or (ERROR, code, message), where
-the code is a `ParseFailure`'s. Messages are pickled, so a job is any importable function.
+or (UNAVAILABLE, message). After that the caller sends requests (`Request`: an id, the time limit
+in seconds, the memory limit in bytes, whether the job is large, and the job: `(function, args)`
+pickled on their own, so that the server forwards them to a child without unpickling them) and
+gets exactly one `(id, reply)` for each, in the order the jobs finish: (OK, the job's result) or
+(ERROR, code, message), where the code is a `ParseFailure`'s. A job is any importable function.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from quire.content.parsing.errors import FAILURES, ParseFailure
 
@@ -18,8 +21,31 @@ UNAVAILABLE = "unavailable"
 OK = "ok"
 ERROR = "error"
 
-Request = tuple[Callable[..., Any], tuple[Any, ...], float, int]
 Reply = tuple[Any, ...]
+
+
+class Request(NamedTuple):
+    """One job for the server: `job` is `pickle.dumps((function, args))`."""
+
+    id: int
+    timeout: float
+    memory_limit: int
+    large: bool
+    job: bytes
+
+
+def request(
+    request_id: int,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    *,
+    timeout: float,
+    memory_limit: int,
+    large: bool,
+) -> Request:
+    """The request that runs `function(*args)` in a child."""
+    job = pickle.dumps((function, args), pickle.HIGHEST_PROTOCOL)
+    return Request(request_id, timeout, memory_limit, large, job)
 
 
 def ok(result: Any) -> Reply:

@@ -5,7 +5,8 @@ They are made in the parsing child and pickled to the caller, so they hold no un
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -32,3 +33,24 @@ class ParsedDocument:
     @property
     def empty(self) -> bool:
         return not any(element.text.strip() for element in self.elements)
+
+
+def with_section_paths(elements: Iterable[ParsedElement]) -> Iterator[ParsedElement]:
+    """The elements, each with the titles before it (by depth) as its section path.
+
+    A title closes the titles at its depth or deeper; an email's attachments each start their own
+    sections. A title's depth is its heading level less one (0 when it has none).
+    """
+    sections: list[tuple[int, str]] = []
+    source: object = None  # which attachment of an email the element comes from
+    for element in elements:
+        if element.metadata.get("attachment") != source:
+            source, sections = element.metadata.get("attachment"), []
+        is_title = element.type == "title"
+        depth = int(element.metadata.get("heading_level", 1)) - 1
+        if is_title:
+            while sections and sections[-1][0] >= depth:
+                sections.pop()
+        yield replace(element, section_path=tuple(title for _, title in sections))
+        if is_title:
+            sections.append((depth, element.text))

@@ -1,0 +1,108 @@
+"""Several parsing children at once: one slow file never stops the others (issue #19, finding 1)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from quire.content.parsing import Parser
+
+
+@pytest.fixture(scope="module")
+def two_lanes() -> Iterator[Parser]:
+    with Parser(timeout=60, memory_limit_mb=1024, children=2) as parser:
+        parser.warm_up()
+        yield parser
+
+
+def sleep_then_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def in_thread(call: Any, *args: Any, **kwargs: Any) -> tuple[threading.Thread, list[Any]]:
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call(*args, **kwargs))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_two_documents_parse_at_once_in_two_children(two_lanes: Parser) -> None:
+    started = time.monotonic()
+    first, first_pid = in_thread(two_lanes.run_in_child, sleep_then_pid, 2.0)
+    second, second_pid = in_thread(two_lanes.run_in_child, sleep_then_pid, 2.0)
+    first.join(30)
+    second.join(30)
+
+    assert time.monotonic() - started < 3.5, "the two jobs ran one after the other"
+    assert isinstance(first_pid[0], int) and isinstance(second_pid[0], int)
+    assert first_pid[0] != second_pid[0]
+
+
+def test_a_small_file_is_not_queued_behind_large_ones(two_lanes: Parser) -> None:
+    # Two large jobs: they may take one lane only, so the small file gets the other at once.
+    large = [in_thread(two_lanes.run_in_child, sleep_then_pid, 4.0, large=True) for _ in range(2)]
+    time.sleep(0.5)
+    started = time.monotonic()
+    document = two_lanes.parse(b"A memo of one line.", filename="memo.txt")
+    small_seconds = time.monotonic() - started
+    for thread, _ in large:
+        thread.join(30)
+
+    assert [e.text for e in document.elements] == ["A memo of one line."]
+    assert small_seconds < 2.5, f"the memo waited {small_seconds:.1f} s behind the large files"
+    assert all(isinstance(outcome[0], int) for _, outcome in large)
+
+
+def test_a_child_that_times_out_does_not_disturb_its_neighbour(two_lanes: Parser) -> None:
+    slow, slow_outcome = in_thread(two_lanes.run_in_child, time.sleep, 30, timeout=1.0)
+    steady, steady_outcome = in_thread(two_lanes.run_in_child, sleep_then_pid, 2.0)
+    slow.join(30)
+    steady.join(30)
+
+    assert type(slow_outcome[0]).__name__ == "ParseTimeout"
+    assert isinstance(steady_outcome[0], int)
+
+
+def test_a_child_is_admitted_only_when_the_machine_has_the_memory() -> None:
+    # No machine has this much free: the second job waits for the first, and still runs.
+    with Parser(timeout=60, children=2, admit_free_mb=10**9) as parser:
+        parser.warm_up()
+        started = time.monotonic()
+        jobs = [in_thread(parser.run_in_child, sleep_then_pid, 1.5) for _ in range(2)]
+        for thread, _ in jobs:
+            thread.join(30)
+
+        assert time.monotonic() - started >= 3.0, "the second job started without the memory for it"
+        assert all(isinstance(outcome[0], int) for _, outcome in jobs)
+
+
+def test_the_server_dies_and_every_waiting_caller_hears_of_it() -> None:
+    import signal
+
+    from quire.content.parsing import ParserCrashed
+
+    with Parser(timeout=60, children=2) as parser:
+        parser.warm_up()
+        jobs = [in_thread(parser.run_in_child, sleep_then_pid, 20.0) for _ in range(3)]
+        time.sleep(1.0)
+        pid = parser.server_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        for thread, _ in jobs:
+            thread.join(10)
+
+        assert [type(outcome[0]) for _, outcome in jobs] == [ParserCrashed] * 3
+        assert parser.run_in_child(os.getpid) > 0, "the next job starts a new server"

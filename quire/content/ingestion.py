@@ -35,6 +35,7 @@ PROGRAM = "content.ingest"
 INGEST_PROGRESS = "ingest.progress"  # the event an ingestion run writes after each stage
 EMBED_BATCH = 128
 PARSE_RETRY = RetryPolicy(max_attempts=3, base_delay=2.0, max_delay=30.0)
+NO_TEXT = "no_text"  # the error code of a version that parsed but holds no text (status `empty`)
 
 
 class ParsedLike(Protocol):
@@ -102,6 +103,7 @@ def parse_version(ctx: RunContext, version_id: uuid.UUID) -> dict[str, object]:
     if not elements:
         version.status = VersionStatus.empty
         version.status_reason = "the file holds no text"
+        version.error_code = NO_TEXT
         session.add(version)
         return {"status": version.status.value}
 

@@ -206,6 +206,30 @@ def retry_version(
     return version
 
 
+def failed_versions(
+    session: TenantSession, *, collection: str, source_keys: Sequence[str] | None = None
+) -> list[tuple[str, Version]]:
+    """(source key, version) of the live documents of `collection` (of only these source keys,
+    when given) whose latest version failed: what `quire ingest --retry-failed` retries. An older
+    failed version is left alone: a newer one has taken its place."""
+    latest = (
+        select(Version.document_id, func.max(Version.number).label("number"))
+        .group_by(col(Version.document_id))
+        .subquery()
+    )
+    query = (
+        select(Document.source_key, Version)
+        .join(Version, col(Version.document_id) == col(Document.id))
+        .join(latest, (latest.c.document_id == Version.document_id) & (latest.c.number == Version.number))
+        .where(Document.collection == collection_name(collection), col(Document.deleted_at).is_(None))
+        .where(Version.status == VersionStatus.failed)
+        .order_by(col(Document.source_key))
+    )
+    if source_keys is not None:
+        query = query.where(col(Document.source_key).in_(list(source_keys)))
+    return [(key, version) for key, version in session.exec(query).all()]
+
+
 def _require(caller: Caller | None, role: Role) -> None:
     # Checked where the action is taken, not only at the route that usually leads here.
     if caller is not None and not caller.allows(role):

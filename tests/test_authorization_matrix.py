@@ -49,6 +49,7 @@ from quire.runtime.programs import program
 from quire.runtime.service import create_run, describe_run
 from tests.agent.test_mcp_server import served as served
 from tests.agent.test_mcp_server import with_key
+from tests.content.fixtures import pdf
 from tests.factories import Person, TenantFixture, make_person, owner_url
 from tests.harness import Harness
 from tests.runtime.test_authorization import Question
@@ -105,6 +106,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/v1/documents/{document_id}"): rule(C, TENANT),
     ("GET", "/v1/documents/{document_id}/versions/{number}"): rule(R, TENANT),
     ("GET", "/v1/documents/{document_id}/versions/{number}/file"): rule(R, TENANT),
+    ("POST", "/v1/documents/{document_id}/versions/{number}/retry"): rule(C, TENANT, 202),
     ("GET", "/v1/documents/{document_id}/diff"): rule(R, TENANT),
     ("GET", "/v1/collections"): rule(R, CALLER),
     ("GET", "/v1/search"): rule(R, CALLER),
@@ -213,6 +215,9 @@ Laptops are replaced every three years.
 
 Parking permits are renewed every January.
 """
+
+
+LOCKED_PDF = pdf([["A secret page"]], password="s3cret")
 
 
 @dataclass
@@ -347,6 +352,18 @@ class World:
         )
         return str(uploaded.json()["document_id"])
 
+    def fresh_failed_document(self, case: str) -> str:
+        """A document whose version 1 failed (a password-protected PDF): one to retry."""
+        side = self.side(case)
+        uploaded = self.api.post(
+            "/v1/documents",
+            files={"file": (f"{uuid.uuid4().hex}.pdf", LOCKED_PDF, "application/pdf")},
+            headers=side.me[Role.admin].headers,
+        )
+        assert uploaded.status_code == 202, uploaded.text
+        self.harness.drive()
+        return str(uploaded.json()["document_id"])
+
     def fresh_key(self, case: str) -> str:
         side = self.side(case)
         made = self.api.post(
@@ -450,6 +467,9 @@ def _calls() -> dict[tuple[str, str], Builder]:
         ),
         ("GET", "/v1/documents/{document_id}/versions/{number}/file"): lambda w, r, c: Call(
             "GET", f"/v1/documents/{doc(w, r, c)}/versions/1/file"
+        ),
+        ("POST", "/v1/documents/{document_id}/versions/{number}/retry"): lambda w, r, c: Call(
+            "POST", f"/v1/documents/{w.fresh_failed_document(c)}/versions/1/retry"
         ),
         ("GET", "/v1/documents/{document_id}/diff"): lambda w, r, c: Call(
             "GET", f"/v1/documents/{doc(w, r, c)}/diff", params={"from": 1, "to": 1}

@@ -232,17 +232,46 @@ def db_status() -> None:
 @app.command()
 @friendly
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders (read recursively).")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files and folders (read recursively, hidden ones skipped).")
+    ] = None,
     collection: Annotated[str, typer.Option(help="Collection to file the documents in.")] = "default",
     tag: Annotated[list[str] | None, typer.Option(help="Tag for every document (repeatable).")] = None,
+    source_key: Annotated[
+        str | None,
+        typer.Option(help="The document the one file given is a version of (default: its file name)."),
+    ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Upload nothing: ingest again, from their stored bytes, the failed latest versions "
+            "of the documents of the files given, or of every document in the collection when no "
+            "path is given.",
+        ),
+    ] = False,
     tenant: TenantOption = "default",
 ) -> None:
-    """Upload documents and wait until each is searchable, failed or unchanged."""
+    """Upload documents and wait until each is searchable, failed or unchanged.
+
+    Each file is a version of the document named by its collection and its source key: its path
+    below the folder given (policies/leave.md), or the name of a file given directly, whatever
+    the current folder. New bytes make a new version, the same bytes nothing, the bytes of a
+    version whose ingestion failed a retry of it."""
     from quire.app.ingest import ingest_paths
 
+    if not paths and not retry_failed:
+        raise QuireError("name the files or folders to ingest (or use --retry-failed)")
     settings = settings_for("ingest")
     failures = ingest_paths(
-        settings, paths, collection=collection, tags=tuple(tag or ()), tenant=tenant, console=out
+        settings,
+        paths or [],
+        collection=collection,
+        tags=tuple(tag or ()),
+        tenant=tenant,
+        console=out,
+        source_key=source_key,
+        retry_failed=retry_failed,
     )
     if failures:
         raise typer.Exit(1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quire.core.errors import InvalidRequest, NotFound, QuireError, TooLarge
+from quire.core.errors import Conflict, InvalidRequest, NotFound, QuireError, TooLarge
 
 
 class ContentError(QuireError):
@@ -29,3 +29,15 @@ class InvalidUpload(ContentError, InvalidRequest):
     """The upload is missing its file or names it in a way Quire cannot keep."""
 
     code = "invalid_upload"
+
+
+class EmptyUpload(ContentError, InvalidRequest):
+    """The upload has no bytes at all; nothing was stored."""
+
+    code = "empty_file"
+
+
+class VersionNotRetryable(ContentError, Conflict):
+    """The version's ingestion did not fail (or would fail the same way again)."""
+
+    code = "version_not_retryable"

@@ -47,6 +47,7 @@ PLANNED_TYPES = {
 }
 # Files this large parse as large work, which may not take every parsing child (parsing/server.py).
 LARGE_FILE_BYTES = 1024 * 1024
+NO_TEXT = "no_text"  # the error code of a version that parsed but holds no text (status `empty`)
 
 
 class ParsedLike(Protocol):
@@ -203,6 +204,7 @@ def write_parsed(session: Session, version: Version, parsed: ParsedDocument) -> 
     if not elements:
         version.status = VersionStatus.empty
         version.status_reason = "the file holds no text"
+        version.error_code = NO_TEXT
         session.add(version)
         return {"status": version.status.value}
 

@@ -212,6 +212,7 @@ class UploadResult(BaseModel):
     version_number: int
     run_id: uuid.UUID | None
     created: bool
+    retried: bool = False  # the same bytes as a version whose ingestion failed: it runs again
     status: VersionStatus
     message: str
 

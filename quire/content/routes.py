@@ -20,6 +20,7 @@ from quire.content.models import (
     UploadResult,
     VersionDetail,
     VersionDiff,
+    VersionPublic,
 )
 from quire.content.search import Scope, search
 from quire.core.deps import ContributorDep, ReaderDep, TenantSessionDep
@@ -55,6 +56,7 @@ def _parse_tags(raw: list[str] | None) -> tuple[str, ...]:
     status_code=202,
     responses={
         200: {"model": UploadResult, "description": "Same bytes as the latest version"},
+        422: {"description": "The file is empty (`empty_file`) or the form malformed; nothing was stored"},
         413: {"description": "The file is over the upload limit (QUIRE_MAX_UPLOAD_MB); nothing was stored"},
     },
 )
@@ -70,7 +72,8 @@ async def upload_document(
     tags: Annotated[list[str] | None, Form(description="Tags, repeated or comma-separated.")] = None,
     metadata: Annotated[str | None, Form(description="A JSON object.")] = None,
 ) -> JSONResponse:
-    """Upload a document: 202 and a new version when the bytes are new, 200 when unchanged."""
+    """Upload a document: 202 and a new version when the bytes are new, 200 when unchanged, 202
+    when they are the bytes of the latest version and its ingestion failed (it is retried)."""
     data = bytearray()
     while chunk := await file.read(READ_CHUNK):
         data.extend(chunk)
@@ -95,7 +98,8 @@ async def upload_document(
         uploader=caller,
     )
     session.commit()
-    return JSONResponse(result.model_dump(mode="json"), status_code=202 if result.created else 200)
+    started = result.created or result.retried
+    return JSONResponse(result.model_dump(mode="json"), status_code=202 if started else 200)
 
 
 @router.get("/documents")
@@ -136,6 +140,32 @@ def get_version(
 ) -> VersionDetail:
     """A version's elements, in order, with types, pages, section paths and table HTML."""
     return service.describe_version(session, document_id=document_id, number=number)
+
+
+@router.post(
+    "/documents/{document_id}/versions/{number}/retry",
+    status_code=202,
+    responses={
+        409: {
+            "description": "The version's ingestion did not fail, is still running, or would end "
+            "the same way again (unsupported, empty); or the document is deleted"
+        }
+    },
+)
+def retry_version(
+    document_id: uuid.UUID,
+    number: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+    caller: ContributorDep,
+    session: TenantSessionDep,
+    kicker: KickerDep,
+) -> VersionPublic:
+    """Ingest a failed version again from its stored bytes: a new run, whose id the version carries."""
+    version = service.retry_version(
+        session, document_id=document_id, number=number, kicker=kicker, caller=caller
+    )
+    public = VersionPublic.model_validate(version)
+    session.commit()
+    return public
 
 
 @router.get(

@@ -13,7 +13,14 @@ from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from quire.content.elements import Side, diff
-from quire.content.errors import DocumentNotFound, InvalidUpload, UploadTooLarge, VersionNotFound
+from quire.content.errors import (
+    DocumentNotFound,
+    EmptyUpload,
+    InvalidUpload,
+    UploadTooLarge,
+    VersionNotFound,
+    VersionNotRetryable,
+)
 from quire.content.indexing import withdraw_document
 from quire.content.ingestion import PROGRAM, IngestState
 from quire.content.models import (
@@ -31,9 +38,11 @@ from quire.content.models import (
     VersionPublic,
     VersionStatus,
 )
+from quire.content.retry import restart_ingestion, retry_refusal
 from quire.core.blobs import BlobStore
 from quire.core.db import TenantSession
-from quire.core.models import utcnow
+from quire.core.errors import Forbidden
+from quire.core.models import Role, utcnow
 from quire.core.tenancy import Caller
 from quire.runtime.kicks import Kicker
 from quire.runtime.service import create_run
@@ -76,13 +85,17 @@ def upload(
     max_bytes: int,
     uploader: Caller | None = None,
 ) -> UploadResult:
-    """Store an upload and start its ingestion; the same bytes as the latest version make nothing new.
+    """Store an upload and start its ingestion; the same bytes as the latest version make nothing
+    new, unless that version's ingestion failed: then it is retried.
 
     The ingestion run belongs to the `uploader` (who then follows it); None: Quire itself."""
     from quire.content.parsing import detect_content_type
 
+    _require(uploader, Role.contributor)
     if len(request.data) > max_bytes:
         raise UploadTooLarge(f"the file is {len(request.data)} bytes; the limit is {max_bytes}")
+    if not request.data:
+        raise EmptyUpload("the file is empty (0 bytes): there is nothing to ingest; nothing was stored")
     filename = clean_filename(request.filename or request.source_key)
     source_key = (request.source_key or filename).strip()[:1000]
     collection = collection_name(request.collection)
@@ -99,6 +112,21 @@ def upload(
         .limit(1)
     ).first()
     if latest is not None and latest.sha256 == sha256 and document.deleted_at is None:
+        latest = session.get(Version, latest.id, with_for_update=True, populate_existing=True)
+        assert latest is not None
+        if retry_refusal(session, latest) is None:
+            failure = latest.status_reason or latest.status.value
+            run = restart_ingestion(session, version=latest, kicker=kicker, owner=uploader)
+            return UploadResult(
+                document_id=document.id,
+                version_id=latest.id,
+                version_number=latest.number,
+                run_id=run.id,
+                created=False,
+                retried=True,
+                status=latest.status,
+                message=f"retrying version {latest.number} (the same bytes; its ingestion failed: {failure})",
+            )
         return UploadResult(
             document_id=document.id,
             version_id=latest.id,
@@ -151,11 +179,69 @@ def upload(
     )
 
 
+def retry_version(
+    session: TenantSession,
+    *,
+    document_id: uuid.UUID,
+    number: int,
+    kicker: Kicker | None,
+    caller: Caller | None,
+) -> Version:
+    """Ingest a version whose ingestion failed again, from its stored bytes, as a new run that
+    belongs to `caller` (None: Quire itself). The same role as an upload may do it."""
+    _require(caller, Role.contributor)
+    found = get_version(session, document_id=document_id, number=number)
+    # The document first, as an upload locks it: an upload of the same bytes retries too.
+    document = session.get(Document, document_id, with_for_update=True)
+    version = session.get(Version, found.id, with_for_update=True, populate_existing=True)
+    assert version is not None and document is not None
+    if document.deleted_at is not None:
+        raise VersionNotRetryable(
+            f"document {document_id} is deleted; upload the file again to bring it back"
+        )
+    refusal = retry_refusal(session, version)
+    if refusal is not None:
+        raise VersionNotRetryable(refusal)
+    restart_ingestion(session, version=version, kicker=kicker, owner=caller)
+    return version
+
+
+def failed_versions(
+    session: TenantSession, *, collection: str, source_keys: Sequence[str] | None = None
+) -> list[tuple[str, Version]]:
+    """(source key, version) of the live documents of `collection` (of only these source keys,
+    when given) whose latest version failed: what `quire ingest --retry-failed` retries. An older
+    failed version is left alone: a newer one has taken its place."""
+    latest = (
+        select(Version.document_id, func.max(Version.number).label("number"))
+        .group_by(col(Version.document_id))
+        .subquery()
+    )
+    query = (
+        select(Document.source_key, Version)
+        .join(Version, col(Version.document_id) == col(Document.id))
+        .join(latest, (latest.c.document_id == Version.document_id) & (latest.c.number == Version.number))
+        .where(Document.collection == collection_name(collection), col(Document.deleted_at).is_(None))
+        .where(Version.status == VersionStatus.failed)
+        .order_by(col(Document.source_key))
+    )
+    if source_keys is not None:
+        query = query.where(col(Document.source_key).in_(list(source_keys)))
+    return [(key, version) for key, version in session.exec(query).all()]
+
+
+def _require(caller: Caller | None, role: Role) -> None:
+    # Checked where the action is taken, not only at the route that usually leads here.
+    if caller is not None and not caller.allows(role):
+        raise Forbidden(f"this needs the {role.value} role; the key's role is {caller.role.value}")
+
+
 def unchanged_uploads(
     session: TenantSession, *, collection: str, hashes: dict[str, str]
 ) -> dict[str, tuple[uuid.UUID, int]]:
     """Of `hashes` (source key -> sha256 of the bytes), the keys whose latest live version holds
     exactly those bytes, with that version's id and number: uploading them would make nothing new.
+    A failed version is left out: uploading its bytes again retries it.
 
     One query for a whole folder, so a re-run of `quire ingest` over unchanged files costs little.
     """
@@ -167,9 +253,9 @@ def unchanged_uploads(
             "SELECT d.source_key, v.id, v.number "
             "FROM unnest(CAST(:keys AS text[]), CAST(:hashes AS text[])) AS u(source_key, sha256) "
             "JOIN content_document d ON d.collection = :collection AND d.source_key = u.source_key "
-            "JOIN LATERAL (SELECT id, number, sha256 FROM content_version "
+            "JOIN LATERAL (SELECT id, number, sha256, status FROM content_version "
             "              WHERE document_id = d.id ORDER BY number DESC LIMIT 1) AS v ON true "
-            "WHERE d.deleted_at IS NULL AND v.sha256 = u.sha256"
+            "WHERE d.deleted_at IS NULL AND v.sha256 = u.sha256 AND v.status <> 'failed'"
         ),
         {"keys": list(hashes), "hashes": list(hashes.values()), "collection": collection},
     ).all()

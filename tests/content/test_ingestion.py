@@ -204,7 +204,7 @@ def chunk_texts(content: Harness, version_id: uuid.UUID) -> list[str]:
 @pytest.mark.parametrize(
     ("name", "make", "status", "code"),
     [
-        ("empty.txt", lambda: b"", "empty", None),
+        ("blank.txt", lambda: b"  \n\n\t\n", "empty", "no_text"),
         (
             "locked.pdf",
             lambda: fixtures.pdf([["A secret page"]], password="s3cret"),
@@ -230,8 +230,7 @@ def test_bad_files_end_with_a_clear_status_and_keep_their_bytes(
     version = api.get(f"/v1/documents/{created['document_id']}/versions/1", headers=key[Role.reader]).json()
     assert version["status"] == status, version
     assert version["error_code"] == code
-    if status != "empty":
-        assert version["status_reason"]
+    assert version["status_reason"]
     assert content.run(uuid.UUID(created["run_id"])).status == "completed"
     original = api.get(f"/v1/documents/{created['document_id']}/versions/1/file", headers=key[Role.reader])
     assert original.status_code == 200 and original.content == data
@@ -259,6 +258,18 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_stored(
         p.is_file() and p.stat().st_size == len(too_big)
         for p in environment.blobs.root.rglob("*")  # type: ignore[attr-defined]
     )
+    assert api.get("/v1/documents", headers=key[Role.reader]).json()["count"] == 0
+
+
+def test_an_empty_upload_is_refused_with_a_code_before_it_is_stored(
+    api: TestClient, content: Harness, environment: ContentEnvironment
+) -> None:
+    key = keys(content)
+    response = upload(api, key[Role.contributor], "empty.txt", b"")
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "empty_file" and "empty" in error["message"]
+    assert not [p for p in environment.blobs.root.rglob("*") if p.is_file()]  # type: ignore[attr-defined]
     assert api.get("/v1/documents", headers=key[Role.reader]).json()["count"] == 0
 
 

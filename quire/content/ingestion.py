@@ -47,6 +47,8 @@ PLANNED_TYPES = {
 }
 # Files this large parse as large work, which may not take every parsing child (parsing/server.py).
 LARGE_FILE_BYTES = 1024 * 1024
+# After writing this many elements, the worker hands the memory they took back to the machine.
+RELEASE_AFTER_ELEMENTS = 2000
 NO_TEXT = "no_text"  # the error code of a version that parsed but holds no text (status `empty`)
 
 
@@ -209,7 +211,8 @@ def write_parsed(session: Session, version: Version, parsed: ParsedDocument) -> 
         return {"status": version.status.value}
 
     write_elements(session, version, elements)
-    release_memory()  # a long document's elements were hundreds of MB of small objects
+    if len(elements) >= RELEASE_AFTER_ELEMENTS:
+        release_memory()  # a long document's elements were hundreds of MB of small objects
     return {"status": version.status.value, "elements": len(elements), "pages": parsed.page_count}
 
 

@@ -35,6 +35,7 @@ def long_docx() -> bytes:
     import docx
 
     document = docx.Document()
+    document.sections[0].header.paragraphs[0].text = "Company confidential"
     document.add_heading("Staff manual", 1)
     for section in range(1, 9):
         document.add_heading(f"Section {section}", 2)
@@ -109,7 +110,9 @@ def test_a_long_word_file_is_parsed_in_parts_and_its_sections_run_across_them(
     assert rule["section_path"] == ["Staff manual", "Section 5"]
     last = next(e for e in version["elements"] if e["text"].startswith("Section 8 rule 10 "))
     assert last["section_path"] == ["Staff manual", "Section 8"]
-    assert len(version["elements"]) == 1 + 8 + 80
+    headers = [e for e in version["elements"] if e["text"] == "Company confidential"]
+    assert len(headers) == 1, "each part carries the header; the version keeps it once"
+    assert len(version["elements"]) == 1 + 1 + 8 + 80
 
 
 class Crash(BaseException):

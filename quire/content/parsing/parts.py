@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from quire.content.parsing.results import ParsedDocument, with_section_paths
 
 # A Word file has no pages until it is laid out: its parts count blocks (paragraphs and tables),
 # about this many to a page.
 BLOCKS_PER_PAGE = 40
+REPEATED_TYPES = {"header", "footer"}
 
 
 class Part(NamedTuple):
@@ -47,7 +48,7 @@ def plan(data: bytes, filename: str | None, declared: str | None, pages_per_part
             refuse_encrypted(data, file_type)
             return _ranges("pages", _pdf_pages(data), pages_per_part)
         if file_type is FileType.DOCX:
-            return _ranges("blocks", len(_docx_blocks(data)), pages_per_part * BLOCKS_PER_PAGE)
+            return _ranges("blocks", _docx_blocks(data), pages_per_part * BLOCKS_PER_PAGE)
     except Exception:
         return []
     return []
@@ -72,13 +73,22 @@ def parse_part(data: bytes, filename: str | None, declared: str | None, part: Pa
             replace(e, page=e.page + shift) if e.page is not None else e for e in parsed.elements
         )
         return replace(parsed, elements=elements, page_count=part.last)
-    parsed = parse_document(_docx_cut(data, part), filename=filename, declared=declared)
-    return parsed
+    return parse_document(_docx_cut(data, part), filename=filename, declared=declared)
 
 
 def join(parts: list[ParsedDocument]) -> ParsedDocument:
-    """The parts of a document as one, in order, section paths running from part to part."""
-    elements = [element for part in parts for element in part.elements]
+    """The parts of a document as one, in order, section paths running from part to part.
+
+    Each part of a Word file carries the file's headers and footers: they are kept once.
+    """
+    seen: set[tuple[str, str]] = set()
+    elements = []
+    for element in (element for part in parts for element in part.elements):
+        if element.type in REPEATED_TYPES:
+            if (element.type, element.text) in seen:
+                continue
+            seen.add((element.type, element.text))
+        elements.append(element)
     page_counts = [part.page_count for part in parts if part.page_count is not None]
     return ParsedDocument(
         content_type=parts[0].content_type,
@@ -104,11 +114,10 @@ def _pdf_cut(data: bytes, part: Part) -> bytes:
         return out.getvalue()
 
 
-def _docx_blocks(data: bytes) -> list[object]:
+def _docx_blocks(data: bytes) -> int:
     import docx
 
-    body = docx.Document(io.BytesIO(data)).element.body
-    return [block for block in body.iterchildren() if not block.tag.endswith("}sectPr")]
+    return len(_blocks(docx.Document(io.BytesIO(data)).element.body))
 
 
 def _docx_cut(data: bytes, part: Part) -> bytes:
@@ -116,10 +125,14 @@ def _docx_cut(data: bytes, part: Part) -> bytes:
 
     document = docx.Document(io.BytesIO(data))
     body = document.element.body
-    blocks = [block for block in body.iterchildren() if not block.tag.endswith("}sectPr")]
-    for index, block in enumerate(blocks, start=1):
+    for index, block in enumerate(_blocks(body), start=1):
         if not part.first <= index <= part.last:
             body.remove(block)
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+def _blocks(body: Any) -> list[Any]:
+    """A Word body's paragraphs and tables; its last section's properties stay with every part."""
+    return [block for block in body.iterchildren() if not block.tag.endswith("}sectPr")]

@@ -423,6 +423,59 @@ def _cfb(tree: dict[str, object]) -> bytes:
     return header + bytes(body)
 
 
+
+# --- Excel 97-2003 .xls: a minimal BIFF8 workbook in the compound-file writer above ------------
+
+
+def _biff(record: int, data: bytes = b"") -> bytes:
+    return struct.pack("<HH", record, len(data)) + data
+
+
+def _biff_string(text: str, length_format: str) -> bytes:
+    """An XLUnicodeString: its length, a flags byte (1: UTF-16LE characters), the characters."""
+    return struct.pack(length_format, len(text)) + b"\x01" + text.encode("utf-16-le")
+
+
+def _biff_sheet(rows: Sequence[Sequence[str | float]]) -> bytes:
+    columns = max(len(row) for row in rows)
+    records = [
+        _biff(0x0809, struct.pack("<HHHHII", 0x0600, 0x0010, 0x0DBB, 0x07CC, 0, 6)),  # BOF: sheet
+        _biff(0x0200, struct.pack("<IIHHH", 0, len(rows), 0, columns, 0)),  # DIMENSIONS
+    ]
+    for row_index, row in enumerate(rows):
+        for column, value in enumerate(row):
+            cell = struct.pack("<HHH", row_index, column, 0)
+            if isinstance(value, str):
+                records.append(_biff(0x0204, cell + _biff_string(value, "<H")))  # LABEL
+            else:
+                records.append(_biff(0x0203, cell + struct.pack("<d", value)))  # NUMBER
+    records.append(_biff(0x000A))  # EOF
+    return b"".join(records)
+
+
+def xls(sheets: dict[str, Sequence[Sequence[str | float]]] | None = None) -> bytes:
+    """An Excel 97-2003 workbook (BIFF8), one small table per sheet; xlwt is not installed.
+
+    Only the records xlrd needs: the globals (BOF, a BOUNDSHEET per sheet, EOF), then each sheet
+    (BOF, DIMENSIONS, LABEL and NUMBER cells, EOF). Numbers use XF 0, which xlrd reads as numbers.
+    """
+    sheets = sheets or {
+        "Inventory": [("Item", "Quantity"), ("Widgets", 42.0), ("Gadgets", 7.0)],
+        "Staff": [("Name", "Team"), ("Alice", "Platform"), ("Bob", "Search")],
+    }
+    bof = _biff(0x0809, struct.pack("<HHHHII", 0x0600, 0x0005, 0x0DBB, 0x07CC, 0, 6))
+    bodies = [_biff_sheet(rows) for rows in sheets.values()]
+    # BOUNDSHEET: the offset of the sheet's BOF in the stream, visible, a worksheet, its name.
+    boundsheet_sizes = [4 + 6 + 2 + 2 * len(name) for name in sheets]
+    offset = len(bof) + sum(boundsheet_sizes) + 4
+    globals_ = [bof]
+    for name, body in zip(sheets, bodies, strict=True):
+        globals_.append(_biff(0x0085, struct.pack("<IBB", offset, 0, 0) + _biff_string(name, "<B")))
+        offset += len(body)
+    globals_.append(_biff(0x000A))
+    return _cfb({"Workbook": b"".join(globals_) + b"".join(bodies)})
+
+
 _PTYP_INT32 = 0x0003
 _PTYP_TIME = 0x0040
 _PTYP_STRING = 0x001F

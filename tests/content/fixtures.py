@@ -423,7 +423,6 @@ def _cfb(tree: dict[str, object]) -> bytes:
     return header + bytes(body)
 
 
-
 # --- Excel 97-2003 .xls: a minimal BIFF8 workbook in the compound-file writer above ------------
 
 

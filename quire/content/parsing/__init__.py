@@ -5,7 +5,8 @@ does not import unstructured. The rest runs in the parsing server and its childr
 
 - the process: `server.py` (the server's loop), `protocol.py` (its messages with `Parser`),
   `children.py` (forked children and their loop), `frames.py` (their pipes), `sandbox.py` (time
-  and memory limits), `offline.py` (no network), `preparation.py` (imports and patches, once);
+  and memory limits), `offline.py` (no network), `logs.py` (its log lines), `preparation.py`
+  (imports and patches, once);
 - one file: `document.py` (the steps), `refusals.py` (what is refused, and why),
   `partitioners.py` (which partitioner reads which type), `pdf.py` (PDF text layers),
   `encoding.py` (text encodings), `conversion.py` (unstructured's elements to Quire's),

@@ -1,9 +1,9 @@
 """Files refused before a partitioner sees them, each with a typed reason a user can act on.
 
 Images (they would need OCR), legacy Word and PowerPoint files (they would need LibreOffice;
-legacy Excel files are read by xlrd) and types without a partitioner are unsupported; a PDF or Office file that needs a password is encrypted;
-a CSV line too long for libxml2 to keep is refused whole. `corrupt_reason` says why a parser
-rejected a file, in the words a user can read.
+legacy Excel files are read by xlrd) and types without a partitioner are unsupported; a PDF or
+Office file that needs a password is encrypted; a CSV line too long for libxml2 to keep is
+refused whole. `corrupt_reason` says why a parser rejected a file, in the words a user can read.
 """
 
 from __future__ import annotations

@@ -24,11 +24,19 @@ def _pdf_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def pdf(pages: Sequence[Sequence[str]], *, password: str | None = None) -> bytes:
+def pdf(
+    pages: Sequence[Sequence[str]],
+    *,
+    password: str | None = None,
+    letter_spaced: Sequence[int] = (),
+    rotated: Sequence[int] = (),
+) -> bytes:
     """A PDF with a text layer: one page per item, its first line as a large heading.
 
     With a `password` it is encrypted (AES-256); with password "" anyone may open it, but only
-    its owner may change it.
+    its owner may change it. Pages (numbered from 1) in `letter_spaced` set their letters apart
+    (the `Tc` operator, as in spaced-out headings and some typeset letters); pages in `rotated`
+    run their lines up the page, as a landscape table turned on a portrait page does.
     """
     import pikepdf
 
@@ -39,12 +47,15 @@ def pdf(pages: Sequence[Sequence[str]], *, password: str | None = None) -> bytes
         BaseFont=pikepdf.Name.Helvetica,
         Encoding=pikepdf.Name.WinAnsiEncoding,
     )
-    for lines in pages:
+    for number, lines in enumerate(pages, start=1):
         ops = ["BT"]
+        if number in letter_spaced:
+            ops.append("3 Tc")
         y = 680
         for index, line in enumerate(lines):
             size = 18 if index == 0 else 11
-            ops.append(f"/F1 {size} Tf 1 0 0 1 72 {y} Tm ({_pdf_escape(line)}) Tj")
+            matrix = f"0 1 -1 0 {792 - y} 72" if number in rotated else f"1 0 0 1 72 {y}"
+            ops.append(f"/F1 {size} Tf {matrix} Tm ({_pdf_escape(line)}) Tj")
             y -= 40 if index == 0 else 30
         ops.append("ET")
         page = document.add_blank_page(page_size=(612, 792))
@@ -242,6 +253,55 @@ def eml_with_attachments() -> bytes:
     report = pdf([["Sales Report", "Sales of winter tyres doubled in the northern stores this year."]])
     message.add_attachment(report, maintype="application", subtype="pdf", filename="sales.pdf")
     message.add_attachment(image("PNG"), maintype="image", subtype="png", filename="photo.png")
+    return message.as_bytes()
+
+
+PGP_MESSAGE = """\
+-----BEGIN PGP MESSAGE-----
+
+hQEMA3yW8lQ2Xl7bAQf/ZpT3b9kq0xN1m6Pj2fC0YtR4s8VwQk9hLr5uJ2eXo3Za
+T1qv4bN8xHc7mD2wE5rK6yG9pF0sU3iO1aL4jV7nB8tC2dQ6eR9fW0gX5hY1iZ3k
+0sLmN2bV4cX6zA8qW1eR3tY5uI7oP9aS0dF2gH4jK6lZ8xC0vB2nM4qW6eR8tY0u
+=XyZa
+-----END PGP MESSAGE-----
+"""
+
+
+def pgp_eml() -> bytes:
+    """A PGP/MIME encrypted email (RFC 3156): its body is one armored message."""
+    return (
+        "From: erin@example.com\r\n"
+        "To: frank@example.com\r\n"
+        "Subject: Contract terms\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b1"\r\n'
+        "\r\n"
+        "--b1\r\n"
+        "Content-Type: application/pgp-encrypted\r\n"
+        "Content-Description: PGP/MIME version identification\r\n"
+        "\r\n"
+        "Version: 1\r\n"
+        "\r\n"
+        "--b1\r\n"
+        'Content-Type: application/octet-stream; name="encrypted.asc"\r\n'
+        'Content-Disposition: inline; filename="encrypted.asc"\r\n'
+        "\r\n" + PGP_MESSAGE.replace("\n", "\r\n") + "\r\n--b1--\r\n"
+    ).encode()
+
+
+def smime_eml() -> bytes:
+    """An S/MIME encrypted email (RFC 8551): its body is one enveloped-data blob."""
+    message = email.message.EmailMessage()
+    message["From"] = "erin@example.com"
+    message["To"] = "frank@example.com"
+    message["Subject"] = "Contract terms"
+    message.set_content(
+        random_bytes(600),
+        maintype="application",
+        subtype="pkcs7-mime",
+        params={"smime-type": "enveloped-data", "name": "smime.p7m"},
+        filename="smime.p7m",
+    )
     return message.as_bytes()
 
 

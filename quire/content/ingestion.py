@@ -98,6 +98,7 @@ def parse_version(ctx: RunContext, version_id: uuid.UUID) -> dict[str, object]:
         return {"status": version.status.value, "reason": str(failure)}
     version.content_type = parsed.content_type
     version.page_count = parsed.page_count
+    version.warnings = [warning.as_json() for warning in parsed.warnings]
     elements = [e for e in parsed.elements if e.text.strip()]
     if not elements:
         version.status = VersionStatus.empty

@@ -344,7 +344,7 @@ def _still_pending(
         if outcome.version_id not in finished:
             still.append(outcome)
             continue
-        status, reason = finished[outcome.version_id]
+        status, reason, _ = finished[outcome.version_id]
         if status != VersionStatus.indexed:
             outcome.status, outcome.reason = status, reason or ""
         elif outcome.status == "pending":

@@ -10,7 +10,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -48,6 +48,7 @@ class Outcome:
     reason: str = ""
     document_id: uuid.UUID | None = None
     number: int = 0
+    warnings: list[str] = field(default_factory=list)  # about the text of its version
 
     @property
     def label(self) -> str:
@@ -266,9 +267,9 @@ def _refresh(
     still = []
     for outcome in pending:
         if outcome.version_id in finished:
-            status, reason = finished[outcome.version_id]
+            status, reason, warnings = finished[outcome.version_id]
             outcome.status = "ingested" if status == VersionStatus.indexed else status
-            outcome.reason = reason or ""
+            outcome.reason, outcome.warnings = reason or "", warnings
             progress.advance(task)  # type: ignore[arg-type]
         else:
             still.append(outcome)
@@ -276,14 +277,17 @@ def _refresh(
 
 
 def _summarise(outcomes: list[Outcome], console: Console) -> int:
-    table = Table("file", "outcome", "reason", title="Ingestion")
+    warned = sum(1 for o in outcomes if o.warnings)
+    table = Table("file", "outcome", "reason", *(["warnings"] if warned else []), title="Ingestion")
     styles = {"ingested": "green", "unchanged": "cyan", "empty": "yellow"}
     for outcome in outcomes:
         style = styles.get(outcome.status, "red")
-        table.add_row(outcome.label, f"[{style}]{outcome.status}[/]", outcome.reason)
+        notes = ["[yellow]" + "; ".join(outcome.warnings) + "[/]"] if warned else []
+        table.add_row(outcome.label, f"[{style}]{outcome.status}[/]", outcome.reason, *notes)
     console.print(table)
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    console.print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    line = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    console.print(line + (f"; {warned} with warnings" if warned else ""))
     return sum(1 for o in outcomes if o.status in ("failed", "unsupported"))

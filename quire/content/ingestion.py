@@ -202,6 +202,7 @@ def write_parsed(session: Session, version: Version, parsed: ParsedDocument) -> 
     """Write a parsed version's elements, or mark it empty."""
     version.content_type = parsed.content_type
     version.page_count = parsed.page_count
+    version.warnings = [warning.as_json() for warning in parsed.warnings]
     elements = [e for e in parsed.elements if e.text.strip()]
     if not elements:
         version.status = VersionStatus.empty

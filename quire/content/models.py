@@ -10,6 +10,7 @@ from typing import Any
 from pgvector.sqlalchemy import Vector
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import text as sa_text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import Integer, Uuid
 from sqlmodel import Field
@@ -80,6 +81,11 @@ class Version(TenantScoped, table=True):
     status: VersionStatus = Field(default=VersionStatus.stored, sa_column=enum_column(VersionStatus))
     status_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     error_code: str | None = Field(default=None, max_length=40)
+    # What is wrong with the parsed text, or was repaired: [{"code", "message", "pages"}, ...].
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSONB, nullable=False, server_default=sa_text("'[]'::jsonb")),
+    )
     run_id: uuid.UUID | None = Field(default=None, foreign_key="runtime_run.id")
     page_count: int | None = None
     element_count: int = 0
@@ -142,6 +148,14 @@ class Embedding(TenantScoped, table=True):
 # What crosses the API.
 
 
+class VersionWarning(BaseModel):
+    """Something wrong with a version's text, or repaired, and the pages it concerns."""
+
+    code: str
+    message: str
+    pages: list[int]
+
+
 class VersionPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -154,6 +168,7 @@ class VersionPublic(BaseModel):
     status: VersionStatus
     status_reason: str | None
     error_code: str | None
+    warnings: list[VersionWarning]
     run_id: uuid.UUID | None
     page_count: int | None
     element_count: int

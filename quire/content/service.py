@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlmodel import Session, col, func, select
@@ -513,23 +513,29 @@ def version_counts(session: Session) -> list[tuple[str, int, int]]:
 
 
 FINISHED_SQL = text(
-    "SELECT id, status, status_reason FROM content_version "
+    "SELECT id, status, status_reason, warnings FROM content_version "
     "WHERE id = ANY(CAST(:ids AS uuid[])) AND status = ANY(CAST(:final AS text[]))"
 )
 FINAL_STATUSES = [status.value for status in VersionStatus if status.final]
 
 
-def finished_versions(
-    session: Session, version_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, tuple[VersionStatus, str | None]]:
-    """Of these versions, those whose ingestion ended: their status and its reason.
+class FinishedVersion(NamedTuple):
+    status: VersionStatus
+    reason: str | None
+    warnings: list[str]  # the messages of the version's text quality warnings
+
+
+def finished_versions(session: Session, version_ids: list[uuid.UUID]) -> dict[uuid.UUID, FinishedVersion]:
+    """Of these versions, those whose ingestion ended: their status, its reason, their warnings.
 
     The ids go as one array parameter, and only finished rows come back: `quire ingest` asks
     this every half second while workers ingest (a row and a parameter per pending version put
     it in a fifth of the command's profile samples on 240 files).
     """
     rows = session.execute(FINISHED_SQL, {"ids": version_ids, "final": FINAL_STATUSES}).all()
-    return {row[0]: (VersionStatus(row[1]), row[2]) for row in rows}
+    return {
+        row[0]: FinishedVersion(VersionStatus(row[1]), row[2], [w["message"] for w in row[3]]) for row in rows
+    }
 
 
 def version_with_bytes(session: Session, *, collection: str, source_key: str, sha256: str) -> Version | None:

@@ -457,3 +457,41 @@ def test_edit_then_approve_and_merge_from_the_console(reviewing: TestClient, con
     )
     content.drive()
     assert memory(reviewing, key[Role.reviewer], duplicate["id"])["state"] == "merged"
+
+
+def test_a_versions_page_lists_its_text_quality_warnings(reviewing: TestClient, content: Harness) -> None:
+    from tests.content import fixtures
+
+    key = keys_for(content)
+    plain = ["Annual report", "Revenue grew by twelve percent over the previous year."]
+    letter = ["Dear members of the board", "I would like to thank the committee for its support."]
+    data = fixtures.pdf([plain, letter], letter_spaced=[2])
+    created = reviewing.post(
+        "/v1/documents",
+        files={"file": ("letter.pdf", data, "application/pdf")},
+        headers=auth(key[Role.contributor]),
+    ).json()
+    content.drive()
+    log_in(reviewing, key[Role.reviewer])
+
+    page = reviewing.get(f"/console/documents/{created['document_id']}/versions/1").text
+
+    warnings = re.search(r'<ul class="warnings" id="warnings">(.*?)</ul>', page, re.S)
+    assert warnings is not None
+    assert '<li class="warning warning-letter_spaced_text">' in warnings.group(1)
+    assert "joined letter-spaced words on page 2" in warnings.group(1)
+
+
+def test_a_version_without_warnings_shows_no_list(reviewing: TestClient, content: Harness) -> None:
+    key = keys_for(content)
+    created = reviewing.post(
+        "/v1/documents",
+        files={"file": ("n.md", b"# Notes\n\nAll is well.\n", "text/markdown")},
+        headers=auth(key[Role.contributor]),
+    ).json()
+    content.drive()
+    log_in(reviewing, key[Role.reviewer])
+
+    page = reviewing.get(f"/console/documents/{created['document_id']}/versions/1").text
+
+    assert "All is well." in page and 'id="warnings"' not in page

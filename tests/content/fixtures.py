@@ -24,11 +24,19 @@ def _pdf_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def pdf(pages: Sequence[Sequence[str]], *, password: str | None = None) -> bytes:
+def pdf(
+    pages: Sequence[Sequence[str]],
+    *,
+    password: str | None = None,
+    letter_spaced: Sequence[int] = (),
+    rotated: Sequence[int] = (),
+) -> bytes:
     """A PDF with a text layer: one page per item, its first line as a large heading.
 
     With a `password` it is encrypted (AES-256); with password "" anyone may open it, but only
-    its owner may change it.
+    its owner may change it. Pages (numbered from 1) in `letter_spaced` set their letters apart
+    (the `Tc` operator, as in spaced-out headings and some typeset letters); pages in `rotated`
+    run their lines up the page, as a landscape table turned on a portrait page does.
     """
     import pikepdf
 
@@ -39,12 +47,15 @@ def pdf(pages: Sequence[Sequence[str]], *, password: str | None = None) -> bytes
         BaseFont=pikepdf.Name.Helvetica,
         Encoding=pikepdf.Name.WinAnsiEncoding,
     )
-    for lines in pages:
+    for number, lines in enumerate(pages, start=1):
         ops = ["BT"]
+        if number in letter_spaced:
+            ops.append("3 Tc")
         y = 680
         for index, line in enumerate(lines):
             size = 18 if index == 0 else 11
-            ops.append(f"/F1 {size} Tf 1 0 0 1 72 {y} Tm ({_pdf_escape(line)}) Tj")
+            matrix = f"0 1 -1 0 {792 - y} 72" if number in rotated else f"1 0 0 1 72 {y}"
+            ops.append(f"/F1 {size} Tf {matrix} Tm ({_pdf_escape(line)}) Tj")
             y -= 40 if index == 0 else 30
         ops.append("ET")
         page = document.add_blank_page(page_size=(612, 792))
@@ -245,6 +256,55 @@ def eml_with_attachments() -> bytes:
     return message.as_bytes()
 
 
+PGP_MESSAGE = """\
+-----BEGIN PGP MESSAGE-----
+
+hQEMA3yW8lQ2Xl7bAQf/ZpT3b9kq0xN1m6Pj2fC0YtR4s8VwQk9hLr5uJ2eXo3Za
+T1qv4bN8xHc7mD2wE5rK6yG9pF0sU3iO1aL4jV7nB8tC2dQ6eR9fW0gX5hY1iZ3k
+0sLmN2bV4cX6zA8qW1eR3tY5uI7oP9aS0dF2gH4jK6lZ8xC0vB2nM4qW6eR8tY0u
+=XyZa
+-----END PGP MESSAGE-----
+"""
+
+
+def pgp_eml() -> bytes:
+    """A PGP/MIME encrypted email (RFC 3156): its body is one armored message."""
+    return (
+        "From: erin@example.com\r\n"
+        "To: frank@example.com\r\n"
+        "Subject: Contract terms\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b1"\r\n'
+        "\r\n"
+        "--b1\r\n"
+        "Content-Type: application/pgp-encrypted\r\n"
+        "Content-Description: PGP/MIME version identification\r\n"
+        "\r\n"
+        "Version: 1\r\n"
+        "\r\n"
+        "--b1\r\n"
+        'Content-Type: application/octet-stream; name="encrypted.asc"\r\n'
+        'Content-Disposition: inline; filename="encrypted.asc"\r\n'
+        "\r\n" + PGP_MESSAGE.replace("\n", "\r\n") + "\r\n--b1--\r\n"
+    ).encode()
+
+
+def smime_eml() -> bytes:
+    """An S/MIME encrypted email (RFC 8551): its body is one enveloped-data blob."""
+    message = email.message.EmailMessage()
+    message["From"] = "erin@example.com"
+    message["To"] = "frank@example.com"
+    message["Subject"] = "Contract terms"
+    message.set_content(
+        random_bytes(600),
+        maintype="application",
+        subtype="pkcs7-mime",
+        params={"smime-type": "enveloped-data", "name": "smime.p7m"},
+        filename="smime.p7m",
+    )
+    return message.as_bytes()
+
+
 # --- Images ----------------------------------------------------------------------------------
 
 
@@ -421,6 +481,58 @@ def _cfb(tree: dict[str, object]) -> bytes:
     )
     assert len(header) == _SECTOR
     return header + bytes(body)
+
+
+# --- Excel 97-2003 .xls: a minimal BIFF8 workbook in the compound-file writer above ------------
+
+
+def _biff(record: int, data: bytes = b"") -> bytes:
+    return struct.pack("<HH", record, len(data)) + data
+
+
+def _biff_string(text: str, length_format: str) -> bytes:
+    """An XLUnicodeString: its length, a flags byte (1: UTF-16LE characters), the characters."""
+    return struct.pack(length_format, len(text)) + b"\x01" + text.encode("utf-16-le")
+
+
+def _biff_sheet(rows: Sequence[Sequence[str | float]]) -> bytes:
+    columns = max(len(row) for row in rows)
+    records = [
+        _biff(0x0809, struct.pack("<HHHHII", 0x0600, 0x0010, 0x0DBB, 0x07CC, 0, 6)),  # BOF: sheet
+        _biff(0x0200, struct.pack("<IIHHH", 0, len(rows), 0, columns, 0)),  # DIMENSIONS
+    ]
+    for row_index, row in enumerate(rows):
+        for column, value in enumerate(row):
+            cell = struct.pack("<HHH", row_index, column, 0)
+            if isinstance(value, str):
+                records.append(_biff(0x0204, cell + _biff_string(value, "<H")))  # LABEL
+            else:
+                records.append(_biff(0x0203, cell + struct.pack("<d", value)))  # NUMBER
+    records.append(_biff(0x000A))  # EOF
+    return b"".join(records)
+
+
+def xls(sheets: dict[str, Sequence[Sequence[str | float]]] | None = None) -> bytes:
+    """An Excel 97-2003 workbook (BIFF8), one small table per sheet; xlwt is not installed.
+
+    Only the records xlrd needs: the globals (BOF, a BOUNDSHEET per sheet, EOF), then each sheet
+    (BOF, DIMENSIONS, LABEL and NUMBER cells, EOF). Numbers use XF 0, which xlrd reads as numbers.
+    """
+    sheets = sheets or {
+        "Inventory": [("Item", "Quantity"), ("Widgets", 42.0), ("Gadgets", 7.0)],
+        "Staff": [("Name", "Team"), ("Alice", "Platform"), ("Bob", "Search")],
+    }
+    bof = _biff(0x0809, struct.pack("<HHHHII", 0x0600, 0x0005, 0x0DBB, 0x07CC, 0, 6))
+    bodies = [_biff_sheet(rows) for rows in sheets.values()]
+    # BOUNDSHEET: the offset of the sheet's BOF in the stream, visible, a worksheet, its name.
+    boundsheet_sizes = [4 + 6 + 2 + 2 * len(name) for name in sheets]
+    offset = len(bof) + sum(boundsheet_sizes) + 4
+    globals_ = [bof]
+    for name, body in zip(sheets, bodies, strict=True):
+        globals_.append(_biff(0x0085, struct.pack("<IBB", offset, 0, 0) + _biff_string(name, "<B")))
+        offset += len(body)
+    globals_.append(_biff(0x000A))
+    return _cfb({"Workbook": b"".join(globals_) + b"".join(bodies)})
 
 
 _PTYP_INT32 = 0x0003

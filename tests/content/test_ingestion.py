@@ -341,3 +341,52 @@ def test_formats_ingest_end_to_end(api: TestClient, content: Harness) -> None:
         f"/v1/documents/{created['paper.pdf']['document_id']}/versions/1", headers=key[Role.reader]
     ).json()
     assert pdf["page_count"] == 2 and {e["page"] for e in pdf["elements"]} == {1, 2}
+
+
+def test_a_versions_text_quality_warnings_are_shown_with_their_pages(
+    api: TestClient, content: Harness
+) -> None:
+    key = keys(content)
+    plain = ["Annual report", "Revenue grew by twelve percent over the previous year."]
+    letter = ["Dear members of the board", "I would like to thank the committee for its support."]
+    data = fixtures.pdf([plain, letter, letter], letter_spaced=[2, 3])
+    created = upload(api, key[Role.contributor], "letter.pdf", data).json()
+    content.drive()
+
+    version = api.get(f"/v1/documents/{created['document_id']}/versions/1", headers=key[Role.reader]).json()
+
+    assert version["status"] == "indexed"
+    assert version["warnings"] == [
+        {"code": "letter_spaced_text", "message": "joined letter-spaced words on pages 2-3", "pages": [2, 3]}
+    ]
+    assert "I would like to thank the committee for its support." in [e["text"] for e in version["elements"]]
+    document = api.get(f"/v1/documents/{created['document_id']}", headers=key[Role.reader]).json()
+    assert document["versions"][0]["warnings"] == version["warnings"]
+
+
+def test_an_encrypted_email_without_readable_text_keeps_its_warning(
+    api: TestClient, content: Harness
+) -> None:
+    key = keys(content)
+    created = upload(api, key[Role.contributor], "contract.eml", fixtures.smime_eml()).json()
+    content.drive()
+
+    version = api.get(f"/v1/documents/{created['document_id']}/versions/1", headers=key[Role.reader]).json()
+
+    assert version["status"] == "empty"
+    assert [w["code"] for w in version["warnings"]] == ["encrypted_content"]
+
+
+def test_finished_versions_carry_their_warnings(api: TestClient, content: Harness) -> None:
+    from quire.content.service import finished_versions
+
+    key = keys(content)
+    created = upload(api, key[Role.contributor], "contract.eml", fixtures.pgp_eml()).json()
+    content.drive()
+
+    with content.database.tenant_session(content.tenant_id) as session:
+        finished = finished_versions(session, [uuid.UUID(created["version_id"])])
+
+    (version,) = finished.values()
+    assert version.status == "indexed"  # the headers and "Version: 1" are text
+    assert version.warnings == ["the email's body is encrypted (PGP); only its headers could be read"]

@@ -147,3 +147,18 @@ def test_a_crash_mid_document_costs_the_part_in_progress_not_the_parts_done(
     assert content.run(run_id).status == "completed"
     assert [first for _, first, _ in parsed] == [1, 11, 21, 21, 31], "parts done were parsed again"
     assert version_of(api, key[Role.reader], created)["status"] == "indexed"
+
+
+def test_parts_joined_keep_one_warning_that_names_the_pages_of_every_part() -> None:
+    from quire.content.parsing import ParsedDocument, ParsedElement
+    from quire.content.parsing.parts import join
+    from quire.content.parsing.quality import JOINED
+
+    def part(page: int) -> ParsedDocument:
+        spaced = ParsedElement("narrative_text", "I would like a refund", page=page, metadata={JOINED: True})
+        return ParsedDocument("application/pdf", (spaced,), page_count=page)
+
+    joined = join([part(3), part(14)])
+
+    assert [(w.code, w.pages) for w in joined.warnings] == [("letter_spaced_text", (3, 14))]
+    assert joined.page_count == 14

@@ -119,6 +119,17 @@ def test_xlsx_keeps_each_sheet_as_a_table(parser: Parser) -> None:
     assert staff.html is not None and "<td>Alice</td><td>Platform</td>" in staff.html
 
 
+def test_legacy_xls_is_read_through_the_spreadsheet_path(parser: Parser) -> None:
+    document = parser.parse(fixtures.xls(), filename="stock.xls")
+
+    assert document.content_type == "application/vnd.ms-excel"
+    inventory, staff = document.elements
+    assert (inventory.type, inventory.page, inventory.metadata["sheet"]) == ("table", 1, "Inventory")
+    assert inventory.html is not None and "<td>Widgets</td><td>42</td>" in inventory.html
+    assert (staff.page, staff.metadata["sheet"]) == (2, "Staff")
+    assert document.page_count == 2
+
+
 def test_html_headings_tables_and_lists(parser: Parser) -> None:
     document = parser.parse(fixtures.HTML.encode(), filename="notes.html")
 

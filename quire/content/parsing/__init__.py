@@ -5,10 +5,12 @@ does not import unstructured. The rest runs in the parsing server and its childr
 
 - the process: `server.py` (the server's loop), `protocol.py` (its messages with `Parser`),
   `children.py` (forked children and their loop), `frames.py` (their pipes), `sandbox.py` (time
-  and memory limits), `offline.py` (no network), `preparation.py` (imports and patches, once);
+  and memory limits), `offline.py` (no network), `logs.py` (its log lines), `preparation.py`
+  (imports and patches, once);
 - one file: `document.py` (the steps), `refusals.py` (what is refused, and why),
   `partitioners.py` (which partitioner reads which type), `pdf.py` (PDF text layers),
   `encoding.py` (text encodings), `conversion.py` (unstructured's elements to Quire's),
+  `quality.py` (garbled text flagged, letter-spaced words joined),
   `spacy_model.py` (spaCy's model without a download).
 """
 
@@ -26,7 +28,7 @@ from quire.content.parsing.errors import (
 )
 from quire.content.parsing.parser import Parser
 from quire.content.parsing.quiet import UNSTRUCTURED_ENVIRONMENT, use_quiet_unstructured_environment
-from quire.content.parsing.results import ParsedDocument, ParsedElement
+from quire.content.parsing.results import ParsedDocument, ParsedElement, QualityWarning
 
 __all__ = [
     "FAILURES",
@@ -41,6 +43,7 @@ __all__ = [
     "Parser",
     "ParserCrashed",
     "ParserUnavailable",
+    "QualityWarning",
     "UnsupportedFileType",
     "detect_content_type",
     "use_quiet_unstructured_environment",

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from quire.content.parsing.quality import JOINED
 from quire.content.parsing.results import ParsedElement, with_section_paths
 
 if TYPE_CHECKING:
@@ -92,6 +93,8 @@ def _extras(element: Element) -> dict[str, Any]:
             {"url": url, "text": texts[index] if index < len(texts) else None}
             for index, url in enumerate(meta.link_urls[:_MAX_LINKS])
         ]
+    if getattr(meta, JOINED, False):  # set by pdf.py: this text was repaired
+        extras[JOINED] = True
     if meta.attached_to_filename:
         extras["attachment_of"] = meta.attached_to_filename
     if meta.filename and meta.attached_to_filename:

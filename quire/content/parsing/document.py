@@ -1,4 +1,4 @@
-"""How one file is parsed: its type, the refusals, its partitioner, then Quire's elements.
+"""How one file is parsed: its type, the refusals, its partitioner, Quire's elements, their quality.
 
 This is the work a parsing child does for `Parser.parse`, and it knows nothing of the child: it
 runs in any process that `preparation.prepare` has readied (the child inherits that from the
@@ -12,6 +12,7 @@ from quire.content.parsing.conversion import to_parsed_elements
 from quire.content.parsing.errors import CorruptFile, ParseFailure, ParserUnavailable, UnsupportedFileType
 from quire.content.parsing.offline import NetworkAccessForbidden
 from quire.content.parsing.partitioners import PAGED, partition
+from quire.content.parsing.quality import encrypted_email, review
 from quire.content.parsing.refusals import (
     corrupt_reason,
     refuse_encrypted,
@@ -52,4 +53,10 @@ def parse_document(
         )
     if page_count is None and file_type.name in PAGED:
         page_count = max((e.page for e in parsed if e.page is not None), default=None)
-    return ParsedDocument(content_type=content_type, elements=parsed, page_count=page_count)
+    encrypted = encrypted_email(data) if file_type.name == "EML" else None
+    return ParsedDocument(
+        content_type=content_type,
+        elements=parsed,
+        page_count=page_count,
+        warnings=review(parsed, encrypted=encrypted),
+    )

@@ -26,6 +26,8 @@ PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "DOCX": ("docx", "partition_docx", {"infer_table_structure": True}),
     "PPTX": ("pptx", "partition_pptx", {"infer_table_structure": True}),
     "XLSX": ("xlsx", "partition_xlsx", {"infer_table_structure": True, "find_subtable": False}),
+    # Excel 97-2003 files take the same path: partition_xlsx reads them with xlrd.
+    "XLS": ("xlsx", "partition_xlsx", {"infer_table_structure": True, "find_subtable": False}),
     "HTML": ("html", "partition_html", {}),
     "MD": ("md", "partition_md", {}),
     "TXT": ("text", "partition_text", {}),
@@ -45,7 +47,7 @@ PARTITIONERS: dict[str, tuple[str, str, dict[str, Any]]] = {
 # Types read as text, in the encoding `text_encoding` picks.
 TEXTUAL = {"HTML", "MD", "TXT", "CSV", "TSV", "JSON", "NDJSON", "XML"}
 # Types whose page numbers mean something (slides and sheets count as pages, as in unstructured).
-PAGED = {"PDF", "DOCX", "ODT", "PPTX", "XLSX"}
+PAGED = {"PDF", "DOCX", "ODT", "PPTX", "XLSX", "XLS"}
 
 
 def partition(data: bytes, file_type: FileType, filename: str | None) -> tuple[list[Element], int | None]:

@@ -15,6 +15,7 @@ import io
 from dataclasses import replace
 from typing import Any, NamedTuple
 
+from quire.content.parsing.quality import review
 from quire.content.parsing.results import ParsedDocument, with_section_paths
 
 # A Word file has no pages until it is laid out: its parts count blocks (paragraphs and tables),
@@ -94,6 +95,7 @@ def join(parts: list[ParsedDocument]) -> ParsedDocument:
         content_type=parts[0].content_type,
         elements=tuple(with_section_paths(elements)),
         page_count=max(page_counts) if page_counts else None,
+        warnings=review(elements),  # over the whole, so that each warning lists all its pages
     )
 
 

@@ -14,6 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from quire.content.parsing.errors import CorruptFile, UnsupportedFileType
+from quire.content.parsing.quality import JOINED, join_letter_spaced
 
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element
@@ -48,15 +49,19 @@ def partition_pdf(data: bytes) -> tuple[list[Element], int]:
             text = _box_text(box, threshold)
             if not text.strip():
                 continue
+            # Letter-spaced words are joined now, while the wider gaps between words still show.
+            joined = join_letter_spaced(text)
             x1, y1, x2, y2 = rect_to_bbox(box.bbox, layout.height)
             points = ((x1, y1), (x1, y2), (x2, y2), (x2, y1))
             element = element_from_text(
-                re.sub(r"\s+", " ", text).strip(), coordinates=points, coordinate_system=system
+                re.sub(r"\s+", " ", joined or text).strip(), coordinates=points, coordinate_system=system
             )
             element.metadata = ElementMetadata(
                 page_number=page_number,
                 coordinates=CoordinatesMetadata(points=points, system=system),
             )
+            if joined is not None:
+                setattr(element.metadata, JOINED, True)
             page_elements.append(element)
         ordered = sort_page_elements(page_elements, SORT_MODE_BASIC)
         elements.extend(sort_page_elements(ordered, SORT_MODE_XY_CUT))

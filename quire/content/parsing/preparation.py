@@ -1,4 +1,4 @@
-"""Readying a process to parse, once: quiet, offline, partitioners imported, patches applied, warm.
+"""Readying a process to parse, once: logs, quiet, offline, partitioners imported, patches applied, warm.
 
 The parsing server prepares itself when it starts, and the children it forks inherit all of it
 (about 7 s of imports and spaCy's model), so a document pays only for its own parse. A failure
@@ -18,6 +18,7 @@ from typing import Any
 
 from quire.content.parsing.document import parse_document
 from quire.content.parsing.errors import ParserUnavailable
+from quire.content.parsing.logs import configure_parsing_logs
 from quire.content.parsing.offline import forbid_network
 from quire.content.parsing.partitioners import PARTITIONERS
 from quire.content.parsing.pdf import refuse_pdf_reference_loops, route_pdfs_to_text_layer_partitioner
@@ -37,6 +38,7 @@ def prepare() -> None:
     if _prepared:
         return
     started = time.monotonic()
+    configure_parsing_logs()
     try:
         use_quiet_unstructured_environment()
         # Libraries that start a thread pool per core (OpenBLAS, OpenMP) would each reserve

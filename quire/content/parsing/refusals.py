@@ -1,9 +1,9 @@
 """Files refused before a partitioner sees them, each with a typed reason a user can act on.
 
-Images (they would need OCR), legacy Office formats (they would need LibreOffice) and types
-without a partitioner are unsupported; a PDF or Office file that needs a password is encrypted;
-a CSV line too long for libxml2 to keep is refused whole. `corrupt_reason` says why a parser
-rejected a file, in the words a user can read.
+Images (they would need OCR), legacy Word and PowerPoint files (they would need LibreOffice;
+legacy Excel files are read by xlrd) and types without a partitioner are unsupported; a PDF or
+Office file that needs a password is encrypted; a CSV line too long for libxml2 to keep is
+refused whole. `corrupt_reason` says why a parser rejected a file, in the words a user can read.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from unstructured.file_utils.model import FileType
 
 IMAGES = {"BMP", "HEIC", "JPG", "PNG", "TIFF", "WEBP"}
-LEGACY_OFFICE = {"DOC", "PPT", "XLS"}
+LEGACY_OFFICE = {"DOC", "PPT"}
 # unstructured builds a table's text from its HTML, and libxml2 drops a cell longer than 10 MB
 # without a word; a CSV line this long is refused instead (a byte may become 3 in UTF-8).
 MAX_DELIMITED_LINE_BYTES = 3 * 1024 * 1024
@@ -36,7 +36,7 @@ def refuse_unsupported(file_type: FileType, content_type: str) -> None:
     if file_type.name in LEGACY_OFFICE:
         raise UnsupportedFileType(
             f"legacy Office files ({content_type}) need LibreOffice, which Quire does not use; "
-            "save the file in the newer format (.docx, .pptx, .xlsx)"
+            "save the file in the newer format (.docx, .pptx)"
         )
     if file_type.name != "PDF" and file_type.name not in PARTITIONERS:
         raise UnsupportedFileType(f"files of type {content_type} are not supported")

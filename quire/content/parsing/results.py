@@ -23,12 +23,30 @@ class ParsedElement:
 
 
 @dataclass(frozen=True)
+class QualityWarning:
+    """Something in a document's text a reader would find garbled (or that was repaired).
+
+    `code` is one of `quality.py`'s codes; `pages` are the pages it concerns (none when the
+    document has no pages, or the warning concerns all of it).
+    """
+
+    code: str
+    message: str
+    pages: tuple[int, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """As stored on the version and shown by the API: {"code", "message", "pages"}."""
+        return {"code": self.code, "message": self.message, "pages": list(self.pages)}
+
+
+@dataclass(frozen=True)
 class ParsedDocument:
-    """The elements of one document, in reading order."""
+    """The elements of one document, in reading order, and what is wrong with their text."""
 
     content_type: str
     elements: tuple[ParsedElement, ...]
     page_count: int | None = None
+    warnings: tuple[QualityWarning, ...] = ()
 
     @property
     def empty(self) -> bool:

@@ -12,10 +12,16 @@ from quire.app.ingest import Outcome, _summarise
 def test_the_summary_notes_each_files_text_quality_warnings() -> None:
     console = Console(record=True, width=200)
     outcomes = [
-        Outcome(Path("letter.pdf"), status="ingested", warnings=["joined letter-spaced words on pages 2-3"]),
-        Outcome(Path("notes.md"), status="ingested"),
+        Outcome(
+            Path("letter.pdf"),
+            "letter.pdf",
+            status="ingested",
+            warnings=["joined letter-spaced words on pages 2-3"],
+        ),
+        Outcome(Path("notes.md"), "notes.md", status="ingested"),
         Outcome(
             Path("contract.eml"),
+            "contract.eml",
             status="empty",
             reason="the file holds no text",
             warnings=["the email's body is encrypted (S/MIME); only its headers could be read"],

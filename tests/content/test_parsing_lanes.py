@@ -106,3 +106,13 @@ def test_the_server_dies_and_every_waiting_caller_hears_of_it() -> None:
 
         assert [type(outcome[0]) for _, outcome in jobs] == [ParserCrashed] * 3
         assert parser.run_in_child(os.getpid) > 0, "the next job starts a new server"
+
+
+def test_a_child_that_parsed_a_large_file_exits_and_gives_its_memory_back(two_lanes: Parser) -> None:
+    small = two_lanes.run_in_child(os.getpid)
+    assert two_lanes.run_in_child(os.getpid) == small, "a child that parsed a small file stays"
+
+    large = two_lanes.run_in_child(os.getpid, large=True)
+    after = two_lanes.run_in_child(os.getpid, large=True)
+
+    assert after != large, "the child that parsed a large file was kept"

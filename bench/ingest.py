@@ -1,6 +1,7 @@
 """Ingestion benchmark: a generated folder of mixed documents through `quire ingest` and a worker.
 
     .venv/bin/python -m bench.ingest [--files 240]
+    .venv/bin/python -m bench.ingest --mixed [--files 60]    (see bench/ingest_mixed.py)
 
 Prints files/s and pages/s end to end (upload, parse, chunk, embed, index, with a real worker
 process), beside bare `unstructured` partitioning plus bare embedding of the same text in this
@@ -334,7 +335,22 @@ def main() -> None:
         default=0,
         help="add this many large documents (150-page PDFs, 300-paragraph Word files)",
     )
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="small files uploaded while a 600-page PDF and an 800-page Word file ingest",
+    )
+    parser.add_argument(
+        "--mixed-only",
+        choices=["default", "earlier"],
+        help="with --mixed: run one configuration only",
+    )
     args = parser.parse_args()
+    if args.mixed:
+        from bench.ingest_mixed import main as mixed
+
+        mixed(args.files, args.threads, args.mixed_only)
+        return
     work = Path(tempfile.mkdtemp(prefix="quire-bench-ingest-"))
     folder = work / "documents"
     folder.mkdir()

@@ -24,9 +24,10 @@ from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.memory.findings import FLAGS
 from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryScope, MemoryVersion, VersionState
-from quire.runtime.models import HumanTask
+from quire.runtime.models import HumanTask, Run, RunStatus
 
 AWAITING = (VersionState.in_review, VersionState.needs_recertification)
+ENDED = (RunStatus.failed, RunStatus.cancelled)  # a review run that ends so decided nothing
 PAGE_SIZE = 50
 
 
@@ -180,14 +181,18 @@ def pending_decisions(session: Session, versions: Sequence[Reviewable]) -> dict[
     """Versions whose review task is decided while the version still waits for that decision.
 
     The decision wakes the review process; until a worker advances it the version keeps its
-    state, and the console says so instead of offering the decision again.
+    state, and the console says so instead of offering the decision again. A run that ended
+    (failed) is waiting for nothing: its version is decidable again (memory/recovery.py).
     """
     runs = {v.run_id: v.id for v in versions if v.run_id is not None and v.state in AWAITING}
     if not runs:
         return {}
     latest: dict[uuid.UUID, HumanTask] = {}
     for task in session.exec(
-        select(HumanTask).where(col(HumanTask.run_id).in_(list(runs))).order_by(col(HumanTask.created_at))
+        select(HumanTask)
+        .join(Run, col(Run.id) == col(HumanTask.run_id))
+        .where(col(HumanTask.run_id).in_(list(runs)), col(Run.status).not_in(ENDED))
+        .order_by(col(HumanTask.created_at))
     ).all():
         latest[task.run_id] = task
     found = {}

@@ -168,10 +168,13 @@ def _linked(session: Session, events: list[EventPublic], console: ConsoleSession
             if not isinstance(value, str) or value in texts or value == str(event.item_id):
                 continue
             try:
-                other = service.describe_item(session, item_id=uuid.UUID(value), caller=console.caller)
+                other = service.get_item(session, item_id=uuid.UUID(value), caller=console.caller)
             except (ValueError, QuireError):
                 continue
-            texts[value] = other.latest.text if other.latest else value
+            current = (
+                service.get_version(session, other.current_version_id) if other.current_version_id else None
+            )
+            texts[value] = current.text if current else value
     return texts
 
 

@@ -24,7 +24,8 @@ from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.memory.findings import FLAGS
 from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryScope, MemoryVersion, VersionState
-from quire.runtime.models import HumanTask, Run, RunStatus
+from quire.runtime.models import HumanTask, Run, RunStatus, Signal
+from quire.runtime.process import EVENT_SIGNAL
 
 AWAITING = (VersionState.in_review, VersionState.needs_recertification)
 ENDED = (RunStatus.failed, RunStatus.cancelled)  # a review run that ends so decided nothing
@@ -199,4 +200,20 @@ def pending_decisions(session: Session, versions: Sequence[Reviewable]) -> dict[
     for run_id, task in latest.items():
         if task.status != "open" and isinstance(task.decision, dict):
             found[runs[run_id]] = str(task.decision.get("decision"))
+    # A decision sent as an event (a withdrawal, or the first decision of a restarted review,
+    # whose task does not exist yet) waits as a person's signal the run has not taken.
+    for run_id, payload in session.exec(
+        select(Signal.run_id, Signal.payload)
+        .join(Run, col(Run.id) == col(Signal.run_id))
+        .where(
+            col(Signal.run_id).in_(list(runs)),
+            Signal.name == EVENT_SIGNAL,
+            col(Signal.consumed_seq).is_(None),
+            col(Signal.sender_id).is_not(None),
+            col(Run.status).not_in(ENDED),
+        )
+        .order_by(col(Signal.created_at))
+    ).all():
+        if isinstance(payload, dict) and payload.get("name"):
+            found.setdefault(runs[run_id], str(payload["name"]))
     return found

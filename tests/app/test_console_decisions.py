@@ -111,6 +111,16 @@ def test_a_failed_review_shows_why_and_offers_the_decisions_again(
     row = re.search(rf'<tr class="row[^"]*"[^>]*data-href="/console/memory/{duplicate}[^"]*"', queue)
     assert row is not None and "is-pending" not in row.group(0)
 
+    # Decided again: a fresh review run takes the decision, and until it has, the page says so.
+    reviewing.post(
+        f"/console/memory/{duplicate}/decide",
+        data={"decision": "reject", "reason": "withdrawn rule", "csrf": token},
+    )
+    page = reviewing.get(f"/console/memory/{duplicate}").text
+    assert 'id="pending"' in page and 'id="review-failed"' not in page
+    content.drive()
+    assert memory(reviewing, key["reviewer"], duplicate)["state"] == "rejected"
+
 
 def test_the_history_links_a_merge_to_the_other_memory(reviewing: TestClient, content: Harness) -> None:
     key, portal, duplicate = duplicate_of_portal(reviewing, content, approve=True)

@@ -119,7 +119,7 @@ def test_a_failed_review_shows_why_and_offers_the_decisions_again(
     page = reviewing.get(f"/console/memory/{duplicate}").text
     assert 'id="pending"' in page and 'id="review-failed"' not in page
     content.drive()
-    assert memory(reviewing, key["reviewer"], duplicate)["state"] == "rejected"
+    assert memory(reviewing, key["reviewer"], duplicate)["latest"]["state"] == "rejected"
 
 
 def test_the_history_links_a_merge_to_the_other_memory(reviewing: TestClient, content: Harness) -> None:

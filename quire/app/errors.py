@@ -91,7 +91,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def quire_error(request: Request, error: errors.QuireError) -> JSONResponse:
         status = status_for(error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(error_body(error.code, str(error)), status_code=status, headers=headers)
+        # An error may name what it is about for clients to act on (`extra`: JSON fields).
+        extra = getattr(error, "extra", None)
+        body = error_body(error.code, str(error), **(extra if isinstance(extra, dict) else {}))
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from quire.core.errors import Conflict, InvalidRequest, NotFound, QuireError
+from quire.runtime.errors import NonRetryable
 
 
 class MemoryFailure(QuireError):
@@ -25,3 +28,33 @@ class ReviewRefused(MemoryFailure, Conflict):
     """The decision does not fit the memory's state; the message says why."""
 
     code = "review_refused"
+
+
+class SlotHasApprovedMemory(ReviewRefused):
+    """A plain approve would leave two approved memories in one slot without anyone choosing so:
+    the reviewer decides `supersede` (naming the memory it retires) or `keep_both`."""
+
+    code = "slot_has_approved_memory"
+
+    def __init__(self, message: str, *, existing: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.extra = {"existing": existing}  # the error body names them for clients
+
+
+class SupersedeTargetInvalid(ReviewRefused):
+    """`supersede` names no memory, or one that is not approved in the proposal's slot."""
+
+    code = "supersede_target_invalid"
+
+
+class MergeTargetInvalid(ReviewRefused):
+    """The memory to merge into does not exist here, is not approved, or belongs elsewhere."""
+
+    code = "merge_target_invalid"
+
+
+class DecisionNoLongerApplies(MemoryFailure, NonRetryable):
+    """Between a decision and its step the world changed (the merge target was withdrawn, say):
+    the review run fails with the reason and the memory goes back to the queue."""
+
+    code = "decision_no_longer_applies"

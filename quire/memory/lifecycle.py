@@ -1,9 +1,9 @@
 """The life of a memory version, as a process on the runtime.
 
-    proposed ─check→ checked ─submit→ in_review ─approve/supersede→ approved
+    proposed ─check→ checked ─submit→ in_review ─approve/supersede/keep_both→ approved
                                           │ reject → rejected     edit → edited (an edited copy is approved)
-                                          │ merge → merged (its evidence joins an existing memory)
-    approved ─superseded→ superseded   (a newer version of the same slot was approved)
+                                          │ merge → merged (into an approved memory, keeping the chosen text)
+    approved ─superseded→ superseded   (a newer version of it, or one chosen to supersede it, was approved)
              ─expire→ expired          (valid_to passed)
              ─recertify_due→ needs_recertification ─recertify→ approved
              ─source_lost→ retracted ─reopen→ in_review   (its quoted source is gone)
@@ -15,6 +15,11 @@ task of `in_review` and `needs_recertification`, decided only through the memory
 (`memory.service.review`, where the evidence is checked); each decision needs the reviewer role
 whatever route delivers it, and the guards check that it makes sense. With separation of duties
 (a tenant setting, on by default) nobody approves a version they proposed or edited.
+
+A plain approve retires nothing but the memory's own earlier version: when another memory of the
+slot is approved, the reviewer chooses `supersede` (naming it) or `keep_both`. What a decision
+needs (memory/decisions.py) is checked when it is made and again in its step; a step that finds
+it no longer holds fails the run, and the memory is decidable again (memory/recovery.py).
 """
 
 from __future__ import annotations
@@ -28,7 +33,19 @@ from sqlmodel import Session, col, select
 
 from quire.core.models import Role, utcnow
 from quire.memory import audit
-from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryVersion, VersionState
+from quire.memory.decisions import (
+    KEEP,
+    LIVE_STATES,
+    copy_evidence,
+    evidence_of,
+    merge_target,
+    proposal_evidence_moves,
+    slot_refusal,
+    slot_rivals,
+    supersede_target,
+)
+from quire.memory.errors import DecisionNoLongerApplies, MergeTargetInvalid, SupersedeTargetInvalid
+from quire.memory.models import MemoryItem, MemoryKind, MemoryVersion, VersionState
 from quire.runtime.context import RunContext
 from quire.runtime.process import Event, HumanTaskSpec, Process, Timer, Transition
 
@@ -125,8 +142,11 @@ def submit(ctx: RunContext, review: Review, event: Event) -> None:
 
 
 def approve(ctx: RunContext, review: Review, event: Event) -> dict[str, Any]:
+    """Approve (also supersede, keep both, recertify); only `supersede` retires another memory."""
     from quire.core.search.postings import index_items
 
+    _, item = _load(ctx.session, review)
+    retire = _slot_memories_to_retire(ctx.session, item, event)
     approver = review.pre_approved_by or event.actor
     event = event.model_copy(update={"actor": approver})
     version, item = _move(ctx, review, event, VersionState.approved, reason=event.data.get("comment"))
@@ -140,7 +160,7 @@ def approve(ctx: RunContext, review: Review, event: Event) -> dict[str, Any]:
             version.approved_by = None
     interval = RECERTIFY_AFTER.get(MemoryKind(item.kind))
     version.recertify_at = now + interval if interval else None
-    superseded = _supersede_others(ctx, version, item)
+    superseded = _supersede_others(ctx, version, item, retire)
     item.approved_version_id = version.id
     item.updated_at = now
     ctx.session.add_all([version, item])
@@ -157,26 +177,38 @@ def approve(ctx: RunContext, review: Review, event: Event) -> dict[str, Any]:
     }
 
 
-def _supersede_others(ctx: RunContext, version: MemoryVersion, item: MemoryItem) -> list[str]:
-    """Tell the processes of the versions this one replaces (its item's, and its slot's)."""
+def _slot_memories_to_retire(session: Session, item: MemoryItem, event: Event) -> list[MemoryVersion]:
+    """The other memory a `supersede` retires; refuses a person's plain approve when the slot
+    gained an approved memory after the decision was checked (the reviewer must choose)."""
+    rivals = slot_rivals(session, item=item)
+    if event.name == "supersede":
+        named = event.data.get("supersedes")
+        try:
+            _, retired = supersede_target(item, rivals, uuid.UUID(str(named)) if named else None)
+        except SupersedeTargetInvalid as gone:
+            raise DecisionNoLongerApplies(f"since the supersede was decided, {gone}") from None
+        return [retired]
+    if event.name == "approve" and event.actor not in ("timer", "system") and rivals:
+        raise DecisionNoLongerApplies(f"since the approve was decided, {slot_refusal(item, rivals)}")
+    return []
+
+
+def _supersede_others(
+    ctx: RunContext, version: MemoryVersion, item: MemoryItem, retire: list[MemoryVersion]
+) -> list[str]:
+    """Tell the processes of the versions this one replaces: its item's earlier ones, and the
+    slot's memories the reviewer chose to retire."""
     from quire.runtime.signals import deliver_signal
 
-    query = (
-        select(MemoryVersion)
-        .join(MemoryItem, col(MemoryItem.id) == col(MemoryVersion.item_id))
-        .where(col(MemoryVersion.state).in_([VersionState.approved, VersionState.needs_recertification]))
-        .where(MemoryVersion.id != version.id)
-    )
-    if item.subject_key:
-        query = query.where(
-            MemoryItem.scope == item.scope,
-            MemoryItem.scope_ref == item.scope_ref if item.scope_ref else col(MemoryItem.scope_ref).is_(None),
-            (col(MemoryItem.subject_key) == item.subject_key) | (col(MemoryItem.id) == item.id),
+    same_item = ctx.session.exec(
+        select(MemoryVersion).where(
+            MemoryVersion.item_id == item.id,
+            MemoryVersion.id != version.id,
+            col(MemoryVersion.state).in_(LIVE_STATES),
         )
-    else:
-        query = query.where(MemoryItem.id == item.id)
+    ).all()
     replaced = []
-    for old in ctx.session.exec(query).all():
+    for old in [*same_item, *retire]:
         if old.run_id is None:
             continue
         deliver_signal(
@@ -184,9 +216,9 @@ def _supersede_others(ctx: RunContext, version: MemoryVersion, item: MemoryItem)
             run_id=old.run_id,
             name="event",
             key=f"superseded-by:{version.id}",
-            payload=Event(name="superseded", actor="system", data={"by": str(version.id)}).model_dump(
-                mode="json"
-            ),
+            payload=Event(
+                name="superseded", actor="system", data={"by": str(version.id), "by_item": str(item.id)}
+            ).model_dump(mode="json"),
             kicker=ctx.executor.kicker,
         )
         replaced.append(str(old.id))
@@ -205,14 +237,22 @@ def reject(ctx: RunContext, review: Review, event: Event) -> None:
 
 def end_as(state: VersionState) -> Any:
     def action(ctx: RunContext, review: Review, event: Event) -> None:
+        by_other = event.data.get("by_item") not in (None, str(review.item_id))
         reason = {
-            VersionState.superseded: "a newer version of the same memory was approved",
+            VersionState.superseded: "a reviewer approved another memory of its slot to supersede it"
+            if by_other
+            else "a newer version of the same memory was approved",
             VersionState.expired: "its validity ended",
             VersionState.retracted: event.data.get("reason") or "its source is gone",
             VersionState.withdrawn: event.data.get("comment") or event.data.get("reason") or "withdrawn",
         }.get(state)
         version, item = _move(
-            ctx, review, event, state, reason=reason, **{k: v for k, v in event.data.items() if k == "by"}
+            ctx,
+            review,
+            event,
+            state,
+            reason=reason,
+            **{k: v for k, v in event.data.items() if k in ("by", "by_item")},
         )
         _end(version, item)
         ctx.session.add_all([version, item])
@@ -235,16 +275,24 @@ def edit(ctx: RunContext, review: Review, event: Event) -> str:
     from quire.memory.service import create_version
 
     separated = separation_of_duties(ctx.session)
+    _, item = _load(ctx.session, review)
+    # Approving the copy at once would put it beside the slot's approved memory unasked: it
+    # waits in review, where the reviewer chooses supersede or keep both.
+    crowded = bool(slot_rivals(ctx.session, item=item))
     override = event.data.get("override")
     version, item = _move(
         ctx,
         review,
         event,
         VersionState.edited,
-        reason="edited; the edit waits for another reviewer" if separated else "approved as edited",
+        reason="edited; the edit waits for another reviewer"
+        if separated
+        else "edited; the slot has an approved memory, so the edit waits for supersede or keep both"
+        if crowded
+        else "approved as edited",
         **({"override": override} if override else {}),
     )
-    evidence = ctx.session.exec(select(Evidence).where(Evidence.version_id == version.id)).all()
+    evidence = evidence_of(ctx.session, version.id)
     copy = create_version(
         ctx.session,
         item=item,
@@ -256,63 +304,83 @@ def edit(ctx: RunContext, review: Review, event: Event) -> str:
         extractor="reviewer-edit",
         extractor_version="1",
         proposed_by=event.actor or "reviewer",
-        evidence=[
-            Evidence(
-                tenant_id=e.tenant_id,
-                document_id=e.document_id,
-                document_version_id=e.document_version_id,
-                element_id=e.element_id,
-                char_start=e.char_start,
-                char_end=e.char_end,
-                quote=e.quote,
-                run_id=e.run_id,
-                step_seq=e.step_seq,
-                note=e.note,
-            )
-            for e in evidence
-        ],
+        evidence=copy_evidence(evidence),
         kicker=ctx.executor.kicker,
-        pre_approved_by=None if separated else event.actor,
+        pre_approved_by=None if separated or crowded else event.actor,
         edited_from=version.id,
     )
     return str(copy.id)
 
 
 def merge(ctx: RunContext, review: Review, event: Event) -> str:
-    """Give this proposal's evidence to the memory it duplicates, then close it."""
+    """Close this proposal into an approved memory, keeping the text the reviewer chose.
+
+    Keeping the target's text, the proposal's evidence joins it only for an exact duplicate;
+    keeping the proposal's text or an edit, the target gets a new version with that text (and
+    its evidence: the proposal's, and for an edit the target's too), approved by this decision
+    (an edit by someone else, with separation of duties). Returns the version that holds the text.
+    """
+    from quire.memory.service import create_version
+
+    session = ctx.session
+    proposal, item = _load(session, review)
     into = uuid.UUID(str(event.data["into"]))
-    target_item = ctx.session.get(MemoryItem, into)
-    if target_item is None or target_item.approved_version_id is None:
-        raise LookupError(f"memory {into} has no approved version to merge into")
-    version, _ = _move(
-        ctx, review, event, VersionState.merged, reason=f"merged into memory {into}", into=str(into)
+    keep = str(event.data.get("keep") or "target")
+    try:
+        target, kept = merge_target(session, item=item, version=proposal, into=into)
+    except MergeTargetInvalid as gone:
+        raise DecisionNoLongerApplies(f"since the merge was decided, {gone}") from None
+    if keep == "proposal" and proposal.content_hash == kept.content_hash:
+        keep = "target"  # the same text: no new version for it
+    _move(
+        ctx,
+        review,
+        event,
+        VersionState.merged,
+        reason=f"merged into memory {into}",
+        into=str(into),
+        into_version=str(kept.id),
+        keep=keep,
     )
-    for evidence in ctx.session.exec(select(Evidence).where(Evidence.version_id == version.id)).all():
-        ctx.session.add(
-            Evidence(
-                tenant_id=evidence.tenant_id,
-                version_id=target_item.approved_version_id,
-                document_id=evidence.document_id,
-                document_version_id=evidence.document_version_id,
-                element_id=evidence.element_id,
-                char_start=evidence.char_start,
-                char_end=evidence.char_end,
-                quote=evidence.quote,
-                run_id=evidence.run_id,
-                step_seq=evidence.step_seq,
-                note=f"merged from version {version.id}",
-            )
+    moved = copy_evidence(evidence_of(session, proposal.id))
+    link = {"from_item": str(item.id), "from_version": str(proposal.id), "keep": keep}
+    if keep == "target":
+        if not proposal_evidence_moves(keep=keep, target=kept, proposal=proposal):
+            return str(kept.id)
+        for piece in moved:
+            piece.version_id = kept.id
+            session.add(piece)
+        audit.record(
+            session,
+            tenant_id=proposal.tenant_id,
+            type="memory.evidence_added",
+            actor=event.actor or "reviewer",
+            item_id=target.id,
+            version_id=kept.id,
+            data=link,
         )
-    audit.record(
-        ctx.session,
-        tenant_id=version.tenant_id,
-        type="memory.evidence_added",
-        actor=event.actor or "reviewer",
-        item_id=target_item.id,
-        version_id=target_item.approved_version_id,
-        data={"from_version": str(version.id)},
+        return str(kept.id)
+    edited = keep == "edit"
+    separated = edited and separation_of_duties(session)
+    source = kept if edited else proposal
+    copy = create_version(
+        session,
+        item=target,
+        text=str(event.data["text"]) if edited else proposal.text,
+        data=source.data,
+        valid_from=source.valid_from,
+        valid_to=source.valid_to,
+        confidence=source.confidence,
+        extractor="reviewer-merge",
+        extractor_version="1",
+        # The person whose words these are: nobody approves their own (separation of duties).
+        proposed_by=(event.actor or "reviewer") if edited else proposal.proposed_by,
+        evidence=moved + (copy_evidence(evidence_of(session, kept.id)) if edited else []),
+        kicker=ctx.executor.kicker,
+        pre_approved_by=None if separated else event.actor,
+        origin={"merged_from": str(proposal.id), "merged_from_item": str(item.id), "keep": keep},
     )
-    return str(target_item.approved_version_id)
+    return str(copy.id)
 
 
 # Guards: pure functions of the review state and the event.
@@ -326,7 +394,28 @@ def not_the_proposer(review: Review, event: Event) -> str | None:
 
 
 def merge_guard(review: Review, event: Event) -> str | None:
-    return needs_target(review, event) or not_the_proposer(review, event)
+    return needs_target(review, event) or needs_kept_text(review, event) or not_the_proposer(review, event)
+
+
+def needs_kept_text(review: Review, event: Event) -> str | None:
+    keep = event.data.get("keep") or "target"
+    if keep not in KEEP:
+        return (
+            f"a merge keeps the target's text, the proposal's, or an edit ({', '.join(KEEP)}), not {keep!r}"
+        )
+    if keep == "edit" and not str(event.data.get("text") or "").strip():
+        return "a merge that keeps an edited text needs the text"
+    return None
+
+
+def needs_named_memory(review: Review, event: Event) -> str | None:
+    if event.data.get("supersedes"):
+        return None
+    return "a supersede names the approved memory it retires (supersedes)"
+
+
+def supersede_guard(review: Review, event: Event) -> str | None:
+    return needs_named_memory(review, event) or not_the_proposer(review, event)
 
 
 def needs_reason(review: Review, event: Event) -> str | None:
@@ -352,7 +441,7 @@ def set_recertification(review: Review, event: Event) -> Review:
     )
 
 
-REVIEW_OPTIONS = ("approve", "supersede", "reject", "edit", "merge")
+REVIEW_OPTIONS = ("approve", "supersede", "keep_both", "reject", "edit", "merge")
 REVIEWED = ("in_review",)
 LIVE = ("approved", "needs_recertification")
 
@@ -385,6 +474,15 @@ MEMORY_REVIEW: Process[Review] = Process(
         Transition(
             REVIEWED,
             "supersede",
+            "approved",
+            guard=supersede_guard,
+            action=approve,
+            update=set_recertification,
+            role=Role.reviewer,
+        ),
+        Transition(
+            REVIEWED,
+            "keep_both",
             "approved",
             guard=not_the_proposer,
             action=approve,

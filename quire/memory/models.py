@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pgvector.sqlalchemy import Vector
 from pydantic import BaseModel, ConfigDict
@@ -221,6 +221,10 @@ class VersionPublic(BaseModel):
     ended_at: datetime | None
     created_at: datetime
     evidence: list[EvidencePublic] = []
+    review_error: str | None = PydanticField(
+        default=None,
+        description="Why its last decision could not be applied; it is back in review, decidable again.",
+    )
 
 
 class EventPublic(BaseModel):
@@ -255,18 +259,48 @@ class ItemDetail(ItemPublic):
     events: list[EventPublic]
 
 
+class DecisionOptions(BaseModel):
+    """What a reviewer chooses between for a version in review."""
+
+    slot: list[VersionPublic] = PydanticField(
+        default_factory=list, description="Approved memories of its slot: supersede one, or keep both."
+    )
+    merge_into: list[VersionPublic] = PydanticField(
+        default_factory=list, description="Approved duplicates of the same scope and collection."
+    )
+
+
 class ItemsPublic(BaseModel):
     data: list[ItemPublic]
     count: int
 
 
 class ReviewDecision(BaseModel):
-    decision: str = PydanticField(pattern="^(approve|reject|edit|merge|supersede|recertify|withdraw)$")
+    decision: str = PydanticField(
+        pattern="^(approve|reject|edit|merge|supersede|keep_both|recertify|withdraw)$",
+        description=(
+            "approve (refused with `slot_has_approved_memory` when another memory of the slot is "
+            "approved), supersede (approve and retire `supersedes`), keep_both (approve beside the "
+            "slot's approved memory), reject, edit, merge, recertify, withdraw."
+        ),
+    )
     reason: str | None = PydanticField(default=None, max_length=2000)
     text: str | None = PydanticField(
-        default=None, max_length=5000, description="For edit: the text to approve."
+        default=None, max_length=5000, description="For edit (and merge with keep=edit): the text to approve."
     )
-    into: uuid.UUID | None = PydanticField(default=None, description="For merge: the item that absorbs it.")
+    into: uuid.UUID | None = PydanticField(
+        default=None, description="For merge: the approved memory (item) that absorbs it."
+    )
+    keep: Literal["target", "proposal", "edit"] = PydanticField(
+        default="target",
+        description=(
+            "For merge: which text the merged memory keeps: the target's, the proposal's, or `text` "
+            "(an edit). The proposal's evidence joins it unless the target's text is kept and differs."
+        ),
+    )
+    supersedes: uuid.UUID | None = PydanticField(
+        default=None, description="For supersede: the approved memory (item) of the same slot it retires."
+    )
     version_id: uuid.UUID | None = PydanticField(
         default=None, description="Default: the item's newest version."
     )

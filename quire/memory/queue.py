@@ -24,9 +24,11 @@ from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.memory.findings import FLAGS
 from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryScope, MemoryVersion, VersionState
-from quire.runtime.models import HumanTask
+from quire.runtime.models import HumanTask, Run, RunStatus, Signal
+from quire.runtime.process import EVENT_SIGNAL
 
 AWAITING = (VersionState.in_review, VersionState.needs_recertification)
+ENDED = (RunStatus.failed, RunStatus.cancelled)  # a review run that ends so decided nothing
 PAGE_SIZE = 50
 
 
@@ -180,18 +182,38 @@ def pending_decisions(session: Session, versions: Sequence[Reviewable]) -> dict[
     """Versions whose review task is decided while the version still waits for that decision.
 
     The decision wakes the review process; until a worker advances it the version keeps its
-    state, and the console says so instead of offering the decision again.
+    state, and the console says so instead of offering the decision again. A run that ended
+    (failed) is waiting for nothing: its version is decidable again (memory/recovery.py).
     """
     runs = {v.run_id: v.id for v in versions if v.run_id is not None and v.state in AWAITING}
     if not runs:
         return {}
     latest: dict[uuid.UUID, HumanTask] = {}
     for task in session.exec(
-        select(HumanTask).where(col(HumanTask.run_id).in_(list(runs))).order_by(col(HumanTask.created_at))
+        select(HumanTask)
+        .join(Run, col(Run.id) == col(HumanTask.run_id))
+        .where(col(HumanTask.run_id).in_(list(runs)), col(Run.status).not_in(ENDED))
+        .order_by(col(HumanTask.created_at))
     ).all():
         latest[task.run_id] = task
     found = {}
     for run_id, task in latest.items():
         if task.status != "open" and isinstance(task.decision, dict):
             found[runs[run_id]] = str(task.decision.get("decision"))
+    # A decision sent as an event (a withdrawal, or the first decision of a restarted review,
+    # whose task does not exist yet) waits as a person's signal the run has not taken.
+    for run_id, payload in session.exec(
+        select(Signal.run_id, Signal.payload)
+        .join(Run, col(Run.id) == col(Signal.run_id))
+        .where(
+            col(Signal.run_id).in_(list(runs)),
+            Signal.name == EVENT_SIGNAL,
+            col(Signal.consumed_seq).is_(None),
+            col(Signal.sender_id).is_not(None),
+            col(Run.status).not_in(ENDED),
+        )
+        .order_by(col(Signal.created_at))
+    ).all():
+        if isinstance(payload, dict) and payload.get("name"):
+            found.setdefault(runs[run_id], str(payload["name"]))
     return found

@@ -17,10 +17,18 @@ from quire.core.errors import Forbidden
 from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.memory import audit
+from quire.memory.decisions import (
+    merge_candidates,
+    merge_target,
+    slot_refusal,
+    slot_rivals,
+    supersede_target,
+)
 from quire.memory.errors import MemoryNotFound, MissingEvidence, ReviewRefused
 from quire.memory.lifecycle import MEMORY_REVIEW, REVIEW_ROUTE, Review, separation_of_duties
 from quire.memory.models import (
     AuditReport,
+    DecisionOptions,
     EventPublic,
     Evidence,
     EvidenceIn,
@@ -38,6 +46,7 @@ from quire.memory.models import (
 )
 from quire.memory.queue import QueueFilters, filtered, readable_scope_filter
 from quire.memory.quotes import find_quote
+from quire.memory.recovery import failed_reviews, needs_restart, restart_review
 from quire.memory.support import unsupported
 from quire.runtime.errors import InvalidEvent
 from quire.runtime.kicks import Kicker
@@ -141,8 +150,11 @@ def create_version(
     kicker: Kicker | None,
     pre_approved_by: str | None = None,
     edited_from: uuid.UUID | None = None,
+    origin: dict[str, str] | None = None,
 ) -> MemoryVersion:
-    """A new version of `item`, its evidence, an audit event, and its review process."""
+    """A new version of `item`, its evidence, an audit event, and its review process.
+
+    `origin` says in the audit where its text comes from besides an edit (a merge's ids)."""
     number = (
         session.exec(select(func.max(MemoryVersion.number)).where(MemoryVersion.item_id == item.id)).one()
         or 0
@@ -181,6 +193,7 @@ def create_version(
             "extractor": extractor,
             "evidence": len(evidence),
             **({"edited_from": str(edited_from)} if edited_from else {}),
+            **(origin or {}),
         },
     )
     review = Review(
@@ -309,7 +322,10 @@ def version_public(session: Session, version: MemoryVersion) -> VersionPublic:
         select(Evidence).where(Evidence.version_id == version.id).order_by(col(Evidence.added_at))
     ).all()
     return VersionPublic.model_validate(version).model_copy(
-        update={"evidence": [EvidencePublic.model_validate(e) for e in evidence]}
+        update={
+            "evidence": [EvidencePublic.model_validate(e) for e in evidence],
+            "review_error": failed_reviews(session, [version]).get(version.id),
+        }
     )
 
 
@@ -355,7 +371,22 @@ def describe_item(session: Session, *, item_id: uuid.UUID, caller: Caller) -> It
     )
 
 
-APPROVALS = frozenset({"approve", "supersede", "recertify", "merge"})
+def decision_options(session: Session, *, item_id: uuid.UUID, caller: Caller) -> DecisionOptions:
+    """For the item's newest version, if it is in review: the approved memories of its slot and
+    the memories it may merge into (nothing else is offered: it would be refused)."""
+    item = get_item(session, item_id=item_id, caller=caller)
+    version = session.get(MemoryVersion, item.current_version_id) if item.current_version_id else None
+    if version is None or version.state != VersionState.in_review:
+        return DecisionOptions()
+    return DecisionOptions(
+        slot=[version_public(session, v) for _, v in slot_rivals(session, item=item)],
+        merge_into=[
+            version_public(session, v) for _, v in merge_candidates(session, item=item, version=version)
+        ],
+    )
+
+
+APPROVALS = frozenset({"approve", "supersede", "keep_both", "recertify", "merge"})
 
 
 def review(
@@ -364,8 +395,12 @@ def review(
     """Decide on a memory version; refused, with the reason, when the decision does not fit.
 
     Every check comes before anything is written: the version's state, separation of duties
-    (nobody approves what they proposed or edited), and for an edit, that the evidence supports
-    the new text unless the reviewer overrides that with a reason (the audit records it).
+    (nobody approves what they proposed or edited), for an edit that the evidence supports the
+    new text unless the reviewer overrides that with a reason (the audit records it), and what
+    the decision needs to succeed (memory/decisions.py): a slot without another approved memory
+    for a plain approve, the slot's approved memory named by a supersede, an approved merge
+    target of the same scope and collection. A version whose review run failed is decidable
+    again: its decision starts a fresh run (memory/recovery.py).
     """
     item = get_item(session, item_id=item_id, caller=caller)
     version = session.get(MemoryVersion, decision.version_id or item.current_version_id)
@@ -378,6 +413,9 @@ def review(
         data["text"] = decision.text
     if decision.into:
         data["into"] = str(decision.into)
+        data["keep"] = decision.keep
+    if decision.supersedes:
+        data["supersedes"] = str(decision.supersedes)
     if (
         decision.decision in APPROVALS
         and version.proposed_by == str(caller.principal_id)
@@ -397,6 +435,8 @@ def review(
             )
         if reason is not None:
             data["override"] = {"reason": decision.override, "unsupported": reason}
+    if version.state == VersionState.in_review:
+        _check_outcome(session, item=item, version=version, decision=decision, data=data)
     event = Event(
         name=decision.decision, data={"comment": decision.reason, **data}, actor=str(caller.principal_id)
     )
@@ -407,6 +447,10 @@ def review(
         raise ReviewRefused(
             f"version {version.number} of memory {item_id} is {version.state.value}: {refused}"
         ) from None
+    if needs_restart(version, run):
+        run = restart_review(
+            session, item=item, version=version, run=run, actor=str(caller.principal_id), kicker=kicker
+        )
     task = session.exec(
         select(HumanTask)
         .where(HumanTask.run_id == run.id, HumanTask.status == "open")
@@ -433,6 +477,37 @@ def review(
             sender=caller,
         )
     return version
+
+
+def _check_outcome(
+    session: Session,
+    *,
+    item: MemoryItem,
+    version: MemoryVersion,
+    decision: ReviewDecision,
+    data: dict[str, Any],
+) -> None:
+    """Refuse, with the reason, a decision on a version in review that could not succeed."""
+    if decision.decision in ("approve", "supersede"):
+        rivals = slot_rivals(session, item=item)
+        if decision.decision == "approve" and rivals:
+            raise slot_refusal(item, rivals)
+        if decision.decision == "supersede":
+            supersede_target(item, rivals, decision.supersedes)
+    if decision.decision == "merge" and decision.into is not None:
+        _, kept = merge_target(session, item=item, version=version, into=decision.into)
+        if decision.keep == "edit" and decision.text:
+            quotes = session.exec(
+                select(Evidence.quote).where(col(Evidence.version_id).in_([version.id, kept.id]))
+            ).all()
+            reason = unsupported(decision.text, quotes)
+            if reason is not None and not decision.override:
+                raise ReviewRefused(
+                    f"the evidence of the two memories does not support the merged text: {reason}; "
+                    "send `override` with your reason to keep it anyway"
+                )
+            if reason is not None:
+                data["override"] = {"reason": decision.override, "unsupported": reason}
 
 
 def withdraw(

@@ -270,7 +270,16 @@ def test_a_changed_fact_supersedes_the_old_one_and_as_of_sees_the_past(
     newer = by_text(memories(api, key[Role.reviewer], state="in_review"), "eight hours")
     assert newer["latest"]["findings"]["conflicts_with"][0]["item_id"] == economy["id"]
     assert newer["latest"]["findings"]["suggestion"] == "supersede"
-    api.post(f"/v1/memories/{newer['id']}/review", json={"decision": "supersede"}, headers=key[Role.reviewer])
+    # A plain approve retires nothing: the reviewer supersedes the old memory, naming it.
+    refused = api.post(
+        f"/v1/memories/{newer['id']}/review", json={"decision": "approve"}, headers=key[Role.reviewer]
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "slot_has_approved_memory"
+    api.post(
+        f"/v1/memories/{newer['id']}/review",
+        json={"decision": "supersede", "supersedes": economy["id"]},
+        headers=key[Role.reviewer],
+    )
     content.drive()
 
     old = api.get(f"/v1/memories/{economy['id']}", headers=key[Role.reviewer]).json()["latest"]

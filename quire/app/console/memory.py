@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -18,16 +19,19 @@ from sqlmodel import Session
 
 from quire.app.console.deps import ReviewerConsoleDep
 from quire.app.console.errors import ConsoleError
-from quire.app.console.evidence import in_context, version_elements
+from quire.app.console.evidence import EvidenceView, in_context, version_elements
 from quire.app.console.history import actor_names
 from quire.app.console.pages import redirect, render, safe_next, sessions_of
+from quire.app.console.session import ConsoleSession
+from quire.app.console.worddiff import Piece, word_diff
 from quire.app.errors import status_for
 from quire.content import service as content
 from quire.core.deps import DatabaseDep
 from quire.core.errors import QuireError
 from quire.memory import service
+from quire.memory.errors import SlotHasApprovedMemory
 from quire.memory.findings import FLAGS
-from quire.memory.models import MemoryKind, ReviewDecision, VersionState
+from quire.memory.models import EventPublic, MemoryKind, ReviewDecision, VersionPublic, VersionState
 from quire.memory.queue import AWAITING, QueueFilters, list_queue, neighbours, pending_decisions
 from quire.runtime.routes import KickerDep
 
@@ -39,15 +43,16 @@ BULK_LIMIT = 200
 # What each decision does once the worker applies it, for the notice after the form.
 OUTCOMES = {
     "approve": "the memory moves to approved in a moment",
-    "supersede": "the memory moves to approved in a moment and retires the one it conflicts with",
+    "supersede": "the memory moves to approved in a moment and retires the one you named",
+    "keep_both": "the memory moves to approved in a moment, beside the approved one of its slot",
     "reject": "the memory moves to rejected in a moment",
     "edit": "the edited text becomes a new, approved version in a moment",
-    "merge": "its evidence joins the other memory and it moves to merged in a moment",
+    "merge": "it moves to merged in a moment and the other memory keeps the text you chose",
     "recertify": "the memory is in effect again in a moment",
     "withdraw": "the memory moves to withdrawn in a moment",
 }
 ACTIONS: dict[VersionState, tuple[str, ...]] = {
-    VersionState.in_review: ("approve", "reject", "edit", "merge", "supersede"),
+    VersionState.in_review: ("approve", "supersede", "keep_both", "reject", "edit", "merge"),
     VersionState.needs_recertification: ("recertify", "reject", "edit", "withdraw"),
     VersionState.approved: ("withdraw",),
 }
@@ -103,6 +108,13 @@ def item_page(
         names = actor_names(
             session, [e.actor for e in detail.events] + [v.proposed_by for v in detail.versions]
         )
+        options = service.decision_options(session, item_id=item_id, caller=console.caller)
+        rivals = [
+            Rival(version=v, evidence=in_context(session, v.evidence), diff=word_diff(v.text, latest.text))
+            for v in options.slot
+            if latest is not None
+        ]
+        linked = _linked(session, detail.events, console)
         previous, following = neighbours(session, filters=filters, item_id=item_id)
         query = filters.query_string()
         next_url = f"/console/memory/{following}?{query}" if following else f"{QUEUE}?{query}"
@@ -117,13 +129,53 @@ def item_page(
             outcome=OUTCOMES.get(decision or "", ""),
             actions=() if decision or latest is None else ACTIONS.get(latest.state, ()),
             referenced=referenced,
-            merge_candidates={k: v for k, v in referenced.items() if k != str(item_id)},
+            rivals=rivals,
+            merge_candidates=options.merge_into,
+            linked=linked,
+            links=LINKS,
             names=names,
             previous_url=f"/console/memory/{previous}?{query}" if previous else None,
             next_url=next_url,
             queue_url=f"{QUEUE}?{query}",
             refresh=3 if decision else None,
         )
+
+
+@dataclass
+class Rival:
+    """An approved memory of the slot, beside the proposal: its sources and what the proposal changes."""
+
+    version: VersionPublic
+    evidence: list[EvidenceView]
+    diff: list[Piece]
+
+
+# Event data that names another memory, and how the history says it.
+LINKS = {
+    "into": "merged into",
+    "from_item": "merged in from",
+    "merged_from_item": "text merged in from",
+    "by_item": "superseded by",
+}
+
+
+def _linked(session: Session, events: list[EventPublic], console: ConsoleSession) -> dict[str, str]:
+    """The texts of the other memories the history links to, by item id."""
+    texts: dict[str, str] = {}
+    for event in events:
+        for key in LINKS:
+            value = event.data.get(key)
+            if not isinstance(value, str) or value in texts or value == str(event.item_id):
+                continue
+            try:
+                other = service.get_item(session, item_id=uuid.UUID(value), caller=console.caller)
+            except (ValueError, QuireError):
+                continue
+            current = (
+                service.get_version(session, other.current_version_id) if other.current_version_id else None
+            )
+            texts[value] = current.text if current else value
+    return texts
 
 
 def _referenced(session: Session, findings: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -154,18 +206,26 @@ def decide(
     reason: Annotated[str, Form(max_length=2000)] = "",
     text: Annotated[str, Form(max_length=5000)] = "",
     into: Annotated[str, Form(max_length=100)] = "",
+    keep: Annotated[str, Form(max_length=20)] = "target",
+    supersedes: Annotated[str, Form(max_length=100)] = "",
     version_id: Annotated[str, Form(max_length=100)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> RedirectResponse:
     sessions_of(request).check_csrf(console, csrf)
     back = f"/console/memory/{item_id}"
     try:
-        body = ReviewDecision(
-            decision=decision,
-            reason=reason.strip() or None,
-            text=text.strip() or None,
-            into=uuid.UUID(into.strip()) if into.strip() else None,
-            version_id=uuid.UUID(version_id) if version_id else None,
+        # The merge form always carries its text box; only a merge that keeps an edit uses it.
+        typed = text.strip() if decision != "merge" or keep == "edit" else ""
+        body = ReviewDecision.model_validate(
+            {
+                "decision": decision,
+                "reason": reason.strip() or None,
+                "text": typed or None,
+                "into": into.strip() or None,
+                "keep": keep or "target",
+                "supersedes": supersedes or None,
+                "version_id": version_id or None,
+            }
         )
     except (ValidationError, ValueError):
         return redirect(
@@ -212,6 +272,7 @@ def bulk_approve(
     if not targets:
         return redirect(request, back, flash="Nothing selected: tick memories first (x).", kind="error")
     approved, refused = 0, []
+    choose: uuid.UUID | None = None  # an item whose approve needs the reviewer's choice
     for item_id, version_id in targets:
         with database.tenant_session(console.caller.tenant_id) as session:
             try:
@@ -233,6 +294,17 @@ def bulk_approve(
             except QuireError as error:
                 session.rollback()
                 refused.append(str(error))
+                if isinstance(error, SlotHasApprovedMemory):
+                    choose = item_id
+    if only and choose is not None:
+        # One approve from the queue (`a`) that needs a choice: go to it, not to an error.
+        return redirect(
+            request,
+            f"/console/memory/{choose}",
+            flash="Not approved yet: its slot already has an approved memory. "
+            "Choose: supersede it (s) or keep both (b).",
+            kind="error",
+        )
     message = f"Decisions recorded: {approved} approved; the memories move to approved in a moment."
     if refused:
         message += f" {len(refused)} refused: " + "; ".join(_short(r, 160) for r in refused[:5])

@@ -128,11 +128,17 @@
       }
       if (ev.ctrlKey || ev.metaKey || ev.altKey || typing(ev.target)) return;
       switch (ev.key) {
-        case "a": if (!click("approve")) click("recertify"); break;
+        case "a":
+          // When the slot already has an approved memory, approving is a choice: go to it.
+          if (!click("approve") && !click("recertify") && focusField("supersede")) {
+            byId("slot-choice").scrollIntoView({ block: "nearest" });
+          }
+          break;
         case "r": focusField("reject-reason"); break;
         case "e": focusField("edit-text"); break;
         case "m": focusField("merge-into"); break;
         case "s": click("supersede"); break;
+        case "b": click("keep-both"); break;
         case "j": follow("next"); break;
         case "k": follow("previous"); break;
         case "u":

@@ -141,6 +141,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/console/memory/{item_id}/decide"): rule(V, TENANT, 303, refused_other=frozenset({303})),
     ("POST", "/console/memory/bulk"): rule(V, TENANT, 303, refused_other=frozenset({303})),
     ("GET", "/console/documents/{document_id}/versions/{number}"): rule(V, TENANT),
+    ("GET", "/favicon.ico"): rule(None, OPEN),
     ("GET", "/console/runs"): rule(R, CALLER),
     ("GET", "/console/runs/{run_id}"): rule(R, OWNER),
     ("GET", "/console/operations"): rule(A, CALLER),
@@ -542,6 +543,7 @@ def _calls() -> dict[tuple[str, str], Builder]:
         ("GET", "/console/documents/{document_id}/versions/{number}"): lambda w, r, c: Call(
             "GET", f"/console/documents/{doc(w, r, c)}/versions/1"
         ),
+        ("GET", "/favicon.ico"): lambda w, r, c: Call("GET", "/favicon.ico"),
         ("GET", "/console/runs"): lambda w, r, c: Call("GET", "/console/runs"),
         ("GET", "/console/runs/{run_id}"): lambda w, r, c: Call("GET", f"/console/runs/{run(w, r, c)}"),
         ("GET", "/console/operations"): lambda w, r, c: Call("GET", "/console/operations"),
@@ -572,9 +574,10 @@ def served_routes(app: Any) -> set[tuple[str, str]]:
     routes = {
         (method.upper(), path) for path, operations in app.openapi()["paths"].items() for method in operations
     }
-    from quire.app.console import login, memory, operations, runs
+    from quire.app.console import favicon
+    from quire.app.console.mount import ROUTERS
 
-    for router in (login.router, memory.router, runs.router, operations.router):
+    for router in (*ROUTERS, favicon.router):
         for route in router.routes:
             for method in route.methods - {"HEAD"}:
                 routes.add((method, route.path))

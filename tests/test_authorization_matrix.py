@@ -140,7 +140,13 @@ RULES: dict[tuple[str, str], Rule] = {
     # A refused decision comes back as the item page with the reason (a redirect), never applied.
     ("POST", "/console/memory/{item_id}/decide"): rule(V, TENANT, 303, refused_other=frozenset({303})),
     ("POST", "/console/memory/bulk"): rule(V, TENANT, 303, refused_other=frozenset({303})),
-    ("GET", "/console/documents/{document_id}/versions/{number}"): rule(V, TENANT),
+    # Documents: every role reads them, as in the API; a retry needs the contributor role,
+    # checked by the service function the API's retry calls too.
+    ("GET", "/console/documents"): rule(R, CALLER),
+    ("GET", "/console/documents/{document_id}"): rule(R, TENANT),
+    ("GET", "/console/documents/{document_id}/versions/{number}"): rule(R, TENANT),
+    ("GET", "/console/documents/{document_id}/versions/{number}/diff"): rule(R, TENANT),
+    ("POST", "/console/documents/{document_id}/versions/{number}/retry"): rule(C, TENANT, 303),
     ("GET", "/favicon.ico"): rule(None, OPEN),
     ("GET", "/console/runs"): rule(R, CALLER),
     ("GET", "/console/runs/{run_id}"): rule(R, OWNER),
@@ -540,8 +546,18 @@ def _calls() -> dict[tuple[str, str], Builder]:
         ("POST", "/console/memory/bulk"): lambda w, r, c: Call(
             "POST", "/console/memory/bulk", data={"only": w.reviewable(c)}
         ),
+        ("GET", "/console/documents"): lambda w, r, c: Call("GET", "/console/documents"),
+        ("GET", "/console/documents/{document_id}"): lambda w, r, c: Call(
+            "GET", f"/console/documents/{doc(w, r, c)}"
+        ),
         ("GET", "/console/documents/{document_id}/versions/{number}"): lambda w, r, c: Call(
             "GET", f"/console/documents/{doc(w, r, c)}/versions/1"
+        ),
+        ("GET", "/console/documents/{document_id}/versions/{number}/diff"): lambda w, r, c: Call(
+            "GET", f"/console/documents/{doc(w, r, c)}/versions/1/diff", params={"against": 1}
+        ),
+        ("POST", "/console/documents/{document_id}/versions/{number}/retry"): lambda w, r, c: Call(
+            "POST", f"/console/documents/{w.fresh_failed_document(c)}/versions/1/retry"
         ),
         ("GET", "/favicon.ico"): lambda w, r, c: Call("GET", "/favicon.ico"),
         ("GET", "/console/runs"): lambda w, r, c: Call("GET", "/console/runs"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from quire.app.console import favicon, login, memory, operations, runs
+from quire.app.console import documents, favicon, login, memory, operations, runs
 from quire.app.console.error_pages import install_error_pages
 from quire.app.console.errors import ConsoleError
 from quire.app.console.pages import STATIC, console_error
@@ -13,7 +13,7 @@ from quire.app.console.session import Sessions, load_secret
 from quire.app.console.throttle import ConsoleThrottle, throttle_forms
 from quire.core.settings import Settings
 
-ROUTERS = (login.router, memory.router, runs.router, operations.router)
+ROUTERS = (login.router, memory.router, documents.router, runs.router, operations.router)
 
 
 def mount_console(app: FastAPI, *, secret: bytes | None = None) -> None:

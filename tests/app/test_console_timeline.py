@@ -258,6 +258,32 @@ def test_a_process_waiting_on_a_task_waits_for_that_roles_decision() -> None:
     assert not any(label == "signal" for label, _ in entries[0].facts)
 
 
+def test_a_process_timer_reads_as_a_timer_not_as_runtime_steps() -> None:
+    steps = [
+        step(0, "plan-wait", {"fires": "check", "timeout_s": 0.0}, s=1),
+        step(1, "signal:event", {"payload": None, "timed_out": True}, s=1.1, kind="signal"),
+        step(2, "plan-wait", {"fires": "expire", "timeout_s": 7200.0}, s=2),
+        step(3, "plan-wait", {"fires": None, "timeout_s": None}, s=3),
+    ]
+    entries = build_timeline(
+        run(steps, program="process:memory-review"),
+        events(
+            (1, "step.completed", {"seq": 0, "name": "plan-wait"}),
+            (1.1, "step.completed", {"seq": 1, "name": "signal:event"}),
+            (2, "step.completed", {"seq": 2, "name": "plan-wait"}),
+            (3, "step.completed", {"seq": 3, "name": "plan-wait"}),
+        ),
+    )
+    assert titles(entries) == [
+        "Timer “check” is due at once",
+        "Timer fired: check",
+        "Timer “expire” set: it fires in 2 h unless an event comes first",
+        "No timer: it waits for an event",
+    ]
+    assert all(entry.output is None for entry in entries)  # no runtime records as JSON
+    assert entries[0].tone == "muted" and entries[1].tone == "info"
+
+
 def test_long_output_is_clipped_and_capped() -> None:
     short = Clip.of("ok")
     assert not short.clipped and short.head == short.full == "ok"

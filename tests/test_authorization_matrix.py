@@ -140,7 +140,14 @@ RULES: dict[tuple[str, str], Rule] = {
     # A refused decision comes back as the item page with the reason (a redirect), never applied.
     ("POST", "/console/memory/{item_id}/decide"): rule(V, TENANT, 303, refused_other=frozenset({303})),
     ("POST", "/console/memory/bulk"): rule(V, TENANT, 303, refused_other=frozenset({303})),
-    ("GET", "/console/documents/{document_id}/versions/{number}"): rule(V, TENANT),
+    # Documents: every role reads them, as in the API; a retry needs the contributor role,
+    # checked by the service function the API's retry calls too.
+    ("GET", "/console/documents"): rule(R, CALLER),
+    ("GET", "/console/documents/{document_id}"): rule(R, TENANT),
+    ("GET", "/console/documents/{document_id}/versions/{number}"): rule(R, TENANT),
+    ("GET", "/console/documents/{document_id}/versions/{number}/diff"): rule(R, TENANT),
+    ("POST", "/console/documents/{document_id}/versions/{number}/retry"): rule(C, TENANT, 303),
+    ("GET", "/favicon.ico"): rule(None, OPEN),
     ("GET", "/console/runs"): rule(R, CALLER),
     ("GET", "/console/runs/{run_id}"): rule(R, OWNER),
     ("GET", "/console/operations"): rule(A, CALLER),
@@ -539,9 +546,20 @@ def _calls() -> dict[tuple[str, str], Builder]:
         ("POST", "/console/memory/bulk"): lambda w, r, c: Call(
             "POST", "/console/memory/bulk", data={"only": w.reviewable(c)}
         ),
+        ("GET", "/console/documents"): lambda w, r, c: Call("GET", "/console/documents"),
+        ("GET", "/console/documents/{document_id}"): lambda w, r, c: Call(
+            "GET", f"/console/documents/{doc(w, r, c)}"
+        ),
         ("GET", "/console/documents/{document_id}/versions/{number}"): lambda w, r, c: Call(
             "GET", f"/console/documents/{doc(w, r, c)}/versions/1"
         ),
+        ("GET", "/console/documents/{document_id}/versions/{number}/diff"): lambda w, r, c: Call(
+            "GET", f"/console/documents/{doc(w, r, c)}/versions/1/diff", params={"against": 1}
+        ),
+        ("POST", "/console/documents/{document_id}/versions/{number}/retry"): lambda w, r, c: Call(
+            "POST", f"/console/documents/{w.fresh_failed_document(c)}/versions/1/retry"
+        ),
+        ("GET", "/favicon.ico"): lambda w, r, c: Call("GET", "/favicon.ico"),
         ("GET", "/console/runs"): lambda w, r, c: Call("GET", "/console/runs"),
         ("GET", "/console/runs/{run_id}"): lambda w, r, c: Call("GET", f"/console/runs/{run(w, r, c)}"),
         ("GET", "/console/operations"): lambda w, r, c: Call("GET", "/console/operations"),
@@ -572,9 +590,10 @@ def served_routes(app: Any) -> set[tuple[str, str]]:
     routes = {
         (method.upper(), path) for path, operations in app.openapi()["paths"].items() for method in operations
     }
-    from quire.app.console import login, memory, operations, runs
+    from quire.app.console import favicon
+    from quire.app.console.mount import ROUTERS
 
-    for router in (login.router, memory.router, runs.router, operations.router):
+    for router in (*ROUTERS, favicon.router):
         for route in router.routes:
             for method in route.methods - {"HEAD"}:
                 routes.add((method, route.path))

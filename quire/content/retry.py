@@ -10,7 +10,7 @@ from sqlalchemy import delete
 from sqlmodel import Session
 
 from quire.content.ingestion import PROGRAM, IngestState
-from quire.content.models import Chunk, Element, Version, VersionStatus
+from quire.content.models import Chunk, Document, Element, Version, VersionStatus
 from quire.core.tenancy import Caller
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import Run, RunStatus
@@ -41,6 +41,12 @@ def retry_refusal(session: Session, version: Version) -> str | None:
         f"{label} is still being ingested (it is {version.status.value}, its run {run.id} is "
         f"{run.status.value}); retry it once that run has ended"
     )
+
+
+def may_retry(session: Session, *, document: Document, version: Version) -> bool:
+    """Whether a retry of `version` would start: what `service.retry_version` checks besides the
+    caller's role, for offering the retry at all."""
+    return document.deleted_at is None and retry_refusal(session, version) is None
 
 
 def restart_ingestion(

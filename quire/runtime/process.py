@@ -40,6 +40,8 @@ from quire.runtime.signals import deliver_signal
 S = TypeVar("S", bound=BaseModel)
 
 EVENT_SIGNAL = "event"
+# The step that decides, once, which timer would fire first while the process waits for an event.
+PLAN_WAIT_STEP = "plan-wait"
 ANY_STATE = "*"
 
 
@@ -253,7 +255,7 @@ class Process(Generic[S]):
                 escalated = False
             entered = False
             # Which timer would fire first is decided once, in a step, so replays agree.
-            plan = ctx.step("plan-wait", self._plan_wait, instance, escalated)
+            plan = ctx.step(PLAN_WAIT_STEP, self._plan_wait, instance, escalated)
             received = ctx.receive(EVENT_SIGNAL, timeout=plan["timeout_s"])
             sender: Role | None = None
             if received is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -217,10 +218,11 @@ def list_runs(
     after: RunCursor | None = None,
     limit: int = 50,
     offset: int = 0,
+    exclude_programs: Sequence[str] = (),
 ) -> tuple[list[Run], int]:
     """Runs, newest first; with a `caller`, those they may see. `since` (at or after) and `until`
-    (before) bound their creation; `after` starts past a page's last run. The count is of every
-    run the filters keep, on any page."""
+    (before) bound their creation; `after` starts past a page's last run; runs of
+    `exclude_programs` are left out. The count is of every run the filters keep, on any page."""
     filters = []
     if caller is not None:
         filters.append(access.visible_runs(caller))
@@ -228,6 +230,8 @@ def list_runs(
         filters.append(col(Run.status) == status)
     if program is not None:
         filters.append(col(Run.program) == program)
+    if exclude_programs:
+        filters.append(col(Run.program).not_in(list(exclude_programs)))
     if since is not None:
         filters.append(col(Run.created_at) >= since)
     if until is not None:

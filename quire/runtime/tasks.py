@@ -197,6 +197,21 @@ def tasks_of_run(session: Session, *, run_id: uuid.UUID) -> list[HumanTask]:
     )
 
 
+def open_tasks_of_runs(session: Session, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[HumanTask]]:
+    """The open tasks of each of these runs, oldest first (runs with none are left out)."""
+    found: dict[uuid.UUID, list[HumanTask]] = {}
+    if not run_ids:
+        return found
+    query = (
+        select(HumanTask)
+        .where(col(HumanTask.run_id).in_(run_ids), HumanTask.status == "open")
+        .order_by(col(HumanTask.created_at))
+    )
+    for task in session.exec(query).all():
+        found.setdefault(task.run_id, []).append(task)
+    return found
+
+
 def expire_task(session: Session, *, task_id: uuid.UUID) -> None:
     """Close a task nobody decided in time: its run has moved on without an answer."""
     session.execute(

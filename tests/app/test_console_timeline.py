@@ -9,7 +9,7 @@ from typing import Any
 
 from quire.app.console.entries import Clip, Entry, seconds
 from quire.app.console.timeline import build_timeline
-from quire.runtime.models import RunEvent, RunPublic, RunStatus, StepPublic
+from quire.runtime.models import HumanTask, RunEvent, RunPublic, RunStatus, StepPublic
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 RUN = uuid.uuid4()
@@ -221,7 +221,7 @@ def test_transitions_signals_and_children() -> None:
     )
     assert titles(entries) == [
         "Started a child run (content.ingest)",
-        "Waiting for signal event",
+        "Waiting for the process's next event",
         "Signal received: event",
         "Resumed by signal event",
         "Transition: review → done",
@@ -231,6 +231,57 @@ def test_transitions_signals_and_children() -> None:
     assert ("waited", "7.0 s") in entries[3].facts
     assert ("actor", "Rita (reviewer)") in entries[4].facts
     assert entries[5].text == "already done"
+
+
+def test_a_process_waiting_on_a_task_waits_for_that_roles_decision() -> None:
+    task = HumanTask(
+        tenant_id=TENANT,
+        run_id=RUN,
+        seq=2,
+        title="Review a proposed memory",
+        role="reviewer",
+        signal_name="event",
+        status="open",
+        created_at=at(1),
+    )
+    entries = build_timeline(
+        run([]),
+        events(
+            (1, "task.created", {"task_id": str(task.id)}),
+            (2, "run.waiting", {"signal": "event", "until": None}),
+            (3, "run.waiting", {"signal": "go", "until": None}),
+        ),
+        tasks=[task],
+    )
+    assert titles(entries) == ["Waiting for a reviewer's decision", "Waiting for signal go"]
+    assert ("task", "Review a proposed memory") in entries[0].facts
+    assert not any(label == "signal" for label, _ in entries[0].facts)
+
+
+def test_a_process_timer_reads_as_a_timer_not_as_runtime_steps() -> None:
+    steps = [
+        step(0, "plan-wait", {"fires": "check", "timeout_s": 0.0}, s=1),
+        step(1, "signal:event", {"payload": None, "timed_out": True}, s=1.1, kind="signal"),
+        step(2, "plan-wait", {"fires": "expire", "timeout_s": 7200.0}, s=2),
+        step(3, "plan-wait", {"fires": None, "timeout_s": None}, s=3),
+    ]
+    entries = build_timeline(
+        run(steps, program="process:memory-review"),
+        events(
+            (1, "step.completed", {"seq": 0, "name": "plan-wait"}),
+            (1.1, "step.completed", {"seq": 1, "name": "signal:event"}),
+            (2, "step.completed", {"seq": 2, "name": "plan-wait"}),
+            (3, "step.completed", {"seq": 3, "name": "plan-wait"}),
+        ),
+    )
+    assert titles(entries) == [
+        "Timer “check” is due at once",
+        "Timer fired: check",
+        "Timer “expire” set: it fires in 2 h unless an event comes first",
+        "No timer: it waits for an event",
+    ]
+    assert all(entry.output is None for entry in entries)  # no runtime records as JSON
+    assert entries[0].tone == "muted" and entries[1].tone == "info"
 
 
 def test_long_output_is_clipped_and_capped() -> None:

@@ -12,14 +12,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
 from quire.app.console.deps import ReviewerConsoleDep
 from quire.app.console.errors import ConsoleError
-from quire.app.console.evidence import EvidenceView, in_context, version_elements
+from quire.app.console.evidence import EvidenceView, in_context
 from quire.app.console.history import actor_names
 from quire.app.console.pages import redirect, render, safe_next, sessions_of
 from quire.app.console.session import ConsoleSession
@@ -309,30 +309,3 @@ def bulk_approve(
     if refused:
         message += f" {len(refused)} refused: " + "; ".join(_short(r, 160) for r in refused[:5])
     return redirect(request, back, flash=message, kind="error" if refused and not approved else "ok")
-
-
-@router.get("/documents/{document_id}/versions/{number}")
-def document_version_page(
-    document_id: uuid.UUID,
-    number: int,
-    request: Request,
-    console: ReviewerConsoleDep,
-    database: DatabaseDep,
-    mark: Annotated[uuid.UUID | None, Query()] = None,
-    start: Annotated[int | None, Query(ge=0)] = None,
-    end: Annotated[int | None, Query(ge=0)] = None,
-) -> HTMLResponse:
-    """A document version's elements, in order, with the cited span marked."""
-    with database.tenant_session(console.caller.tenant_id) as session, as_page():
-        version = content.get_version(session, document_id=document_id, number=number)
-        document = content.get_document(session, document_id=document_id)
-        elements = version_elements(session, version=version, marks={mark: (start, end)} if mark else {})
-        return render(
-            request,
-            "version.html",
-            session=console,
-            document=document,
-            version=version,
-            elements=elements,
-            api_path=f"/v1/documents/{document_id}/versions/{number}",
-        )

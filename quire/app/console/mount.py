@@ -5,12 +5,15 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from quire.app.console import login, memory, operations, runs
+from quire.app.console import documents, favicon, login, memory, operations, runs
+from quire.app.console.error_pages import install_error_pages
 from quire.app.console.errors import ConsoleError
 from quire.app.console.pages import STATIC, console_error
 from quire.app.console.session import Sessions, load_secret
 from quire.app.console.throttle import ConsoleThrottle, throttle_forms
 from quire.core.settings import Settings
+
+ROUTERS = (login.router, memory.router, documents.router, runs.router, operations.router)
 
 
 def mount_console(app: FastAPI, *, secret: bytes | None = None) -> None:
@@ -25,7 +28,9 @@ def mount_console(app: FastAPI, *, secret: bytes | None = None) -> None:
     app.state.console_throttle = ConsoleThrottle.per_minute(
         forms=settings.console_rate_limit_per_minute, failed_logins=settings.login_rate_limit_per_minute
     )
-    for router in (login.router, memory.router, runs.router, operations.router):
+    for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(throttle_forms)])
+    app.include_router(favicon.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(ConsoleError, console_error)
+    install_error_pages(app, console_error)

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from quire.app.console.errors import ConsoleError, LoginRequired
-from quire.app.console.session import ConsoleSession, Sessions
+from quire.app.console.session import COOKIE, ConsoleSession, Sessions
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -92,12 +92,46 @@ def safe_next(value: str | None, default: str) -> str:
     return value
 
 
+TITLES = {
+    400: "Bad request",
+    401: "Log in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed here",
+    409: "Conflict",
+    422: "Malformed request",
+    429: "Too many requests",
+    500: "Something went wrong",
+}
+
+
+def _session_of(request: Request) -> ConsoleSession | None:
+    """The session behind the request, for the error page's navigation; None without one."""
+    database = getattr(request.app.state, "database", None)
+    if database is None or COOKIE not in request.cookies:
+        return None
+    try:
+        return sessions_of(request).resolve(request, database)
+    except ConsoleError:
+        return None
+
+
 async def console_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ConsoleError)
     if isinstance(error, LoginRequired):
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         target = "/console/login" if request.method != "GET" else f"/console/login?next={quote(here)}"
-        return redirect(request, target, flash=str(error), kind="error")
-    response = render(request, "error.html", status=error.status, message=str(error), code=error.status)
+        # A first visit carries no session cookie: being asked to log in is no error then.
+        kind = "error" if COOKIE in request.cookies else "info"
+        return redirect(request, target, flash=str(error), kind=kind)
+    response = render(
+        request,
+        "error.html",
+        session=_session_of(request),
+        status=error.status,
+        message=str(error),
+        code=error.status,
+        title=TITLES.get(error.status, "Error"),
+    )
     response.headers.update(error.headers)
     return response

@@ -7,6 +7,7 @@ tenant session, so a run of another tenant is simply not found.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,12 +26,15 @@ from quire.app.console.history import actor_names
 from quire.app.console.memory import as_page
 from quire.app.console.pages import render
 from quire.app.console.timeline import actors_of, build_timeline
+from quire.app.console.waits import describe_wait
 from quire.core.deps import DatabaseDep
 from quire.core.models import Role
+from quire.memory.lifecycle import MEMORY_REVIEW
 from quire.runtime.events import events_after
-from quire.runtime.models import Run, RunEvent, RunStatus
+from quire.runtime.models import HumanTask, Run, RunEvent, RunStatus
+from quire.runtime.programs import Registry
 from quire.runtime.service import describe_run, list_runs, programs_of
-from quire.runtime.tasks import tasks_of_run
+from quire.runtime.tasks import open_tasks_of_runs, tasks_of_run
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -44,6 +48,7 @@ class RunFilters:
     program: str = ""
     status: str = ""
     offset: int = 0
+    everything: bool = False  # background and review runs too
 
     @classmethod
     def parse(cls, params: Any) -> RunFilters:
@@ -56,11 +61,26 @@ class RunFilters:
             program=str(params.get("program", ""))[:200],
             status=status if status in {s.value for s in RunStatus} else "",
             offset=offset,
+            everything=params.get("all", "") == "1",
         )
 
     def query_string(self, **changes: Any) -> str:
-        values = {"program": self.program, "status": self.status, "offset": self.offset, **changes}
-        return urlencode({k: v for k, v in values.items() if v not in ("", 0)})
+        values = {
+            "program": self.program,
+            "status": self.status,
+            "all": "1" if self.everything else "",
+            "offset": self.offset,
+            **changes,
+        }
+        return urlencode({k: v for k, v in values.items() if v not in ("", 0, False)})
+
+
+def hidden_programs(programs: Registry) -> list[str]:
+    """Programs whose runs the list leaves out unless asked: work Quire does for itself in the
+    background (memory drawn from new documents), and memory reviews (one per proposal, each
+    waiting for a reviewer; the review queue is where they are decided)."""
+    names = [name for name in programs.names() if programs.is_background(name)]
+    return sorted({*names, MEMORY_REVIEW.program_name})
 
 
 @dataclass(frozen=True)
@@ -86,7 +106,7 @@ def _spend(state: dict[str, Any] | None) -> dict[str, Any]:
     return spend if isinstance(spend, dict) else {}
 
 
-def row_of(run: Run, at: datetime) -> RunRow:
+def row_of(run: Run, at: datetime, open_tasks: Sequence[HumanTask] = ()) -> RunRow:
     cost, summary = "", ""
     if run.program == AGENT_PROGRAM:
         state = run.state or run.input
@@ -94,14 +114,18 @@ def row_of(run: Run, at: datetime) -> RunRow:
         summary = str(state.get("question") or "")
     if run.status == RunStatus.failed and run.error:
         summary = f"{summary} — {run.error}" if summary else run.error
-    elif run.waiting_for and not summary:
-        summary = f"waiting: {run.waiting_for.get('kind')} {run.waiting_for.get('name') or ''}".strip()
+    elif not summary:
+        summary = describe_wait(run, open_tasks, now=at) or ""
     return RunRow(run=run, duration=duration_of(run, at), cost=cost, summary=summary)
 
 
 @router.get("/runs")
 def runs_page(request: Request, console: ConsoleSessionDep, database: DatabaseDep) -> HTMLResponse:
     filters = RunFilters.parse(request.query_params)
+    # A program asked for by name is shown whatever it is.
+    hidden = (
+        [] if filters.everything or filters.program else hidden_programs(request.app.state.services.programs)
+    )
     with database.tenant_session(console.caller.tenant_id) as session:
         runs, count = list_runs(
             session,
@@ -110,15 +134,18 @@ def runs_page(request: Request, console: ConsoleSessionDep, database: DatabaseDe
             program=filters.program or None,
             limit=PAGE_SIZE,
             offset=filters.offset,
+            exclude_programs=hidden,
         )
+        tasks = open_tasks_of_runs(session, [run.id for run in runs])
         at = now()
         return render(
             request,
             "runs.html",
             session=console,
-            rows=[row_of(run, at) for run in runs],
+            rows=[row_of(run, at, tasks.get(run.id, ())) for run in runs],
             count=count,
             filters=filters,
+            hidden=hidden,
             programs=programs_of(session, caller=console.caller),
             statuses=[s.value for s in RunStatus],
             page_size=len(runs),
@@ -190,6 +217,7 @@ def run_page(
             can_review=console.caller.allows(Role.reviewer),
             raw_input=pretty(run.input),
             raw_state=pretty(run.state) if run.state is not None else "",
+            wait=describe_wait(run, run.open_tasks, now=now()),
             waiting=pretty(run.waiting_for) if run.waiting_for else "",
             api_path=f"/v1/runs/{run_id}",
         )

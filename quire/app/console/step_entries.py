@@ -24,6 +24,7 @@ from quire.app.console.entries import (
     tokens,
 )
 from quire.runtime.models import HumanTask, RunEvent, RunPublic, StepPublic
+from quire.runtime.process import PLAN_WAIT_STEP
 
 MODEL_STEP = re.compile(r"^model:(\d+)$")
 TOOL_STEP = re.compile(r"^tool:(\d+):(\d+):(.+)$")
@@ -67,6 +68,8 @@ class StepEntries:
             self._timer(event, step)
         elif step.kind == "child":
             self._child(event, step)
+        elif step.name == PLAN_WAIT_STEP and isinstance(step.result, dict):
+            self._plan_wait(event, step)
         else:
             self._step(event, step)
 
@@ -258,7 +261,10 @@ class StepEntries:
         if self.waiting_since is not None:
             facts.append(("waited", seconds((event.created_at - self.waiting_since).total_seconds())))
             self.waiting_since = None
-        if result.get("timed_out"):
+        fired = self._timer_planned(step.seq)
+        if result.get("timed_out") and fired:
+            title, tone = f"Timer fired: {fired}", "info"
+        elif result.get("timed_out"):
             title, tone = f"Wait for {name} timed out", "warn"
         elif name.startswith("task:"):
             title, tone = "Resumed with the person's decision", "ok"
@@ -267,6 +273,25 @@ class StepEntries:
         entry = self._add(event, "resume", title, tone=tone, facts=facts, seq=step.seq)
         if result.get("payload") is not None:
             entry.output = Clip.of(pretty(result["payload"]))
+
+    def _plan_wait(self, event: RunEvent, step: StepPublic) -> None:
+        """A process deciding which of its timers fires first while it waits: said in words."""
+        plan = step.result if isinstance(step.result, dict) else {}
+        fires, timeout = plan.get("fires"), plan.get("timeout_s")
+        if not fires:
+            title = "No timer: it waits for an event"
+        elif not timeout:
+            title = f"Timer “{fires}” is due at once"
+        else:
+            title = f"Timer “{fires}” set: it fires in {seconds(float(timeout))} unless an event comes first"
+        self._add(event, "timer", title, tone="muted", seq=step.seq)
+
+    def _timer_planned(self, seq: int) -> str:
+        """The timer the plan just before step `seq` set, if that step is a process's plan."""
+        plan = self.steps.get(seq - 1)
+        if plan is None or plan.name != PLAN_WAIT_STEP or not isinstance(plan.result, dict):
+            return ""
+        return str(plan.result.get("fires") or "")
 
     def _timer(self, event: RunEvent, step: StepPublic) -> None:
         facts = self._step_facts(step)[:1]

@@ -24,6 +24,7 @@ from quire.app.console.entries import (
     seconds,
 )
 from quire.app.console.step_entries import MODEL_STEP, TOOL_STEP, StepEntries
+from quire.app.console.waits import decider
 from quire.runtime.events import RunEventType
 from quire.runtime.models import HumanTask, RunEvent, RunPublic, StepPublic
 
@@ -154,9 +155,30 @@ class Timeline(StepEntries):
         facts = [("signal", signal)]
         if data.get("until"):
             facts.append(("gives up at", moment(data["until"])))
-        person = signal.startswith("task:")
-        title = "Waiting for a person's decision" if person else f"Waiting for signal {signal}"
+        task = self._task_awaited(signal, event.created_at)
+        if task is not None:
+            title = f"Waiting for {decider(task.role)} decision"
+            facts = [("task", task.title), *facts[1:]]
+        elif signal.startswith("task:"):
+            title = "Waiting for a person's decision"
+        elif signal == "event":
+            title = "Waiting for the process's next event"
+            facts = facts[1:]
+        else:
+            title = f"Waiting for signal {signal}"
         self._add(event, "wait", title, tone="wait", facts=facts)
+
+    def _task_awaited(self, signal: str, at: datetime) -> HumanTask | None:
+        """The task open when the run parked on `signal`, whose decision comes as that signal."""
+        awaited = [
+            task
+            for task in self.tasks.values()
+            if task.signal_name == signal
+            and task.created_at <= at
+            and (task.decided_at is None or task.decided_at >= at)
+            and task.status in ("open", "decided")
+        ]
+        return max(awaited, key=lambda task: task.created_at) if awaited else None
 
     def _on_run_sleeping(self, event: RunEvent, data: dict[str, Any]) -> None:
         self.waiting_since = event.created_at

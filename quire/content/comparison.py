@@ -1,0 +1,138 @@
+"""Two versions of a document side by side: their elements paired by element id in reading
+order, and in each changed pair the words that changed.
+
+The pairing is the element diff's (`elements.diff`): an element edited in place keeps its id, so
+its two texts sit on one row; an element only one version has sits across from a gap.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from quire.content.elements import Side
+from quire.content.models import Version
+from quire.content.service import elements_of, get_version
+from quire.core.db import TenantSession
+
+
+class Change(enum.StrEnum):
+    same = "same"
+    changed = "changed"
+    added = "added"
+    removed = "removed"
+
+
+@dataclass(frozen=True)
+class Words:
+    """A run of words of one side: `changed` when the other side does not have them."""
+
+    text: str
+    changed: bool
+
+
+@dataclass(frozen=True)
+class Pair:
+    change: Change
+    before: Side | None
+    after: Side | None
+    before_words: list[Words] = field(default_factory=list)
+    after_words: list[Words] = field(default_factory=list)
+
+    @property
+    def element_id(self) -> uuid.UUID:
+        side = self.after or self.before
+        assert side is not None
+        return side.element_id
+
+
+@dataclass(frozen=True)
+class Comparison:
+    before: Version
+    after: Version
+    pairs: list[Pair]
+
+    def count(self, change: Change) -> int:
+        return sum(1 for pair in self.pairs if pair.change == change)
+
+
+def align(before: Sequence[Side], after: Sequence[Side]) -> list[tuple[Side | None, Side | None]]:
+    """Both versions' elements in reading order: each element of `after` with its earlier self
+    (or None), and each element only `before` has where it stood, before what followed it."""
+    position = {side.element_id: index for index, side in enumerate(before)}
+    kept = {side.element_id for side in after}
+    pairs: list[tuple[Side | None, Side | None]] = []
+    next_old = 0  # the first element of `before` not yet passed
+    for side in after:
+        old = position.get(side.element_id)
+        if old is None:
+            pairs.append((None, side))
+            continue
+        while next_old < old:
+            if before[next_old].element_id not in kept:
+                pairs.append((before[next_old], None))
+            next_old += 1
+        next_old = max(next_old, old + 1)
+        pairs.append((before[old], side))
+    pairs.extend((side, None) for side in before[next_old:] if side.element_id not in kept)
+    return pairs
+
+
+TOKENS = re.compile(r"\s+|\S+")
+
+
+def _runs(tokens: Sequence[str], changed: bool, into: list[Words]) -> None:
+    text = "".join(tokens)
+    if not text:
+        return
+    if into and into[-1].changed == changed:
+        into[-1] = Words(into[-1].text + text, changed)
+    else:
+        into.append(Words(text, changed))
+
+
+def word_diff(before: str, after: str) -> tuple[list[Words], list[Words]]:
+    """Both texts cut into runs of words, those the other text lacks marked `changed`."""
+    old, new = TOKENS.findall(before), TOKENS.findall(after)
+    old_runs: list[Words] = []
+    new_runs: list[Words] = []
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    for tag, a0, a1, b0, b1 in matcher.get_opcodes():
+        same = tag == "equal"
+        _runs(old[a0:a1], not same, old_runs)
+        _runs(new[b0:b1], not same, new_runs)
+    return old_runs, new_runs
+
+
+def pair(before: Side | None, after: Side | None) -> Pair:
+    if before is None:
+        return Pair(Change.added, None, after)
+    if after is None:
+        return Pair(Change.removed, before, None)
+    if before.content_hash == after.content_hash:
+        return Pair(Change.same, before, after)
+    old, new = word_diff(before.text, after.text)
+    return Pair(Change.changed, before, after, old, new)
+
+
+def _sides(session: Session, version: Version) -> list[Side]:
+    return [
+        Side(e.element_id, e.type, e.text, e.content_hash, e.page, list(e.section_path))
+        for e in elements_of(session, version.id)
+    ]
+
+
+def compare_versions(
+    session: TenantSession, *, document_id: uuid.UUID, from_number: int, to_number: int
+) -> Comparison:
+    """Version `from_number` of the document beside version `to_number`, element by element."""
+    before = get_version(session, document_id=document_id, number=from_number)
+    after = get_version(session, document_id=document_id, number=to_number)
+    pairs = [pair(old, new) for old, new in align(_sides(session, before), _sides(session, after))]
+    return Comparison(before=before, after=after, pairs=pairs)

@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 from quire.core.models import Role, utcnow
 from quire.memory import audit
 from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryVersion, VersionState
+from quire.memory.rechecks import after_move
 from quire.runtime.context import RunContext
 from quire.runtime.process import Event, HumanTaskSpec, Process, Timer, Transition
 
@@ -91,6 +92,7 @@ def _move(
         reason=reason,
         data={"from": before.value, "to": to.value, "event": event.name, **data},
     )
+    after_move(session, version=version, before=before)  # others' checks may read differently now
     return version, item
 
 

@@ -36,7 +36,7 @@ def affected_by_version(
     """Open versions whose checks compare them with `version_id`: in any scope, those whose
     findings name it; in its scope, those with its text (`same_text`), and those of its slot or
     close to its meaning (`same_slot_or_meaning`: the checks compare these with approved ones)."""
-    comparisons = []
+    comparisons: list[str] = []
     if same_text:
         comparisons.append("v.content_hash = x.content_hash")
     if same_slot_or_meaning:
@@ -92,7 +92,7 @@ def recheck(
         .with_for_update(skip_locked=not wait)
         .execution_options(populate_existing=True)
     ).all()
-    changed = []
+    changed: list[MemoryVersion] = []
     for version in locked:
         item = session.get(MemoryItem, version.item_id)
         if item is None:

@@ -240,7 +240,7 @@ def test_the_demos_proposals_are_reviewed_by_keyboard_alone(
         log_in(page, server, reviewer)
         expect(page.locator("tr.row.is-current")).to_have_count(1)
         page.keyboard.press("Enter")
-        for _ in range(len(plan) + 1):
+        for _ in range(len(waiting) + 1):
             if page.url.split("?")[0] == f"{server}/console/memory":
                 break  # back at the queue: the last one was decided
             expect(page.locator("#actions")).to_be_visible()  # every page offers a decision
@@ -260,7 +260,7 @@ def test_the_demos_proposals_are_reviewed_by_keyboard_alone(
         expect(page.locator("h1")).to_contain_text("Memories to review")
         page.screenshot(path=str(screenshots_dir(tmp_path) / "demo-reviewed.png"), full_page=True)
 
-    assert sorted(decided) == sorted(plan)  # each once, none skipped
+    assert len(decided) == len(waiting) and set(decided) == set(plan)  # each once, none skipped
     content.drive()
     assert in_review(server, reviewer) == []
     everything = httpx.get(f"{server}/v1/memories", params={"limit": 500}, headers=auth(admin)).json()["data"]

@@ -102,6 +102,7 @@ def queue_page(request: Request, console: ReviewerConsoleDep, database: Database
             sorts=SORTS,
             states=[s.value for s in VersionState],
             awaiting={s.value for s in AWAITING},
+            open_states={s.value for s in OPEN},
             names=names,
             mine=mine,
             mine_url=f"{QUEUE}?{QueueFilters(state='', decided_by=mine).query_string()}",

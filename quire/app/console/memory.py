@@ -130,7 +130,7 @@ def item_page(
         checks = findings_view(session, latest.findings if latest else {})
         advice = (
             recommended(session, latest.findings, ACTIONS.get(latest.state, ()))
-            if latest is not None and is_open and not decision
+            if latest is not None and is_open and not decision and ACTIONS.get(latest.state)
             else None
         )
         previous, following = neighbours(session, filters=filters, item_id=item_id)

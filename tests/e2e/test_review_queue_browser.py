@@ -254,8 +254,9 @@ def test_the_demos_proposals_are_reviewed_by_keyboard_alone(
                 expect(page.locator("#reject-reason")).to_be_focused()
                 page.keyboard.type("left out of the agents' memory in review")
                 page.keyboard.press("Enter")
+            # The previous decision's message was on this page too: wait for the next page first.
+            page.wait_for_url(lambda url, here=here: url != here)
             expect(page.locator("#flash")).to_contain_text(f"Decision recorded: {plan[text]}")
-            assert page.url != here
             decided.append(text)
         expect(page.locator("h1")).to_contain_text("Memories to review")
         page.screenshot(path=str(screenshots_dir(tmp_path) / "demo-reviewed.png"), full_page=True)

@@ -115,6 +115,9 @@ def check(ctx: RunContext, review: Review, event: Event) -> dict[str, Any]:
         version.embedding = content_of(ctx.services).embedder.embed_one(version.text)
         ctx.session.add(version)
         ctx.session.flush()
+    # After the tenant's other memory moves: a memory approved at this moment is seen here, or
+    # sees this version when it checks again the ones it affects (memory/rechecks.py).
+    audit.serialise(ctx.session, tenant_id=version.tenant_id)
     findings = run_checks(ctx.session, version=version, item=item)
     version.findings = findings
     _move(ctx, review, event, VersionState.checked, findings=sorted(findings))

@@ -79,8 +79,11 @@ def recheck(
 
     Each version is locked first, so a check running at the same moment finishes before (and the
     statement after the lock sees what it committed). From inside a memory's own move (`wait`
-    False) a version that another transaction holds is skipped rather than waited for: that one
-    is moving itself, and two moves waiting for each other would deadlock.
+    False) a version that another transaction holds is skipped rather than waited for, since two
+    moves waiting for each other would deadlock: that version is moving itself. If that move is
+    its check, the check reads after this move commits (checks wait for the tenant's memory
+    moves: `audit.serialise`); only its submission for review, a moment after, could miss this
+    move, and then the next move of its slot or document checks it again.
     """
     ids = sorted(set(version_ids))
     if not ids:

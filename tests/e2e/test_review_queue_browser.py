@@ -10,7 +10,7 @@ test process after the decisions, as a worker would.
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,6 +90,15 @@ def log_in(page: Page, base: str, key: str) -> None:
     page.keyboard.type(key)
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{base}/console/memory")
+
+
+def moved_from(here: str) -> Callable[[str], bool]:
+    """A test of a page's address: true once it is another than `here`."""
+
+    def moved(url: str) -> bool:
+        return url != here
+
+    return moved
 
 
 def overflow(page: Page) -> int:
@@ -267,7 +276,7 @@ def test_the_demos_proposals_are_reviewed_by_keyboard_alone(
                 page.keyboard.type("left out of the agents' memory in review")
                 page.keyboard.press("Enter")
             # The previous decision's message was on this page too: wait for the next page first.
-            page.wait_for_url(lambda url, here=here: url != here)
+            page.wait_for_url(moved_from(here))
             expect(page.locator("#flash")).to_contain_text(f"Decision recorded: {plan[text]}")
             decided.append(text)
         expect(page.locator("h1")).to_contain_text("Memories to review")

@@ -56,7 +56,7 @@ from tests.runtime.test_authorization import Question
 from tests.runtime.test_process import Order, add_item
 
 OPEN, TENANT, OWNER, CALLER = "open", "tenant", "owner", "caller"
-POOL = 40  # memories waiting for a reviewer, per tenant: the review calls use them up
+POOL = 56  # memories waiting for a reviewer, per tenant: the review calls use them up
 CASES = ("own", "other", "foreign")
 ROLES = tuple(Role)
 
@@ -118,6 +118,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/memories/{item_id}"): rule(R, OWNER, sees=V),
     ("DELETE", "/v1/memories/{item_id}"): rule(V, TENANT, 202),
     ("POST", "/v1/memories/{item_id}/review"): rule(V, TENANT, 202),
+    # One reason for several memories; one the caller cannot see makes it 404, nothing decided.
+    ("POST", "/v1/memories/reject"): rule(V, TENANT),
     ("POST", "/v1/agent/runs"): rule(R, CALLER, 202),
     ("GET", "/v1/agent/runs"): rule(R, CALLER),
     ("GET", "/v1/agent/runs/{run_id}"): rule(R, OWNER),
@@ -148,6 +150,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/console/documents/{document_id}/versions/{number}/diff"): rule(R, TENANT),
     ("POST", "/console/documents/{document_id}/versions/{number}/retry"): rule(C, TENANT, 303),
     ("GET", "/favicon.ico"): rule(None, OPEN),
+    ("POST", "/console/memory/bulk-reject"): rule(V, TENANT, 303, refused_other=frozenset({303})),
     ("GET", "/console/runs"): rule(R, CALLER),
     ("GET", "/console/runs/{run_id}"): rule(R, OWNER),
     ("GET", "/console/operations"): rule(A, CALLER),
@@ -503,6 +506,9 @@ def _calls() -> dict[tuple[str, str], Builder]:
         ("POST", "/v1/memories/{item_id}/review"): lambda w, r, c: Call(
             "POST", f"/v1/memories/{w.reviewable(c)}/review", {"decision": "reject", "reason": "matrix"}
         ),
+        ("POST", "/v1/memories/reject"): lambda w, r, c: Call(
+            "POST", "/v1/memories/reject", {"items": [w.reviewable(c)], "reason": "matrix"}
+        ),
         ("POST", "/v1/agent/runs"): lambda w, r, c: Call("POST", "/v1/agent/runs", {"question": "Travel?"}),
         ("GET", "/v1/agent/runs"): lambda w, r, c: Call("GET", "/v1/agent/runs", params={"limit": 200}),
         ("GET", "/v1/agent/runs/{run_id}"): lambda w, r, c: Call("GET", f"/v1/agent/runs/{run(w, r, c)}"),
@@ -545,6 +551,9 @@ def _calls() -> dict[tuple[str, str], Builder]:
         ),
         ("POST", "/console/memory/bulk"): lambda w, r, c: Call(
             "POST", "/console/memory/bulk", data={"only": w.reviewable(c)}
+        ),
+        ("POST", "/console/memory/bulk-reject"): lambda w, r, c: Call(
+            "POST", "/console/memory/bulk-reject", data={"item": w.reviewable(c), "reason": "matrix"}
         ),
         ("GET", "/console/documents"): lambda w, r, c: Call("GET", "/console/documents"),
         ("GET", "/console/documents/{document_id}"): lambda w, r, c: Call(

@@ -42,6 +42,15 @@ def event_hash(prev_hash: str, event: MemoryEvent) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
+def serialise(session: Session, *, tenant_id: uuid.UUID) -> None:
+    """Wait for the tenant's other memory moves to commit, and keep them waiting until this
+    transaction does: every move records an event, so this is the order of the chain."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('quire-memory-audit'), hashtext(:tenant))"),
+        {"tenant": str(tenant_id)},
+    )
+
+
 def record(
     session: Session,
     *,
@@ -54,10 +63,7 @@ def record(
     data: dict[str, Any] | None = None,
 ) -> MemoryEvent:
     """Append an event in the caller's transaction (serialised per tenant to keep one chain)."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext('quire-memory-audit'), hashtext(:tenant))"),
-        {"tenant": str(tenant_id)},
-    )
+    serialise(session, tenant_id=tenant_id)
     last = session.execute(
         text("SELECT seq, hash FROM memory_event WHERE tenant_id = :t ORDER BY seq DESC LIMIT 1"),
         {"t": tenant_id},

@@ -7,6 +7,9 @@
   secrets (keys, tokens, passwords);
 - source changed: the document it quotes has a newer version without the quoted passage, so the
   proposal may describe what no longer holds.
+
+From the findings follows one recommended decision (`findings.recommend`). The checks run when a
+version is proposed, and again whenever something they read changes (memory/rechecks.py).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from sqlmodel import Session
 
 from quire.core.search.corpus import Corpus
 from quire.core.search.dense import nearest, vector_literal
-from quire.memory.findings import Findings, Reference, Screening, StaleSource
+from quire.memory.findings import Findings, Reference, Screening, StaleSource, recommend
 from quire.memory.models import MemoryItem, MemoryVersion
 from quire.memory.quotes import find_quote
 
 NEAR_DUPLICATE_SIMILARITY = 0.92
+PASSAGE_CHARS = 500  # of the passage that replaced a quoted one, kept with the finding
 
 INJECTION_PATTERNS = [
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(previous|prior|above|earlier|all|your|the)\b.{0,30}"
@@ -114,7 +118,6 @@ def run_checks(session: Session, *, version: MemoryVersion, item: MemoryItem) ->
                 Reference(version_id=r[0], item_id=r[1], text=r[2], similarity=round(float(r[3]), 3))
                 for r in close
             ]
-            findings.suggestion = findings.suggestion or "merge"
 
     if item.subject_key:
         conflicts = session.execute(
@@ -127,8 +130,9 @@ def run_checks(session: Session, *, version: MemoryVersion, item: MemoryItem) ->
         ).all()
         if conflicts:
             findings.conflicts_with = [Reference(version_id=r[0], item_id=r[1], text=r[2]) for r in conflicts]
-            findings.suggestion = "supersede"
     findings.source_changed = stale_sources(session, version_id=version.id) or None
+    suggestion = recommend(findings).decision
+    findings.suggestion = suggestion if suggestion != "approve" else None
     return findings.stored()
 
 
@@ -136,7 +140,7 @@ def stale_sources(session: Session, *, version_id: object) -> list[StaleSource]:
     """The evidence of a memory version whose document moved on to a version without the quote."""
     rows = session.execute(
         text(
-            "SELECT e.document_id, e.quote, lv.number, lv.id FROM memory_evidence e "
+            "SELECT e.document_id, e.quote, lv.number, lv.id, e.element_id FROM memory_evidence e "
             "JOIN content_document d ON d.id = e.document_id "
             "JOIN content_version lv ON lv.id = d.latest_version_id "
             "WHERE e.version_id = :version_id AND e.quote IS NOT NULL "
@@ -145,16 +149,22 @@ def stale_sources(session: Session, *, version_id: object) -> list[StaleSource]:
         {"version_id": version_id},
     ).all()
     stale = []
-    for document_id, quote, number, latest_id in rows:
-        texts = session.execute(
-            text("SELECT text FROM content_element WHERE version_id = :id"), {"id": latest_id}
-        ).scalars()
-        if not any(find_quote(element, quote) for element in texts):
-            stale.append(
-                StaleSource(
-                    document_id=document_id,
-                    latest_version=number,
-                    why=f"version {number} of its document no longer says this",
-                )
+    for document_id, quote, number, latest_id, element_id in rows:
+        elements = session.execute(
+            text("SELECT element_id, text FROM content_element WHERE version_id = :id"), {"id": latest_id}
+        ).all()
+        if any(find_quote(element_text, quote) for _, element_text in elements):
+            continue
+        # Element ids carry over from version to version, changed or not: the same id in the
+        # latest version is the passage that took the quoted one's place.
+        now = next(((e_id, e_text) for e_id, e_text in elements if element_id and e_id == element_id), None)
+        stale.append(
+            StaleSource(
+                document_id=document_id,
+                latest_version=number,
+                why=f"version {number} of its document no longer says this",
+                element_id=now[0] if now else None,
+                passage=now[1][:PASSAGE_CHARS] if now else None,
             )
+        )
     return stale

@@ -49,6 +49,10 @@ class StaleSource(BaseModel):
     document_id: uuid.UUID
     latest_version: int
     why: str
+    # The passage of the latest version that took the quoted one's place (the same element,
+    # changed), when there is one: what the document says now.
+    element_id: uuid.UUID | None = None
+    passage: str | None = None
 
 
 class Findings(BaseModel):
@@ -60,7 +64,7 @@ class Findings(BaseModel):
     injection: Screening | None = None
     secrets: Screening | None = None
     source_changed: list[StaleSource] | None = None
-    suggestion: str | None = None  # "merge" or "supersede": the decision the findings point to
+    suggestion: str | None = None  # the decision the findings point to (see `recommend`)
 
     @classmethod
     def of(cls, stored: dict[str, Any] | None) -> Findings:
@@ -68,6 +72,11 @@ class Findings(BaseModel):
 
     def present(self) -> list[Finding]:
         return [finding for finding in Finding if getattr(self, finding.value)]
+
+    def worst(self) -> Finding | None:
+        """The most serious finding present, in the order of SEVERITY."""
+        present = self.present()
+        return next((finding for finding in SEVERITY if finding in present), None)
 
     def stored(self) -> dict[str, Any]:
         """As kept on the version (JSON, nothing for what was not found)."""
@@ -102,3 +111,59 @@ REGISTRY: dict[Finding, FindingSpec] = {
     )
 }
 FLAGS: tuple[str, ...] = tuple(finding.value for finding in REGISTRY)
+
+# Most serious first: the queue sorts by it, and the recommendation follows it.
+SEVERITY: tuple[Finding, ...] = (
+    Finding.injection,
+    Finding.secrets,
+    Finding.source_changed,
+    Finding.conflicts_with,
+    Finding.duplicate_of,
+    Finding.near_duplicate_of,
+)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The one decision the findings point to, and why, in plain words."""
+
+    decision: str  # approve, reject, merge or supersede
+    why: str
+    target: Reference | None = None  # the memory to merge into or to supersede
+
+
+def recommend(findings: Findings) -> Recommendation:
+    """One decision for a version, from its findings: the most serious finding decides."""
+    if findings.injection:
+        return Recommendation("reject", "It reads like instructions aimed at an agent, not knowledge.")
+    if findings.secrets:
+        return Recommendation("reject", "It contains what looks like a credential; agents would read it.")
+    if findings.source_changed:
+        stale = findings.source_changed[0]
+        return Recommendation(
+            "reject", f"Version {stale.latest_version} of its document no longer says this."
+        )
+    if findings.conflicts_with:
+        return Recommendation(
+            "supersede",
+            "An approved memory of the same subject says otherwise: approve this one in its place "
+            "if this one is right.",
+            findings.conflicts_with[0],
+        )
+    approved = [ref for ref in findings.duplicate_of or [] if ref.state == "approved"]
+    if approved:
+        return Recommendation(
+            "merge", "The same text is approved already: merge gives that memory this evidence.", approved[0]
+        )
+    if findings.near_duplicate_of:
+        return Recommendation(
+            "merge",
+            "An approved memory says nearly the same: merge gives it this evidence.",
+            findings.near_duplicate_of[0],
+        )
+    if findings.duplicate_of:
+        return Recommendation(
+            "approve",
+            "The same text also waits for review; once one is decided, the other is checked again.",
+        )
+    return Recommendation("approve", "The checks found nothing against it.")

@@ -46,6 +46,7 @@ from quire.memory.decisions import (
 )
 from quire.memory.errors import DecisionNoLongerApplies, MergeTargetInvalid, SupersedeTargetInvalid
 from quire.memory.models import MemoryItem, MemoryKind, MemoryVersion, VersionState
+from quire.memory.rechecks import after_move
 from quire.runtime.context import RunContext
 from quire.runtime.process import Event, HumanTaskSpec, Process, Timer, Transition
 
@@ -108,6 +109,7 @@ def _move(
         reason=reason,
         data={"from": before.value, "to": to.value, "event": event.name, **data},
     )
+    after_move(session, version=version, before=before)  # others' checks may read differently now
     return version, item
 
 
@@ -130,6 +132,9 @@ def check(ctx: RunContext, review: Review, event: Event) -> dict[str, Any]:
         version.embedding = content_of(ctx.services).embedder.embed_one(version.text)
         ctx.session.add(version)
         ctx.session.flush()
+    # After the tenant's other memory moves: a memory approved at this moment is seen here, or
+    # sees this version when it checks again the ones it affects (memory/rechecks.py).
+    audit.serialise(ctx.session, tenant_id=version.tenant_id)
     findings = run_checks(ctx.session, version=version, item=item)
     version.findings = findings
     _move(ctx, review, event, VersionState.checked, findings=sorted(findings))

@@ -311,6 +311,23 @@ class ReviewDecision(BaseModel):
     )
 
 
+class BulkReject(BaseModel):
+    items: list[uuid.UUID] = PydanticField(min_length=1, max_length=200, description="Memories (item ids).")
+    reason: str = PydanticField(min_length=1, max_length=2000, description="One reason, for every one.")
+
+
+class RefusedItem(BaseModel):
+    item_id: uuid.UUID
+    reason: str
+
+
+class BulkRejection(BaseModel):
+    """Rejections recorded (each memory moves to rejected a moment later) and those refused."""
+
+    rejected: list[uuid.UUID]
+    refused: list[RefusedItem]
+
+
 class RecallHit(BaseModel):
     version_id: uuid.UUID
     item_id: uuid.UUID
@@ -318,6 +335,7 @@ class RecallHit(BaseModel):
     scope: MemoryScope
     subject_key: str | None
     text: str
+    title: str = PydanticField(description="The statement, short enough to cite by (memory/titles.py).")
     score: float
     valid_from: datetime
     valid_to: datetime | None

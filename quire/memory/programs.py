@@ -23,6 +23,7 @@ from quire.memory.conversations import propose_episodes
 from quire.memory.extraction import Passage, active_extractor
 from quire.memory.models import Evidence, EvidenceIn, MemoryProposal, MemoryVersion, VersionState
 from quire.memory.quotes import find_quote
+from quire.memory.rechecks import after_document_version
 from quire.memory.service import propose
 from quire.runtime.context import RunContext
 from quire.runtime.process import Event
@@ -30,7 +31,6 @@ from quire.runtime.programs import program
 from quire.runtime.signals import deliver_signal
 
 LIVE_STATES = [VersionState.approved, VersionState.needs_recertification]
-PENDING_STATES = [VersionState.checked, VersionState.in_review]
 
 
 class OnVersion(BaseModel):
@@ -87,44 +87,15 @@ def verify_sources(ctx: RunContext, version_id: uuid.UUID) -> int:
     sent_back = _send_back(
         ctx, list(gone.values()), f"the quoted passage is not in version {version.number} of its document"
     )
-    flag_pending(ctx, version.document_id)
+    flag_pending(ctx, version.document_id, version.number)
     return sent_back
 
 
-def flag_pending(ctx: RunContext, document_id: uuid.UUID) -> int:
-    """Proposals still waiting for review that quote what the document no longer says get a
-    `source_changed` finding, so the reviewer sees it (proposals not yet checked get it from
-    their checks)."""
-    from quire.memory import audit
-    from quire.memory.checks import stale_sources
-    from quire.memory.findings import Finding, Findings
-
-    pending = ctx.session.exec(
-        select(MemoryVersion)
-        .join(Evidence, col(Evidence.version_id) == col(MemoryVersion.id))
-        .where(Evidence.document_id == document_id, col(MemoryVersion.state).in_(PENDING_STATES))
-    ).all()
-    flagged = 0
-    for memory in {m.id: m for m in pending}.values():
-        changed = stale_sources(ctx.session, version_id=memory.id)
-        findings = Findings.of(memory.findings)
-        if not changed or findings.source_changed == changed:
-            continue
-        findings.source_changed = changed
-        memory.findings = findings.stored()
-        ctx.session.add(memory)
-        audit.record(
-            ctx.session,
-            tenant_id=memory.tenant_id,
-            type="memory.flagged",
-            actor="system",
-            item_id=memory.item_id,
-            version_id=memory.id,
-            reason=changed[0].why,
-            data={"finding": Finding.source_changed.value},
-        )
-        flagged += 1
-    return flagged
+def flag_pending(ctx: RunContext, document_id: uuid.UUID, number: int) -> int:
+    """Proposals still open that quote the document are checked again: those that quote what the
+    document no longer says get a `source_changed` finding (with the passage that says what it
+    says now), so the reviewer sees it. Returns how many changed."""
+    return len(after_document_version(ctx.session, document_id=document_id, number=number))
 
 
 def extract(ctx: RunContext, version_id: uuid.UUID) -> int:

@@ -1,5 +1,6 @@
-"""Finding memories: by state, scope, kind, collection and flag, for the API's list and the
-reviewer's queue (oldest first), one implementation for both.
+"""Finding memories: by state, scope, kind, collection, source document, finding, words of their
+text and who decided them, for the API's list and the reviewer's queue (oldest first, newest
+first, or the most serious finding first), one implementation for both.
 
 A collection filter matches memories scoped to the collection and memories whose evidence
 quotes a document of the collection (what the extractor proposes is tenant-scoped, but comes
@@ -15,21 +16,41 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, case, or_
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, col, func, select
 
 from quire.content.models import Document
 from quire.core.models import Role
 from quire.core.tenancy import Caller
-from quire.memory.findings import FLAGS
-from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryScope, MemoryVersion, VersionState
+from quire.memory.findings import FLAGS, SEVERITY
+from quire.memory.models import (
+    Evidence,
+    MemoryEvent,
+    MemoryItem,
+    MemoryKind,
+    MemoryScope,
+    MemoryVersion,
+    VersionState,
+)
+from quire.memory.titles import title
 from quire.runtime.models import HumanTask, Run, RunStatus, Signal
 from quire.runtime.process import EVENT_SIGNAL
 
 AWAITING = (VersionState.in_review, VersionState.needs_recertification)
 ENDED = (RunStatus.failed, RunStatus.cancelled)  # a review run that ends so decided nothing
 PAGE_SIZE = 50
+SORTS = {"": "oldest first", "newest": "newest first", "finding": "most serious finding first"}
+MAX_TERMS = 10
+# The audit events that record a person's decision on a version.
+DECISIONS = ("memory.approved", "memory.rejected", "memory.edited", "memory.merged", "memory.withdrawn")
+
+
+def _uuid_or_blank(value: Any) -> str:
+    try:
+        return str(uuid.UUID(str(value))) if value else ""
+    except ValueError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,10 @@ class QueueFilters:
     flag: str = ""
     offset: int = 0
     scope: str = ""
+    document: str = ""  # a document id: memories whose evidence quotes it
+    q: str = ""  # words the text must hold, each (case and accents as typed)
+    sort: str = ""  # a key of SORTS
+    decided_by: str = ""  # a principal id: memories that person decided
 
     @classmethod
     def parse(cls, params: Any) -> QueueFilters:
@@ -47,6 +72,7 @@ class QueueFilters:
         state = params.get("state", VersionState.in_review.value)
         kind = params.get("kind", "")
         flag = params.get("flag", "")
+        sort = params.get("sort", "")
         try:
             offset = max(0, int(params.get("offset", 0)))
         except ValueError:
@@ -57,6 +83,10 @@ class QueueFilters:
             kind=kind if kind in {k.value for k in MemoryKind} else "",
             flag=flag if flag in FLAGS else "",
             offset=offset,
+            document=_uuid_or_blank(params.get("document", "")),
+            q=" ".join(str(params.get("q", "")).split())[:200],
+            sort=sort if sort in SORTS else "",
+            decided_by=_uuid_or_blank(params.get("decided_by", "")),
         )
 
     def query_string(self, **changes: Any) -> str:
@@ -65,11 +95,28 @@ class QueueFilters:
             "collection": self.collection,
             "kind": self.kind,
             "flag": self.flag,
+            "document": self.document,
+            "q": self.q,
+            "sort": self.sort,
+            "decided_by": self.decided_by,
             "offset": self.offset,
             **changes,
         }
         kept = {k: v for k, v in values.items() if v not in ("", 0) or k == "state"}
         return urlencode(kept)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """The latest decision a person made on one of an item's versions."""
+
+    actor: str  # a principal id
+    event: str  # the audit event's type, "memory.rejected" say
+    at: Any  # when
+
+    @property
+    def decision(self) -> str:
+        return self.event.removeprefix("memory.")
 
 
 @dataclass
@@ -79,6 +126,11 @@ class QueueRow:
     flags: list[str]
     collections: list[str] = field(default_factory=list)
     pending: str | None = None  # a decision recorded, not yet applied by the worker
+    decided: Decided | None = None
+
+    @property
+    def title(self) -> str:
+        return title(self.version.text)
 
 
 def filtered(filters: QueueFilters, *, caller: Caller | None = None) -> Any:
@@ -96,6 +148,17 @@ def filtered(filters: QueueFilters, *, caller: Caller | None = None) -> Any:
         query = query.where(MemoryItem.kind == MemoryKind(filters.kind))
     if filters.flag:
         query = query.where(sql_text("memory_version.findings ? :flag").bindparams(flag=filters.flag))
+    if filters.document:
+        quoting = select(Evidence.version_id).where(Evidence.document_id == uuid.UUID(filters.document))
+        query = query.where(col(MemoryVersion.id).in_(quoting))
+    for term in filters.q.split()[:MAX_TERMS]:
+        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(col(MemoryVersion.text).ilike(f"%{escaped}%", escape="\\"))
+    if filters.decided_by:
+        decided = select(MemoryEvent.item_id).where(
+            MemoryEvent.actor == filters.decided_by, col(MemoryEvent.type).in_(DECISIONS)
+        )
+        query = query.where(col(MemoryItem.id).in_(decided))
     if filters.collection:
         evidenced = (
             select(Evidence.version_id)
@@ -114,7 +177,15 @@ def filtered(filters: QueueFilters, *, caller: Caller | None = None) -> Any:
     return query
 
 
-def _ordered(query: Any) -> Any:
+def _ordered(query: Any, sort: str = "") -> Any:
+    if sort == "newest":
+        return query.order_by(col(MemoryVersion.created_at).desc(), col(MemoryVersion.id))
+    if sort == "finding":
+        severity = case(
+            *[(col(MemoryVersion.findings).op("?")(f.value), rank) for rank, f in enumerate(SEVERITY)],
+            else_=len(SEVERITY),
+        )
+        return query.order_by(severity, col(MemoryVersion.created_at), col(MemoryVersion.id))
     return query.order_by(col(MemoryVersion.created_at), col(MemoryVersion.id))
 
 
@@ -138,7 +209,7 @@ def list_queue(
     """One page of the queue, and how many memories match in all."""
     query = filtered(filters)
     count = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(_ordered(query).offset(filters.offset).limit(limit)).all()
+    rows = session.exec(_ordered(query, filters.sort).offset(filters.offset).limit(limit)).all()
     result = [
         QueueRow(item=item, version=version, flags=[f for f in FLAGS if f in (version.findings or {})])
         for item, version in rows
@@ -154,17 +225,33 @@ def list_queue(
             if version_id is not None:
                 collections.setdefault(version_id, set()).add(collection)
     pending = pending_decisions(session, [row.version for row in result])
+    decided = decisions(session, [row.item.id for row in result])
     for row in result:
         row.collections = sorted(collections.get(row.version.id, ()))
         row.pending = pending.get(row.version.id)
+        row.decided = decided.get(row.item.id)
     return result, int(count)
+
+
+def decisions(session: Session, item_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Decided]:
+    """The latest decision a person made on each item, from the audit log."""
+    if not item_ids:
+        return {}
+    rows = session.execute(
+        sql_text(
+            "SELECT DISTINCT ON (item_id) item_id, actor, type, created_at FROM memory_event "
+            "WHERE item_id = ANY(:ids) AND type = ANY(:types) ORDER BY item_id, seq DESC"
+        ),
+        {"ids": list(item_ids), "types": list(DECISIONS)},
+    ).all()
+    return {row[0]: Decided(actor=row[1], event=row[2], at=row[3]) for row in rows}
 
 
 def neighbours(
     session: Session, *, filters: QueueFilters, item_id: uuid.UUID, window: int = 1000
 ) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     """The items before and after `item_id` in the queue, for moving through it one by one."""
-    query = _ordered(filtered(filters)).with_only_columns(col(MemoryItem.id)).limit(window)
+    query = _ordered(filtered(filters), filters.sort).with_only_columns(col(MemoryItem.id)).limit(window)
     ids = [row[0] for row in session.execute(query)]
     if item_id not in ids:
         return None, ids[0] if ids else None

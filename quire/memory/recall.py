@@ -47,6 +47,7 @@ from quire.memory.models import (
     RecallRecord,
     RecallResults,
 )
+from quire.memory.titles import title
 
 CANDIDATES = 100
 POSTINGS_BUDGET = 5000
@@ -306,6 +307,7 @@ def _hits(session: Session, ids: list[uuid.UUID], scores: dict[uuid.UUID, float]
                 scope=item.scope,
                 subject_key=item.subject_key,
                 text=version.text,
+                title=title(version.text),
                 score=round(scores[version_id], 6),
                 valid_from=version.valid_from,
                 valid_to=version.valid_to,

@@ -13,6 +13,8 @@ from quire.core.deps import ContributorDep, ReaderDep, ReviewerDep, TenantSessio
 from quire.memory import service
 from quire.memory.models import (
     AuditReport,
+    BulkReject,
+    BulkRejection,
     ItemDetail,
     ItemsPublic,
     MemoryKind,
@@ -59,8 +61,10 @@ def list_memories(
     kind: MemoryKind | None = None,
     collection: str | None = None,
     flag: Annotated[
-        str | None, Query(description="injection, secrets, duplicate_of, conflicts_with …")
+        str | None, Query(description="A finding: injection, secrets, duplicate_of, source_changed …")
     ] = None,
+    document: Annotated[uuid.UUID | None, Query(description="Memories quoting this document.")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Words the text holds, each.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ItemsPublic:
@@ -72,6 +76,8 @@ def list_memories(
         kind=kind,
         collection=collection,
         flag=flag,
+        document=document,
+        q=q,
         limit=limit,
         offset=offset,
     )
@@ -112,6 +118,20 @@ def memory_audit(
 ) -> AuditReport:
     """The tenant's memory event log, and whether its hash chain verifies."""
     return service.audit_report(session, since_seq=since_seq, limit=limit)
+
+
+@router.post("/reject")
+def reject_memories(
+    body: BulkReject, caller: ReviewerDep, session: TenantSessionDep, kicker: KickerDep
+) -> BulkRejection:
+    """Reject several memories with one reason; 404 (nothing decided) if one is not found. Each
+    rejection that does not fit its memory's state is listed under `refused`; the others apply
+    a moment later, as a single rejection does."""
+    outcome = service.reject_many(
+        session, item_ids=body.items, reason=body.reason, caller=caller, kicker=kicker
+    )
+    session.commit()
+    return outcome
 
 
 @router.get("/{item_id}")

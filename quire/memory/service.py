@@ -13,7 +13,7 @@ from sqlmodel import Session, col, func, select
 
 from quire.content.models import Document, Element
 from quire.content.models import Version as DocumentVersion
-from quire.core.errors import Forbidden
+from quire.core.errors import Forbidden, QuireError
 from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.memory import audit
@@ -28,6 +28,7 @@ from quire.memory.errors import MemoryNotFound, MissingEvidence, ReviewRefused
 from quire.memory.lifecycle import MEMORY_REVIEW, REVIEW_ROUTE, Review, separation_of_duties
 from quire.memory.models import (
     AuditReport,
+    BulkRejection,
     DecisionOptions,
     EventPublic,
     Evidence,
@@ -40,6 +41,7 @@ from quire.memory.models import (
     MemoryProposal,
     MemoryScope,
     MemoryVersion,
+    RefusedItem,
     ReviewDecision,
     VersionPublic,
     VersionState,
@@ -295,6 +297,8 @@ def list_items(
     kind: str | None = None,
     collection: str | None = None,
     flag: str | None = None,
+    document: uuid.UUID | None = None,
+    q: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[tuple[MemoryItem, MemoryVersion]], int]:
@@ -306,6 +310,8 @@ def list_items(
         kind=kind or "",
         collection=collection or "",
         flag=flag or "",
+        document=str(document) if document else "",
+        q=" ".join((q or "").split()),
     )
     query = filtered(filters, caller=caller)
     count = session.exec(select(func.count()).select_from(query.subquery())).one()
@@ -508,6 +514,50 @@ def _check_outcome(
                 )
             if reason is not None:
                 data["override"] = {"reason": decision.override, "unsupported": reason}
+
+
+def reject_many(
+    session: Session,
+    *,
+    item_ids: Sequence[uuid.UUID],
+    reason: str,
+    caller: Caller,
+    kicker: Kicker | None,
+) -> BulkRejection:
+    """Reject several memories with one reason, each exactly as one rejection (`review`) is.
+
+    The caller needs the role the process gives a rejection, and every memory named must be one
+    they may see, before anything is decided; a rejection that does not fit one memory's state
+    is reported for it while the others are recorded.
+    """
+    needed = _role_of("reject")
+    if not caller.allows(needed):
+        raise Forbidden(f"rejecting memories needs the {needed.value} role")
+    if not reason.strip():
+        raise ReviewRefused("a rejection needs a reason")
+    items = [get_item(session, item_id=item_id, caller=caller) for item_id in dict.fromkeys(item_ids)]
+    rejected: list[uuid.UUID] = []
+    refused: list[RefusedItem] = []
+    for item in items:
+        try:
+            with session.begin_nested():
+                review(
+                    session,
+                    item_id=item.id,
+                    decision=ReviewDecision(decision="reject", reason=reason.strip()),
+                    caller=caller,
+                    kicker=kicker,
+                )
+            rejected.append(item.id)
+        except QuireError as error:
+            refused.append(RefusedItem(item_id=item.id, reason=str(error)))
+    return BulkRejection(rejected=rejected, refused=refused)
+
+
+def _role_of(decision: str) -> Role:
+    """The role the review process lets make `decision` (the engine checks it again)."""
+    roles = [t.role for t in MEMORY_REVIEW.transitions if t.event == decision and t.role is not None]
+    return max(roles, key=lambda role: role.rank) if roles else Role.admin
 
 
 def withdraw(

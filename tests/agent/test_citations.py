@@ -149,3 +149,52 @@ def test_a_run_whose_answer_cites_unknown_numbers_reports_them(
     assert event["citations"] == [] and event["uncited"] is True
     state = AgentState.model_validate(content.run(run_id).state)
     assert state.uncited is True and state.unresolved_citations == []
+
+
+# A memory is cited by what it says (issue 20): never by its slot key.
+
+
+@pytest.fixture
+def scripted(content: Harness) -> None:
+    use_models(
+        content.services,
+        ModelsConfig(
+            targets={"s": ModelTarget(name="s", provider="scripted", model="m")},
+            routes={"default": Route(name="default", targets=["s"])},
+        ),
+        content.database,
+    )
+
+
+def test_a_memory_citation_is_titled_by_its_statement(
+    content: Harness, api: TestClient, scripted: None
+) -> None:
+    from tests.memory.test_lifecycle import POLICY, by_text, ingest, keys, memories
+
+    key = keys(content)
+    ingest(api, content, key[UserRole.contributor], POLICY)
+    portal = by_text(memories(api, key[UserRole.reviewer], state="in_review"), "travel portal")
+    approved = api.post(
+        f"/v1/memories/{portal['id']}/review", json={"decision": "approve"}, headers=key[UserRole.reviewer]
+    )
+    assert approved.status_code == 202, approved.text
+    content.drive()
+
+    def script(request: CompletionRequest) -> Message:
+        if not any(m.role == Role.tool for m in request.messages):
+            call = ToolCall(id="r1", name="recall_memory", arguments={"query": "how to book flights"})
+            return Message.assistant(tool_calls=[call])
+        return Message.assistant("Book them through the travel portal [1].")
+
+    install(script)
+    run_id = content.start(
+        "agent.answer",
+        AgentState(question="How do I book flights?", role=UserRole.admin, tools=["recall_memory"]),
+    )
+    content.drive()
+    run = api.get(f"/v1/agent/runs/{run_id}", headers=key[UserRole.admin]).json()
+    assert run["status"] == "completed", run
+    [cited] = run["citations"]
+    assert cited["kind"] == "memory"
+    assert cited["title"] == "Employees must book flights through the travel portal."
+    assert cited["title"] != portal["subject_key"]

@@ -406,7 +406,7 @@ def test_hostile_content_is_escaped(reviewing: TestClient, content: Harness) -> 
         html = reviewing.get(url).text
         assert "<img src=x" not in html and "<script>alert" not in html
         assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
-        assert "&#34;&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in html
+        assert "alert(2)" not in html  # the slot key stays internal: never shown, raw or escaped
     page = reviewing.get(f"/console/memory/{item['id']}").text
     assert "<mark>&lt;script&gt;alert(&#34;doc&#34;)&lt;/script&gt;</mark>" in page
     assert "reads like instructions to an agent" in page and "do not follow it" in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,7 +17,17 @@ from quire.core.db import Database
 from quire.core.embeddings import DIMENSIONS
 from quire.core.models import Tenant
 from quire.memory.checks import SECRET_PATTERNS, run_checks, screen, stale_sources
-from quire.memory.findings import FLAGS, REGISTRY, Finding, Findings, StaleSource
+from quire.memory.findings import (
+    FLAGS,
+    REGISTRY,
+    SEVERITY,
+    Finding,
+    Findings,
+    Reference,
+    Screening,
+    StaleSource,
+    recommend,
+)
 from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryScope, MemoryVersion, VersionState
 from quire.memory.service import content_hash
 
@@ -96,8 +107,14 @@ def make_document(
     return document
 
 
-def add_document_version(session: Session, document: Document, *paragraphs: str) -> DocumentVersion:
-    """A new version of `document` holding `paragraphs`, made its latest."""
+def add_document_version(
+    session: Session,
+    document: Document,
+    *paragraphs: str,
+    element_ids: Sequence[uuid.UUID | None] = (),
+) -> DocumentVersion:
+    """A new version of `document` holding `paragraphs`, made its latest (elements get new ids,
+    or those of `element_ids`, in order)."""
     number = document.version_count + 1
     version = DocumentVersion(
         tenant_id=document.tenant_id,
@@ -111,12 +128,13 @@ def add_document_version(session: Session, document: Document, *paragraphs: str)
     )
     session.add(version)
     session.flush()
-    for ord_, paragraph in enumerate(paragraphs):
+    ids = [*element_ids, *[None] * (len(paragraphs) - len(element_ids))]
+    for ord_, (paragraph, element_id) in enumerate(zip(paragraphs, ids, strict=True)):
         session.add(
             Element(
                 tenant_id=document.tenant_id,
                 version_id=version.id,
-                element_id=uuid.uuid4(),
+                element_id=element_id or uuid.uuid4(),
                 document_id=document.id,
                 ord=ord_,
                 type="paragraph",
@@ -137,12 +155,15 @@ def quote_evidence(
     document: Document,
     document_version: DocumentVersion,
     quote: str,
+    *,
+    element_id: uuid.UUID | None = None,
 ) -> Evidence:
     evidence = Evidence(
         tenant_id=version.tenant_id,
         version_id=version.id,
         document_id=document.id,
         document_version_id=document_version.id,
+        element_id=element_id,
         quote=quote,
     )
     session.add(evidence)
@@ -410,8 +431,9 @@ def test_the_same_text_on_the_same_subject_is_a_duplicate_not_a_conflict(
         item = make_item(session, tenant_id, subject_key="travel")
         version = make_version(session, item, PLAIN, state=VersionState.proposed)
         found = checked(session, version, item)
-    assert "conflicts_with" not in found and "suggestion" not in found
+    assert "conflicts_with" not in found
     assert len(found["duplicate_of"]) == 1
+    assert found["suggestion"] == "merge"  # the same text is approved already: give it the evidence
 
 
 # Sources that moved on.
@@ -464,6 +486,70 @@ def test_a_quote_the_newer_version_still_holds_is_not_stale(database: Database, 
         )
         assert stale_sources(session, version_id=version.id) == []
         assert "source_changed" not in checked(session, version, item)
+
+
+def test_a_stale_source_names_the_passage_that_took_the_quotes_place(
+    database: Database, tenant_id: uuid.UUID
+) -> None:
+    holiday = "Every full-time employee has 25 days of paid holiday per calendar year."
+    kept = uuid.uuid4()  # the element's id, the same in both versions (as content/elements.py gives it)
+    with database.tenant_session(tenant_id) as session:
+        document = make_document(session, tenant_id, title="Handbook")
+        first = add_document_version(session, document, "# Holidays", holiday, element_ids=[None, kept])
+        item = make_item(session, tenant_id, subject_key="holidays: full-time employee days paid holiday")
+        version = make_version(session, item, holiday, state=VersionState.in_review)
+        quote_evidence(session, version, document, first, holiday, element_id=kept)
+        now = holiday.replace("25", "27")
+        add_document_version(session, document, "# Holidays", now, element_ids=[None, kept])
+        found = checked(session, version, item)
+    assert Findings.of(found).source_changed == [
+        StaleSource(
+            document_id=document.id,
+            latest_version=2,
+            why="version 2 of its document no longer says this",
+            element_id=kept,
+            passage=now,
+        )
+    ]
+    assert found["suggestion"] == "reject"
+
+
+# One recommended decision.
+
+
+def ref(**fields: Any) -> Reference:
+    return Reference(version_id=uuid.uuid4(), item_id=uuid.uuid4(), **fields)
+
+
+STALE = StaleSource(document_id=uuid.uuid4(), latest_version=2, why="version 2 no longer says this")
+
+
+@pytest.mark.parametrize(
+    ("findings", "decision"),
+    [
+        (Findings(), "approve"),
+        (Findings(conflicts_with=[ref(text="Four years.")]), "supersede"),
+        (Findings(near_duplicate_of=[ref(text="Nearly.", similarity=0.95)]), "merge"),
+        (Findings(duplicate_of=[ref(state="approved")]), "merge"),
+        (Findings(duplicate_of=[ref(state="in_review")]), "approve"),
+        # The stale "25 days" proposal beside the approved "27 days": reject, never supersede.
+        (Findings(conflicts_with=[ref(text="27 days.")], source_changed=[STALE]), "reject"),
+        (Findings(near_duplicate_of=[ref(similarity=0.95)], conflicts_with=[ref()]), "supersede"),
+        (Findings(injection=Screening(why="x"), near_duplicate_of=[ref(similarity=0.95)]), "reject"),
+        (Findings(secrets=Screening(why="x", kinds=["password"])), "reject"),
+    ],
+)
+def test_the_findings_recommend_one_decision(findings: Findings, decision: str) -> None:
+    recommended = recommend(findings)
+    assert recommended.decision == decision
+    assert recommended.why.endswith(".")
+
+
+def test_the_worst_finding_comes_first() -> None:
+    assert Findings().worst() is None
+    both = Findings(near_duplicate_of=[ref(similarity=0.95)], source_changed=[STALE])
+    assert both.worst() == Finding.source_changed
+    assert set(SEVERITY) == set(Finding)
 
 
 # The findings as stored.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from sqlmodel import Session
@@ -288,3 +289,120 @@ def test_a_decided_task_not_yet_applied_is_pending(database: Database, tenant_id
         # Once the worker moved the version on, nothing is pending.
         decided.state = VersionState.approved
         assert pending_decisions(session, versions) == {}
+
+
+def test_the_queue_filters_by_source_document(database: Database, tenant_id: uuid.UUID) -> None:
+    with database.tenant_session(tenant_id) as session:
+        handbook = make_document(session, tenant_id, title="Handbook")
+        ledger = make_document(session, tenant_id, title="Ledger")
+        for document, text in (
+            (handbook, "Holidays are 27 days."),
+            (ledger, "Invoices are paid in 30 days."),
+        ):
+            _, version = memory(session, tenant_id, text, minute=1)
+            quote_evidence(session, version, document, add_document_version(session, document, text), text)
+        memory(session, tenant_id, "No document.", minute=2)
+        assert texts(session, QueueFilters(document=str(handbook.id))) == ["Holidays are 27 days."]
+        assert texts(session, QueueFilters.parse({"document": str(ledger.id)})) == [
+            "Invoices are paid in 30 days."
+        ]
+        assert QueueFilters.parse({"document": "not-an-id"}).document == ""
+
+
+def test_the_queue_searches_the_words_of_the_text(database: Database, tenant_id: uuid.UUID) -> None:
+    with database.tenant_session(tenant_id) as session:
+        memory(session, tenant_id, "Every full-time employee has 27 days of paid holiday.", minute=1)
+        memory(session, tenant_id, "Holiday requests go through the leave app.", minute=2)
+        memory(session, tenant_id, "Discounts of 100% need approval_by_finance.", minute=3)
+        assert texts(session, QueueFilters(q="holiday")) == [
+            "Every full-time employee has 27 days of paid holiday.",
+            "Holiday requests go through the leave app.",
+        ]
+        assert texts(session, QueueFilters(q="HOLIDAY 27")) == [
+            "Every full-time employee has 27 days of paid holiday."
+        ]
+        # Wildcards are plain characters.
+        assert texts(session, QueueFilters(q="100%")) == ["Discounts of 100% need approval_by_finance."]
+        assert texts(session, QueueFilters(q="%")) == ["Discounts of 100% need approval_by_finance."]
+        assert texts(session, QueueFilters(q="a_p")) == []
+        assert QueueFilters.parse({"q": "  paid   holiday "}).q == "paid holiday"
+
+
+def test_the_queue_sorts_by_age_or_by_the_most_serious_finding(
+    database: Database, tenant_id: uuid.UUID
+) -> None:
+    def listed(sort: str) -> list[str]:
+        rows, _ = list_queue(session, filters=QueueFilters(sort=sort))
+        return [row.version.text for row in rows]
+
+    stale = {"source_changed": [{"document_id": str(uuid.uuid4()), "latest_version": 2, "why": "moved"}]}
+    near = {"near_duplicate_of": [{"version_id": str(uuid.uuid4()), "item_id": str(uuid.uuid4())}]}
+    with database.tenant_session(tenant_id) as session:
+        memory(session, tenant_id, "Clean.", minute=1)
+        memory(session, tenant_id, "Near.", minute=2, findings=near)
+        memory(session, tenant_id, "Injected.", minute=3, findings={"injection": {"why": "x"}})
+        memory(session, tenant_id, "Stale.", minute=4, findings=stale)
+        assert listed("") == ["Clean.", "Near.", "Injected.", "Stale."]
+        assert listed("newest") == ["Stale.", "Injected.", "Near.", "Clean."]
+        assert listed("finding") == ["Injected.", "Stale.", "Near.", "Clean."]
+        first, _ = neighbours(
+            session, filters=QueueFilters(sort="finding"), item_id=rows_item(session, "Stale.")
+        )
+        assert first == rows_item(session, "Injected.")
+        assert QueueFilters.parse({"sort": "random"}).sort == ""
+
+
+def rows_item(session: Session, text: str) -> uuid.UUID:
+    rows, _ = list_queue(session, filters=QueueFilters(state=""))
+    return next(row.item.id for row in rows if row.version.text == text)
+
+
+def test_decided_by_shows_who_decided_and_finds_a_persons_decisions(
+    database: Database, tenant_id: uuid.UUID
+) -> None:
+    from quire.memory import audit
+
+    rita, sam = str(uuid.uuid4()), str(uuid.uuid4())
+    with database.tenant_session(tenant_id) as session:
+        for minute, (text, actor, state) in enumerate(
+            (
+                ("Rejected by Rita.", rita, "rejected"),
+                ("Approved by Sam.", sam, "approved"),
+                ("Open.", "", ""),
+            )
+        ):
+            item, version = memory(
+                session, tenant_id, text, minute=minute, state=VersionState(state or "in_review")
+            )
+            audit.record(
+                session,
+                tenant_id=tenant_id,
+                type="memory.proposed",
+                actor="extractor:rules",
+                item_id=item.id,
+                version_id=version.id,
+            )
+            if actor:
+                audit.record(
+                    session,
+                    tenant_id=tenant_id,
+                    type=f"memory.{state}",
+                    actor=actor,
+                    item_id=item.id,
+                    version_id=version.id,
+                )
+        rows, _ = list_queue(session, filters=QueueFilters(state=""))
+        by_text = {row.version.text: row.decided for row in rows}
+        assert by_text["Open."] is None
+        rejected = by_text["Rejected by Rita."]
+        assert rejected is not None and (rejected.actor, rejected.decision) == (rita, "rejected")
+        assert texts(session, QueueFilters(state="", decided_by=rita)) == ["Rejected by Rita."]
+        assert texts(session, QueueFilters.parse({"state": "", "decided_by": sam})) == ["Approved by Sam."]
+        assert QueueFilters.parse({"decided_by": "me"}).decided_by == ""
+
+
+def test_new_filters_survive_the_query_string() -> None:
+    document = str(uuid.uuid4())
+    filters = QueueFilters(document=document, q="paid holiday", sort="finding", flag="conflicts_with")
+    assert QueueFilters.parse(dict(parse_qsl(filters.query_string()))) == filters
+    assert QueueFilters(state="").query_string() == "state="

@@ -155,7 +155,7 @@ def recall_memory(ctx: ToolContext, args: RecallArgs) -> ToolOutput:
     citations = [
         SourceCitation(
             kind="memory",
-            title=hit.subject_key or hit.kind.value,
+            title=hit.title,
             quote=hit.text,
             score=hit.score,
             memory_item_id=hit.item_id,

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from quire.app.console.deps import ReviewerConsoleDep
 from quire.app.console.errors import ConsoleError
 from quire.app.console.evidence import EvidenceView, in_context
+from quire.app.console.findings import findings_view, recommended
 from quire.app.console.history import actor_names
 from quire.app.console.pages import redirect, render, safe_next, sessions_of
 from quire.app.console.session import ConsoleSession
@@ -30,15 +31,25 @@ from quire.core.deps import DatabaseDep
 from quire.core.errors import QuireError
 from quire.memory import service
 from quire.memory.errors import SlotHasApprovedMemory
-from quire.memory.findings import FLAGS
+from quire.memory.findings import REGISTRY
 from quire.memory.models import EventPublic, MemoryKind, ReviewDecision, VersionPublic, VersionState
-from quire.memory.queue import AWAITING, QueueFilters, list_queue, neighbours, pending_decisions
+from quire.memory.queue import (
+    AWAITING,
+    PAGE_SIZE,
+    SORTS,
+    QueueFilters,
+    list_queue,
+    neighbours,
+    pending_decisions,
+)
+from quire.memory.rechecks import OPEN
 from quire.runtime.routes import KickerDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 QUEUE = "/console/memory"
 BULK_LIMIT = 200
+DOCUMENT_CHOICES = 200  # documents offered in the queue's filter, most recently changed first
 
 # What each decision does once the worker applies it, for the notice after the form.
 OUTCOMES = {
@@ -77,6 +88,11 @@ def queue_page(request: Request, console: ReviewerConsoleDep, database: Database
     with database.tenant_session(console.caller.tenant_id) as session:
         rows, count = list_queue(session, filters=filters)
         collections = [name for name, _ in content.list_collections(session)]
+        documents, _ = content.list_documents(session, limit=DOCUMENT_CHOICES)
+        names = actor_names(
+            session, [row.decided.actor for row in rows if row.decided] + [filters.decided_by]
+        )
+        mine = str(console.caller.principal_id)
         return render(
             request,
             "queue.html",
@@ -85,11 +101,18 @@ def queue_page(request: Request, console: ReviewerConsoleDep, database: Database
             count=count,
             filters=filters,
             collections=collections,
+            documents=sorted(documents, key=lambda d: d.title.lower()),
             kinds=[k.value for k in MemoryKind],
-            flags=FLAGS,
+            flags={finding.value: spec.label for finding, spec in REGISTRY.items()},
+            sorts=SORTS,
             states=[s.value for s in VersionState],
             awaiting={s.value for s in AWAITING},
+            open_states={s.value for s in OPEN},
+            names=names,
+            mine=mine,
+            mine_url=f"{QUEUE}?{QueueFilters(state='', decided_by=mine).query_string()}",
             page_size=len(rows),
+            page_limit=PAGE_SIZE,
         )
 
 
@@ -115,6 +138,13 @@ def item_page(
             if latest is not None
         ]
         linked = _linked(session, detail.events, console)
+        is_open = latest is not None and latest.state in OPEN
+        checks = findings_view(session, latest.findings if latest else {})
+        advice = (
+            recommended(session, latest.findings, ACTIONS.get(latest.state, ()))
+            if latest is not None and is_open and not decision and ACTIONS.get(latest.state)
+            else None
+        )
         previous, following = neighbours(session, filters=filters, item_id=item_id)
         query = filters.query_string()
         next_url = f"/console/memory/{following}?{query}" if following else f"{QUEUE}?{query}"
@@ -133,6 +163,9 @@ def item_page(
             merge_candidates=options.merge_into,
             linked=linked,
             links=LINKS,
+            checks=checks,
+            checks_current=is_open,
+            advice=advice,
             names=names,
             previous_url=f"/console/memory/{previous}?{query}" if previous else None,
             next_url=next_url,
@@ -309,3 +342,47 @@ def bulk_approve(
     if refused:
         message += f" {len(refused)} refused: " + "; ".join(_short(r, 160) for r in refused[:5])
     return redirect(request, back, flash=message, kind="error" if refused and not approved else "ok")
+
+
+@router.post("/memory/bulk-reject")
+def bulk_reject(
+    request: Request,
+    console: ReviewerConsoleDep,
+    database: DatabaseDep,
+    kicker: KickerDep,
+    csrf: Annotated[str, Form(max_length=500)] = "",
+    item: Annotated[list[str] | None, Form()] = None,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> RedirectResponse:
+    """Reject the selected memories with one reason (`memory.service.reject_many`)."""
+    sessions_of(request).check_csrf(console, csrf)
+    back = safe_next(next, QUEUE)
+    targets = [t for t in (_parse_target(v) for v in list(item or [])[:BULK_LIMIT]) if t is not None]
+    if not targets:
+        return redirect(request, back, flash="Nothing selected: tick memories first (x).", kind="error")
+    if not reason.strip():
+        return redirect(request, back, flash="Not recorded: a rejection needs a reason.", kind="error")
+    with database.tenant_session(console.caller.tenant_id) as session:
+        try:
+            outcome = service.reject_many(
+                session,
+                item_ids=[item_id for item_id, _ in targets],
+                reason=reason,
+                caller=console.caller,
+                kicker=kicker,
+            )
+            session.commit()
+        except QuireError as refused:
+            session.rollback()
+            return redirect(request, back, flash=f"Not recorded: {refused}", kind="error")
+    message = (
+        f"Decisions recorded: {len(outcome.rejected)} rejected (“{_short(reason.strip(), 60)}”); "
+        "the memories move to rejected in a moment."
+    )
+    if outcome.refused:
+        message += f" {len(outcome.refused)} refused: " + "; ".join(
+            _short(r.reason, 160) for r in outcome.refused[:5]
+        )
+    kind = "error" if outcome.refused and not outcome.rejected else "ok"
+    return redirect(request, back, flash=message, kind=kind)

@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from quire.app.console.errors import ConsoleError, LoginRequired
 from quire.app.console.session import COOKIE, ConsoleSession, Sessions
+from quire.memory.titles import title
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -45,6 +46,7 @@ def _environment() -> Environment:
     )
     environment.filters["pretty"] = _pretty
     environment.filters["when"] = _when
+    environment.filters["statement"] = title
     return environment
 
 

@@ -103,7 +103,7 @@
           break;
         }
         case "/": {
-          var first = document.querySelector("#filters select");
+          var first = byId("search") || document.querySelector("#filters select");
           if (first) first.focus();
           break;
         }

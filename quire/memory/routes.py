@@ -120,7 +120,13 @@ def memory_audit(
     return service.audit_report(session, since_seq=since_seq, limit=limit)
 
 
-@router.post("/reject")
+@router.post(
+    "/reject",
+    responses={
+        404: {"description": "one of `items` names no memory the caller may see; nothing is decided"},
+        409: {"description": "the rejection is refused as a whole (an empty reason)"},
+    },
+)
 def reject_memories(
     body: BulkReject, caller: ReviewerDep, session: TenantSessionDep, kicker: KickerDep
 ) -> BulkRejection:

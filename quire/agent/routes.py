@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
 
 
 @router.post("/runs", status_code=202)
-def start_run(
+def start_agent_run(
     body: AgentRunCreate, caller: ReaderDep, session: TenantSessionDep, kicker: KickerDep, agent: AgentDep
 ) -> AgentRunStarted:
     """Start a durable agent run for a question; follow it at /v1/agent/runs/{id}/events.
@@ -37,7 +37,7 @@ def start_run(
 
 
 @router.get("/runs")
-def list_runs(
+def list_agent_runs(
     caller: ReaderDep,
     session: TenantSessionDep,
     status: RunStatus | None = None,
@@ -53,7 +53,7 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}")
-def get_run(run_id: uuid.UUID, caller: ReaderDep, session: TenantSessionDep) -> AgentRunPublic:
+def get_agent_run(run_id: uuid.UUID, caller: ReaderDep, session: TenantSessionDep) -> AgentRunPublic:
     """Status, answer, citations, usage, cost and steps of an agent run of the caller's (admins: any)."""
     return service.describe_agent_run(session, run_id=run_id, caller=caller)
 
@@ -63,7 +63,7 @@ def get_run(run_id: uuid.UUID, caller: ReaderDep, session: TenantSessionDep) -> 
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
-async def run_events(
+async def stream_agent_run_events(
     run_id: uuid.UUID,
     caller: ReaderDep,
     database: DatabaseDep,
@@ -122,7 +122,7 @@ async def ask(
 usage_router = APIRouter(prefix="/v1/usage", tags=["usage"])
 
 
-class Budget(BaseModel):
+class TenantBudget(BaseModel):
     daily_usd: float | None = Field(
         default=None,
         ge=0,
@@ -132,7 +132,7 @@ class Budget(BaseModel):
     )
 
 
-class BudgetStatus(Budget):
+class TenantBudgetStatus(TenantBudget):
     default: bool = Field(
         description="Whether daily_usd is the installation's default, the tenant having set none."
     )
@@ -145,13 +145,13 @@ class UsageReport(BaseModel):
     until: date
     days: list[usage.UsageDay]
     total_cost_usd: float
-    budget: BudgetStatus
+    budget: TenantBudgetStatus
 
 
-def _budget_status(session: TenantSessionDep, agent: AgentEnvironment) -> BudgetStatus:
+def _budget_status(session: TenantSessionDep, agent: AgentEnvironment) -> TenantBudgetStatus:
     own = usage.tenant_budget(session)
     default = agent.budgets.default_daily_usd
-    return BudgetStatus(
+    return TenantBudgetStatus(
         daily_usd=own if own is not None else default,
         default=own is None and default is not None,
         spent_today_usd=usage.spent_today(session),
@@ -183,7 +183,7 @@ def get_usage(
 
 
 @usage_router.put("/budget")
-def put_budget(body: Budget, caller: AdminDep, session: TenantSessionDep, agent: AgentDep) -> BudgetStatus:
+def put_budget(body: TenantBudget, caller: AdminDep, session: TenantSessionDep, agent: AgentDep) -> TenantBudgetStatus:
     """Set the tenant's daily model budget (null: the installation's default) for the next model call."""
     usage.set_tenant_budget(session, tenant_id=caller.tenant_id, daily_usd=body.daily_usd)
     session.commit()

@@ -16,6 +16,7 @@ from quire.app.errors import document_errors, install_error_handlers
 from quire.app.limits import BodySizeLimit
 from quire.app.mcp import mount_mcp
 from quire.app.metrics import install_metrics
+from quire.app.openapi import operation_id
 from quire.app.programs import warm_up_in_background
 from quire.app.ratelimit import RateLimitMiddleware
 from quire.app.services import Services, build_services
@@ -53,6 +54,7 @@ def create_app(
         version="0.1.0",
         summary="The content and memory layer for production AI agents.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.database = database

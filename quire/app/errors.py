@@ -13,6 +13,7 @@ from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from quire.app.openapi import rename_form_schemas
 from quire.core import errors
 
 logger = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def document_errors(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
-        document = generate()
+        document = rename_form_schemas(generate())
         _, definitions = models_json_schema(
             [(ErrorPublic, "serialization")], ref_template="#/components/schemas/{model}"
         )

@@ -156,7 +156,7 @@ class VersionWarning(BaseModel):
     pages: list[int]
 
 
-class VersionPublic(BaseModel):
+class DocumentVersionPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -194,7 +194,7 @@ class DocumentPublic(BaseModel):
 
 
 class DocumentDetail(DocumentPublic):
-    versions: list[VersionPublic]
+    versions: list[DocumentVersionPublic]
 
 
 class DocumentsPublic(BaseModel):
@@ -216,7 +216,7 @@ class ElementPublic(BaseModel):
     metadata: dict[str, Any]
 
 
-class VersionDetail(VersionPublic):
+class VersionDetail(DocumentVersionPublic):
     document_id: uuid.UUID
     elements: list[ElementPublic]
 

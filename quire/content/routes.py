@@ -20,7 +20,7 @@ from quire.content.models import (
     UploadResult,
     VersionDetail,
     VersionDiff,
-    VersionPublic,
+    DocumentVersionPublic,
 )
 from quire.content.search import Scope, search
 from quire.core.deps import ContributorDep, ReaderDep, TenantSessionDep
@@ -132,7 +132,7 @@ def get_document(document_id: uuid.UUID, caller: ReaderDep, session: TenantSessi
 
 
 @router.get("/documents/{document_id}/versions/{number}")
-def get_version(
+def get_document_version(
     document_id: uuid.UUID,
     number: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     caller: ReaderDep,
@@ -152,18 +152,18 @@ def get_version(
         }
     },
 )
-def retry_version(
+def retry_document_version(
     document_id: uuid.UUID,
     number: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     caller: ContributorDep,
     session: TenantSessionDep,
     kicker: KickerDep,
-) -> VersionPublic:
+) -> DocumentVersionPublic:
     """Ingest a failed version again from its stored bytes: a new run, whose id the version carries."""
     version = service.retry_version(
         session, document_id=document_id, number=number, kicker=kicker, caller=caller
     )
-    public = VersionPublic.model_validate(version)
+    public = DocumentVersionPublic.model_validate(version)
     session.commit()
     return public
 
@@ -173,7 +173,7 @@ def retry_version(
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The original bytes"}},
 )
-def get_version_file(
+def get_document_version_file(
     document_id: uuid.UUID,
     number: Annotated[int, Path(ge=1, le=MAX_VERSION)],
     caller: ReaderDep,
@@ -196,7 +196,7 @@ def get_version_file(
 
 
 @router.get("/documents/{document_id}/diff")
-def diff_versions(
+def diff_document_versions(
     document_id: uuid.UUID,
     caller: ReaderDep,
     session: TenantSessionDep,

@@ -35,7 +35,7 @@ from quire.content.models import (
     Version,
     VersionDetail,
     VersionDiff,
-    VersionPublic,
+    DocumentVersionPublic,
     VersionStatus,
 )
 from quire.content.retry import restart_ingestion, retry_refusal
@@ -331,7 +331,7 @@ def describe_document(session: TenantSession, *, document_id: uuid.UUID) -> Docu
     ).all()
     return DocumentDetail(
         **document_public(document).model_dump(),
-        versions=[VersionPublic.model_validate(v) for v in versions],
+        versions=[DocumentVersionPublic.model_validate(v) for v in versions],
     )
 
 
@@ -379,7 +379,7 @@ def describe_version(session: TenantSession, *, document_id: uuid.UUID, number: 
         select(Element).where(Element.version_id == version.id).order_by(col(Element.ord))
     ).all()
     return VersionDetail(
-        **VersionPublic.model_validate(version).model_dump(),
+        **DocumentVersionPublic.model_validate(version).model_dump(),
         document_id=document_id,
         elements=[
             ElementPublic(

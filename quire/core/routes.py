@@ -37,13 +37,13 @@ class Readiness(BaseModel):
 
 
 @router.get("/healthz", tags=["health"])
-def healthz() -> Health:
+def get_health() -> Health:
     """The API process is up."""
     return Health(status="ok")
 
 
 @router.get("/readyz", tags=["health"], response_model=Readiness)
-def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
+def get_readiness(request: Request, settings: SettingsDep) -> JSONResponse:
     """The database and the broker both answer."""
     database_url = request.app.state.database.url
     result = {"status": "ready", "database": "ok", "broker": "ok"}
@@ -59,7 +59,7 @@ def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
 
 
 @router.get("/v1/me", tags=["tenancy"])
-def me(caller: CallerDep) -> PrincipalPublic:
+def get_me(caller: CallerDep) -> PrincipalPublic:
     """The principal the API key belongs to."""
     return PrincipalPublic(
         id=caller.principal_id, tenant_id=caller.tenant_id, name=caller.name, role=caller.role

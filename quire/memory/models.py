@@ -197,7 +197,7 @@ class EvidencePublic(BaseModel):
     note: str | None
 
 
-class VersionPublic(BaseModel):
+class MemoryVersionPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -251,21 +251,21 @@ class ItemPublic(BaseModel):
     current_version_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
-    latest: VersionPublic | None = None
+    latest: MemoryVersionPublic | None = None
 
 
 class ItemDetail(ItemPublic):
-    versions: list[VersionPublic]
+    versions: list[MemoryVersionPublic]
     events: list[EventPublic]
 
 
 class DecisionOptions(BaseModel):
     """What a reviewer chooses between for a version in review."""
 
-    slot: list[VersionPublic] = PydanticField(
+    slot: list[MemoryVersionPublic] = PydanticField(
         default_factory=list, description="Approved memories of its slot: supersede one, or keep both."
     )
-    merge_into: list[VersionPublic] = PydanticField(
+    merge_into: list[MemoryVersionPublic] = PydanticField(
         default_factory=list, description="Approved duplicates of the same scope and collection."
     )
 

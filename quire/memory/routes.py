@@ -22,7 +22,7 @@ from quire.memory.models import (
     MemoryScope,
     RecallResults,
     ReviewDecision,
-    VersionPublic,
+    MemoryVersionPublic,
     VersionState,
 )
 from quire.memory.recall import Reader, recall
@@ -110,7 +110,7 @@ def search_memories(
 
 
 @router.get("/audit")
-def memory_audit(
+def list_audit_events(
     caller: ReviewerDep,
     session: TenantSessionDep,
     since_seq: Annotated[int, Query(ge=0)] = 0,
@@ -153,7 +153,7 @@ def review_memory(
     caller: ReviewerDep,
     session: TenantSessionDep,
     kicker: KickerDep,
-) -> VersionPublic:
+) -> MemoryVersionPublic:
     """Approve, reject (with a reason), edit then approve, merge or supersede; 409 if it does not fit."""
     version = service.review(session, item_id=item_id, decision=body, caller=caller, kicker=kicker)
     session.commit()
@@ -167,7 +167,7 @@ def withdraw_memory(
     session: TenantSessionDep,
     kicker: KickerDep,
     reason: Annotated[str, Query(min_length=1, max_length=2000)],
-) -> VersionPublic:
+) -> MemoryVersionPublic:
     """Take a memory back, with a reason; it stays in the audit log."""
     version = service.withdraw(session, item_id=item_id, reason=reason, caller=caller, kicker=kicker)
     session.commit()

@@ -43,7 +43,7 @@ from quire.memory.models import (
     MemoryVersion,
     RefusedItem,
     ReviewDecision,
-    VersionPublic,
+    MemoryVersionPublic,
     VersionState,
 )
 from quire.memory.queue import QueueFilters, filtered, readable_scope_filter
@@ -323,11 +323,11 @@ def get_version(session: Session, version_id: uuid.UUID) -> MemoryVersion | None
     return session.get(MemoryVersion, version_id)
 
 
-def version_public(session: Session, version: MemoryVersion) -> VersionPublic:
+def version_public(session: Session, version: MemoryVersion) -> MemoryVersionPublic:
     evidence = session.exec(
         select(Evidence).where(Evidence.version_id == version.id).order_by(col(Evidence.added_at))
     ).all()
-    return VersionPublic.model_validate(version).model_copy(
+    return MemoryVersionPublic.model_validate(version).model_copy(
         update={
             "evidence": [EvidencePublic.model_validate(e) for e in evidence],
             "review_error": failed_reviews(session, [version]).get(version.id),

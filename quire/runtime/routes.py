@@ -63,13 +63,13 @@ class RunCreate(BaseModel):
     )
 
 
-class Created(BaseModel):
+class RunStarted(BaseModel):
     id: uuid.UUID
     created: bool
 
 
 @router.post("/runs", status_code=202)
-def start_run(body: RunCreate, caller: AdminDep, session: TenantSessionDep, kicker: KickerDep) -> Created:
+def start_run(body: RunCreate, caller: AdminDep, session: TenantSessionDep, kicker: KickerDep) -> RunStarted:
     """Start a run of a registered program (administrators; agents and uploads have their own).
 
     The run is the caller's and acts with their role; Quire's own programs (agent runs,
@@ -86,7 +86,7 @@ def start_run(body: RunCreate, caller: AdminDep, session: TenantSessionDep, kick
         deadline_seconds=body.deadline_seconds,
     )
     session.commit()
-    return Created(id=run.id, created=created)
+    return RunStarted(id=run.id, created=created)
 
 
 @router.get("/runs")
@@ -116,7 +116,7 @@ def get_run(run_id: uuid.UUID, caller: ReaderDep, session: TenantSessionDep) -> 
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
-async def stream_events(
+async def stream_run_events(
     run_id: uuid.UUID,
     caller: ReaderDep,
     database: DatabaseDep,
@@ -291,7 +291,7 @@ def list_tasks(
     return TasksPublic(data=[TaskPublic.model_validate(task) for task in rows], count=count)
 
 
-class Decision(BaseModel):
+class TaskDecision(BaseModel):
     decision: str = Field(min_length=1, max_length=100)
     comment: str | None = Field(default=None, max_length=5000)
     data: dict[str, Any] | None = None
@@ -300,7 +300,7 @@ class Decision(BaseModel):
 @router.post("/tasks/{task_id}/decision", tags=["tasks"])
 def decide_task(
     task_id: uuid.UUID,
-    body: Decision,
+    body: TaskDecision,
     caller: ReaderDep,
     session: TenantSessionDep,
     kicker: KickerDep,

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/tools/mcp-servers", tags=["tools"])
         422: {"description": "Malformed, or its URL is one Quire does not connect to (an internal address)"},
     },
 )
-def register_server(
+def register_mcp_server(
     body: McpServerCreate,
     caller: AdminDep,
     session: TenantSessionDep,
@@ -48,18 +48,18 @@ def register_server(
 
 
 @router.get("")
-def list_servers(caller: AdminDep, session: TenantSessionDep) -> McpServersPublic:
+def list_mcp_servers(caller: AdminDep, session: TenantSessionDep) -> McpServersPublic:
     servers = service.list_servers(session)
     return McpServersPublic(data=[McpServerPublic.of(s) for s in servers], count=len(servers))
 
 
 @router.get("/{name}")
-def get_server(name: str, caller: AdminDep, session: TenantSessionDep) -> McpServerPublic:
+def get_mcp_server(name: str, caller: AdminDep, session: TenantSessionDep) -> McpServerPublic:
     return McpServerPublic.of(service.get_server(session, name=name))
 
 
 @router.post("/{name}/sync")
-def sync_server(
+def sync_mcp_server(
     name: str, caller: AdminDep, session: TenantSessionDep, settings: SettingsDep, content: ContentDep
 ) -> McpSyncPublic:
     """List the server's tools again and bring the catalog in line (workers also do this on their own)."""
@@ -72,7 +72,7 @@ def sync_server(
 
 
 @router.delete("/{name}", status_code=204)
-def remove_server(name: str, caller: AdminDep, session: TenantSessionDep, content: ContentDep) -> Response:
+def remove_mcp_server(name: str, caller: AdminDep, session: TenantSessionDep, content: ContentDep) -> Response:
     """Remove the server and its tools from the catalog."""
     server = service.get_server(session, name=name)
     service.remove_server(session, server=server, embedder=content.embedder, hub=get_hub())

@@ -32,7 +32,7 @@ from quire.core.errors import QuireError
 from quire.memory import service
 from quire.memory.errors import SlotHasApprovedMemory
 from quire.memory.findings import REGISTRY
-from quire.memory.models import EventPublic, MemoryKind, ReviewDecision, VersionPublic, VersionState
+from quire.memory.models import EventPublic, MemoryKind, ReviewDecision, MemoryVersionPublic, VersionState
 from quire.memory.queue import (
     AWAITING,
     PAGE_SIZE,
@@ -178,7 +178,7 @@ def item_page(
 class Rival:
     """An approved memory of the slot, beside the proposal: its sources and what the proposal changes."""
 
-    version: VersionPublic
+    version: MemoryVersionPublic
     evidence: list[EvidenceView]
     diff: list[Piece]
 

@@ -19,7 +19,8 @@ from quire.core import errors
 logger = logging.getLogger(__name__)
 
 # Each package's errors derive from one of these categories, which decide the status (the first
-# that matches, so the more specific come first); an error of no category is a 400.
+# that matches, so the more specific come first); an error of no category is a 422, what was
+# asked could not be done. 400 is kept for bodies that cannot be read at all (docs/api.md).
 STATUS_BY_ERROR: tuple[tuple[type[errors.QuireError], int], ...] = (
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
@@ -33,7 +34,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.QuireError], int], ...] = (
 )
 
 HTTP_CODES = {
-    400: "bad_request",
+    400: "invalid_body",
     401: "unauthenticated",
     403: "forbidden",
     404: "not_found",
@@ -52,7 +53,7 @@ ERROR_DESCRIPTIONS = {
     403: "The key's role does not allow this",
     404: "Nothing with that id here, or nothing the caller may see",
     413: "The body is over QUIRE_MAX_REQUEST_KB (an upload: QUIRE_MAX_UPLOAD_MB); nothing was stored",
-    422: "The request is malformed, or asks for something that cannot be done",
+    422: "A value in the request is invalid, or asks for something that cannot be done",
     429: "Too many requests for this API key; retry after the Retry-After header's seconds",
 }
 
@@ -80,7 +81,7 @@ def status_for(error: errors.QuireError) -> int:
     for error_type, status in STATUS_BY_ERROR:
         if isinstance(error, error_type):
             return status
-    return 400
+    return 422
 
 
 def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
@@ -99,6 +100,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        unreadable = [item for item in error.errors() if item.get("type") == "json_invalid"]
+        if unreadable:
+            where = unreadable[0].get("loc", ("body", 0))[-1]
+            reason = unreadable[0].get("ctx", {}).get("error", "not JSON")
+            message = f"the body is not valid JSON: {reason} (at character {where})"
+            return JSONResponse(error_body("invalid_body", message), status_code=400)
         details = [
             {"location": list(item.get("loc", ())), "message": item.get("msg", "")} for item in error.errors()
         ]

@@ -30,6 +30,13 @@ class ReviewRefused(MemoryFailure, Conflict):
     code = "review_refused"
 
 
+class ReasonRequired(MemoryFailure, InvalidRequest):
+    """A decision that needs a reason (a rejection) came without one: an invalid value, not a
+    conflict with the memory's state."""
+
+    code = "reason_required"
+
+
 class SlotHasApprovedMemory(ReviewRefused):
     """A plain approve would leave two approved memories in one slot without anyone choosing so:
     the reviewer decides `supersede` (naming the memory it retires) or `keep_both`."""

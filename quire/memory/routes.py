@@ -124,7 +124,7 @@ def list_audit_events(
     "/reject",
     responses={
         404: {"description": "one of `items` names no memory the caller may see; nothing is decided"},
-        409: {"description": "the rejection is refused as a whole (an empty reason)"},
+        422: {"description": "the reason is empty (`reason_required`); nothing is decided"},
     },
 )
 def reject_memories(

@@ -24,8 +24,8 @@ from quire.memory.decisions import (
     slot_rivals,
     supersede_target,
 )
-from quire.memory.errors import MemoryNotFound, MissingEvidence, ReviewRefused
-from quire.memory.lifecycle import MEMORY_REVIEW, REVIEW_ROUTE, Review, separation_of_duties
+from quire.memory.errors import MemoryNotFound, MissingEvidence, ReasonRequired, ReviewRefused
+from quire.memory.lifecycle import MEMORY_REVIEW, REVIEW_ROUTE, Review, needs_reason, separation_of_duties
 from quire.memory.models import (
     AuditReport,
     BulkRejection,
@@ -393,6 +393,9 @@ def decision_options(session: Session, *, item_id: uuid.UUID, caller: Caller) ->
 
 
 APPROVALS = frozenset({"approve", "supersede", "keep_both", "recertify", "merge"})
+# Decisions the review process refuses without a reason; refused here first, as an invalid value
+# (422), not as a conflict with the memory's state.
+NEEDS_REASON = frozenset(t.event for t in MEMORY_REVIEW.transitions if t.guard is needs_reason)
 
 
 def review(
@@ -409,6 +412,10 @@ def review(
     again: its decision starts a fresh run (memory/recovery.py).
     """
     item = get_item(session, item_id=item_id, caller=caller)
+    if decision.decision in NEEDS_REASON and not (decision.reason or "").strip():
+        raise ReasonRequired(
+            f"a {'rejection' if decision.decision == 'reject' else decision.decision} needs a reason"
+        )
     version = session.get(MemoryVersion, decision.version_id or item.current_version_id)
     if version is None or version.item_id != item.id or version.run_id is None:
         raise MemoryNotFound(f"memory {item_id} has no version {decision.version_id}")
@@ -534,7 +541,7 @@ def reject_many(
     if not caller.allows(needed):
         raise Forbidden(f"rejecting memories needs the {needed.value} role")
     if not reason.strip():
-        raise ReviewRefused("a rejection needs a reason")
+        raise ReasonRequired("a rejection needs a reason")
     items = [get_item(session, item_id=item_id, caller=caller) for item_id in dict.fromkeys(item_ids)]
     rejected: list[uuid.UUID] = []
     refused: list[RefusedItem] = []

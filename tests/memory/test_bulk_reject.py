@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from quire.core.errors import Forbidden
-from quire.memory.errors import ReviewRefused
+from quire.memory.errors import ReasonRequired
 from quire.memory.service import reject_many
 from tests.harness import Harness
 from tests.memory.test_lifecycle import POLICY, by_text, ingest, memories
@@ -61,6 +61,8 @@ def test_nothing_is_rejected_below_the_reviewer_role_or_without_a_reason_or_out_
         assert api.post("/v1/memories/reject", json=body, headers=who[name].headers).status_code == 403
     no_reason = api.post("/v1/memories/reject", json={**body, "reason": ""}, headers=who["rita"].headers)
     assert no_reason.status_code == 422
+    blank = api.post("/v1/memories/reject", json={**body, "reason": " "}, headers=who["rita"].headers)
+    assert blank.status_code == 422 and blank.json()["error"]["code"] == "reason_required"
     unknown = api.post(
         "/v1/memories/reject",
         json={**body, "items": [portal["id"], str(uuid.uuid4())]},
@@ -81,7 +83,7 @@ def test_nothing_is_rejected_below_the_reviewer_role_or_without_a_reason_or_out_
                 caller=who["ann"].caller,
                 kicker=None,
             )
-        with pytest.raises(ReviewRefused, match="needs a reason"):
+        with pytest.raises(ReasonRequired, match="needs a reason"):
             reject_many(
                 session,
                 item_ids=[uuid.UUID(portal["id"])],

@@ -99,9 +99,14 @@ def test_review_decisions_and_refusals(api: TestClient, content: Harness) -> Non
     no_reason = api.post(
         f"/v1/memories/{laptops['id']}/review", json={"decision": "reject"}, headers=key[Role.reviewer]
     )
-    assert (
-        no_reason.status_code == 409 and "a rejection needs a reason" in no_reason.json()["error"]["message"]
+    assert no_reason.status_code == 422 and no_reason.json()["error"]["code"] == "reason_required"
+    assert "a rejection needs a reason" in no_reason.json()["error"]["message"]
+    blank = api.post(
+        f"/v1/memories/{laptops['id']}/review",
+        json={"decision": "reject", "reason": "  "},
+        headers=key[Role.reviewer],
     )
+    assert blank.status_code == 422 and blank.json()["error"]["code"] == "reason_required"
 
     assert (
         api.post(

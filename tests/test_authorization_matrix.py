@@ -274,7 +274,7 @@ class World:
         side.document = uploaded.json()["document_id"]
         harness.drive()
         version = api.get(f"/v1/documents/{side.document}/versions/1", headers=admin).json()
-        side.element = version["elements"][0]["element_id"]
+        side.element = version["elements"][0]["id"]
         people = [*side.me.values(), *side.them.values()]
         for person in people:
             key = str(person.id)

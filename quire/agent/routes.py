@@ -16,7 +16,8 @@ from quire.agent.environment import AgentDep, AgentEnvironment
 from quire.agent.service import AgentRunCreate, AgentRunPublic, AgentRunsPublic, AgentRunStarted
 from quire.core.deps import AdminDep, DatabaseDep, ReaderDep, TenantSessionDep
 from quire.core.errors import InvalidRequest
-from quire.runtime.models import RunStatus
+from quire.core.pages import DEFAULT_LIMIT, CursorQuery, LimitQuery
+from quire.runtime.models import Run, RunStatus
 from quire.runtime.routes import KickerDep, event_stream
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
@@ -33,7 +34,9 @@ def start_agent_run(
         session, caller=caller, request=body, kicker=kicker, agent=agent
     )
     session.commit()
-    return AgentRunStarted(run_id=run_id, created=created, events=f"/v1/agent/runs/{run_id}/events")
+    run = session.get(Run, run_id)
+    assert run is not None  # just started, or found by its idempotency key
+    return AgentRunStarted.of(run, created=created)
 
 
 @router.get("/runs")
@@ -43,8 +46,8 @@ def list_agent_runs(
     status: RunStatus | None = None,
     since: Annotated[datetime | None, Query(description="Runs created at or after this time.")] = None,
     until: Annotated[datetime | None, Query(description="Runs created before this time.")] = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> AgentRunsPublic:
     """The caller's agent runs (an administrator's: every one of the tenant), newest first."""
     return service.list_agent_runs(
@@ -183,7 +186,9 @@ def get_usage(
 
 
 @usage_router.put("/budget")
-def put_budget(body: TenantBudget, caller: AdminDep, session: TenantSessionDep, agent: AgentDep) -> TenantBudgetStatus:
+def put_budget(
+    body: TenantBudget, caller: AdminDep, session: TenantSessionDep, agent: AgentDep
+) -> TenantBudgetStatus:
     """Set the tenant's daily model budget (null: the installation's default) for the next model call."""
     usage.set_tenant_budget(session, tenant_id=caller.tenant_id, daily_usd=body.daily_usd)
     session.commit()

@@ -18,13 +18,13 @@ from quire.agent.loop import PROGRAM
 from quire.agent.messages import Usage
 from quire.agent.state import AgentState
 from quire.core.db import Database
+from quire.core.pages import ListPage
 from quire.core.tenancy import Caller
 from quire.runtime.errors import RunNotFound
 from quire.runtime.idempotency import request_hash
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import TERMINAL, Run, RunStatus, StepPublic
-from quire.runtime.pages import RunCursor
-from quire.runtime.service import create_run, describe_run, list_runs
+from quire.runtime.service import create_run, describe_run, page_runs
 
 EXCERPT_CHARS = 300
 
@@ -61,10 +61,26 @@ class AgentRunCreate(BaseModel):
     )
 
 
+class AgentRunLinks(BaseModel):
+    status: str = Field(description="GET: the run, with its answer and citations once it has ended.")
+    events: str = Field(description="GET: its events as server-sent events, until it ends.")
+
+
 class AgentRunStarted(BaseModel):
-    run_id: uuid.UUID
+    id: uuid.UUID = Field(description="The run's id, as in every other answer about it.")
+    status: str
     created: bool = Field(description="False when an earlier request with this idempotency key started it.")
-    events: str
+    links: AgentRunLinks
+
+    @classmethod
+    def of(cls, run: Run, *, created: bool) -> AgentRunStarted:
+        base = f"/v1/agent/runs/{run.id}"
+        return cls(
+            id=run.id,
+            status=run.status.value,
+            created=created,
+            links=AgentRunLinks(status=base, events=f"{base}/events"),
+        )
 
 
 class AgentRunPublic(BaseModel):
@@ -191,10 +207,8 @@ class AgentRunSummary(BaseModel):
     finished_at: datetime | None
 
 
-class AgentRunsPublic(BaseModel):
+class AgentRunsPublic(ListPage):
     data: list[AgentRunSummary]
-    count: int = Field(description="Runs that match the filters, on every page.")
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
 def summarise(run: Run) -> AgentRunSummary:
@@ -230,22 +244,18 @@ def list_agent_runs(
     """The agent runs `caller` may see (their own; admins: all), newest first, a page at a time.
     A time without a zone is UTC."""
     since, until = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (since, until))
-    runs, count = list_runs(
+    page = page_runs(
         session,
         caller=caller,
         program=PROGRAM,
         status=status,
         since=since,
         until=until,
-        after=RunCursor.decode(cursor) if cursor else None,
-        limit=limit + 1,
+        cursor=cursor,
+        limit=limit,
     )
-    page = runs[:limit]
-    more = len(runs) > limit
     return AgentRunsPublic(
-        data=[summarise(run) for run in page],
-        count=count,
-        next_cursor=RunCursor.after(page[-1]).encode() if more and page else None,
+        data=[summarise(run) for run in page.rows], count=page.count, next_cursor=page.next_cursor
     )
 
 

@@ -17,6 +17,7 @@ from sqlmodel import Field
 
 from quire.core.embeddings import DIMENSIONS
 from quire.core.models import TenantScoped, enum_column, timestamp_column, utcnow
+from quire.core.pages import ListPage
 
 DEFAULT_COLLECTION = "default"
 
@@ -197,15 +198,23 @@ class DocumentDetail(DocumentPublic):
     versions: list[DocumentVersionPublic]
 
 
-class DocumentsPublic(BaseModel):
+class DocumentsPublic(ListPage):
     data: list[DocumentPublic]
-    count: int
+
+
+class CollectionPublic(BaseModel):
+    name: str = Field(description="A collection is named by the name its documents share.")
+    documents: int = Field(description="Documents in it, deleted ones left out.")
+
+
+class CollectionsPublic(ListPage):
+    data: list[CollectionPublic]
 
 
 class ElementPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    element_id: uuid.UUID
+    id: uuid.UUID = Field(description="Stays the same in the next version when the element did not change.")
     ord: int
     type: str
     text: str

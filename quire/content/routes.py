@@ -13,18 +13,20 @@ from quire.content import service
 from quire.content.environment import ContentDep
 from quire.content.errors import InvalidUpload, UploadTooLarge
 from quire.content.models import (
+    CollectionPublic,
+    CollectionsPublic,
     DocumentDetail,
-    DocumentPublic,
     DocumentsPublic,
+    DocumentVersionPublic,
     SearchResults,
     UploadResult,
     VersionDetail,
     VersionDiff,
-    DocumentVersionPublic,
 )
 from quire.content.search import Scope, search
 from quire.core.deps import ContributorDep, ReaderDep, TenantSessionDep
 from quire.core.errors import InvalidRequest
+from quire.core.pages import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from quire.runtime.routes import KickerDep
 
 router = APIRouter(prefix="/v1", tags=["documents"])
@@ -54,6 +56,7 @@ def _parse_tags(raw: list[str] | None) -> tuple[str, ...]:
 @router.post(
     "/documents",
     status_code=202,
+    response_model=UploadResult,
     responses={
         200: {"model": UploadResult, "description": "Same bytes as the latest version"},
         422: {"description": "The file is empty (`empty_file`) or the form malformed; nothing was stored"},
@@ -110,19 +113,22 @@ def list_documents(
     tag: str | None = None,
     title: Annotated[str | None, Query(description="Part of the title.")] = None,
     include_deleted: bool = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> DocumentsPublic:
-    rows, count = service.list_documents(
+    """Documents, newest first."""
+    page = service.page_documents(
         session,
         collection=collection,
         tag=tag,
         title=title,
         include_deleted=include_deleted,
+        cursor=cursor,
         limit=limit,
-        offset=offset,
     )
-    return DocumentsPublic(data=[service.document_public(d) for d in rows], count=count)
+    return DocumentsPublic(
+        data=[service.document_public(d) for d in page.rows], count=page.count, next_cursor=page.next_cursor
+    )
 
 
 @router.get("/documents/{document_id}")
@@ -207,7 +213,7 @@ def diff_document_versions(
     return service.diff_versions(session, document_id=document_id, from_number=from_, to_number=to)
 
 
-@router.delete("/documents/{document_id}")
+@router.delete("/documents/{document_id}", status_code=204, response_class=Response)
 def delete_document(
     document_id: uuid.UUID,
     caller: ContributorDep,
@@ -215,18 +221,30 @@ def delete_document(
     kicker: KickerDep,
     environment: ContentDep,
     reason: Annotated[str | None, Query(max_length=1000)] = None,
-) -> DocumentPublic:
-    """Take a document out of search; its versions and bytes stay for audit."""
-    document = service.delete_document(
+) -> Response:
+    """Take a document out of search at once (204; again: 204); its versions and bytes stay for
+    audit, and GET still shows it, with `deleted_at`."""
+    service.delete_document(
         session, document_id=document_id, reason=reason, kicker=kicker, follow_ups=environment.on_delete
     )
     session.commit()
-    return service.document_public(document)
+    return Response(status_code=204)
 
 
 @router.get("/collections")
-def list_collections(caller: ReaderDep, session: TenantSessionDep) -> list[dict[str, Any]]:
-    return [{"name": name, "documents": count} for name, count in service.list_collections(session)]
+def list_collections(
+    caller: ReaderDep,
+    session: TenantSessionDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> CollectionsPublic:
+    """Collections by name, each with its number of live documents."""
+    page = service.page_collections(session, cursor=cursor, limit=limit)
+    return CollectionsPublic(
+        data=[CollectionPublic(name=name, documents=count) for name, count in page.rows],
+        count=page.count,
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get(

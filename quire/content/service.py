@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from quire.content.elements import Side, diff
 from quire.content.errors import (
@@ -28,6 +29,7 @@ from quire.content.models import (
     Document,
     DocumentDetail,
     DocumentPublic,
+    DocumentVersionPublic,
     Element,
     ElementChange,
     ElementPublic,
@@ -35,7 +37,6 @@ from quire.content.models import (
     Version,
     VersionDetail,
     VersionDiff,
-    DocumentVersionPublic,
     VersionStatus,
 )
 from quire.content.retry import restart_ingestion, retry_refusal
@@ -43,6 +44,7 @@ from quire.core.blobs import BlobStore
 from quire.core.db import TenantSession
 from quire.core.errors import Forbidden
 from quire.core.models import Role, utcnow
+from quire.core.pages import Keyset, Page, read_page
 from quire.core.tenancy import Caller
 from quire.runtime.kicks import Kicker
 from quire.runtime.service import create_run
@@ -346,6 +348,44 @@ def list_documents(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Document], int]:
+    """Documents, the most recently changed first (the console's pages)."""
+    query = _documents(
+        collection=collection, tag=tag, title=title, status=status, include_deleted=include_deleted
+    )
+    count = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(Document.updated_at).desc()).offset(offset).limit(limit)).all()
+    return list(rows), int(count)
+
+
+# The API's pages of documents: newest first by creation, which no later change of a document moves.
+DOCUMENT_PAGES = Keyset((col(Document.created_at), col(Document.id)))
+
+
+def page_documents(
+    session: TenantSession,
+    *,
+    collection: str | None = None,
+    tag: str | None = None,
+    title: str | None = None,
+    include_deleted: bool = False,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[Document]:
+    """A page of documents, newest first, after `cursor`."""
+    query = _documents(
+        collection=collection, tag=tag, title=title, status=None, include_deleted=include_deleted
+    )
+    return read_page(session, query, keyset=DOCUMENT_PAGES, cursor=cursor, limit=limit)
+
+
+def _documents(
+    *,
+    collection: str | None,
+    tag: str | None,
+    title: str | None,
+    status: VersionStatus | None,
+    include_deleted: bool,
+) -> SelectOfScalar[Document]:
     query = select(Document)
     if collection:
         query = query.where(Document.collection == collection)
@@ -358,9 +398,7 @@ def list_documents(
     if status is not None:
         latest = select(Version.document_id).where(Version.status == status)
         query = query.where(col(Document.id).in_(latest))
-    count = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(col(Document.updated_at).desc()).offset(offset).limit(limit)).all()
-    return list(rows), int(count)
+    return query
 
 
 def get_version(session: TenantSession, *, document_id: uuid.UUID, number: int) -> Version:
@@ -383,7 +421,7 @@ def describe_version(session: TenantSession, *, document_id: uuid.UUID, number: 
         document_id=document_id,
         elements=[
             ElementPublic(
-                element_id=e.element_id,
+                id=e.element_id,
                 ord=e.ord,
                 type=e.type,
                 text=e.text,
@@ -493,6 +531,20 @@ def delete_document(
         )
     session.flush()
     return document
+
+
+# Collections have no row of their own: a collection is the name its live documents share.
+COLLECTION_PAGES = Keyset((col(Document.collection),), descending=False)
+
+
+def page_collections(session: TenantSession, *, cursor: str | None = None, limit: int = 50) -> Page[Any]:
+    """A page of (collection, live documents in it), by name."""
+    query = (
+        select(col(Document.collection), func.count())
+        .where(col(Document.deleted_at).is_(None))
+        .group_by(col(Document.collection))
+    )
+    return read_page(session, query, keyset=COLLECTION_PAGES, cursor=cursor, limit=limit)
 
 
 def list_collections(session: TenantSession) -> list[tuple[str, int]]:

@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, literal, select, tuple_
 from sqlalchemy.orm import Session
@@ -25,6 +26,12 @@ Key = tuple[datetime | uuid.UUID | int | str, ...]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+
+# The two query parameters of every list route.
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+CursorQuery = Annotated[
+    str | None, Query(max_length=1000, description="`next_cursor` of the previous page; none for the first.")
+]
 
 
 class InvalidCursor(InvalidRequest):
@@ -82,7 +89,8 @@ class Keyset:
 
     @property
     def types(self) -> tuple[type, ...]:
-        return tuple(column.type.python_type for column in self.columns)
+        # A decorated type (SQLModel's AutoString) names its Python type through the one it wraps.
+        return tuple(getattr(column.type, "impl_instance", column.type).python_type for column in self.columns)
 
     def order_by(self) -> list[Any]:
         return [column.desc() if self.descending else column.asc() for column in self.columns]
@@ -90,7 +98,9 @@ class Keyset:
     def after(self, key: Key) -> ColumnElement[bool]:
         """Rows past `key` in this ordering."""
         row = tuple_(*self.columns)
-        bound = tuple_(*(literal(value, column.type) for value, column in zip(key, self.columns, strict=True)))
+        bound = tuple_(
+            *(literal(value, column.type) for value, column in zip(key, self.columns, strict=True))
+        )
         return row < bound if self.descending else row > bound
 
 
@@ -128,4 +138,6 @@ def page_of(
     after = [row for row in rows if start is None or key(row) > start]  # type: ignore[operator]
     page = after[:limit]
     more = len(after) > limit
-    return Page(rows=page, count=len(rows), next_cursor=encode_cursor(key(page[-1])) if more and page else None)
+    return Page(
+        rows=page, count=len(rows), next_cursor=encode_cursor(key(page[-1])) if more and page else None
+    )

@@ -7,17 +7,18 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlmodel import col, func, select
 
 from quire.core.broker import check_broker
 from quire.core.db import check_database
 from quire.core.deps import AdminDep, CallerDep, SettingsDep, TenantSessionDep
 from quire.core.errors import ServiceUnavailable
-from quire.core.models import ApiKeyPublic, Principal, PrincipalPublic, Role, TenantSettings
+from quire.core.models import ApiKeyPublic, PrincipalPublic, Role, TenantSettings
+from quire.core.pages import DEFAULT_LIMIT, CursorQuery, LimitQuery, ListPage
 from quire.core.tenancy import (
     create_api_key,
     create_principal,
-    list_api_keys,
+    page_api_keys,
+    page_principals,
     revoke_api_key_by_id,
     tenant_settings,
     update_tenant_settings,
@@ -66,17 +67,21 @@ def get_me(caller: CallerDep) -> PrincipalPublic:
     )
 
 
-class PrincipalsPublic(BaseModel):
+class PrincipalsPublic(ListPage):
     data: list[PrincipalPublic]
-    count: int
 
 
 @router.get("/v1/principals", tags=["tenancy"])
-def list_principals(caller: AdminDep, session: TenantSessionDep) -> PrincipalsPublic:
-    """Everyone in the caller's tenant."""
-    principals = session.exec(select(Principal).order_by(col(Principal.created_at))).all()
-    count = session.exec(select(func.count()).select_from(Principal)).one()
-    return PrincipalsPublic(data=[PrincipalPublic.model_validate(p) for p in principals], count=int(count))
+def list_principals(
+    caller: AdminDep, session: TenantSessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> PrincipalsPublic:
+    """Everyone in the caller's tenant, oldest first."""
+    page = page_principals(session=session, cursor=cursor, limit=limit)
+    return PrincipalsPublic(
+        data=[PrincipalPublic.model_validate(p) for p in page.rows],
+        count=page.count,
+        next_cursor=page.next_cursor,
+    )
 
 
 class KeyCreate(BaseModel):
@@ -99,14 +104,17 @@ def create_key(body: KeyCreate, caller: AdminDep, session: TenantSessionDep) -> 
     return KeyCreated(principal_id=principal.id, role=principal.role, key=key)
 
 
-class ApiKeysPublic(BaseModel):
+class ApiKeysPublic(ListPage):
     data: list[ApiKeyPublic]
-    count: int
 
 
 @router.get("/v1/keys", tags=["tenancy"])
-def list_keys(caller: AdminDep, session: TenantSessionDep) -> ApiKeysPublic:
-    """Every API key of the caller's tenant, revoked ones included; never a key or its hash."""
+def list_keys(
+    caller: AdminDep, session: TenantSessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> ApiKeysPublic:
+    """The API keys of the caller's tenant, oldest first, revoked ones included; never a key or
+    its hash."""
+    page = page_api_keys(session=session, cursor=cursor, limit=limit)
     keys = [
         ApiKeyPublic(
             id=key.id,
@@ -117,9 +125,9 @@ def list_keys(caller: AdminDep, session: TenantSessionDep) -> ApiKeysPublic:
             created_at=key.created_at,
             revoked_at=key.revoked_at,
         )
-        for key, principal in list_api_keys(session=session)
+        for key, principal in page.rows
     ]
-    return ApiKeysPublic(data=keys, count=len(keys))
+    return ApiKeysPublic(data=keys, count=page.count, next_cursor=page.next_cursor)
 
 
 @router.delete("/v1/keys/{key_id}", tags=["tenancy"], status_code=204)

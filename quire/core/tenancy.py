@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from quire.core.db import SystemSession, TenantSession
 from quire.core.errors import Conflict, NotFound, Unauthenticated
 from quire.core.models import ApiKey, Principal, Role, Tenant, TenantSettings, utcnow
+from quire.core.pages import Keyset, Page, read_page
 
 KEY_PREFIX = "qk_"
 DEFAULT_TENANT = "default"
@@ -115,6 +116,24 @@ def list_api_keys(*, session: TenantSession) -> list[tuple[ApiKey, Principal]]:
         .order_by(col(ApiKey.created_at), col(ApiKey.id))
     ).all()
     return [(key, principal) for key, principal in rows]
+
+
+# Keys and principals oldest first, as they were made.
+KEY_PAGES = Keyset((col(ApiKey.created_at), col(ApiKey.id)), descending=False)
+PRINCIPAL_PAGES = Keyset((col(Principal.created_at), col(Principal.id)), descending=False)
+
+
+def page_api_keys(
+    *, session: TenantSession, cursor: str | None, limit: int
+) -> Page[tuple[ApiKey, Principal]]:
+    """A page of the keys `list_api_keys` lists, after `cursor`."""
+    query = select(ApiKey, Principal).join(Principal, col(Principal.id) == col(ApiKey.principal_id))
+    return read_page(session, query, keyset=KEY_PAGES, cursor=cursor, limit=limit)
+
+
+def page_principals(*, session: TenantSession, cursor: str | None, limit: int) -> Page[Principal]:
+    """A page of the tenant's principals, oldest first."""
+    return read_page(session, select(Principal), keyset=PRINCIPAL_PAGES, cursor=cursor, limit=limit)
 
 
 def get_api_key(*, session: TenantSession, key_id: uuid.UUID) -> ApiKey:

@@ -14,8 +14,10 @@ from sqlalchemy import BigInteger, Column, Identity, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
+from quire.core.accepted import Accepted
 from quire.core.embeddings import DIMENSIONS
 from quire.core.models import TenantScoped, enum_column, timestamp_column, utcnow
+from quire.core.pages import ListPage
 
 
 class MemoryKind(enum.StrEnum):
@@ -270,9 +272,8 @@ class DecisionOptions(BaseModel):
     )
 
 
-class ItemsPublic(BaseModel):
+class ItemsPublic(ListPage):
     data: list[ItemPublic]
-    count: int
 
 
 class ReviewDecision(BaseModel):
@@ -309,6 +310,13 @@ class ReviewDecision(BaseModel):
         max_length=2000,
         description="For edit: why to approve text that the evidence does not support (audited).",
     )
+
+
+class WithdrawalAccepted(Accepted):
+    """A withdrawal recorded: the memory leaves recall once its review process applies it."""
+
+    memory_id: uuid.UUID
+    version_id: uuid.UUID = PydanticField(description="The version withdrawn.")
 
 
 class BulkReject(BaseModel):
@@ -350,9 +358,10 @@ class RecallResults(BaseModel):
     took_ms: float
 
 
-class AuditReport(BaseModel):
-    events: list[EventPublic]
-    count: int
+class AuditReport(ListPage):
+    """A page of the memory event log, and whether the whole hash chain verifies."""
+
+    data: list[EventPublic]
     verified: bool
     broken_at: int | None = None
     message: str

@@ -9,7 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from quire.content.environment import ContentDep
+from quire.core.accepted import StatusLink
 from quire.core.deps import ContributorDep, ReaderDep, ReviewerDep, TenantSessionDep
+from quire.core.pages import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from quire.memory import service
 from quire.memory.models import (
     AuditReport,
@@ -20,11 +22,13 @@ from quire.memory.models import (
     MemoryKind,
     MemoryProposal,
     MemoryScope,
+    MemoryVersionPublic,
     RecallResults,
     ReviewDecision,
-    MemoryVersionPublic,
     VersionState,
+    WithdrawalAccepted,
 )
+from quire.memory.queue import QueueFilters
 from quire.memory.recall import Reader, recall
 from quire.runtime.routes import KickerDep
 
@@ -65,24 +69,24 @@ def list_memories(
     ] = None,
     document: Annotated[uuid.UUID | None, Query(description="Memories quoting this document.")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Words the text holds, each.")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> ItemsPublic:
-    rows, count = service.list_items(
-        session,
-        caller=caller,
-        state=state,
-        scope=scope,
-        kind=kind,
-        collection=collection,
-        flag=flag,
-        document=document,
-        q=q,
-        limit=limit,
-        offset=offset,
+    """Memories with their newest version, newest first."""
+    filters = QueueFilters(
+        state=state.value if state else "",
+        scope=scope.value if scope else "",
+        kind=kind.value if kind else "",
+        collection=collection or "",
+        flag=flag or "",
+        document=str(document) if document else "",
+        q=" ".join((q or "").split()),
     )
+    page = service.page_items(session, caller=caller, filters=filters, cursor=cursor, limit=limit)
     return ItemsPublic(
-        data=[service.item_public(session, item, version) for item, version in rows], count=count
+        data=[service.item_public(session, item, version) for item, version in page.rows],
+        count=page.count,
+        next_cursor=page.next_cursor,
     )
 
 
@@ -113,11 +117,11 @@ def search_memories(
 def list_audit_events(
     caller: ReviewerDep,
     session: TenantSessionDep,
-    since_seq: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> AuditReport:
-    """The tenant's memory event log, and whether its hash chain verifies."""
-    return service.audit_report(session, since_seq=since_seq, limit=limit)
+    """The tenant's memory event log, oldest first, and whether its whole hash chain verifies."""
+    return service.audit_report(session, cursor=cursor, limit=limit)
 
 
 @router.post(
@@ -167,8 +171,11 @@ def withdraw_memory(
     session: TenantSessionDep,
     kicker: KickerDep,
     reason: Annotated[str, Query(min_length=1, max_length=2000)],
-) -> MemoryVersionPublic:
-    """Take a memory back, with a reason; it stays in the audit log."""
+) -> WithdrawalAccepted:
+    """Take a memory back, with a reason; it stays in the audit log. Asynchronous: 202, and the
+    memory's state (links.status) shows `withdrawn` once its review process has applied it."""
     version = service.withdraw(session, item_id=item_id, reason=reason, caller=caller, kicker=kicker)
     session.commit()
-    return service.version_public(session, version)
+    return WithdrawalAccepted(
+        memory_id=item_id, version_id=version.id, links=StatusLink(status=f"/v1/memories/{item_id}")
+    )

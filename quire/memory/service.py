@@ -15,6 +15,7 @@ from quire.content.models import Document, Element
 from quire.content.models import Version as DocumentVersion
 from quire.core.errors import Forbidden, QuireError
 from quire.core.models import Role
+from quire.core.pages import Keyset, Page, page_of, read_page
 from quire.core.tenancy import Caller
 from quire.memory import audit
 from quire.memory.decisions import (
@@ -41,9 +42,9 @@ from quire.memory.models import (
     MemoryProposal,
     MemoryScope,
     MemoryVersion,
+    MemoryVersionPublic,
     RefusedItem,
     ReviewDecision,
-    MemoryVersionPublic,
     VersionState,
 )
 from quire.memory.queue import QueueFilters, filtered, readable_scope_filter
@@ -302,8 +303,8 @@ def list_items(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[tuple[MemoryItem, MemoryVersion]], int]:
-    """Items with their newest version, newest first; reviewers see every scope, others what they
-    may read (memory/queue.py holds the filters)."""
+    """Items with their newest version, the most recently changed first; reviewers see every
+    scope, others what they may read (memory/queue.py holds the filters)."""
     filters = QueueFilters(
         state=state.value if state else "",
         scope=scope.value if scope else "",
@@ -317,6 +318,17 @@ def list_items(
     count = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(col(MemoryItem.updated_at).desc()).offset(offset).limit(limit)).all()
     return [(item, version) for item, version in rows], int(count)
+
+
+# The API's pages of memories: newest first by creation, which no review moves.
+ITEM_PAGES = Keyset((col(MemoryItem.created_at), col(MemoryItem.id)))
+
+
+def page_items(
+    session: Session, *, caller: Caller, filters: QueueFilters, cursor: str | None = None, limit: int = 50
+) -> Page[tuple[MemoryItem, MemoryVersion]]:
+    """A page of items with their newest version, newest first, after `cursor`."""
+    return read_page(session, filtered(filters, caller=caller), keyset=ITEM_PAGES, cursor=cursor, limit=limit)
 
 
 def get_version(session: Session, version_id: uuid.UUID) -> MemoryVersion | None:
@@ -582,13 +594,15 @@ def withdraw(
     )
 
 
-def audit_report(session: Session, *, since_seq: int = 0, limit: int = 500) -> AuditReport:
+def audit_report(session: Session, *, cursor: str | None = None, limit: int = 500) -> AuditReport:
+    """A page of the tenant's memory events, oldest first, and whether the whole chain verifies."""
     everything = audit.tenant_events(session)
     verification = audit.verify(everything)
-    page = [e for e in everything if e.seq > since_seq][:limit]
+    page = page_of(everything, key=lambda event: (event.seq,), types=(int,), cursor=cursor, limit=limit)
     return AuditReport(
-        events=[EventPublic.model_validate(e) for e in page],
-        count=len(everything),
+        data=[EventPublic.model_validate(e) for e in page.rows],
+        count=page.count,
+        next_cursor=page.next_cursor,
         verified=verification.ok,
         broken_at=verification.broken_at,
         message=verification.message,

@@ -51,12 +51,6 @@ class IdempotencyMismatch(RuntimeFailure, Conflict):
     code = "idempotency_mismatch"
 
 
-class InvalidCursor(RuntimeFailure, InvalidRequest):
-    """A page cursor that no list of runs gave out."""
-
-    code = "invalid_cursor"
-
-
 class TaskAlreadyDecided(RuntimeFailure, Conflict):
     code = "task_already_decided"
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field
 
 from quire.core.models import Role, TenantScoped, enum_column, timestamp_column, utcnow
+from quire.core.pages import ListPage
 
 
 @dataclass(frozen=True)
@@ -215,9 +216,8 @@ class TaskPublic(BaseModel):
     created_at: datetime
 
 
-class TasksPublic(BaseModel):
+class TasksPublic(ListPage):
     data: list[TaskPublic]
-    count: int
 
 
 class RunEventPublic(BaseModel):
@@ -258,9 +258,8 @@ class RunSummary(BaseModel):
     error_code: str | None = None
 
 
-class RunsPublic(BaseModel):
+class RunsPublic(ListPage):
     data: list[RunSummary]
-    count: int
 
 
 class RunPublic(RunSummary):

@@ -21,6 +21,7 @@ from quire.core.deps import (
     TenantSessionDep,
 )
 from quire.core.errors import Forbidden
+from quire.core.pages import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from quire.runtime import service, tasks
 from quire.runtime.events import events_after
 from quire.runtime.kicks import Kicker
@@ -95,14 +96,19 @@ def list_runs(
     session: TenantSessionDep,
     status: RunStatus | None = None,
     program: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> RunsPublic:
-    """The runs the caller may see: their own (reviewers also every memory review; admins all)."""
-    runs, count = service.list_runs(
-        session, caller=caller, status=status, program=program, limit=limit, offset=offset
+    """The runs the caller may see, newest first: their own (reviewers also every memory review;
+    admins all)."""
+    page = service.page_runs(
+        session, caller=caller, status=status, program=program, cursor=cursor, limit=limit
     )
-    return RunsPublic(data=[RunSummary.model_validate(run) for run in runs], count=count)
+    return RunsPublic(
+        data=[RunSummary.model_validate(run) for run in page.rows],
+        count=page.count,
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get("/runs/{run_id}")
@@ -283,12 +289,17 @@ def list_tasks(
     caller: ReaderDep,
     session: TenantSessionDep,
     status: Annotated[str | None, Query(pattern="^(open|decided|cancelled|closed)$")] = "open",
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
 ) -> TasksPublic:
-    """Human tasks the caller may decide: assigned to them, or to their role (admins: all)."""
-    rows, count = tasks.list_tasks(session, caller=caller, status=status, limit=limit, offset=offset)
-    return TasksPublic(data=[TaskPublic.model_validate(task) for task in rows], count=count)
+    """Human tasks the caller may decide, oldest first: assigned to them, or to their role
+    (admins: all)."""
+    page = tasks.page_tasks(session, caller=caller, status=status, cursor=cursor, limit=limit)
+    return TasksPublic(
+        data=[TaskPublic.model_validate(task) for task in page.rows],
+        count=page.count,
+        next_cursor=page.next_cursor,
+    )
 
 
 class TaskDecision(BaseModel):

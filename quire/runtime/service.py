@@ -8,11 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import DateTime, Uuid, literal, text, tuple_
+from sqlalchemy import text
 from sqlmodel import Session, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from quire.core.db import TenantSession, dumps
 from quire.core.errors import Forbidden
+from quire.core.pages import Keyset, Page, read_page
 from quire.core.tenancy import Caller
 from quire.core.tracing import current_traceparent
 from quire.runtime import access
@@ -41,7 +43,6 @@ from quire.runtime.models import (
     StepPublic,
     TaskPublic,
 )
-from quire.runtime.pages import RunCursor
 from quire.runtime.programs import registry
 from quire.runtime.signals import deliver_signal, is_internal, lock_run
 
@@ -215,14 +216,55 @@ def list_runs(
     program: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    after: RunCursor | None = None,
     limit: int = 50,
     offset: int = 0,
     exclude_programs: Sequence[str] = (),
 ) -> tuple[list[Run], int]:
     """Runs, newest first; with a `caller`, those they may see. `since` (at or after) and `until`
-    (before) bound their creation; `after` starts past a page's last run; runs of
-    `exclude_programs` are left out. The count is of every run the filters keep, on any page."""
+    (before) bound their creation; runs of `exclude_programs` are left out. The count is of every
+    run the filters keep, on any page."""
+    query = _runs(
+        caller=caller,
+        status=status,
+        program=program,
+        since=since,
+        until=until,
+        exclude_programs=exclude_programs,
+    )
+    count = select(func.count()).select_from(query.subquery())
+    rows = session.exec(query.order_by(*RUN_PAGES.order_by()).offset(offset).limit(limit)).all()
+    return list(rows), int(session.exec(count).one())
+
+
+# Runs newest first; a page's cursor is its last run's (created_at, id).
+RUN_PAGES = Keyset((col(Run.created_at), col(Run.id)))
+
+
+def page_runs(
+    session: Session,
+    *,
+    caller: Caller | None = None,
+    status: RunStatus | None = None,
+    program: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[Run]:
+    """A page of the runs `list_runs` lists, after `cursor`."""
+    query = _runs(caller=caller, status=status, program=program, since=since, until=until)
+    return read_page(session, query, keyset=RUN_PAGES, cursor=cursor, limit=limit)
+
+
+def _runs(
+    *,
+    caller: Caller | None,
+    status: RunStatus | None,
+    program: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    exclude_programs: Sequence[str] = (),
+) -> SelectOfScalar[Run]:
     filters = []
     if caller is not None:
         filters.append(access.visible_runs(caller))
@@ -236,20 +278,7 @@ def list_runs(
         filters.append(col(Run.created_at) >= since)
     if until is not None:
         filters.append(col(Run.created_at) < until)
-    count = select(func.count()).select_from(Run).where(*filters)
-    if after is not None:
-        filters.append(
-            tuple_(col(Run.created_at), col(Run.id))
-            < tuple_(literal(after.created_at, DateTime(timezone=True)), literal(after.id, Uuid()))
-        )
-    query = (
-        select(Run)
-        .where(*filters)
-        .order_by(col(Run.created_at).desc(), col(Run.id).desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(session.exec(query).all()), int(session.exec(count).one())
+    return select(Run).where(*filters)
 
 
 def send_signal(

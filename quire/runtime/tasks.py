@@ -11,6 +11,7 @@ from sqlmodel import Session, col, func, select
 
 from quire.core.errors import Forbidden
 from quire.core.models import Role
+from quire.core.pages import Keyset, Page, read_page
 from quire.core.tenancy import Caller
 from quire.runtime.errors import InvalidEvent, RunFinished, TaskAlreadyDecided, TaskNotFound
 from quire.runtime.events import RunEventType, append_event
@@ -100,6 +101,25 @@ def list_tasks(
         count_query = count_query.where(HumanTask.status == status)
     rows = session.exec(query.order_by(col(HumanTask.created_at)).offset(offset).limit(limit)).all()
     return list(rows), int(session.exec(count_query).one())
+
+
+# Tasks oldest first, as a queue is worked; a page's cursor is its last task's (created_at, id).
+TASK_PAGES = Keyset((col(HumanTask.created_at), col(HumanTask.id)), descending=False)
+
+
+def page_tasks(
+    session: Session,
+    *,
+    caller: Caller,
+    status: str | None = "open",
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page[HumanTask]:
+    """A page of the tasks `list_tasks` lists, after `cursor`."""
+    query = select(HumanTask).where(may_decide(caller))
+    if status:
+        query = query.where(HumanTask.status == status)
+    return read_page(session, query, keyset=TASK_PAGES, cursor=cursor, limit=limit)
 
 
 def may_decide(caller: Caller) -> Any:

@@ -169,7 +169,7 @@ def test_an_edit_of_one_paragraph_changes_one_element_and_reembeds_only_its_chun
 
     v1 = api.get(f"/v1/documents/{first['document_id']}/versions/1", headers=key[Role.reader]).json()
     v2 = api.get(f"/v1/documents/{first['document_id']}/versions/2", headers=key[Role.reader]).json()
-    unchanged = {e["element_id"] for e in v1["elements"]} & {e["element_id"] for e in v2["elements"]}
+    unchanged = {e["id"] for e in v1["elements"]} & {e["id"] for e in v2["elements"]}
     assert len(unchanged) == len(v1["elements"])  # every element kept its id; one changed content
 
     latest = api.get(

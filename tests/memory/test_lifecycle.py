@@ -366,6 +366,12 @@ def test_the_audit_chain_verifies_replays_and_detects_tampering(api: TestClient,
     report = api.get("/v1/memories/audit", headers=key[Role.reviewer]).json()
     # proposed, checked and in_review for each proposal; then one approval and one rejection
     assert report["verified"] is True and report["count"] == 3 * len(proposals) + 2
+    first = api.get("/v1/memories/audit", params={"limit": 2}, headers=key[Role.reviewer]).json()
+    rest = api.get(
+        "/v1/memories/audit", params={"cursor": first["next_cursor"], "limit": 500}, headers=key[Role.reviewer]
+    ).json()
+    seqs = [e["seq"] for e in first["data"] + rest["data"]]
+    assert seqs == sorted(set(seqs)) and len(seqs) == report["count"] and rest["next_cursor"] is None
     assert api.get("/v1/memories/audit", headers=key[Role.reader]).status_code == 403
 
     with content.database.tenant_session(content.tenant_id) as session:

@@ -20,6 +20,7 @@ from sqlmodel import Field as SQLField
 from quire.core.errors import OutboundRefused
 from quire.core.models import TenantScoped, timestamp_column, utcnow
 from quire.core.outbound import url_target
+from quire.core.pages import ListPage
 
 Transport = Literal["stdio", "http"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
@@ -135,9 +136,8 @@ class McpServerPublic(BaseModel):
         )
 
 
-class McpServersPublic(BaseModel):
+class McpServersPublic(ListPage):
     data: list[McpServerPublic]
-    count: int
 
 
 class McpSyncPublic(BaseModel):

@@ -12,6 +12,7 @@ from quire.agent.mcp.hub import get_hub
 from quire.agent.mcp.models import McpServerCreate, McpServerPublic, McpServersPublic, McpSyncPublic
 from quire.content.environment import ContentDep
 from quire.core.deps import AdminDep, SettingsDep, TenantSessionDep
+from quire.core.pages import DEFAULT_LIMIT, CursorQuery, LimitQuery
 
 router = APIRouter(prefix="/v1/tools/mcp-servers", tags=["tools"])
 
@@ -48,9 +49,14 @@ def register_mcp_server(
 
 
 @router.get("")
-def list_mcp_servers(caller: AdminDep, session: TenantSessionDep) -> McpServersPublic:
-    servers = service.list_servers(session)
-    return McpServersPublic(data=[McpServerPublic.of(s) for s in servers], count=len(servers))
+def list_mcp_servers(
+    caller: AdminDep, session: TenantSessionDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> McpServersPublic:
+    """The tenant's MCP servers, by name."""
+    page = service.page_servers(session, cursor=cursor, limit=limit)
+    return McpServersPublic(
+        data=[McpServerPublic.of(s) for s in page.rows], count=page.count, next_cursor=page.next_cursor
+    )
 
 
 @router.get("/{name}")
@@ -72,7 +78,9 @@ def sync_mcp_server(
 
 
 @router.delete("/{name}", status_code=204)
-def remove_mcp_server(name: str, caller: AdminDep, session: TenantSessionDep, content: ContentDep) -> Response:
+def remove_mcp_server(
+    name: str, caller: AdminDep, session: TenantSessionDep, content: ContentDep
+) -> Response:
     """Remove the server and its tools from the catalog."""
     server = service.get_server(session, name=name)
     service.remove_server(session, server=server, embedder=content.embedder, hub=get_hub())

@@ -23,6 +23,7 @@ from quire.agent.mcp.models import McpServer, McpServerCreate, McpServerPublic, 
 from quire.agent.tools.catalog import CatalogTool, ToolDescription, sync_source
 from quire.core.embeddings import Embedder
 from quire.core.models import utcnow
+from quire.core.pages import Keyset, Page, read_page
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,14 @@ def get_server(session: Session, *, name: str) -> McpServer:
 
 def list_servers(session: Session) -> list[McpServer]:
     return list(session.exec(select(McpServer).order_by(col(McpServer.name))))
+
+
+# A tenant's servers by name, which is unique in it.
+SERVER_PAGES = Keyset((col(McpServer.name),), descending=False)
+
+
+def page_servers(session: Session, *, cursor: str | None = None, limit: int = 50) -> Page[McpServer]:
+    return read_page(session, select(McpServer), keyset=SERVER_PAGES, cursor=cursor, limit=limit)
 
 
 def sync_server(

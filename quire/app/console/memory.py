@@ -32,7 +32,7 @@ from quire.core.errors import QuireError
 from quire.memory import service
 from quire.memory.errors import SlotHasApprovedMemory
 from quire.memory.findings import REGISTRY
-from quire.memory.models import EventPublic, MemoryKind, ReviewDecision, MemoryVersionPublic, VersionState
+from quire.memory.models import EventPublic, MemoryKind, MemoryVersionPublic, ReviewDecision, VersionState
 from quire.memory.queue import (
     AWAITING,
     PAGE_SIZE,

@@ -103,7 +103,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/documents"): rule(C, CALLER, 200, 202),  # 200: the same bytes again
     ("GET", "/v1/documents"): rule(R, CALLER),
     ("GET", "/v1/documents/{document_id}"): rule(R, TENANT),
-    ("DELETE", "/v1/documents/{document_id}"): rule(C, TENANT),
+    ("DELETE", "/v1/documents/{document_id}"): rule(C, TENANT, 204),
     ("GET", "/v1/documents/{document_id}/versions/{number}"): rule(R, TENANT),
     ("GET", "/v1/documents/{document_id}/versions/{number}/file"): rule(R, TENANT),
     ("POST", "/v1/documents/{document_id}/versions/{number}/retry"): rule(C, TENANT, 202),
@@ -279,7 +279,7 @@ class World:
         for person in people:
             key = str(person.id)
             started = api.post("/v1/agent/runs", json={"question": "Holidays?"}, headers=person.headers)
-            side.runs[key] = started.json()["run_id"]
+            side.runs[key] = started.json()["id"]
             side.waiting[key] = self._start(side, "test.matrix-wait", Order(), owner=person.caller)
             side.failed[key] = self._start(side, "test.matrix-fail", Order(), owner=person.caller)
             side.processes[key] = self._start(

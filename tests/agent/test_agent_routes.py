@@ -110,7 +110,7 @@ def test_the_same_key_and_request_return_the_first_run_and_another_request_is_a_
 
     # /ask with the same key and request answers about the same run.
     asked = api.post("/v1/agent/ask", json={**body, "timeout_seconds": 0}, headers=ann)
-    assert asked.json()["id"] == first.json()["run_id"] and asked.json()["created"] is False
+    assert asked.json()["id"] == first.json()["id"] and asked.json()["created"] is False
 
     different = api.post("/v1/agent/runs", json={**body, "question": "How many laptops?"}, headers=ann)
     assert different.status_code == 409, different.text
@@ -139,7 +139,7 @@ def test_a_key_belongs_to_one_program(api: TestClient, content: Harness, people:
         "/v1/runs", json={"program": "test.ticket", "state": {}, "idempotency_key": "k"}, headers=root
     )
     assert agent.status_code == 202 and other.status_code == 202, other.text
-    assert other.json()["created"] is True and other.json()["id"] != agent.json()["run_id"]
+    assert other.json()["created"] is True and other.json()["id"] != agent.json()["id"]
 
 
 # The list of the caller's runs.
@@ -148,7 +148,7 @@ def test_a_key_belongs_to_one_program(api: TestClient, content: Harness, people:
 def start(api: TestClient, person: Person, question: str) -> str:
     started = api.post("/v1/agent/runs", json={"question": question}, headers=person.headers)
     assert started.status_code == 202, started.text
-    return str(started.json()["run_id"])
+    return str(started.json()["id"])
 
 
 def listed(api: TestClient, person: Person, **params: Any) -> dict[str, Any]:

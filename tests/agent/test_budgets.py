@@ -59,14 +59,14 @@ def test_a_readers_null_limits_become_the_reader_maximum(budgeted: TestClient, c
         headers=key[Role.reader],
     )
     assert started.status_code == 202, started.text
-    assert budget_of(content, started.json()["run_id"]) == READER_MAXIMUM
+    assert budget_of(content, started.json()["id"]) == READER_MAXIMUM
     # Limits left out keep their defaults (within the maximum); one given is kept as given.
     partial = budgeted.post(
         "/v1/agent/runs",
         json={"question": "What is the answer?", "budget": {"max_steps": 5, "max_cost_usd": None}},
         headers=key[Role.reader],
     )
-    assert budget_of(content, partial.json()["run_id"]) == {**READER_MAXIMUM, "max_steps": 5}
+    assert budget_of(content, partial.json()["id"]) == {**READER_MAXIMUM, "max_steps": 5}
 
 
 def test_a_limit_over_the_roles_maximum_is_refused_with_the_limit_and_the_maximum(
@@ -89,7 +89,7 @@ def test_a_limit_over_the_roles_maximum_is_refused_with_the_limit_and_the_maximu
         json={"question": "What is the answer?", "budget": {"max_cost_usd": 5.0}},
         headers=key[Role.admin],
     )
-    assert allowed.status_code == 202 and budget_of(content, allowed.json()["run_id"])["max_cost_usd"] == 5.0
+    assert allowed.status_code == 202 and budget_of(content, allowed.json()["id"])["max_cost_usd"] == 5.0
 
 
 def test_an_admins_agent_run_is_held_to_the_admins_maximum(budgeted: TestClient, content: Harness) -> None:
@@ -97,7 +97,7 @@ def test_an_admins_agent_run_is_held_to_the_admins_maximum(budgeted: TestClient,
     body = {"question": "What is the answer?", "budget": NULL_BUDGET}
     started = budgeted.post("/v1/agent/runs", json=body, headers=key[Role.admin])
     assert started.status_code == 202, started.text
-    assert budget_of(content, started.json()["run_id"]) == ADMIN_MAXIMUM
+    assert budget_of(content, started.json()["id"]) == ADMIN_MAXIMUM
     over = {**body, "budget": {"max_steps": 10_000}}
     refused = budgeted.post("/v1/agent/runs", json=over, headers=key[Role.admin])
     assert refused.status_code == 422 and "max_steps" in refused.json()["error"]["message"]
@@ -139,7 +139,7 @@ def test_the_default_daily_budget_applies_to_a_tenant_without_one(
 
         started = client.post("/v1/agent/runs", json={"question": "Anything?"}, headers=key[Role.reader])
         content.drive()
-        run = client.get(f"/v1/agent/runs/{started.json()['run_id']}", headers=key[Role.reader]).json()
+        run = client.get(f"/v1/agent/runs/{started.json()['id']}", headers=key[Role.reader]).json()
         assert run["answer"] is None and "daily model budget" in str(run)
         assert run["status"] == "failed" and run["error_code"] == "tenant_budget_exceeded"
 

@@ -162,7 +162,7 @@ def test_a_deadline_ends_a_throttled_run(api: TestClient, content: Harness, serv
         "/v1/agent/runs", json={"question": "hello?", "deadline_seconds": 1.5}, headers=key[UserRole.reader]
     )
     assert started.status_code == 202, started.text
-    run_id = uuid.UUID(started.json()["run_id"])
+    run_id = uuid.UUID(started.json()["id"])
     content.drive()
     assert content.run(run_id).status == "throttled"
     content.drive(until=4)

@@ -115,8 +115,8 @@ def test_an_injected_document_cannot_raise_permissions_or_approve_memory(
             "/v1/agent/runs", json={"question": "What is the holiday policy?"}, headers=key[role]
         )
         content.drive()
-        run = api.get(f"/v1/agent/runs/{started.json()['run_id']}", headers=key[role]).json()
-        state = AgentState.model_validate(content.run(started.json()["run_id"]).state)
+        run = api.get(f"/v1/agent/runs/{started.json()['id']}", headers=key[role]).json()
+        state = AgentState.model_validate(content.run(started.json()["id"]).state)
         assert run["status"] == "completed" and INJECTION in seen[0]  # the model did read it
 
         approve_result, load_result, propose_result = seen[1:]

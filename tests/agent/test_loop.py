@@ -68,7 +68,7 @@ def test_the_offline_provider_answers_with_a_correct_citation(
         headers=key[UserRole.reader],
     )
     assert started.status_code == 202
-    run_id = started.json()["run_id"]
+    run_id = started.json()["id"]
     content.drive()
     run = api.get(f"/v1/agent/runs/{run_id}", headers=key[UserRole.reader]).json()
     assert run["status"] == "completed", run

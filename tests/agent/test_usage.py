@@ -37,7 +37,7 @@ def test_usage_is_reported_per_day_and_model_and_a_spent_budget_stops_model_call
     started = api.post("/v1/agent/runs", json={"question": "What is the answer?"}, headers=reader)
     assert started.status_code == 202
     content.drive()
-    first = api.get(f"/v1/agent/runs/{started.json()['run_id']}", headers=reader).json()
+    first = api.get(f"/v1/agent/runs/{started.json()['id']}", headers=reader).json()
     assert first["status"] == "completed" and first["answer"] == "Forty-two."
 
     assert api.get("/v1/usage", headers=reader).status_code == 403
@@ -68,7 +68,7 @@ def test_usage_is_reported_per_day_and_model_and_a_spent_budget_stops_model_call
     calls_before = len(ScriptedProvider.requests)
     stopped = api.post("/v1/agent/runs", json={"question": "And again?"}, headers=reader)
     content.drive()
-    second = api.get(f"/v1/agent/runs/{stopped.json()['run_id']}", headers=reader).json()
+    second = api.get(f"/v1/agent/runs/{stopped.json()['id']}", headers=reader).json()
     assert len(ScriptedProvider.requests) == calls_before  # no model was called
     assert second["answer"] is None and "daily model budget" in str(second)
     assert api.get("/v1/usage", headers=admin).json()["days"][0]["calls"] == 1
@@ -78,5 +78,5 @@ def test_usage_is_reported_per_day_and_model_and_a_spent_budget_stops_model_call
     again = api.post("/v1/agent/runs", json={"question": "Once more?"}, headers=reader)
     content.drive()
     assert (
-        api.get(f"/v1/agent/runs/{again.json()['run_id']}", headers=reader).json()["answer"] == "Forty-two."
+        api.get(f"/v1/agent/runs/{again.json()['id']}", headers=reader).json()["answer"] == "Forty-two."
     )

@@ -117,7 +117,7 @@ def make_agent_run(client: httpx.Client | TestClient, harness: Harness) -> Agent
     harness.drive()
     started = client.post("/v1/agent/runs", json={"question": QUESTION}, headers=auth(keys[UserRole.reader]))
     assert started.status_code == 202, started.text
-    run_id = uuid.UUID(started.json()["run_id"])
+    run_id = uuid.UUID(started.json()["id"])
     harness.drive()
     assert harness.run(run_id).status == "throttled"
     harness.drive(until=THROTTLE_SECONDS + 1.5)

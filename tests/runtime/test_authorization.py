@@ -69,7 +69,7 @@ def test_a_persons_run_is_theirs_alone(harness: Harness, api: TestClient) -> Non
     who = people(harness)
     started = api.post("/v1/agent/runs", json={"question": "What is my salary?"}, headers=who["ann"].headers)
     assert started.status_code == 202
-    run_id = started.json()["run_id"]
+    run_id = started.json()["id"]
 
     def listed(person: str) -> set[str]:
         return {r["id"] for r in api.get("/v1/runs", headers=who[person].headers).json()["data"]}

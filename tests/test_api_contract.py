@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,6 +161,16 @@ def test_a_delete_answers_204_or_202_with_a_status_link(document: dict[str, Any]
         else:
             wrong.append(f"{path}: answers {sorted(successes)}")
     assert wrong == []
+
+
+def test_docs_api_lists_every_operation(document: dict[str, Any]) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
+    missing = [
+        f"{method} {path} ({operation['operationId']})"
+        for method, path, operation in operations(document)
+        if f"| `{path}` | `{operation['operationId']}` |" not in text
+    ]
+    assert missing == [], "add them to the table of docs/api.md"
 
 
 # Behaviour.

@@ -97,7 +97,7 @@ class AskAnswer(AgentRunPublic):
     response_model=AskAnswer,
     responses={202: {"model": AskAnswer, "description": "Not finished in time: the run keeps going"}},
 )
-async def ask(
+async def ask_agent(
     body: AskRequest,
     caller: ReaderDep,
     database: DatabaseDep,
@@ -186,7 +186,7 @@ def get_usage(
 
 
 @usage_router.put("/budget")
-def put_budget(
+def set_tenant_budget(
     body: TenantBudget, caller: AdminDep, session: TenantSessionDep, agent: AgentDep
 ) -> TenantBudgetStatus:
     """Set the tenant's daily model budget (null: the installation's default) for the next model call."""

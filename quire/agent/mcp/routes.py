@@ -61,6 +61,7 @@ def list_mcp_servers(
 
 @router.get("/{name}")
 def get_mcp_server(name: str, caller: AdminDep, session: TenantSessionDep) -> McpServerPublic:
+    """An MCP server of the tenant's, with its tools' count and its last sync."""
     return McpServerPublic.of(service.get_server(session, name=name))
 
 

@@ -219,7 +219,9 @@ def walk(client: TestClient, path: str, headers: dict[str, str], between: Any = 
     ids: list[str] = []
     cursor = None
     while True:
-        page = client.get(path, params={"limit": 2, **({"cursor": cursor} if cursor else {})}, headers=headers)
+        page = client.get(
+            path, params={"limit": 2, **({"cursor": cursor} if cursor else {})}, headers=headers
+        )
         assert page.status_code == 200, page.text
         body = page.json()
         assert set(body) >= {"data", "count", "next_cursor"}
@@ -236,10 +238,17 @@ def test_paging_gives_every_key_once_while_keys_are_added(
 ) -> None:
     for n in range(6):
         make_key(database, tenants["acme"], Role.reader, name=f"reader-{n}")
-    before = {row["id"] for row in client.get("/v1/keys", params={"limit": 500}, headers=admin).json()["data"]}
+    before = {
+        row["id"] for row in client.get("/v1/keys", params={"limit": 500}, headers=admin).json()["data"]
+    }
     added = iter(range(100))
 
-    ids = walk(client, "/v1/keys", admin, lambda: make_key(database, tenants["acme"], Role.reader, f"new-{next(added)}"))
+    ids = walk(
+        client,
+        "/v1/keys",
+        admin,
+        lambda: make_key(database, tenants["acme"], Role.reader, f"new-{next(added)}"),
+    )
 
     assert len(ids) == len(set(ids))
     assert before <= set(ids)
@@ -248,7 +257,9 @@ def test_paging_gives_every_key_once_while_keys_are_added(
 def test_paging_gives_every_document_once_while_documents_are_uploaded(
     api: TestClient, content: Harness
 ) -> None:
-    key = auth(make_key(content.database, TenantFixture(id=content.tenant_id, name="pages"), Role.contributor))
+    key = auth(
+        make_key(content.database, TenantFixture(id=content.tenant_id, name="pages"), Role.contributor)
+    )
 
     def upload(name: str) -> None:
         files = {"file": (f"{name}.md", f"# {name}\n\nSome text about {name}.".encode(), "text/markdown")}
@@ -270,7 +281,13 @@ def test_deletes_answer_204_when_done_and_202_with_a_status_link_when_not(
     tenant = TenantFixture(id=content.tenant_id, name="deletes")
     contributor = auth(make_key(content.database, tenant, Role.contributor))
     reviewer = auth(make_key(content.database, tenant, Role.reviewer))
-    files = {"file": ("policy.md", b"# Policy\n\nEmployees must book flights through the portal.\n", "text/markdown")}
+    files = {
+        "file": (
+            "policy.md",
+            b"# Policy\n\nEmployees must book flights through the portal.\n",
+            "text/markdown",
+        )
+    }
     created = api.post("/v1/documents", files=files, headers=contributor).json()
     content.drive()
 

@@ -90,7 +90,9 @@ class Keyset:
     @property
     def types(self) -> tuple[type, ...]:
         # A decorated type (SQLModel's AutoString) names its Python type through the one it wraps.
-        return tuple(getattr(column.type, "impl_instance", column.type).python_type for column in self.columns)
+        return tuple(
+            getattr(column.type, "impl_instance", column.type).python_type for column in self.columns
+        )
 
     def order_by(self) -> list[Any]:
         return [column.desc() if self.descending else column.asc() for column in self.columns]
@@ -135,7 +137,7 @@ def page_of(
     """A page of rows already in memory and in ascending order of `key` (a list a service must
     read whole anyway, such as the audit chain it verifies)."""
     start = decode_cursor(cursor, types) if cursor else None
-    after = [row for row in rows if start is None or key(row) > start]  # type: ignore[operator]
+    after = [row for row in rows if start is None or key(row) > start]
     page = after[:limit]
     more = len(after) > limit
     return Page(

@@ -77,6 +77,4 @@ def test_usage_is_reported_per_day_and_model_and_a_spent_budget_stops_model_call
     assert api.put("/v1/usage/budget", json={"daily_usd": None}, headers=admin).json()["stopped"] is None
     again = api.post("/v1/agent/runs", json={"question": "Once more?"}, headers=reader)
     content.drive()
-    assert (
-        api.get(f"/v1/agent/runs/{again.json()['id']}", headers=reader).json()["answer"] == "Forty-two."
-    )
+    assert api.get(f"/v1/agent/runs/{again.json()['id']}", headers=reader).json()["answer"] == "Forty-two."

@@ -368,7 +368,9 @@ def test_the_audit_chain_verifies_replays_and_detects_tampering(api: TestClient,
     assert report["verified"] is True and report["count"] == 3 * len(proposals) + 2
     first = api.get("/v1/memories/audit", params={"limit": 2}, headers=key[Role.reviewer]).json()
     rest = api.get(
-        "/v1/memories/audit", params={"cursor": first["next_cursor"], "limit": 500}, headers=key[Role.reviewer]
+        "/v1/memories/audit",
+        params={"cursor": first["next_cursor"], "limit": 500},
+        headers=key[Role.reviewer],
     ).json()
     seqs = [e["seq"] for e in first["data"] + rest["data"]]
     assert seqs == sorted(set(seqs)) and len(seqs) == report["count"] and rest["next_cursor"] is None

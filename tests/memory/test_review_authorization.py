@@ -39,7 +39,10 @@ def review(api: TestClient, who: Person, item_id: str, **decision: Any) -> Any:
 
 
 def audit_types(api: TestClient, who: Person) -> list[str]:
-    return [e["type"] for e in api.get("/v1/memories/audit", params={"limit": 500}, headers=who.headers).json()["data"]]
+    return [
+        e["type"]
+        for e in api.get("/v1/memories/audit", params={"limit": 500}, headers=who.headers).json()["data"]
+    ]
 
 
 def test_a_contributor_never_decides_through_the_runtimes_routes(api: TestClient, content: Harness) -> None:
@@ -85,7 +88,9 @@ def test_an_approved_memory_is_withdrawn_by_a_reviewer_only(api: TestClient, con
     assert item(api, who["rita"], portal["id"])["latest"]["state"] == "approved"
     approved = [
         e
-        for e in api.get("/v1/memories/audit", params={"limit": 500}, headers=who["rita"].headers).json()["data"]
+        for e in api.get("/v1/memories/audit", params={"limit": 500}, headers=who["rita"].headers).json()[
+            "data"
+        ]
         if e["type"] == "memory.approved"
     ]
     assert [e["actor"] for e in approved] == [str(who["rita"].id)]

@@ -165,7 +165,7 @@ def asker(shared: Shared, seed: int) -> None:
                 )
                 if response is not None and response.status_code == 202:
                     with shared.lock:
-                        shared.agent_runs.add(response.json()["run_id"])
+                        shared.agent_runs.add(response.json()["id"])
                     break
                 time.sleep(0.5)
             shared.stop.wait(rng.uniform(1.0, 2.5))

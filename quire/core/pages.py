@@ -69,7 +69,7 @@ def _read(part: object, kind: type) -> datetime | uuid.UUID | int | str:
     if kind is datetime and isinstance(part, str):
         moment = datetime.fromisoformat(part)
         if moment.tzinfo is None:
-            raise ValueError("a cursor's time has a zone")
+            raise ValueError("a cursor's time carries its zone")
         return moment
     if kind is uuid.UUID and isinstance(part, str):
         return uuid.UUID(part)

@@ -19,6 +19,7 @@ from quire.core.tenancy import (
     create_principal,
     page_api_keys,
     page_principals,
+    principal_keys,
     revoke_api_key_by_id,
     tenant_settings,
     update_tenant_settings,
@@ -90,6 +91,7 @@ class KeyCreate(BaseModel):
 
 
 class KeyCreated(BaseModel):
+    id: uuid.UUID = Field(description="The key's id: DELETE /v1/keys/{id} revokes it.")
     principal_id: uuid.UUID
     role: Role
     key: str = Field(description="Shown once; Quire keeps only its hash.")
@@ -100,8 +102,9 @@ def create_key(body: KeyCreate, caller: AdminDep, session: TenantSessionDep) -> 
     """A new principal in the caller's tenant, with its API key."""
     principal = create_principal(session=session, name=body.name, role=body.role)
     key = create_api_key(session=session, principal=principal)
+    (made,) = principal_keys(session=session, principal_id=principal.id)  # a new principal: one key
     session.commit()
-    return KeyCreated(principal_id=principal.id, role=principal.role, key=key)
+    return KeyCreated(id=made.id, principal_id=principal.id, role=principal.role, key=key)
 
 
 class ApiKeysPublic(ListPage):

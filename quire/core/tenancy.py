@@ -96,6 +96,12 @@ def create_api_key(*, session: Session, principal: Principal) -> str:
     return key
 
 
+def principal_keys(*, session: Session, principal_id: uuid.UUID) -> list[ApiKey]:
+    """A principal's keys, oldest first."""
+    query = select(ApiKey).where(ApiKey.principal_id == principal_id).order_by(col(ApiKey.created_at))
+    return list(session.exec(query).all())
+
+
 def revoke_api_key(*, session: TenantSession, prefix: str) -> int:
     """Revoke the tenant's keys that start with `prefix`; return how many."""
     keys = session.exec(

@@ -101,3 +101,16 @@ def test_another_tenants_key_or_an_unknown_id_is_404_and_nothing_changes(
     )
     assert row["revoked_at"] is None
     assert client.delete("/v1/keys/not-a-uuid", headers=auth(acme_admin)).status_code == 422
+
+
+def test_a_key_made_through_the_api_is_revoked_by_the_id_it_came_with(
+    client: TestClient, database: Database, tenants: dict[str, TenantFixture]
+) -> None:
+    admin = make_key(database, tenants["acme"], Role.admin)
+    created = client.post("/v1/keys", json={"name": "ci", "role": "reader"}, headers=auth(admin))
+    assert created.status_code == 201
+    made = created.json()
+    assert client.get("/v1/me", headers=auth(made["key"])).json()["id"] == made["principal_id"]
+
+    assert client.delete(f"/v1/keys/{made['id']}", headers=auth(admin)).status_code == 204
+    assert client.get("/v1/me", headers=auth(made["key"])).status_code == 401

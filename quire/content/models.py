@@ -221,6 +221,46 @@ class VersionDetail(VersionPublic):
     elements: list[ElementPublic]
 
 
+class VersionElement(BaseModel):
+    """An element of a version, as a page of them lists it."""
+
+    id: uuid.UUID = Field(
+        description="The element's id; it survives into later versions while the element does."
+    )
+    position: int = Field(description="Its place in the version, from 0.")
+    type: str
+    text: str
+    html: str | None
+    page: int | None
+    section: list[str] = Field(description="The headings it sits under, outermost first.")
+    content_hash: str
+    metadata: dict[str, Any]
+
+
+class VersionElements(BaseModel):
+    data: list[VersionElement]
+    count: int = Field(description="The version's elements, on every page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class VersionChunk(BaseModel):
+    """A chunk of a version: a piece sized for retrieval, and the elements it covers."""
+
+    id: uuid.UUID
+    position: int = Field(description="Its place in the version, from 0.")
+    text: str
+    page: int | None = Field(description="The first page it covers.")
+    pages: list[int]
+    section: list[str] = Field(description="The headings it sits under, outermost first.")
+    element_ids: list[uuid.UUID] = Field(description="The elements it covers, in order.")
+
+
+class VersionChunks(BaseModel):
+    data: list[VersionChunk]
+    count: int = Field(description="The version's chunks, on every page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
 class UploadResult(BaseModel):
     document_id: uuid.UUID
     version_id: uuid.UUID

@@ -76,6 +76,9 @@ class Version(TenantScoped, table=True):
     sha256: str = Field(max_length=64, index=True)
     size_bytes: int
     filename: str = Field(max_length=1000)
+    # The title it gives its document: the one its upload named, else its first heading (set when
+    # it is parsed); None: neither, and the file name stands in (content/titles.py).
+    title: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     content_type: str = Field(max_length=200)
     blob_key: str = Field(max_length=64)
     status: VersionStatus = Field(default=VersionStatus.stored, sa_column=enum_column(VersionStatus))

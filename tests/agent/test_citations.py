@@ -279,7 +279,7 @@ def test_the_answer_event_cites_documents_and_memories_as_objects_under_one_numb
 
     # The document citation names a version and an element that hold the quoted passage.
     assert document["document_id"] == created["document_id"] and document["version"] == 1
-    assert document["title"] == "policy"  # TITLE
+    assert document["title"] == "Expenses policy"
     elements = api.get(
         f"/v1/documents/{document['document_id']}/versions/{document['version']}/elements", headers=admin
     ).json()["data"]

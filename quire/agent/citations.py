@@ -37,14 +37,18 @@ class SourceCitation(BaseModel):
         return f"content:{self.chunk_id or self.version_id}:{','.join(map(str, self.element_ids))}"
 
     def label(self) -> str:
-        return label(self.kind == "memory", self.title, self.version_number, self.section_path, self.pages)
+        return source_label(
+            self.kind == "memory", self.title, self.version_number, self.section_path, self.pages
+        )
 
 
 class NumberedCitation(SourceCitation):
     ref: int  # the [n] an answer uses
 
 
-def label(memory: bool, title: str, version: int | None, section: Sequence[str], pages: Sequence[int]) -> str:
+def source_label(
+    memory: bool, title: str, version: int | None, section: Sequence[str], pages: Sequence[int]
+) -> str:
     """How a source is named beside its number: to the model, and in a terminal."""
     if memory:
         return f"memory: {title}"
@@ -100,10 +104,11 @@ class AnswerCitation(BaseModel):
         return data
 
     def label(self) -> str:
-        return label(self.kind == "memory", self.title, self.version, self.section, self.pages)
+        return source_label(self.kind == "memory", self.title, self.version, self.section, self.pages)
 
 
 def answer_citation(source: NumberedCitation) -> AnswerCitation:
+    """A numbered source as an answer cites it."""
     return AnswerCitation(
         n=source.ref,
         kind="memory" if source.kind == "memory" else "document",

@@ -167,6 +167,11 @@ class VersionPublic(BaseModel):
     sha256: str
     size_bytes: int
     filename: str
+    title: str | None = Field(
+        default=None,
+        description="The title it gives its document: its upload's, else its first heading; "
+        "null before it is parsed, or when it has neither (the file name stands in).",
+    )
     content_type: str
     status: VersionStatus
     status_reason: str | None

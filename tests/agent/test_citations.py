@@ -258,14 +258,12 @@ def test_the_answer_event_cites_documents_and_memories_as_objects_under_one_numb
         )
 
     install(script)
-    run_id = content.start(
-        "agent.answer",
-        AgentState(
-            question="Laptops and flights?", role=UserRole.admin, tools=["search_content", "recall_memory"]
-        ),
-    )
-    content.drive()
     admin = key[UserRole.admin]
+    asking = {"question": "Laptops and flights?", "idempotency_key": "cited-objects"}
+    started = api.post("/v1/agent/runs", json=asking, headers=admin)
+    assert started.status_code == 202, started.text
+    run_id = uuid.UUID(started.json()["run_id"])
+    content.drive()
     run = api.get(f"/v1/agent/runs/{run_id}", headers=admin).json()
     assert run["status"] == "completed", run
 
@@ -299,6 +297,8 @@ def test_the_answer_event_cites_documents_and_memories_as_objects_under_one_numb
     # The run and its stored state carry the same objects; no tool result numbers its sources
     # differently from the answer.
     assert run["citations"] == event["citations"]
+    asked = api.post("/v1/agent/ask", json={**asking, "timeout_seconds": 0}, headers=admin)
+    assert asked.status_code == 200 and asked.json()["citations"] == event["citations"]
     state = AgentState.model_validate(content.run(run_id).state)
     assert [c.model_dump(mode="json") for c in state.citations] == event["citations"]
     recalled = next(s for s in run["steps"] if s["name"].endswith(":recall_memory"))

@@ -30,6 +30,7 @@ def test_a_document_is_titled_by_its_first_heading_and_keeps_its_file_name(
     content.drive()
     document = api.get(f"/v1/documents/{created['document_id']}", headers=key[Role.reader]).json()
     assert document["version_count"] == 2 and document["title"] == "Travel and expenses policy"
+    assert [v["title"] for v in document["versions"]] == ["Travel policy", "Travel and expenses policy"]
     hits = api.get("/v1/search", params={"q": "hotel in Oslo"}, headers=key[Role.reader]).json()["hits"]
     assert {h["citation"]["document_title"] for h in hits} == {"Travel and expenses policy"}
 

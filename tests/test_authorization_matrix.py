@@ -106,6 +106,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/v1/documents/{document_id}"): rule(C, TENANT, 204),
     ("GET", "/v1/documents/{document_id}/versions/{number}"): rule(R, TENANT),
     ("GET", "/v1/documents/{document_id}/versions/{number}/file"): rule(R, TENANT),
+    ("GET", "/v1/documents/{document_id}/versions/{number}/elements"): rule(R, TENANT),
+    ("GET", "/v1/documents/{document_id}/versions/{number}/chunks"): rule(R, TENANT),
     ("POST", "/v1/documents/{document_id}/versions/{number}/retry"): rule(C, TENANT, 202),
     ("GET", "/v1/documents/{document_id}/diff"): rule(R, TENANT),
     ("GET", "/v1/collections"): rule(R, CALLER),
@@ -477,6 +479,12 @@ def _calls() -> dict[tuple[str, str], Builder]:
         ),
         ("GET", "/v1/documents/{document_id}/versions/{number}/file"): lambda w, r, c: Call(
             "GET", f"/v1/documents/{doc(w, r, c)}/versions/1/file"
+        ),
+        ("GET", "/v1/documents/{document_id}/versions/{number}/elements"): lambda w, r, c: Call(
+            "GET", f"/v1/documents/{doc(w, r, c)}/versions/1/elements"
+        ),
+        ("GET", "/v1/documents/{document_id}/versions/{number}/chunks"): lambda w, r, c: Call(
+            "GET", f"/v1/documents/{doc(w, r, c)}/versions/1/chunks"
         ),
         ("POST", "/v1/documents/{document_id}/versions/{number}/retry"): lambda w, r, c: Call(
             "POST", f"/v1/documents/{w.fresh_failed_document(c)}/versions/1/retry"

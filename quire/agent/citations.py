@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class SourceCitation(BaseModel):
@@ -37,15 +37,97 @@ class SourceCitation(BaseModel):
         return f"content:{self.chunk_id or self.version_id}:{','.join(map(str, self.element_ids))}"
 
     def label(self) -> str:
-        if self.kind == "memory":
-            return f"memory: {self.title}"
-        where = " > ".join(self.section_path)
-        pages = f", p. {', '.join(map(str, self.pages))}" if self.pages else ""
-        return f"{self.title} (v{self.version_number}{', ' + where if where else ''}{pages})"
+        return source_label(
+            self.kind == "memory", self.title, self.version_number, self.section_path, self.pages
+        )
 
 
 class NumberedCitation(SourceCitation):
     ref: int  # the [n] an answer uses
+
+
+def source_label(
+    memory: bool, title: str, version: int | None, section: Sequence[str], pages: Sequence[int]
+) -> str:
+    """How a source is named beside its number: to the model, and in a terminal."""
+    if memory:
+        return f"memory: {title}"
+    where = " > ".join(section)
+    shown = f", p. {', '.join(map(str, pages))}" if pages else ""
+    return f"{title} (v{version}{', ' + where if where else ''}{shown})"
+
+
+def numbered_text(content: str, sources: Sequence[NumberedCitation]) -> str:
+    """A tool result as the model reads it: the tool's own words, then each source under its
+    number. Tools do not number their sources themselves: the run numbers them, one sequence per
+    answer, and this is the one place those numbers are written."""
+    return "\n\n".join([content, *(f"[{c.ref}] {c.label()}\n{c.quote}" for c in sources)])
+
+
+def number_locally(citations: Sequence[SourceCitation]) -> list[NumberedCitation]:
+    """Sources numbered from 1, for a tool called on its own (over MCP), outside any answer."""
+    return [NumberedCitation(ref=n, **c.model_dump()) for n, c in enumerate(citations, 1)]
+
+
+class AnswerCitation(BaseModel):
+    """A source an answer cites, under the number the answer uses for it: a passage of a
+    document version (down to its elements), or an approved memory version."""
+
+    n: int = Field(description="The [n] the answer's text uses; one sequence per answer.")
+    kind: Literal["document", "memory"]
+    title: str = Field(description="The document's title, or the memory's statement.")
+    quote: str = Field(description="The passage, or the memory's text, as the model read it.")
+    score: float | None = None
+    document_id: uuid.UUID | None = None
+    version: int | None = Field(default=None, description="The document version's number.")
+    version_id: uuid.UUID | None = None
+    element_id: uuid.UUID | None = Field(default=None, description="The first element the passage covers.")
+    element_ids: list[uuid.UUID] = Field(
+        default_factory=list, description="Every element it covers, in order."
+    )
+    chunk_id: uuid.UUID | None = None
+    page: int | None = Field(default=None, description="The first page of the passage.")
+    pages: list[int] = Field(default_factory=list)
+    section: list[str] = Field(default_factory=list, description="The headings over it, outermost first.")
+    memory_id: uuid.UUID | None = None
+    memory_version_id: uuid.UUID | None = None
+    evidence: list[dict[str, Any]] = Field(
+        default_factory=list, description="Where a memory comes from: document passages, runs."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_numbered(cls, data: Any) -> Any:
+        # Runs answered before citations were objects stored NumberedCitation's shape.
+        if isinstance(data, dict) and "ref" in data:
+            return answer_citation(NumberedCitation.model_validate(data)).model_dump()
+        return data
+
+    def label(self) -> str:
+        return source_label(self.kind == "memory", self.title, self.version, self.section, self.pages)
+
+
+def answer_citation(source: NumberedCitation) -> AnswerCitation:
+    """A numbered source as an answer cites it."""
+    return AnswerCitation(
+        n=source.ref,
+        kind="memory" if source.kind == "memory" else "document",
+        title=source.title,
+        quote=source.quote,
+        score=source.score,
+        document_id=source.document_id,
+        version=source.version_number,
+        version_id=source.version_id,
+        element_id=source.element_ids[0] if source.element_ids else None,
+        element_ids=source.element_ids,
+        chunk_id=source.chunk_id,
+        page=min(source.pages) if source.pages else None,
+        pages=source.pages,
+        section=source.section_path,
+        memory_id=source.memory_item_id,
+        memory_version_id=source.memory_version_id,
+        evidence=source.evidence,
+    )
 
 
 # One [n] or a list [n, m]: the numbers the system prompt asks the model to cite sources by.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NoReturn
 
-from quire.agent.citations import NumberedCitation, check_citations
+from quire.agent.citations import NumberedCitation, answer_citation, check_citations
 from quire.agent.config import ModelTarget
 from quire.agent.context import fit
 from quire.agent.environment import agent_of
@@ -328,18 +328,19 @@ def answer(ctx: RunContext, state: AgentState) -> AgentState:
                 INVALID_TOOL_CALLS,
                 f"the model made {invalid} invalid tool calls; giving up",
             )
-        state.citations = list(sources)
+        state.citations = [answer_citation(source) for source in sources]
         ctx.publish(state)
     else:
         fail(ctx, state, sources, NO_ANSWER, f"no answer after {MAX_TURNS} turns")
     checked = check_citations(state.answer, sources)
-    state.citations, state.unresolved_citations = checked.citations, checked.unresolved
+    state.citations = [answer_citation(source) for source in checked.citations]
+    state.unresolved_citations = checked.unresolved
     state.uncited = checked.uncited
     ctx.emit(
         AgentEventType.answer,
         {
             "text": state.answer,
-            "citations": [c.ref for c in state.citations],
+            "citations": [c.model_dump(mode="json") for c in state.citations],
             "unresolved_citations": state.unresolved_citations,
             "uncited": state.uncited,
         },
@@ -352,6 +353,6 @@ def fail(
 ) -> NoReturn:
     """End the run `failed` with `code`, keeping what it spent and found in its state."""
     state.stop_reason = reason
-    state.citations = list(sources)
+    state.citations = [answer_citation(source) for source in sources]
     ctx.emit(AgentEventType.answer_missing, {"reason": reason, "code": code})
     raise RunFailed(code, reason, state=state)

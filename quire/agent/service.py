@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from quire.agent.citations import NumberedCitation
+from quire.agent.citations import AnswerCitation
 from quire.agent.costs import Budget
 from quire.agent.environment import AgentEnvironment
 from quire.agent.errors import UnknownRoute
@@ -88,7 +88,7 @@ class AgentRunPublic(BaseModel):
     status: str
     question: str
     answer: str | None
-    citations: list[NumberedCitation]
+    citations: list[AnswerCitation] = Field(description="The sources the answer cites, by their [n].")
     unresolved_citations: list[int] = Field(
         description="Numbers the answer cites that name none of the sources it was given."
     )

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from quire.agent.citations import NumberedCitation
+from quire.agent.citations import AnswerCitation
 from quire.agent.costs import Budget, Spend
 from quire.core.models import Role
 
@@ -43,7 +43,7 @@ class AgentState(BaseModel):
     )
     # What the run produced.
     answer: str | None = None
-    citations: list[NumberedCitation] = Field(default_factory=list)
+    citations: list[AnswerCitation] = Field(default_factory=list)
     unresolved_citations: list[int] = Field(
         default_factory=list, description="Numbers the answer cites that name no source it was given."
     )

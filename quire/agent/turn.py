@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from quire.agent.citations import NumberedCitation, SourceCitation
+from quire.agent.citations import NumberedCitation, SourceCitation, numbered_text
 from quire.agent.context import truncate_result
 from quire.agent.environment import agent_of
 from quire.agent.events import AgentEventType
@@ -34,11 +34,13 @@ def execute_tool(
     tool: Tool,
     arguments: dict[str, Any],
     timeout: float | None = None,
+    sources: list[NumberedCitation] | None = None,
 ) -> dict[str, Any]:
     """One tool call, as a step: its output, the call it answers, and the step's seq (the handle
     `r<seq>` read_result reads it by). The tool comes from the turn's toolbox: built in, or
     imported from an MCP server through the catalog. After `timeout` seconds the attempt is
-    abandoned (ToolTimedOut, retried by the tool's policy)."""
+    abandoned (ToolTimedOut, retried by the tool's policy). `sources` are the run's numbered
+    sources of earlier turns."""
     tool_context = ToolContext(
         run=ctx,
         role=state.role,
@@ -46,6 +48,7 @@ def execute_tool(
         agent=state.agent,
         collections=state.collections,
         timeout=timeout,
+        sources=list(sources or ()),
     )
     try:
         if timeout is None:
@@ -95,12 +98,21 @@ class Turn:
                 continue
             queued.append((call, tool))
         retries = agent_of(self.ctx.services).retries
+        numbered = list(self.sources)
         outcomes = self.ctx.parallel(
             [
                 (
                     f"tool:{turn}:{index}:{tool.name}",
                     execute_tool,
-                    (self.ctx, self.state, call.id, tool, call.arguments, retries.timeout_for(tool)),
+                    (
+                        self.ctx,
+                        self.state,
+                        call.id,
+                        tool,
+                        call.arguments,
+                        retries.timeout_for(tool),
+                        numbered,
+                    ),
                 )
                 for index, (call, tool) in enumerate(queued)
             ],
@@ -166,11 +178,7 @@ class Turn:
             return Message.tool_result(call, f"The tool failed: {outcome.error}", is_error=True)
         output = ToolOutput.model_validate({k: v for k, v in outcome.items() if k not in ("call_id", "seq")})
         numbered = [self._number(c) for c in output.citations]
-        content = output.content
-        if numbered:
-            content = "\n\n".join(
-                [f"{len(numbered)} sources:", *(f"[{c.ref}] {c.label()}\n{c.quote}" for c in numbered)]
-            )
+        content = numbered_text(output.content, numbered)
         # Results recorded before the seq was kept have no handle read_result knows.
         handle = f"r{outcome['seq']}" if outcome.get("seq") is not None else call.id
         message = Message.tool_result(call, truncate_result(content, handle=handle), is_error=output.is_error)

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from quire.content.chunking import search_text
 from quire.content.models import Chunk, Document, Version, VersionStatus
+from quire.content.titles import title_of
 from quire.core.embeddings import Embedder
 from quire.core.models import utcnow
 from quire.core.search.dense import vector_literal
@@ -128,6 +129,7 @@ def publish_version(session: Session, *, version_id: uuid.UUID, model: str) -> b
             return False
     _withdraw_live_chunks(session, document.id)
     document.latest_version_id = version.id
+    document.title = title_of(version)  # what its chunks were embedded with
     document.updated_at = utcnow()
     session.add(document)
     live = document.deleted_at is None

@@ -26,6 +26,7 @@ from quire.content.environment import ContentEnvironment, content_of
 from quire.content.indexing import embed_chunks, publish_version, text_hash
 from quire.content.models import Chunk, Document, Element, Version, VersionStatus
 from quire.content.parsing.results import ParsedDocument
+from quire.content.titles import first_heading, title_of
 from quire.core.embeddings import Embedder
 from quire.core.memory import release_memory
 from quire.runtime.context import RunContext
@@ -259,6 +260,8 @@ def write_elements(session: Session, version: Version, elements: Sequence[Parsed
     )
     version.status = VersionStatus.parsed
     version.element_count = len(elements)
+    if version.title is None:  # a title its upload named stands
+        version.title = first_heading((element.type, element.text) for element in elements)
     session.add(version)
 
 
@@ -298,7 +301,7 @@ def _chunk_row(version: Version, document: Document, chunk: ChunkOut) -> dict[st
         "element_ids": chunk.element_ids,
         "pages": chunk.pages,
         "section_path": chunk.section_path,
-        "text_hash": text_hash(search_text(document.title, chunk.section_path, chunk.text)),
+        "text_hash": text_hash(search_text(title_of(version), chunk.section_path, chunk.text)),
     }
 
 
@@ -312,8 +315,6 @@ def embed_version_batch(
     """Vectors for one batch of a version's chunks, from the cache where it has them."""
     version = session.get(Version, version_id)
     assert version is not None
-    document = session.get(Document, version.document_id)
-    assert document is not None
     chunks = session.exec(
         select(Chunk)
         .where(Chunk.version_id == version_id)
@@ -323,7 +324,7 @@ def embed_version_batch(
     counts = embed_chunks(
         session,
         tenant_id=version.tenant_id,
-        chunks=[(c.id, c.text_hash, search_text(document.title, c.section_path, c.text)) for c in chunks],
+        chunks=[(c.id, c.text_hash, search_text(title_of(version), c.section_path, c.text)) for c in chunks],
         embedder=embedder,
     )
     return {"embedded": counts.embedded, "reused": counts.reused}

@@ -77,6 +77,9 @@ class Version(TenantScoped, table=True):
     sha256: str = Field(max_length=64, index=True)
     size_bytes: int
     filename: str = Field(max_length=1000)
+    # The title it gives its document: the one its upload named, else its first heading (set when
+    # it is parsed); None: neither, and the file name stands in (content/titles.py).
+    title: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     content_type: str = Field(max_length=200)
     blob_key: str = Field(max_length=64)
     status: VersionStatus = Field(default=VersionStatus.stored, sa_column=enum_column(VersionStatus))
@@ -165,6 +168,11 @@ class DocumentVersionPublic(BaseModel):
     sha256: str
     size_bytes: int
     filename: str
+    title: str | None = Field(
+        default=None,
+        description="The title it gives its document: its upload's, else its first heading; "
+        "null before it is parsed, or when it has neither (the file name stands in).",
+    )
     content_type: str
     status: VersionStatus
     status_reason: str | None
@@ -228,6 +236,46 @@ class ElementPublic(BaseModel):
 class VersionDetail(DocumentVersionPublic):
     document_id: uuid.UUID
     elements: list[ElementPublic]
+
+
+class VersionElement(BaseModel):
+    """An element of a version, as a page of them lists it."""
+
+    id: uuid.UUID = Field(
+        description="The element's id; it survives into later versions while the element does."
+    )
+    position: int = Field(description="Its place in the version, from 0.")
+    type: str
+    text: str
+    html: str | None
+    page: int | None
+    section: list[str] = Field(description="The headings it sits under, outermost first.")
+    content_hash: str
+    metadata: dict[str, Any]
+
+
+class VersionElements(BaseModel):
+    data: list[VersionElement]
+    count: int = Field(description="The version's elements, on every page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class VersionChunk(BaseModel):
+    """A chunk of a version: a piece sized for retrieval, and the elements it covers."""
+
+    id: uuid.UUID
+    position: int = Field(description="Its place in the version, from 0.")
+    text: str
+    page: int | None = Field(description="The first page it covers.")
+    pages: list[int]
+    section: list[str] = Field(description="The headings it sits under, outermost first.")
+    element_ids: list[uuid.UUID] = Field(description="The elements it covers, in order.")
+
+
+class VersionChunks(BaseModel):
+    data: list[VersionChunk]
+    count: int = Field(description="The version's chunks, on every page.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
 class UploadResult(BaseModel):

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from quire.content import service
+from quire.content import pages, service
 from quire.content.environment import ContentDep
 from quire.content.errors import InvalidUpload, UploadTooLarge
 from quire.content.models import (
@@ -20,8 +20,10 @@ from quire.content.models import (
     DocumentVersionPublic,
     SearchResults,
     UploadResult,
+    VersionChunks,
     VersionDetail,
     VersionDiff,
+    VersionElements,
 )
 from quire.content.search import Scope, search
 from quire.core.deps import ContributorDep, ReaderDep, TenantSessionDep
@@ -146,6 +148,38 @@ def get_document_version(
 ) -> VersionDetail:
     """A version's elements, in order, with types, pages, section paths and table HTML."""
     return service.describe_version(session, document_id=document_id, number=number)
+
+
+@router.get(
+    "/documents/{document_id}/versions/{number}/elements",
+    responses={404: {"description": "The document, or its version, does not exist"}},
+)
+def list_version_elements(
+    document_id: uuid.UUID,
+    number: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+    caller: ReaderDep,
+    session: TenantSessionDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Items per page.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> VersionElements:
+    """A version's elements in order, a page at a time: types, pages, sections, text, table HTML."""
+    return pages.element_page(session, document_id=document_id, number=number, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/documents/{document_id}/versions/{number}/chunks",
+    responses={404: {"description": "The document, or its version, does not exist"}},
+)
+def list_version_chunks(
+    document_id: uuid.UUID,
+    number: Annotated[int, Path(ge=1, le=MAX_VERSION)],
+    caller: ReaderDep,
+    session: TenantSessionDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Items per page.")] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> VersionChunks:
+    """A version's chunks in order, a page at a time, each with the elements it covers."""
+    return pages.chunk_page(session, document_id=document_id, number=number, limit=limit, cursor=cursor)
 
 
 @router.post(

@@ -148,6 +148,7 @@ def upload(
         sha256=sha256,
         size_bytes=len(request.data),
         filename=filename,
+        title=request.title[:1000] if request.title else None,
         content_type=detect_content_type(request.data, filename, request.declared_type),
         blob_key=key,
         created_by=created_by,

@@ -75,8 +75,8 @@ def test_the_offline_provider_answers_with_a_correct_citation(
     assert run["answer"].startswith("Extractive answer")
     assert '"Every employee gets 27 days of paid holiday a year, plus public holidays." [' in run["answer"]
     cited = run["citations"][0]
-    assert cited["document_id"] == document["document_id"] and cited["section_path"][-1] == "Holidays"
-    assert f"[{cited['ref']}]" in run["answer"]
+    assert cited["document_id"] == document["document_id"] and cited["section"][-1] == "Holidays"
+    assert f"[{cited['n']}]" in run["answer"]
     names = [s["name"] for s in run["steps"]]
     assert (
         names[:2] == ["sync-tools", "start"]

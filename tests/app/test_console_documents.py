@@ -292,3 +292,12 @@ def test_evidence_links_to_the_exact_version_and_element(console: TestClient, co
     version = console.get(target.split("#")[0]).text
     marked = re.search(rf'<li id="e-{element}" class="element [^"]*is-marked">(.*?)</li>', version, re.S)
     assert marked and "<mark>Employees must book flights through the travel portal.</mark>" in marked.group(1)
+
+
+def test_a_document_is_listed_by_its_first_heading(console: TestClient, content: Harness) -> None:
+    key = keys_for(content)
+    leave = upload(console, key[Role.contributor], "leave-v1.md", LEAVE_V1.encode())
+    content.drive()
+    assert log_in(console, key[Role.reader], next="/console/documents").status_code == 303
+    row = row_of(console.get("/console/documents").text, leave["document_id"])
+    assert "Leave policy" in row

@@ -163,7 +163,7 @@ def test_an_edit_of_one_paragraph_changes_one_element_and_reembeds_only_its_chun
         )
     ]
     changed_chunks = set(chunks_v2) - set(chunks_v1)
-    chunk_embeddings = [t for t in counting.texts if t.startswith("travel\n")]  # not memory proposals
+    chunk_embeddings = [t for t in counting.texts if t.startswith("Travel policy\n")]  # not memory proposals
     assert len(changed_chunks) == 1 and len(chunk_embeddings) == 1  # only that chunk was embedded
     assert "eight hours" in chunk_embeddings[0]
 

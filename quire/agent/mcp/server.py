@@ -23,6 +23,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, Field, ValidationError
 
+from quire.agent.citations import number_locally, numbered_text
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_message
 from quire.agent.tools.builtin import (
     ProposeArgs,
@@ -182,7 +183,11 @@ def result_of(output: ToolOutput) -> types.CallToolResult:
         "data": output.data,
     }
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=output.content)],
+        content=[
+            types.TextContent(
+                type="text", text=numbered_text(output.content, number_locally(output.citations))
+            )
+        ],
         structured_content=structured,
         is_error=output.is_error,
     )

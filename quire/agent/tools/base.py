@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, Field, ValidationError
 
-from quire.agent.citations import SourceCitation
+from quire.agent.citations import NumberedCitation, SourceCitation
 from quire.agent.messages import ToolSpec
 from quire.core.models import Role
 from quire.runtime.retry import RetryPolicy
@@ -47,6 +47,8 @@ class ToolContext:
     collections: list[str] = field(default_factory=list)
     # Seconds the call may take: a tool that waits on another service gives it this limit.
     timeout: float | None = None
+    # The run's sources numbered so far (by earlier turns): read_result shows them by these numbers.
+    sources: list[NumberedCitation] = field(default_factory=list)
 
     @property
     def session(self) -> Any:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from quire.agent.citations import SourceCitation
+from quire.agent.citations import SourceCitation, numbered_text
 from quire.agent.context import RESULT_LIMIT_CHARS
 from quire.agent.tools.base import ToolContext, ToolOutput, tool
 from quire.content import service as content_service
@@ -36,7 +37,7 @@ class SearchArgs(BaseModel):
 )
 def search_content(ctx: ToolContext, args: SearchArgs) -> ToolOutput:
     """Hybrid (keyword and meaning) search over the latest version of every document. Each hit
-    is numbered and carries its document, version, section and pages; quote them to cite."""
+    is numbered and carries its document, version, section and pages; cite it by its number."""
     environment = content_of(ctx.services)
     results = content_search(
         ctx.session,
@@ -65,10 +66,8 @@ def search_content(ctx: ToolContext, args: SearchArgs) -> ToolOutput:
     ]
     if not citations:
         return ToolOutput(content=f"No passage matches {args.query!r}.")
-    lines = [f"{len(citations)} passages for {args.query!r}:"]
-    for number, citation in enumerate(citations, 1):
-        lines.append(f"[{number}] {citation.label()}\n{citation.quote}")
-    return ToolOutput(content="\n\n".join(lines), citations=citations)
+    # The passages follow under the numbers the run gives them (citations.numbered_text).
+    return ToolOutput(content=f"{len(citations)} passages for {args.query!r}:", citations=citations)
 
 
 class SectionArgs(BaseModel):
@@ -105,7 +104,7 @@ def read_section(ctx: ToolContext, args: SectionArgs) -> ToolOutput:
         pages=sorted({e.page for e in section if e.page is not None}),
         section_path=list(path),
     )
-    return ToolOutput(content=f"{citation.label()}\n\n{body}", citations=[citation])
+    return ToolOutput(content="The whole section:", citations=[citation])
 
 
 class CompareArgs(BaseModel):
@@ -164,9 +163,7 @@ def recall_memory(ctx: ToolContext, args: RecallArgs) -> ToolOutput:
         )
         for hit in results.hits
     ]
-    lines = [f"{len(citations)} approved memories:"]
-    lines += [f"[{n}] {c.quote}" for n, c in enumerate(citations, 1)]
-    return ToolOutput(content="\n".join(lines), citations=citations)
+    return ToolOutput(content=f"{len(citations)} approved memories:", citations=citations)
 
 
 class ProposeArgs(BaseModel):
@@ -264,13 +261,24 @@ def read_result(ctx: ToolContext, args: ReadResultArgs) -> ToolOutput:
     result = step_result(ctx.session, run_id=ctx.run.run_id, seq=int(args.handle[1:]))
     if not isinstance(result, dict) or "content" not in result:
         return ToolOutput(content=f"No result with handle {args.handle}.", is_error=True)
-    full = str(result["content"])
+    full = as_numbered(ctx, result)
     piece = full[args.offset : args.offset + min(args.length, READ_WINDOW)]
     rest = len(full) - args.offset - len(piece)
     note = (
         f"\n[{rest} more characters: read_result(handle='{args.handle}', offset={args.offset + len(piece)})]"
     )
     return ToolOutput(content=piece + (note if rest > 0 else "\n[end of result]"))
+
+
+def as_numbered(ctx: ToolContext, result: dict[str, Any]) -> str:
+    """A recorded result's text as the conversation showed it: with its sources under the run's
+    numbers (the step recorded them unnumbered), so that the offsets of a cut note hold."""
+    output = ToolOutput.model_validate({k: v for k, v in result.items() if k in ToolOutput.model_fields})
+    by_key = {source.key: source for source in ctx.sources}
+    numbered = [by_key[c.key] for c in output.citations if c.key in by_key]
+    if len(numbered) < len(output.citations):
+        return output.content  # not a result of an earlier turn of this run
+    return numbered_text(output.content, numbered)
 
 
 # The built-in tools, in the order the catalog lists them.

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from quire.agent.citations import NumberedCitation, numbered_text
 from quire.agent.routing import ModelCall
 from quire.app.console.charts import dollars
 from quire.app.console.entries import (
@@ -195,7 +196,7 @@ class StepEntries:
         )
         content = result.get("content")
         if isinstance(content, str):
-            entry.output = Clip.of(content)
+            entry.output = Clip.of(as_the_model_read_it(content, result.get("citations"), sources))
 
     def _on_tool_call(self, event: RunEvent, data: dict[str, Any]) -> None:
         call_id = str(data.get("id", ""))
@@ -311,3 +312,12 @@ class StepEntries:
             link=(f"/console/runs/{child}", "open the child run") if child else None,
             seq=step.seq,
         )
+
+
+def as_the_model_read_it(content: str, citations: Any, numbers: list[int]) -> str:
+    """A tool result with its sources under the run's numbers (the tool.result event names them,
+    in the result's order): the step recorded them unnumbered."""
+    if not isinstance(citations, list) or len(citations) != len(numbers) or not citations:
+        return content
+    numbered = [NumberedCitation(ref=n, **c) for n, c in zip(numbers, citations, strict=True)]
+    return numbered_text(content, numbered)

@@ -306,7 +306,8 @@ class Timeline(StepEntries):
         self._add(event, "run", "Cancellation requested", tone="warn", text=str(reason or ""))
 
     def _on_answer(self, event: RunEvent, data: dict[str, Any]) -> None:
-        refs = data.get("citations") or []
+        # Citations are objects with their number; runs answered before then hold the numbers.
+        refs = [c["n"] if isinstance(c, dict) else c for c in data.get("citations") or []]
         facts = [("cites", " ".join(f"[{n}]" for n in refs))] if refs else []
         self._add(event, "answer", "Answered", tone="ok", facts=facts)
 

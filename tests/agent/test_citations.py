@@ -262,7 +262,7 @@ def test_the_answer_event_cites_documents_and_memories_as_objects_under_one_numb
     asking = {"question": "Laptops and flights?", "idempotency_key": "cited-objects"}
     started = api.post("/v1/agent/runs", json=asking, headers=admin)
     assert started.status_code == 202, started.text
-    run_id = uuid.UUID(started.json()["run_id"])
+    run_id = uuid.UUID(started.json()["id"])
     content.drive()
     run = api.get(f"/v1/agent/runs/{run_id}", headers=admin).json()
     assert run["status"] == "completed", run

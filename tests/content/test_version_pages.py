@@ -46,7 +46,7 @@ def test_the_elements_of_a_version_come_a_page_at_a_time_in_order(api: TestClien
 
     elements, pages = walk(api, f"/v1/documents/{document_id}/versions/1/elements", key[Role.reader], 2)
     assert pages == -(-len(embedded) // 2) and len(embedded) > 4
-    assert [e["id"] for e in elements] == [e["element_id"] for e in embedded]
+    assert [e["id"] for e in elements] == [e["id"] for e in embedded]
     assert [e["position"] for e in elements] == sorted(e["position"] for e in elements)
     assert all("element_id" not in e for e in elements)
     flights = next(e for e in elements if "Economy class" in e["text"])

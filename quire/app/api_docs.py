@@ -15,6 +15,18 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
 
+from quire.agent.mcp.server import SERVED
+
+# The OpenAPI document's description: what the operations below do not show.
+API_DESCRIPTION = f"""\
+Every request carries an API key as `Authorization: Bearer <key>` (`quire keys create`).
+
+**MCP**: the same API serves the Model Context Protocol at `/mcp` (streamable HTTP, with the same
+`Authorization: Bearer <key>` header): the tools {", ".join(f"`{name}`" for name in SERVED)},
+run as the key's principal. `quire mcp` serves them over stdio. The endpoint is not an operation
+of this document; `docs/mcp.md` in Quire's repository has copy-paste configuration for Claude
+Desktop, Cursor and plain HTTP clients.
+"""
 DOCS_PATH = "/docs"
 REDOC_PATH = "/redoc"
 ASSETS_PATH = "/docs/assets"

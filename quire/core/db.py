@@ -220,7 +220,8 @@ class Database:
     ) -> None:
         """`context_key` signs transaction contexts; None reads it from the database, which only
         the tables' owner may (tests, single-role set-ups): the API and workers are given it."""
-        self.url = sqlalchemy_url(url)
+        sqlalchemy_url(url)  # refuses what is not a PostgreSQL URL
+        self.url = url  # as written: messages echo it; what connects normalises it
         self.engine = make_engine(self.url, pool_size=pool_size, max_overflow=max_overflow)
         self.bind: Engine | Connection = self.engine
         self._context_key = context_key

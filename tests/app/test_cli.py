@@ -75,9 +75,10 @@ def test_every_command_refuses_a_malformed_model_before_it_starts(
     assert not (tmp_path / "postgres").exists()  # nothing was started
 
 
-def test_the_database_url_is_shown_as_written_without_its_password(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["migrate", "api", "worker"])
+def test_the_database_url_is_shown_as_written_without_its_password(command: str, tmp_path: Path) -> None:
     written = "postgres://quire:hunter2@127.0.0.1:1/quire?connect_timeout=2"
-    result = quire("migrate", env={"QUIRE_DATABASE_URL": written, "QUIRE_DATA_DIR": str(tmp_path)})
+    result = quire(command, env={"QUIRE_DATABASE_URL": written, "QUIRE_DATA_DIR": str(tmp_path)})
     assert_one_clear_line(result, "postgres://quire:***@127.0.0.1:1/quire?connect_timeout=2")
     assert "hunter2" not in result.stderr and "+psycopg" not in result.stderr
 

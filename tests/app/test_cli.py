@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from quire.core.embedded import EmbeddedPostgres
 from tests.factories import TEST_SECRET_KEY, TenantFixture, open_database
 
 
@@ -70,9 +71,12 @@ def test_bad_settings_name_the_variable(name: str, value: str, tmp_path: Path) -
 def test_every_command_refuses_a_malformed_model_before_it_starts(
     command: tuple[str, ...], tmp_path: Path
 ) -> None:
-    result = quire(*command, env={"QUIRE_MODEL": "gpt-4", "QUIRE_DATA_DIR": str(tmp_path)})
-    assert_one_clear_line(result, "QUIRE_MODEL", "provider:model")
-    assert not (tmp_path / "postgres").exists()  # nothing was started
+    try:
+        result = quire(*command, env={"QUIRE_MODEL": "gpt-4", "QUIRE_DATA_DIR": str(tmp_path)})
+        assert_one_clear_line(result, "QUIRE_MODEL", "provider:model")
+        assert not (tmp_path / "postgres").exists()  # nothing was started
+    finally:
+        EmbeddedPostgres(tmp_path).stop()  # had it been, it would not outlive the test
 
 
 @pytest.mark.parametrize("command", ["migrate", "api", "worker"])

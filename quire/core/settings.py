@@ -351,7 +351,7 @@ def suggest_setting(name: str) -> str | None:
     """The setting an unknown `QUIRE_…` variable was probably meant to be, if one is close.
 
     Names are compared without the prefix every one of them shares (with it, QUIRE_BOGUS looks
-    60 % like QUIRE_MODELS): a misspelling (QUIRE_DATABSE_URL) or the start of exactly one
+    70 % like QUIRE_MODELS): a misspelling (QUIRE_DATABSE_URL) or the start of exactly one
     setting's name (QUIRE_BROKER) is a suggestion; anything further is left unexplained.
     """
     typed = name.upper().removeprefix(ENV_PREFIX)

@@ -139,7 +139,8 @@ def load_models(*, models_file: str = "", model: str = "") -> ModelsConfig:
             )
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ConfigurationError(f"invalid model configuration: {problems}") from None
+        variable = f"QUIRE_MODELS ({models_file})" if models_file else "QUIRE_MODEL"
+        raise ConfigurationError(f"invalid model configuration in {variable}: {problems}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError(f"QUIRE_MODELS is not valid TOML: {error}") from None
     return offline_config()

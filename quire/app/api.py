@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quire.agent import routes as agent_routes
+from quire.app.api_docs import API_DESCRIPTION, mount_api_docs
 from quire.app.console.mount import mount_console
 from quire.app.errors import document_errors, install_error_handlers
 from quire.app.limits import BodySizeLimit
@@ -53,8 +54,11 @@ def create_app(
         title="Quire",
         version="0.1.0",
         summary="The content and memory layer for production AI agents.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        docs_url=None,  # served by mount_api_docs, from Quire itself rather than a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = database
@@ -82,6 +86,7 @@ def create_app(
     app.include_router(agent_routes.usage_router)
     mount_console(app)
     mount_mcp(app, database, services)
+    mount_api_docs(app)
     # Added last so it runs first: every later layer logs with the request id.
     app.add_middleware(RequestContext)
     return app

@@ -75,14 +75,22 @@ def migrate(
 
 
 def prepare(settings: Settings, *, run_migrations: bool = True) -> Installation:
-    """Start or reach the database, check the broker, migrate; raise ServiceUnavailable if not."""
+    """Start or reach the database, check the broker, migrate; raise ServiceUnavailable if not.
+
+    An embedded server this call started is stopped again when a later step fails: a start
+    that did not happen leaves nothing running."""
     started = start_database(settings)
-    url, owner_url = resolve_database_url(settings), resolve_owner_url(settings)
-    check_database(owner_url)
-    if run_migrations:
-        migrate(owner_url, settings=settings, context_key=context_key(settings), login_user=user_of(url))
-    check_database(url)
-    check_broker(broker_url=settings.broker_url, database_url=url)
+    try:
+        url, owner_url = resolve_database_url(settings), resolve_owner_url(settings)
+        check_database(owner_url)
+        if run_migrations:
+            migrate(owner_url, settings=settings, context_key=context_key(settings), login_user=user_of(url))
+        check_database(url)
+        check_broker(broker_url=settings.broker_url, database_url=url)
+    except BaseException:
+        if started:
+            EmbeddedPostgres(settings.data_dir).stop()
+        raise
     label = (
         f"embedded PostgreSQL in {EmbeddedPostgres(settings.data_dir).pgdata}"
         if settings.embedded_database

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,6 +19,9 @@ from quire.app.cli_runs import TenantOption, runs_app, tenant_context
 from quire.app.mcp_cli import register_mcp_commands
 from quire.core.errors import QuireError
 from quire.core.settings import Settings
+
+if TYPE_CHECKING:
+    from quire.app.bootstrap import Installation
 
 app = typer.Typer(
     name="quire",
@@ -40,20 +43,31 @@ def up(
     workers: Annotated[int | None, typer.Option(help="Worker processes (QUIRE_WORKER_PROCESSES).")] = None,
 ) -> None:
     """Run all of Quire on this machine: database, migrations, API and workers. Ctrl-C stops it."""
-    from quire.app.bootstrap import first_admin_key, prepare
+    from quire.app.bootstrap import prepare
     from quire.core.embedded import EmbeddedPostgres
 
     settings = settings_for("up")
     started = time.monotonic()
     with out.status("Starting the database and applying migrations…"):
-        installation = prepare(settings)
+        installation = prepare(settings)  # stops the database it started if it cannot go on
+    try:
+        _serve(settings, installation, worker_count=workers or settings.worker_processes, started=started)
+    finally:
+        if installation.started_embedded:
+            EmbeddedPostgres(settings.data_dir).stop()
+        out.print("Stopped.")
+
+
+def _serve(settings: Settings, installation: Installation, *, worker_count: int, started: float) -> None:
+    """`quire up` once the database is ready: the first key, then the API and workers until a signal."""
+    from quire.app.bootstrap import first_admin_key
+
     key = first_admin_key(settings)
     if key:
         out.print("\n[bold]First start:[/] made the tenant [bold]default[/] and its admin. Its API key:")
         out.print(f"  [bold green]{key}[/]", highlight=False)
         out.print("  Keep it: Quire stores only its hash and will not show it again.\n")
 
-    worker_count = workers or settings.worker_processes
     children = {
         "api": [sys.executable, "-m", "quire.app.cli", "api"],
         "worker": [
@@ -101,9 +115,6 @@ def up(
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        if installation.started_embedded:
-            EmbeddedPostgres(settings.data_dir).stop()
-        out.print("Stopped.")
 
 
 def _wait_until_ready(

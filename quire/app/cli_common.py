@@ -42,9 +42,13 @@ INTERACTIVE = {"ingest", "ask", "search", "runs", "keys", "db", "migrate", "tena
 
 
 def settings_for(command: str) -> Settings:
+    from quire.agent.config import load_models
     from quire.app.logs import configure_logging
 
     settings = load_settings()
+    # The model settings are read by the agent package, which core cannot import: checked here
+    # as well, every command refuses them at start-up, not only the ones that build a model router.
+    load_models(models_file=settings.models, model=settings.model)
     if command in INTERACTIVE and settings.log_level == "INFO":
         # Commands a person watches show their own progress; INFO lines would interleave with it.
         settings = settings.model_copy(update={"log_level": "WARNING"})

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit, urlunsplit
 
 import dramatiq
 from dramatiq.broker import Broker
@@ -16,18 +15,14 @@ from dramatiq.broker import Broker
 from quire.core.db import libpq_url
 from quire.core.errors import ServiceUnavailable
 from quire.core.pgqueue import TABLE, PostgresBroker
+from quire.core.urls import without_password
 
 logger = logging.getLogger(__name__)
 
 
 def describe_broker_url(url: str) -> str:
-    if not url:
-        return "the PostgreSQL queue"
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """The broker as messages name it: its URL as written, without its password."""
+    return without_password(url) if url else "the PostgreSQL queue"
 
 
 def build_broker(*, broker_url: str, database_url: str) -> Broker:

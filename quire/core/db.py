@@ -34,6 +34,7 @@ from quire.core.embedded import LOGIN_ROLE, EmbeddedPostgres
 from quire.core.errors import ConfigurationError, ServiceUnavailable
 from quire.core.secrets import derive, secret_key
 from quire.core.settings import Settings
+from quire.core.urls import without_password
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +87,12 @@ def libpq_url(url: str) -> str:
 
 def resolve_database_url(settings: Settings, *, start_embedded: bool = True) -> str:
     """The URL the API and workers log in with: QUIRE_DATABASE_URL, or the embedded server's
-    login role (the server is started if asked)."""
+    login role (the server is started if asked).
+
+    A configured URL is returned as written, so that messages echo what the user typed; every
+    function that connects normalises it (`sqlalchemy_url`, `libpq_url`)."""
     if settings.database_url:
-        return sqlalchemy_url(settings.database_url)
+        return settings.database_url
     return with_user(_embedded_url(settings, start_embedded=start_embedded), LOGIN_ROLE)
 
 
@@ -96,9 +100,9 @@ def resolve_owner_url(settings: Settings, *, start_embedded: bool = True) -> str
     """The URL migrations run with: the tables' owner (QUIRE_DATABASE_OWNER_URL, else
     QUIRE_DATABASE_URL, else the embedded server's superuser)."""
     if settings.database_owner_url:
-        return sqlalchemy_url(settings.database_owner_url)
+        return settings.database_owner_url
     if settings.database_url:
-        return sqlalchemy_url(settings.database_url)
+        return settings.database_url
     return _embedded_url(settings, start_embedded=start_embedded)
 
 
@@ -144,8 +148,8 @@ def grant_login_roles(conn: psycopg.Connection[Any], login: str) -> None:
 
 
 def describe_url(url: str) -> str:
-    """A URL fit for logs and error messages: no password."""
-    return make_url(url).render_as_string(hide_password=True)
+    """A URL fit for logs and error messages: as written, without its password."""
+    return without_password(url)
 
 
 def check_database(url: str, *, timeout: float = 5.0) -> None:
@@ -216,7 +220,8 @@ class Database:
     ) -> None:
         """`context_key` signs transaction contexts; None reads it from the database, which only
         the tables' owner may (tests, single-role set-ups): the API and workers are given it."""
-        self.url = sqlalchemy_url(url)
+        sqlalchemy_url(url)  # refuses what is not a PostgreSQL URL
+        self.url = url  # as written: messages echo it; what connects normalises it
         self.engine = make_engine(self.url, pool_size=pool_size, max_overflow=max_overflow)
         self.bind: Engine | Connection = self.engine
         self._context_key = context_key

@@ -15,6 +15,9 @@ from quire.core.errors import ConfigurationError
 from quire.core.outbound import parse_allowlist
 
 ENV_PREFIX = "QUIRE_"
+# How alike (difflib's ratio) an unknown variable's name must be to a setting's to be suggested:
+# one letter dropped or swapped in a short name, not a shared letter or two.
+SUGGESTION_CUTOFF = 0.8
 
 # The dense leg's weight in each hybrid search (0: lexical only, 1: dense only), tuned on each
 # benchmark's tuning queries: content search on SciFact's train queries (bench/retrieval.py),
@@ -344,6 +347,22 @@ class Settings(BaseSettings):
         return not self.database_url
 
 
+def suggest_setting(name: str) -> str | None:
+    """The setting an unknown `QUIRE_…` variable was probably meant to be, if one is close.
+
+    Names are compared without the prefix every one of them shares (with it, QUIRE_BOGUS looks
+    70 % like QUIRE_MODELS): a misspelling (QUIRE_DATABSE_URL) or the start of exactly one
+    setting's name (QUIRE_BROKER) is a suggestion; anything further is left unexplained.
+    """
+    typed = name.upper().removeprefix(ENV_PREFIX)
+    fields = [field.upper() for field in Settings.model_fields]
+    close = difflib.get_close_matches(typed, fields, n=1, cutoff=SUGGESTION_CUTOFF)
+    if close:
+        return ENV_PREFIX + close[0]
+    extended = [field for field in fields if field.startswith(typed + "_")]
+    return ENV_PREFIX + extended[0] if len(extended) == 1 else None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings from the environment, turning every mistake into one readable error."""
     unknown = [
@@ -355,8 +374,8 @@ def load_settings(**overrides: Any) -> Settings:
         known = [ENV_PREFIX + field.upper() for field in Settings.model_fields]
         hints = []
         for name in unknown:
-            close = difflib.get_close_matches(name, known, n=1)
-            hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+            meant = suggest_setting(name)
+            hints.append(f"{name} (did you mean {meant}?)" if meant else name)
         raise ConfigurationError(
             "unknown Quire setting: " + ", ".join(hints) + "; known ones: " + ", ".join(known)
         )

@@ -21,7 +21,7 @@ def database_url() -> str:
     url = config.attributes.get("database_url")
     if url:
         return sqlalchemy_url(str(url))
-    return resolve_database_url(load_settings())
+    return sqlalchemy_url(resolve_database_url(load_settings()))
 
 
 def run_migrations_offline() -> None:

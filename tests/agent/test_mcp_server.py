@@ -1,9 +1,17 @@
 """Quire as an MCP server: `quire mcp` over stdio and the /mcp streamable-HTTP endpoint answer an
-MCP client's tools/list and tools/call as the API key's principal, and refuse a reader's proposal."""
+MCP client's tools/list and tools/call as the API key's principal, and refuse a reader's proposal.
+
+The clients are configured from docs/mcp.md's own blocks (Claude Desktop's for stdio, Cursor's
+and curl's for HTTP), so the configuration a reader copies is the one these tests run.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -11,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -24,6 +33,7 @@ from mcp.client.streamable_http import streamable_http_client
 from quire.agent.mcp.endpoints import Endpoint
 from quire.agent.mcp.errors import McpUnavailable
 from quire.agent.mcp.hub import McpHub
+from quire.agent.mcp.server import SERVED
 from quire.app.api import create_app
 from quire.content.environment import ContentEnvironment
 from quire.core.models import Role
@@ -45,6 +55,26 @@ Unused holiday days expire at the end of March.
 Laptops are replaced every three years.
 """
 QUOTE = "Unused holiday days expire at the end of March."
+MCP_DOC = Path(__file__).parents[2] / "docs" / "mcp.md"
+DOCUMENTED_BASE = "http://127.0.0.1:8000"
+
+
+def documented_section(heading: str) -> str:
+    """docs/mcp.md from `heading` on."""
+    text = MCP_DOC.read_text()
+    return text[text.index(f"\n{heading}\n") + 1 :]
+
+
+def documented_block(heading: str, language: str) -> str:
+    """The first fenced `language` block under `heading` in docs/mcp.md."""
+    found = re.search(rf"```{language}\n(.*?)```", documented_section(heading), re.DOTALL)
+    assert found, f"no {language} block under {heading!r} in {MCP_DOC}"
+    return found.group(1)
+
+
+def test_the_guide_describes_every_tool_quire_serves() -> None:
+    tools = documented_section("## Tools").split("\n## ")[0]
+    assert sorted(re.findall(r"^\| `(\w+)` \|", tools, re.MULTILINE)) == sorted(SERVED)
 
 
 def keys(content: Harness) -> dict[Role, str]:
@@ -129,12 +159,18 @@ def test_quire_mcp_over_stdio_answers_as_the_keys_principal(
         "DO_NOT_TRACK": "1",
     }
     key = keys(content)
+    # Claude Desktop's block for a Quire with its own PostgreSQL, as docs/mcp.md gives it; its
+    # `quire` is this checkout's, run as a module.
+    server = json.loads(documented_block("### With your own PostgreSQL", "json"))["mcpServers"]["quire"]
+    assert Path(server["command"]).name == "quire" and server["args"] == ["mcp"]
+    assert set(server["env"]) == {"QUIRE_API_KEY", "QUIRE_DATABASE_URL", "QUIRE_SECRET_KEY"}
 
     async def session(role: Role) -> dict[str, Any]:
+        values = {**env, "QUIRE_API_KEY": key[role]}
         params = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "quire.app.cli", "mcp"],
-            env={**env, "QUIRE_API_KEY": key[role]},
+            args=["-m", "quire.app.cli", *server["args"]],
+            env={**env, **{name: values[name] for name in server["env"]}},
             cwd=str(Path(__file__).parents[2]),
         )
         async with Client(params, read_timeout_seconds=120) as client:
@@ -170,12 +206,16 @@ def served(content: Harness, settings: Settings, environment: ContentEnvironment
 
 
 @asynccontextmanager
-async def with_key(url: str, key: str) -> AsyncIterator[Any]:
+async def with_headers(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
     async with (
-        httpx2.AsyncClient(headers=auth(key)) as http,
+        httpx2.AsyncClient(headers=headers) as http,
         streamable_http_client(url, http_client=http) as streams,
     ):
         yield streams
+
+
+def with_key(url: str, key: str) -> Any:
+    return with_headers(url, auth(key))
 
 
 def test_the_http_endpoint_answers_as_the_bearer_keys_principal(
@@ -193,6 +233,46 @@ def test_the_http_endpoint_answers_as_the_bearer_keys_principal(
     for mode in ("auto", "legacy"):  # the 2026 protocol and the initialize handshake
         check(anyio.run(session, Role.contributor, mode), handbook, may_propose=True)
         check(anyio.run(session, Role.reader, mode), handbook, may_propose=False)
+
+    # Cursor's block for the HTTP endpoint, as docs/mcp.md gives it.
+    remote = json.loads(documented_block("### Over HTTP", "json"))["mcpServers"]["quire"]
+    assert remote["url"] == f"{DOCUMENTED_BASE}/mcp" and urlsplit(served).path == "/mcp"
+    headers = {
+        name: value.replace("${env:QUIRE_API_KEY}", key[Role.reader])
+        for name, value in remote["headers"].items()
+    }
+
+    async def documented_session() -> dict[str, Any]:
+        async with Client(with_headers(served, headers), cache=None) as client:
+            return await exercise(client, handbook)
+
+    check(anyio.run(documented_session), handbook, may_propose=False)
+
+    # Any HTTP client: the guide's curl command, run as written against this server.
+    base = served.removesuffix("/mcp")
+    curl = documented_block("## Any HTTP client", "sh").replace(DOCUMENTED_BASE, base)
+    listed = subprocess.run(
+        ["bash", "-c", curl],
+        env={"PATH": "/usr/bin:/bin", "QUIRE_API_KEY": key[Role.reader]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(tool["name"] for tool in json.loads(listed.stdout)["result"]["tools"]) == sorted(SERVED)
+
+    # The official Python SDK, as the guide's example uses it.
+    example = documented_block("## Any HTTP client", "python").replace(DOCUMENTED_BASE, base)
+    searched = subprocess.run(
+        [sys.executable, "-c", example],
+        env={**os.environ, "QUIRE_API_KEY": key[Role.reader]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert searched.returncode == 0, searched.stderr
+    assert "Every employee gets 27 days of paid holiday a year" in searched.stdout
+    assert "['Employee handbook', 'Holidays']" in searched.stdout
 
     # Quire's importer speaks streamable HTTP with headers, too: here, to Quire itself, on a
     # loopback address the outbound policy allows only because the allowlist says so.

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from quire.core.embedded import EmbeddedPostgres
 from tests.factories import TEST_SECRET_KEY, TenantFixture, open_database
 
 
@@ -62,6 +63,42 @@ def test_unreachable_broker(database_url: str, tmp_path: Path) -> None:
 def test_bad_settings_name_the_variable(name: str, value: str, tmp_path: Path) -> None:
     result = quire("migrate", env={name: value, "QUIRE_DATA_DIR": str(tmp_path)})
     assert_one_clear_line(result, name)
+
+
+@pytest.mark.parametrize(
+    "command", [("up",), ("migrate",), ("worker",), ("api",), ("db", "status"), ("keys", "list")]
+)
+def test_every_command_refuses_a_malformed_model_before_it_starts(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    try:
+        result = quire(*command, env={"QUIRE_MODEL": "gpt-4", "QUIRE_DATA_DIR": str(tmp_path)})
+        assert_one_clear_line(result, "QUIRE_MODEL", "provider:model")
+        assert not (tmp_path / "postgres").exists()  # nothing was started
+    finally:
+        EmbeddedPostgres(tmp_path).stop()  # had it been, it would not outlive the test
+
+
+@pytest.mark.parametrize("command", ["migrate", "api", "worker"])
+def test_the_database_url_is_shown_as_written_without_its_password(command: str, tmp_path: Path) -> None:
+    written = "postgres://quire:hunter2@127.0.0.1:1/quire?connect_timeout=2"
+    result = quire(command, env={"QUIRE_DATABASE_URL": written, "QUIRE_DATA_DIR": str(tmp_path)})
+    assert_one_clear_line(result, "postgres://quire:***@127.0.0.1:1/quire?connect_timeout=2")
+    assert "hunter2" not in result.stderr and "+psycopg" not in result.stderr
+
+
+def test_the_broker_url_is_shown_as_written_without_its_password(database_url: str, tmp_path: Path) -> None:
+    result = quire(
+        "worker",
+        env={
+            "QUIRE_DATABASE_URL": database_url,
+            "QUIRE_SECRET_KEY": TEST_SECRET_KEY,
+            "QUIRE_BROKER_URL": "redis://default:hunter2@127.0.0.1:1/0",
+            "QUIRE_DATA_DIR": str(tmp_path),
+        },
+    )
+    assert_one_clear_line(result, "redis://default:***@127.0.0.1:1/0")
+    assert "hunter2" not in result.stderr
 
 
 def test_keys_for_an_unknown_tenant(database_url: str, tmp_path: Path) -> None:

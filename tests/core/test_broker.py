@@ -31,7 +31,7 @@ def test_reachable_brokers_pass_the_check(url: str, database_url: str) -> None:
     ("url", "shown"),
     [
         ("redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0"),
-        ("amqp://guest:secret@127.0.0.1:1/%2F", "amqp://127.0.0.1:1/%2F"),
+        ("amqp://guest:secret@127.0.0.1:1/%2F", "amqp://guest:***@127.0.0.1:1/%2F"),
     ],
 )
 def test_an_unreachable_broker_is_one_clear_sentence(url: str, shown: str, database_url: str) -> None:

@@ -45,6 +45,36 @@ def test_an_unknown_variable_is_named_with_a_suggestion(monkeypatch: pytest.Monk
         load_settings()
 
 
+@pytest.mark.parametrize("name", ["QUIRE_BOGUS", "QUIRE_X", "QUIRE_MODEL_NAME", "QUIRE_EMBEDDING"])
+def test_an_unknown_variable_far_from_every_setting_gets_no_suggestion(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(name, "1")
+    with pytest.raises(ConfigurationError) as error:
+        load_settings()
+    assert name in str(error.value)
+    assert "did you mean" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("QUIRE_WORKR_THREADS", "QUIRE_WORKER_THREADS"),
+        ("QUIRE_BROKER", "QUIRE_BROKER_URL"),
+        ("QUIRE_DATABASE", "QUIRE_DATABASE_URL"),
+        ("QUIRE_API_KEYS", "QUIRE_API_KEY"),
+        ("QUIRE_LOGLEVEL", "QUIRE_LOG_LEVEL"),
+        ("QUIRE_SECRET", "QUIRE_SECRET_KEY"),
+    ],
+)
+def test_a_misspelt_variable_gets_the_setting_it_is_close_to(
+    monkeypatch: pytest.MonkeyPatch, name: str, meant: str
+) -> None:
+    monkeypatch.setenv(name, "1")
+    with pytest.raises(ConfigurationError, match=f"{name} \\(did you mean {meant}\\?\\)"):
+        load_settings()
+
+
 def test_a_roles_run_budget_maximum_keeps_the_defaults_of_the_limits_it_leaves_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

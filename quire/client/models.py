@@ -1,0 +1,202 @@
+"""What the API answers, as the client reads it: small models of the fields clients use.
+
+The server's own models live beside its tables (sqlmodel, the database), too heavy for a client
+to import; these keep every other field the API sends (`extra="allow"`), so a field the server
+adds reaches the caller before the client names it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+T = TypeVar("T", bound=ApiModel)
+
+
+class Page(ApiModel, Generic[T]):
+    """One page of a list: `{"data": [...], "count": int, "next_cursor": str | null}`."""
+
+    data: list[T]
+    count: int | None = None
+    next_cursor: str | None = None
+
+
+class Upload(ApiModel):
+    document_id: str
+    version_id: str
+    version_number: int
+    run_id: str | None = None
+    created: bool
+    retried: bool = False
+    status: str
+    message: str = ""
+
+
+class Version(ApiModel):
+    id: str
+    number: int
+    filename: str = ""
+    status: str
+    status_reason: str | None = None
+    error_code: str | None = None
+    warnings: list[Any] = Field(default_factory=list)
+
+
+class Document(ApiModel):
+    id: str
+    collection: str
+    source_key: str
+    title: str
+    latest_version_id: str | None = None
+    versions: list[Version] = Field(default_factory=list)  # in the detail only
+
+
+class SearchCitation(ApiModel):
+    document_id: str
+    document_title: str
+    collection: str = ""
+    version_id: str = ""
+    version_number: int
+    element_ids: list[str] = Field(default_factory=list)
+    pages: list[int] = Field(default_factory=list)
+    section_path: list[str] = Field(default_factory=list)
+    snippet: str = ""
+
+
+class SearchHit(ApiModel):
+    score: float
+    text: str
+    citation: SearchCitation
+
+
+class SearchResults(ApiModel):
+    query: str
+    hits: list[SearchHit]
+    took_ms: float
+
+
+class Citation(ApiModel):
+    """A source an answer cites. Read in both shapes the API has had: `n`/`ref`, `version`/
+    `version_number`, `section`/`section_path`, `page`/`pages`, `memory_id`/`memory_item_id`."""
+
+    n: int | None = None
+    kind: str = "content"
+    title: str = ""
+    document_id: str | None = None
+    version: int | None = None
+    section: str | None = None
+    page: int | None = None
+    memory_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _either_shape(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)
+        value.setdefault("n", value.get("ref"))
+        value.setdefault("version", value.get("version_number"))
+        if "section" not in value and value.get("section_path"):
+            value["section"] = " > ".join(value["section_path"])
+        if "page" not in value and value.get("pages"):
+            value["page"] = value["pages"][0]
+        value.setdefault("memory_id", value.get("memory_item_id"))
+        return value
+
+    def label(self) -> str:
+        if self.kind == "memory":
+            return f"memory: {self.title}"
+        where = [f"v{self.version}"] if self.version is not None else []
+        where += [self.section] if self.section else []
+        where += [f"p. {self.page}"] if self.page is not None else []
+        return f"{self.title} ({', '.join(where)})" if where else self.title
+
+
+class Usage(ApiModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class AgentRun(ApiModel):
+    id: str
+    status: str
+    question: str
+    answer: str | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    model_calls: int = 0
+    stop_reason: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+
+
+class AgentRunSummary(ApiModel):
+    id: str
+    status: str
+    question: str
+    answer_excerpt: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+    created_at: datetime
+
+
+class StartedRun(ApiModel):
+    """A run just started. The API answers `{id, ...}`; before issue 21 it answered `{run_id, ...}`:
+    this is the one place that reads either (drop `run_id` once every server says `id`)."""
+
+    id: str
+    created: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _id(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "id" not in value and "run_id" in value:
+            return {**value, "id": value["run_id"]}
+        return value
+
+
+class RunEvent(ApiModel):
+    """One event of a run, as its server-sent event's data carries it."""
+
+    id: int
+    type: str
+    data: dict[str, Any] | None = None
+    created_at: datetime | None = None
+
+
+class MemoryVersion(ApiModel):
+    id: str
+    number: int
+    text: str
+    state: str
+
+
+class Memory(ApiModel):
+    id: str
+    kind: str
+    scope: str
+    subject_key: str | None = None
+    latest: MemoryVersion | None = None
+
+
+class ApiKey(ApiModel):
+    id: str
+    prefix: str
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class CreatedKey(ApiModel):
+    principal_id: str
+    role: str
+    key: str

@@ -73,7 +73,12 @@ class AsyncQuire:
         return await self.send(calls.search(query, k=k, collections=collections, mode=mode))
 
     async def start_run(
-        self, question: str, *, collections: tuple[str, ...] = (), route: str | None = None, stream: bool = False
+        self,
+        question: str,
+        *,
+        collections: tuple[str, ...] = (),
+        route: str | None = None,
+        stream: bool = False,
     ) -> models.StartedRun:
         return await self.send(calls.start_run(question, collections=collections, route=route, stream=stream))
 

@@ -41,7 +41,9 @@ class QuireError(ServerQuireError):
                 details=error.get("details"),
             )
         text = response.text.strip()[:200] or response.reason_phrase
-        return cls(f"{response.request.method} {response.request.url.path}: {text}", status=response.status_code)
+        return cls(
+            f"{response.request.method} {response.request.url.path}: {text}", status=response.status_code
+        )
 
 
 def unreachable(base_url: str, error: httpx.TransportError) -> QuireError:

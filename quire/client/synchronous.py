@@ -81,7 +81,12 @@ class Quire:
     # Agent runs
 
     def start_run(
-        self, question: str, *, collections: tuple[str, ...] = (), route: str | None = None, stream: bool = False
+        self,
+        question: str,
+        *,
+        collections: tuple[str, ...] = (),
+        route: str | None = None,
+        stream: bool = False,
     ) -> models.StartedRun:
         return self.send(calls.start_run(question, collections=collections, route=route, stream=stream))
 
@@ -122,7 +127,9 @@ class Quire:
             left -= 1
             time.sleep(0.2)
 
-    def signal_run(self, run_id: str, name: str, *, payload: Any = None, dedup_key: str | None = None) -> bool:
+    def signal_run(
+        self, run_id: str, name: str, *, payload: Any = None, dedup_key: str | None = None
+    ) -> bool:
         sent = self.send(calls.signal_run(run_id, name, payload=payload, dedup_key=dedup_key))
         return bool(sent.get("delivered"))
 

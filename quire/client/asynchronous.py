@@ -130,8 +130,19 @@ class AsyncQuire:
         sent = await self.send(calls.signal_run(run_id, name, payload=payload, dedup_key=dedup_key))
         return bool(sent.get("delivered"))
 
-    async def cancel_run(self, run_id: str, *, reason: str | None = None) -> None:
-        await self.send(calls.cancel_run(run_id, reason=reason))
+    async def cancel_run(self, run_id: str, *, reason: str | None = None) -> models.Run:
+        return await self.send(calls.cancel_run(run_id, reason=reason))
+
+    def runs(
+        self, *, status: str | None = None, program: str | None = None, limit: int = 50
+    ) -> AsyncIterator[models.Run]:
+        return self.iterate(calls.runs(status=status, program=program), limit=limit)
+
+    async def run(self, run_id: str) -> models.Run:
+        return await self.send(calls.run(run_id))
+
+    async def retry_run(self, run_id: str, *, deadline_seconds: float | None = None) -> models.Run:
+        return await self.send(calls.retry_run(run_id, deadline_seconds=deadline_seconds))
 
     def memories(
         self, *, state: str | None = None, q: str | None = None, limit: int = 100
@@ -150,7 +161,7 @@ class AsyncQuire:
     async def iterate(self, listing: calls.ListCall[T], *, limit: int) -> AsyncIterator[T]:
         cursor: str | None = None
         while True:
-            rows, cursor = calls.read_page(await self.send(listing.page(cursor, limit)), listing.model)
+            rows, _, cursor = calls.read_page(await self.send(listing.page(cursor, limit)), listing.model)
             for row in rows:
                 yield row
             if not cursor:

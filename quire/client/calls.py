@@ -72,8 +72,16 @@ def signal_run(run_id: str, name: str, *, payload: Any = None, dedup_key: str | 
     return Call("POST", f"/v1/runs/{run_id}/signals/{name}", dict, json=body)
 
 
-def cancel_run(run_id: str, *, reason: str | None = None) -> Call[Any]:
-    return Call("POST", f"/v1/runs/{run_id}/cancel", dict, json={"reason": reason})
+def cancel_run(run_id: str, *, reason: str | None = None) -> Call[models.Run]:
+    return Call("POST", f"/v1/runs/{run_id}/cancel", models.Run, json={"reason": reason})
+
+
+def retry_run(run_id: str, *, deadline_seconds: float | None = None) -> Call[models.Run]:
+    return Call("POST", f"/v1/runs/{run_id}/retry", models.Run, json={"deadline_seconds": deadline_seconds})
+
+
+def run(run_id: str) -> Call[models.Run]:
+    return Call("GET", f"/v1/runs/{run_id}", models.Run)
 
 
 # Lists: the path, their filters, and the model of one row; `pages` walks them by cursor.
@@ -97,6 +105,10 @@ def agent_runs(*, status: str | None = None) -> ListCall[models.AgentRunSummary]
     return ListCall("/v1/agent/runs", models.AgentRunSummary, {"status": status})
 
 
+def runs(*, status: str | None = None, program: str | None = None) -> ListCall[models.Run]:
+    return ListCall("/v1/runs", models.Run, {"status": status, "program": program})
+
+
 def documents(*, collection: str | None = None) -> ListCall[models.Document]:
     return ListCall("/v1/documents", models.Document, {"collection": collection})
 
@@ -109,9 +121,9 @@ def keys() -> ListCall[models.ApiKey]:
     return ListCall("/v1/keys", models.ApiKey)
 
 
-def read_page(body: Any, model: type[T]) -> tuple[list[T], str | None]:
-    """The rows of one page and the cursor of the next (None on the last page)."""
+def read_page(body: Any, model: type[T]) -> tuple[list[T], int | None, str | None]:
+    """The rows of one page, the count on every page, and the cursor of the next (None on the last)."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise ValueError("not a list envelope ({data, count, next_cursor})")
     rows = [model.model_validate(row) for row in body["data"]]  # type: ignore[attr-defined]
-    return rows, body.get("next_cursor")
+    return rows, body.get("count"), body.get("next_cursor")

@@ -163,6 +163,19 @@ class StartedRun(ApiModel):
         return value
 
 
+class Run(ApiModel):
+    """A durable run of any program (`/v1/runs`): its summary, or with `steps`, `state` and
+    `waiting_for` its detail."""
+
+    id: str
+    program: str
+    program_version: int = 1
+    status: str
+    error: str | None = None
+    error_code: str | None = None
+    created_at: datetime
+
+
 class RunEvent(ApiModel):
     """One event of a run, as its server-sent event's data carries it."""
 

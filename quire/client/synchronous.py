@@ -70,7 +70,7 @@ class Quire:
     def document(self, document_id: str) -> models.Document:
         return self.send(calls.document(document_id))
 
-    def documents(self, *, collection: str | None = None, limit: int = 100) -> Iterator[models.Document]:
+    def documents(self, *, collection: str | None = None, limit: int = 100) -> Pages[models.Document]:
         return self.iterate(calls.documents(collection=collection), limit=limit)
 
     def search(
@@ -93,7 +93,7 @@ class Quire:
     def agent_run(self, run_id: str) -> models.AgentRun:
         return self.send(calls.agent_run(run_id))
 
-    def agent_runs(self, *, status: str | None = None, limit: int = 50) -> Iterator[models.AgentRunSummary]:
+    def agent_runs(self, *, status: str | None = None, limit: int = 50) -> Pages[models.AgentRunSummary]:
         return self.iterate(calls.agent_runs(status=status), limit=limit)
 
     def events(
@@ -127,23 +127,36 @@ class Quire:
             left -= 1
             time.sleep(0.2)
 
+    # Durable runs of any program
+
+    def runs(
+        self, *, status: str | None = None, program: str | None = None, limit: int = 50
+    ) -> Pages[models.Run]:
+        return self.iterate(calls.runs(status=status, program=program), limit=limit)
+
+    def run(self, run_id: str) -> models.Run:
+        return self.send(calls.run(run_id))
+
+    def retry_run(self, run_id: str, *, deadline_seconds: float | None = None) -> models.Run:
+        return self.send(calls.retry_run(run_id, deadline_seconds=deadline_seconds))
+
     def signal_run(
         self, run_id: str, name: str, *, payload: Any = None, dedup_key: str | None = None
     ) -> bool:
         sent = self.send(calls.signal_run(run_id, name, payload=payload, dedup_key=dedup_key))
         return bool(sent.get("delivered"))
 
-    def cancel_run(self, run_id: str, *, reason: str | None = None) -> None:
-        self.send(calls.cancel_run(run_id, reason=reason))
+    def cancel_run(self, run_id: str, *, reason: str | None = None) -> models.Run:
+        return self.send(calls.cancel_run(run_id, reason=reason))
 
     # Memories and keys
 
     def memories(
         self, *, state: str | None = None, q: str | None = None, limit: int = 100
-    ) -> Iterator[models.Memory]:
+    ) -> Pages[models.Memory]:
         return self.iterate(calls.memories(state=state, q=q), limit=limit)
 
-    def keys(self) -> Iterator[models.ApiKey]:
+    def keys(self) -> Pages[models.ApiKey]:
         return self.iterate(calls.keys(), limit=100)
 
     def create_key(self, *, role: str, name: str) -> models.CreatedKey:
@@ -154,14 +167,9 @@ class Quire:
 
     # The machinery
 
-    def iterate(self, listing: calls.ListCall[T], *, limit: int) -> Iterator[T]:
+    def iterate(self, listing: calls.ListCall[T], *, limit: int) -> Pages[T]:
         """Every row of a list, a page of `limit` at a time, following `next_cursor`."""
-        cursor: str | None = None
-        while True:
-            rows, cursor = calls.read_page(self.send(listing.page(cursor, limit)), listing.model)
-            yield from rows
-            if not cursor:
-                return
+        return Pages(self, listing, limit)
 
     def send(self, call: calls.Call[T]) -> T:
         response = self.request(call)
@@ -191,3 +199,40 @@ class Quire:
                 raise QuireError.from_response(response)
             time.sleep(wait)
             attempt += 1
+
+
+class Pages(Iterator[T]):
+    """The rows of a list, fetched a page at a time as they are read; `count` (how many rows the
+    list holds, on every page) is known once the first page is."""
+
+    def __init__(self, client: Quire, listing: calls.ListCall[T], limit: int) -> None:
+        self.client, self.listing, self.limit = client, listing, limit
+        self.count: int | None = None
+        self._rows: list[T] = []
+        self._cursor: str | None = None
+        self._started = False
+
+    def __iter__(self) -> Pages[T]:
+        return self
+
+    def __next__(self) -> T:
+        while not self._rows:
+            if self._started and not self._cursor:
+                raise StopIteration
+            self._fetch()
+        return self._rows.pop(0)
+
+    def first(self, n: int) -> list[T]:
+        """Up to `n` rows, fetching no page beyond the one that holds the n-th."""
+        taken: list[T] = []
+        for row in self:
+            taken.append(row)
+            if len(taken) >= n:
+                break
+        return taken
+
+    def _fetch(self) -> None:
+        body = self.client.send(self.listing.page(self._cursor, self.limit))
+        self._rows, count, self._cursor = calls.read_page(body, self.listing.model)
+        self.count = count if count is not None else self.count
+        self._started = True

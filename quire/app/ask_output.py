@@ -102,7 +102,7 @@ def print_answer(console: Console, run: AgentRun, *, streamed: bool) -> None:
     if run.citations:
         console.print("\n[bold]Sources[/]")
         for citation in run.citations:
-            console.print(f"  [{citation.n}] {citation.label()}", highlight=False)
+            console.print(f"  [{citation.number}] {citation.label()}", highlight=False)
     tokens = run.usage.input_tokens + run.usage.output_tokens
     console.print(f"[dim]{run.model_calls} model call(s), {tokens} tokens, ${run.cost_usd:.4f}[/]")
 

@@ -63,7 +63,7 @@ def ask(
         with LocalAsker(settings_for("ask"), tenant) as local:
             asker: Asker = local
             run = follow(asker, question, collections=collections, route=route, console=console)
-    if as_json:
-        print_json(run.model_dump(mode="json"))
+    if as_json:  # the run as the API gave it, less its step log (`quire runs show ID --json` has it)
+        print_json(run.model_dump(mode="json", exclude_unset=True, exclude={"steps"}))
     if not run.answer:
         raise typer.Exit(1)

@@ -98,7 +98,7 @@ def hit_line(rank: int, hit: SearchHit) -> str:
     where = [f"v{c.version_number}", *([" > ".join(section)] if section else [])]
     if c.pages:
         where.append(f"p. {', '.join(map(str, c.pages))}")
-    passage = escape(excerpt(hit.text, c.snippet))
+    passage = escape(excerpt(hit.text, c.snippet, headings=(c.document_title, *c.section_path)))
     words = [re.escape(escape(word)) for word in marked_words(c.snippet)]
     if words:  # one pass: a second would find its words inside the first one's tags
         passage = re.sub(rf"(?i)\b({'|'.join(words)})\b", r"[bold]\1[/bold]", passage)

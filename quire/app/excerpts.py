@@ -17,9 +17,16 @@ def marked_words(snippet: str) -> list[str]:
     return list(dict.fromkeys(word.strip() for word in MARK.findall(snippet) if word.strip()))
 
 
-def excerpt(text: str, snippet: str, *, width: int = 160) -> str:
-    """Whole sentences of `text` around the first passage of `snippet`, at most `width` characters."""
+def excerpt(text: str, snippet: str, *, width: int = 160, headings: tuple[str, ...] = ()) -> str:
+    """Whole sentences of `text` around the first passage of `snippet`, at most `width` characters.
+    Leading lines that only repeat one of `headings` (a chunk starts with its section's title) are
+    left out, unless they are all there is."""
     text = re.sub(r"[ \t\r\f\v]+", " ", text)
+    known = {h.strip().casefold() for h in headings}
+    lines = text.split("\n")
+    while len(lines) > 1 and (not lines[0].strip() or lines[0].strip().casefold() in known):
+        lines.pop(0)
+    text = "\n".join(lines).strip()
     anchor = _anchor(text, snippet)
     start = 0
     for end in SENTENCE_END.finditer(text, 0, anchor):

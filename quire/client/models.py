@@ -83,32 +83,37 @@ class SearchResults(ApiModel):
 
 
 class Citation(ApiModel):
-    """A source an answer cites. Read in both shapes the API has had: `n`/`ref`, `version`/
-    `version_number`, `section`/`section_path`, `page`/`pages`, `memory_id`/`memory_item_id`."""
+    """A source an answer cites, kept as the API sent it. The accessors read both shapes the API
+    has had (`n` or `ref`, `version` or `version_number`, `section` or `section_path`, `page` or
+    `pages`), so a server from before issue 21 reads the same."""
 
-    n: int | None = None
     kind: str = "content"
     title: str = ""
-    document_id: str | None = None
-    version: int | None = None
-    section: str | None = None
-    page: int | None = None
-    memory_id: str | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _either_shape(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        value = dict(value)
-        value.setdefault("n", value.get("ref"))
-        value.setdefault("version", value.get("version_number"))
-        if "section" not in value and value.get("section_path"):
-            value["section"] = " > ".join(value["section_path"])
-        if "page" not in value and value.get("pages"):
-            value["page"] = value["pages"][0]
-        value.setdefault("memory_id", value.get("memory_item_id"))
-        return value
+    def _either(self, *names: str) -> Any:
+        extra = self.model_extra or {}
+        return next((extra[name] for name in names if extra.get(name) not in (None, [])), None)
+
+    @property
+    def number(self) -> int | None:
+        value = self._either("n", "ref")
+        return int(value) if value is not None else None
+
+    @property
+    def version(self) -> int | None:
+        value = self._either("version", "version_number")
+        return int(value) if value is not None else None
+
+    @property
+    def section(self) -> str | None:
+        value = self._either("section", "section_path")
+        return " > ".join(value) if isinstance(value, list) else value
+
+    @property
+    def page(self) -> int | None:
+        value = self._either("page", "pages")
+        value = value[0] if isinstance(value, list) else value
+        return int(value) if value is not None else None
 
     def label(self) -> str:
         if self.kind == "memory":

@@ -213,3 +213,17 @@ def test_importing_the_client_loads_no_server_module() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_citations_read_in_either_shape() -> None:
+    from quire.client.models import Citation
+
+    before = Citation.model_validate(
+        {"ref": 2, "kind": "content", "title": "Handbook", "version_number": 3, "section_path": ["A", "B"]}
+    )
+    after = Citation.model_validate(
+        {"n": 2, "kind": "content", "title": "Handbook", "version": 3, "section": "A > B", "page": 4}
+    )
+    assert (before.number, before.version, before.section) == (after.number, after.version, after.section)
+    assert before.label() == "Handbook (v3, A > B)" and after.label() == "Handbook (v3, A > B, p. 4)"
+    assert after.model_dump(exclude_unset=True)["section"] == "A > B"  # as the API sent it

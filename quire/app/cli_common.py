@@ -67,10 +67,19 @@ INTERACTIVE = {
 }
 
 
+# Read by quire.client (the CLI's API mode), not by the server: Settings does not know it, and
+# would refuse it as an unknown setting. Once quire/core/settings.py lists it, this goes.
+CLIENT_VARIABLES = ("QUIRE_URL",)
+
+
 def settings_for(command: str) -> Settings:
     from quire.app.logs import configure_logging
 
-    settings = load_settings()
+    hidden = {name: os.environ.pop(name) for name in CLIENT_VARIABLES if name in os.environ}
+    try:
+        settings = load_settings()
+    finally:
+        os.environ.update(hidden)
     if command in INTERACTIVE and settings.log_level == "INFO":
         # Commands a person watches show their own progress; INFO lines would interleave with it.
         settings = settings.model_copy(update={"log_level": "WARNING"})

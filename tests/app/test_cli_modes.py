@@ -146,3 +146,25 @@ def test_keys_create_list_revoke(cli: Cli) -> None:
     assert revoked.exit_code == 0 and "Revoked" in revoked.stdout, revoked.output
     after = next(k for k in cli.json("keys", "list")["data"] if k["name"] == "ana")
     assert after["revoked_at"] is not None
+
+
+def test_half_a_remote_configuration_is_one_clear_error(tmp_path: Path) -> None:
+    env = {"QUIRE_URL": "http://127.0.0.1:1", "QUIRE_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, ["search", "holidays"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: QUIRE_URL is set but QUIRE_API_KEY is not")
+
+
+def test_an_unreachable_api_is_one_clear_error(tmp_path: Path) -> None:
+    env = {"QUIRE_URL": "http://127.0.0.1:1", "QUIRE_API_KEY": "qk_x", "QUIRE_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, ["search", "holidays"], env=env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot reach Quire at http://127.0.0.1:1 (QUIRE_URL)")
+
+
+def test_commands_of_the_local_database_accept_the_client_variables(tmp_path: Path) -> None:
+    # QUIRE_URL is the client's: a shell that exports it for `quire search` still runs `quire db`.
+    env = {"QUIRE_URL": "http://127.0.0.1:1", "QUIRE_API_KEY": "qk_x", "QUIRE_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, ["db", "status"], env=env)
+    assert "unknown Quire setting" not in result.output
+    assert result.exit_code == 3 and "not running" in result.stdout

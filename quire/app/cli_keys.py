@@ -153,6 +153,7 @@ def keys_create(
         Role, typer.Option("--role", "-r", metavar="ROLE", help="reader, contributor, reviewer or admin.")
     ],
     name: Annotated[str, typer.Option("--name", metavar="NAME", help="Who or what uses the key.")] = "",
+    as_json: JsonOption = False,
     tenant: TenantOption = "default",
 ) -> None:
     """Create a principal with ROLE and print its API key (once)."""
@@ -161,6 +162,9 @@ def keys_create(
         key = keys.create(role=role, name=name or role.value)
     finally:
         _close(keys)
+    if as_json:
+        print_json({"name": name or role.value, "role": role.value, "key": key})
+        return
     out.print(f"API key for {name or role.value} ({role.value}){keys.where}:", highlight=False)
     out.print(key, highlight=False)
 
@@ -225,6 +229,7 @@ def keys_revoke(
 @friendly
 def tenant_create(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The new tenant's name.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Create a tenant with an admin, and print the admin's API key (once; local database only)."""
     from quire.core.db import Database
@@ -240,5 +245,8 @@ def tenant_create(
         key = create_api_key(session=session, principal=principal)
         session.commit()
     database.dispose()
+    if as_json:
+        print_json({"tenant": name, "name": "admin", "role": Role.admin.value, "key": key})
+        return
     out.print(f"Tenant {name} created. Admin API key:")
     out.print(key, highlight=False)

@@ -51,6 +51,9 @@ def test_short_flags_and_one_meaning_per_option() -> None:
         ["runs", "show"],
         ["keys", "list"],
         ["memories", "list"],
+        ["keys", "create"],
+        ["tenant-create"],
+        ["tools", "mcp", "list"],
     ):
         shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"}).stdout
         assert "--json" in shown, f"quire {' '.join(path)} has no --json"

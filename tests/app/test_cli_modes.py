@@ -5,6 +5,7 @@ on the local database (neither set)."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -114,6 +115,22 @@ def test_ingest_search_and_ask(cli: Cli, folder: Path) -> None:
     runs = cli.json("runs", "list")
     assert answer["id"] in [run["id"] for run in runs["data"]]
     assert cli("runs", "show", answer["id"]).exit_code == 0
+    assert cli.json("runs", "show", answer["id"])["status"] == "completed"
+
+    ended = cli("runs", "signal", answer["id"], "go", "--dedup-key", "once")
+    assert ended.exit_code == 1 and "has completed; it takes no more signals" in ended.stderr
+    again_run = cli("runs", "retry", answer["id"])
+    assert again_run.exit_code == 1 and again_run.stderr.startswith("error: ")
+
+    # The ingestion proposed memories from the handbook (a background run: a worker, or the
+    # local command itself, takes it once the version is indexed).
+    deadline = time.monotonic() + 120
+    while not (memories := cli.json("memories", "list", "--state", "in_review"))["data"]:
+        assert time.monotonic() < deadline, "no memory was proposed"
+        time.sleep(0.5)
+    assert all(m["latest"]["state"] == "in_review" and m["latest"]["text"] for m in memories["data"])
+    table = cli("memories", "list", "--state", "in_review").stdout
+    assert f"of {memories['count']} memories" in table and memories["data"][0]["id"] in table
 
 
 def test_an_unknown_run_is_one_error_line(cli: Cli) -> None:

@@ -114,13 +114,12 @@ class ApiIngester:
             following = progress.add_task("ingesting", total=len(pending))
             while pending:
                 time.sleep(self.poll_seconds)
-                still = []
-                for outcome in pending:
-                    if self._ended(outcome):
-                        progress.advance(following)
-                    else:
-                        still.append(outcome)
-                pending = still
+                # Versions are ingested about in upload order: reading them in that order up to
+                # the first one still going costs a request or two a round, not one per file
+                # (the API's rate limit counts them).
+                while pending and self._ended(pending[0]):
+                    pending.pop(0)
+                    progress.advance(following)
         return outcomes
 
     def _upload(self, outcome: Outcome, collection: str, tags: tuple[str, ...]) -> None:

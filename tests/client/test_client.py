@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -227,3 +228,15 @@ def test_citations_read_in_either_shape() -> None:
     assert (before.number, before.version, before.section) == (after.number, after.version, after.section)
     assert before.label() == "Handbook (v3, A > B)" and after.label() == "Handbook (v3, A > B, p. 4)"
     assert after.model_dump(exclude_unset=True)["section"] == "A > B"  # as the API sent it
+
+
+def test_no_server_package_imports_the_client() -> None:
+    # The client is for the outside (and the CLI in quire/app): the server must work without it.
+    root = Path(__file__).resolve().parents[2] / "quire"
+    importers = [
+        str(path.relative_to(root))
+        for package in ("core", "runtime", "content", "memory", "agent", "migrations")
+        for path in (root / package).rglob("*.py")
+        if "quire.client" in path.read_text()
+    ]
+    assert importers == []

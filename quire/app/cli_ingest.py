@@ -111,7 +111,7 @@ class ApiIngester:
                 self._upload(outcome, collection, tags)
                 progress.advance(uploading)
             pending = [o for o in outcomes if o.status == "pending"]
-            following = progress.add_task("ingesting", total=len(pending))
+            following = progress.add_task("ingesting", total=len(pending), visible=bool(pending))
             while pending:
                 time.sleep(self.poll_seconds)
                 # Versions are ingested about in upload order: reading them in that order up to

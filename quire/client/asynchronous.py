@@ -97,24 +97,29 @@ class AsyncQuire:
         left = reconnects
         while True:
             headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+            pause = 0.2
             try:
                 async with self._http.stream(
                     "GET", events_path(run_id), headers=headers, timeout=httpx.Timeout(60.0, read=None)
                 ) as response:
                     if response.status_code >= 400:
                         await response.aread()
-                        raise QuireError.from_response(response)
-                    parser = SseParser()
-                    async for line in response.aiter_lines():
-                        sse = parser.feed(line)
-                        if sse is None:
-                            continue
-                        if sse.event == "end":
-                            return
-                        if sse.id is not None:
-                            last_event_id = sse.id
-                        left = reconnects
-                        yield models.RunEvent.model_validate_json(sse.data)
+                        wait = self.retries.delay(response, reconnects - left + 1)
+                        if wait is None:
+                            raise QuireError.from_response(response)
+                        pause = wait
+                    else:
+                        parser = SseParser()
+                        async for line in response.aiter_lines():
+                            sse = parser.feed(line)
+                            if sse is None:
+                                continue
+                            if sse.event == "end":
+                                return
+                            if sse.id is not None:
+                                last_event_id = sse.id
+                            left = reconnects
+                            yield models.RunEvent.model_validate_json(sse.data)
             except httpx.TransportError as error:
                 if left <= 0:
                     raise unreachable(self.base_url, error) from error
@@ -122,7 +127,7 @@ class AsyncQuire:
                 if left <= 0:
                     raise QuireError(f"the event stream of run {run_id} keeps closing", code="stream_closed")
             left -= 1
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(pause)
 
     async def signal_run(
         self, run_id: str, name: str, *, payload: Any = None, dedup_key: str | None = None

@@ -104,20 +104,22 @@ class Quire:
         left = reconnects
         while True:
             headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+            pause = 0.2
             try:
                 with self._http.stream(
                     "GET", events_path(run_id), headers=headers, timeout=httpx.Timeout(60.0, read=None)
                 ) as response:
                     if response.status_code >= 400:
                         response.read()
-                        raise QuireError.from_response(response)
-                    for sse in parse(response.iter_lines()):
-                        if sse.event == "end":
-                            return
-                        if sse.id is not None:
-                            last_event_id = sse.id
-                        left = reconnects
-                        yield models.RunEvent.model_validate_json(sse.data)
+                        pause = self._throttled(response, attempt=reconnects - left + 1)
+                    else:
+                        for sse in parse(response.iter_lines()):
+                            if sse.event == "end":
+                                return
+                            if sse.id is not None:
+                                last_event_id = sse.id
+                            left = reconnects
+                            yield models.RunEvent.model_validate_json(sse.data)
             except httpx.TransportError as error:
                 if left <= 0:
                     raise unreachable(self.base_url, error) from error
@@ -125,7 +127,7 @@ class Quire:
                 if left <= 0:  # the server keeps closing the stream before the run ends
                     raise QuireError(f"the event stream of run {run_id} keeps closing", code="stream_closed")
             left -= 1
-            time.sleep(0.2)
+            time.sleep(pause)
 
     # Durable runs of any program
 
@@ -177,6 +179,13 @@ class Quire:
             return None  # type: ignore[return-value]
         body = response.json()
         return body if call.model is dict else call.model.model_validate(body)  # type: ignore[attr-defined, no-any-return]
+
+    def _throttled(self, response: httpx.Response, *, attempt: int) -> float:
+        """How long to wait before asking again, or the response's error when not to ask again."""
+        wait = self.retries.delay(response, attempt)
+        if wait is None:
+            raise QuireError.from_response(response)
+        return wait
 
     def request(self, call: calls.Call[Any]) -> httpx.Response:
         attempt = 1

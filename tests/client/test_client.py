@@ -206,6 +206,30 @@ def test_the_event_stream_resumes_after_a_drop_with_last_event_id(scripted: tupl
     assert script.requests[1]["last-event-id"] == "2"
 
 
+def test_a_throttled_event_stream_is_opened_again_after_its_retry_after(scripted: tuple[str, Script]) -> None:
+    url, script = scripted
+    script.answers = [
+        (429, {"Retry-After": "0", "Content-Type": "application/json"}, THROTTLED, False),
+        (200, {"Content-Type": "text/event-stream"}, event(1, "answer") + b"event: end\ndata: {}\n\n", False),
+    ]
+    with Quire(url, "qk_x") as client:
+        assert [e.id for e in client.events("r")] == [1]
+    assert len(script.requests) == 2
+
+    script.requests.clear()
+    script.answers = [
+        (
+            404,
+            {"Content-Type": "application/json"},
+            b'{"error": {"code": "run_not_found", "message": "no run r", "details": null}}',
+            False,
+        )
+    ]
+    with Quire(url, "qk_x") as client, pytest.raises(QuireError) as unknown:
+        list(client.events("r"))
+    assert unknown.value.code == "run_not_found" and len(script.requests) == 1
+
+
 def test_importing_the_client_loads_no_server_module() -> None:
     code = (
         "import sys, quire.client; "

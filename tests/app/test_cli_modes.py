@@ -185,3 +185,12 @@ def test_commands_of_the_local_database_accept_the_client_variables(tmp_path: Pa
     result = CliRunner().invoke(app, ["db", "status"], env=env)
     assert "unknown Quire setting" not in result.output
     assert result.exit_code == 3 and "not running" in result.stdout
+
+
+def test_an_empty_file_fails_with_its_reason(cli: Cli, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.md"
+    empty.write_bytes(b"")
+    result = cli("ingest", str(empty), "--json")
+    assert result.exit_code == 1
+    (outcome,) = json.loads(result.stdout)["outcomes"]
+    assert outcome["key"] == "empty.md" and outcome["status"] == "failed" and "empty" in outcome["reason"]

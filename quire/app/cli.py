@@ -11,11 +11,14 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
-from quire.app.cli_common import err, fail, friendly, out, settings_for
+from quire.app.cli_ask import ask
+from quire.app.cli_common import err, fail, friendly, hide_type_names, out, settings_for
+from quire.app.cli_ingest import ingest
 from quire.app.cli_keys import keys_app, tenant_create
-from quire.app.cli_runs import TenantOption, runs_app, tenant_context
+from quire.app.cli_memories import memories_app
+from quire.app.cli_runs import runs_app
+from quire.app.cli_search import search
 from quire.app.mcp_cli import register_mcp_commands
 from quire.core.errors import QuireError
 from quire.core.settings import Settings
@@ -25,7 +28,9 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="quire",
-    help="Quire: the content and memory layer for production AI agents.",
+    help="Quire: the content and memory layer for production AI agents.\n\n"
+    "With QUIRE_URL and QUIRE_API_KEY set, ingest, search, ask, runs, memories and keys work "
+    "through that Quire's API; otherwise on the local database.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,7 +39,27 @@ db_app = typer.Typer(help="The embedded PostgreSQL server.", no_args_is_help=Tru
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
+app.add_typer(memories_app, name="memories")
 app.command("tenant-create")(tenant_create)
+hide_type_names()
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        out.print(f"quire {version('quire')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Quire: the content and memory layer for production AI agents."""
 
 
 @app.command()
@@ -240,114 +265,9 @@ def db_status() -> None:
         raise typer.Exit(3)
 
 
-@app.command()
-@friendly
-def ingest(
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files and folders (read recursively, hidden ones skipped).")
-    ] = None,
-    collection: Annotated[str, typer.Option(help="Collection to file the documents in.")] = "default",
-    tag: Annotated[list[str] | None, typer.Option(help="Tag for every document (repeatable).")] = None,
-    source_key: Annotated[
-        str | None,
-        typer.Option(help="The document the one file given is a version of (default: its file name)."),
-    ] = None,
-    retry_failed: Annotated[
-        bool,
-        typer.Option(
-            "--retry-failed",
-            help="Upload nothing: ingest again, from their stored bytes, the failed latest versions "
-            "of the documents of the files given, or of every document in the collection when no "
-            "path is given.",
-        ),
-    ] = False,
-    tenant: TenantOption = "default",
-) -> None:
-    """Upload documents and wait until each is searchable, failed or unchanged.
-
-    Each file is a version of the document named by its collection and its source key: its path
-    below the folder given (policies/leave.md), or the name of a file given directly, whatever
-    the current folder. New bytes make a new version, the same bytes nothing, the bytes of a
-    version whose ingestion failed a retry of it."""
-    from quire.app.ingest import ingest_paths
-
-    if not paths and not retry_failed:
-        raise QuireError("name the files or folders to ingest (or use --retry-failed)")
-    settings = settings_for("ingest")
-    failures = ingest_paths(
-        settings,
-        paths or [],
-        collection=collection,
-        tags=tuple(tag or ()),
-        tenant=tenant,
-        console=out,
-        source_key=source_key,
-        retry_failed=retry_failed,
-    )
-    if failures:
-        raise typer.Exit(1)
-
-
-@app.command()
-@friendly
-def search(
-    query: Annotated[str, typer.Argument(help="What to look for.")],
-    collection: Annotated[list[str] | None, typer.Option(help="Only these collections.")] = None,
-    k: Annotated[int, typer.Option(help="How many hits.")] = 5,
-    mode: Annotated[str, typer.Option(help="hybrid, lexical or dense.")] = "hybrid",
-    tenant: TenantOption = "default",
-) -> None:
-    """Search the documents and print the hits with their citations."""
-    from quire.app.services import content_environment
-    from quire.content.search import Scope
-    from quire.content.search import search as run_search
-
-    settings = settings_for("search")
-    environment = content_environment(settings, None)
-    with tenant_context(settings, tenant) as (session, _):
-        results = run_search(
-            session,
-            query=query,
-            embedder=environment.embedder,
-            scope=Scope(collections=tuple(collection or ())),
-            k=k,
-            mode=mode,
-            dense_weight=environment.dense_weight,
-            ef_search=environment.search_ef,
-        )
-    if not results.hits:
-        out.print("No hits.")
-        return
-    for rank, hit in enumerate(results.hits, 1):
-        c = hit.citation
-        where = " > ".join(c.section_path) or "(top)"
-        pages = f", p. {', '.join(map(str, c.pages))}" if c.pages else ""
-        out.print(
-            f"[bold]{rank}. {c.document_title}[/] v{c.version_number} · {where}{pages} "
-            f"[dim]({hit.score:.3f})[/]",
-            highlight=False,
-        )
-        snippet = escape(c.snippet.replace(chr(10), " ")).replace("«", "[bold]").replace("»", "[/bold]")
-        out.print(f"   {snippet}", highlight=False)
-    out.print(f"[dim]{results.took_ms:.0f} ms[/]")
-
-
-@app.command("ask")
-@friendly
-def ask_command(
-    question: Annotated[str, typer.Argument(help="The question.")],
-    collection: Annotated[list[str] | None, typer.Option(help="Focus on these collections.")] = None,
-    route: Annotated[str | None, typer.Option(help="Model route (QUIRE_MODELS).")] = None,
-    tenant: TenantOption = "default",
-) -> None:
-    """Ask the agent; see its steps as it works, then the answer and its sources."""
-    from quire.app.ask import ask
-
-    settings = settings_for("ask")
-    if not ask(
-        settings, question, collections=list(collection or ()), route=route, tenant=tenant, console=out
-    ):
-        raise typer.Exit(1)
+app.command("ingest")(ingest)
+app.command("search")(search)
+app.command("ask")(ask)
 
 
 @app.command()

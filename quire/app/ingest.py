@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from quire.app.ingest_outcomes import Outcome, keyed_files, summarise
 from quire.app.programs import command_kicker
 from quire.app.services import build_services
 from quire.content.environment import ContentEnvironment
@@ -39,58 +38,6 @@ from quire.runtime.local import LocalKicker, drive
 from quire.runtime.sweeper import Sweeper
 
 
-@dataclass
-class Outcome:
-    path: Path | None  # None: a failed version found in the database, retried by its key
-    key: str  # the document's source key
-    version_id: uuid.UUID | None = None
-    status: str = "pending"
-    reason: str = ""
-    document_id: uuid.UUID | None = None
-    number: int = 0
-    warnings: list[str] = field(default_factory=list)  # about the text of its version
-
-    @property
-    def label(self) -> str:
-        return str(self.path) if self.path is not None else self.key
-
-
-def keyed_files(paths: Iterable[Path], *, source_key: str | None = None) -> list[tuple[Path, str]]:
-    """Each file to ingest with the source key of its document.
-
-    A file found in a folder given is keyed by its path below that folder (`policies/leave.md`),
-    a file given directly by its name: the key does not depend on the current folder nor on how
-    the path was typed, so `quire ingest /abs/examples` and, later, `quire ingest
-    examples/handbook.md` make versions 1 and 2 of one document. Hidden files and folders are
-    skipped when they are below a folder given, whatever the folders above it are called.
-    `source_key` names the document of the one file given.
-    """
-    found: list[tuple[Path, str]] = []
-    for path in paths:
-        if path.is_dir():
-            below = sorted((p, p.relative_to(path)) for p in path.rglob("*") if p.is_file())
-            found += [
-                (p, relative.as_posix())
-                for p, relative in below
-                if not any(part.startswith(".") for part in relative.parts)
-            ]
-        else:
-            found.append((path, path.name))
-    if source_key is not None:
-        if len(found) != 1:
-            raise QuireError(f"--source-key names the document of one file; these paths hold {len(found)}")
-        found = [(found[0][0], source_key)]
-    seen: dict[str, Path] = {}
-    for path, key in found:
-        if key in seen:
-            raise QuireError(
-                f"{seen[key]} and {path} would both be the document {key!r}: ingest them in "
-                "separate commands with --collection or --source-key"
-            )
-        seen[key] = path
-    return found
-
-
 def ingest_paths(
     settings: Settings,
     paths: Sequence[Path],
@@ -105,13 +52,39 @@ def ingest_paths(
     """Ingest every file (or, with `retry_failed`, retry the failed versions of their documents,
     of every document in the collection when no path is given); print a summary; return how
     many failed."""
+    outcomes = ingest_files(
+        settings,
+        paths,
+        collection=collection,
+        tags=tags,
+        tenant=tenant,
+        console=console,
+        source_key=source_key,
+        retry_failed=retry_failed,
+    )
+    return summarise(outcomes, console) if outcomes else 0
+
+
+def ingest_files(
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    collection: str,
+    tags: tuple[str, ...],
+    tenant: str,
+    console: Console,
+    source_key: str | None = None,
+    retry_failed: bool = False,
+) -> list[Outcome]:
+    """What `ingest_paths` does, without the summary: each file's outcome (none when there was
+    nothing to do, which `console` is told)."""
     files = keyed_files(paths, source_key=source_key)
     missing = [p for p, _ in files if not p.exists()]
     if missing:
         raise QuireError(f"no such file: {missing[0]}")
     if not files and not (retry_failed and not paths):
         console.print("Nothing to ingest.")
-        return 0
+        return []
     database = Database.from_settings(settings, pool_size=4)
     services = None
     try:
@@ -121,12 +94,12 @@ def ingest_paths(
             outcomes = _failed(database, tenant_id, collection, files if paths else None)
             if not outcomes:
                 console.print("No failed version to retry.")
-                return 0
+                return []
         else:
             outcomes = [Outcome(path, key) for path, key in files]
             _mark_unchanged(database, tenant_id, outcomes, collection)
             if all(o.status == "unchanged" for o in outcomes):
-                return _summarise(outcomes, console)  # nothing to upload: no programs, no model
+                return outcomes  # nothing to upload: no programs, no model
         services = build_services(settings, database, short_lived=True)
         kicker, local = command_kicker(settings, database)
         if local:
@@ -159,7 +132,7 @@ def ingest_paths(
                 while pending:
                     time.sleep(0.5)
                     pending = _refresh(database, tenant_id, pending, progress, ingesting)
-        return _summarise(outcomes, console)
+        return outcomes
     finally:
         if services is not None:
             services.content.close()
@@ -274,20 +247,3 @@ def _refresh(
         else:
             still.append(outcome)
     return still
-
-
-def _summarise(outcomes: list[Outcome], console: Console) -> int:
-    warned = sum(1 for o in outcomes if o.warnings)
-    table = Table("file", "outcome", "reason", *(["warnings"] if warned else []), title="Ingestion")
-    styles = {"ingested": "green", "unchanged": "cyan", "empty": "yellow"}
-    for outcome in outcomes:
-        style = styles.get(outcome.status, "red")
-        notes = ["[yellow]" + "; ".join(outcome.warnings) + "[/]"] if warned else []
-        table.add_row(outcome.label, f"[{style}]{outcome.status}[/]", outcome.reason, *notes)
-    console.print(table)
-    counts: dict[str, int] = {}
-    for outcome in outcomes:
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    line = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    console.print(line + (f"; {warned} with warnings" if warned else ""))
-    return sum(1 for o in outcomes if o.status in ("failed", "unsupported"))

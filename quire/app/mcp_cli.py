@@ -139,8 +139,13 @@ def register_mcp_commands(
 
     @servers_app.command("list")
     @friendly
-    def list_(tenant: TenantOption = "default") -> None:
+    def list_(
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        tenant: TenantOption = "default",
+    ) -> None:
         """The tenant's MCP servers, their tool counts and last errors."""
+        import json
+
         from rich.table import Table
 
         from quire.agent.mcp.models import McpServerPublic
@@ -148,6 +153,10 @@ def register_mcp_commands(
 
         with _tenant_session(settings_for("tools"), tenant) as session:
             servers = [McpServerPublic.of(s) for s in list_servers(session)]
+        if as_json:
+            data = [s.model_dump(mode="json") for s in servers]
+            print(json.dumps({"data": data, "count": len(data)}, indent=2))
+            return
         table = Table(
             "name", "transport", "where", "tools", "synced", "error", title=f"{len(servers)} MCP servers"
         )

@@ -363,12 +363,18 @@ def suggest_setting(name: str) -> str | None:
     return ENV_PREFIX + extended[0] if len(extended) == 1 else None
 
 
+# Read by quire.client (the CLI's API mode: which server to call), never by the server itself.
+CLIENT_VARIABLES = frozenset({"QUIRE_URL"})
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings from the environment, turning every mistake into one readable error."""
     unknown = [
         name
         for name in os.environ
-        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :].lower() not in Settings.model_fields
+        if name.startswith(ENV_PREFIX)
+        and name[len(ENV_PREFIX) :].lower() not in Settings.model_fields
+        and name not in CLIENT_VARIABLES
     ]
     if unknown:
         known = [ENV_PREFIX + field.upper() for field in Settings.model_fields]

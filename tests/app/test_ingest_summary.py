@@ -6,7 +6,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from quire.app.ingest import Outcome, _summarise
+from quire.app.ingest_outcomes import Outcome
+from quire.app.ingest_outcomes import summarise as _summarise
 
 
 def test_the_summary_notes_each_files_text_quality_warnings() -> None:

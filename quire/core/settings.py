@@ -363,7 +363,7 @@ def suggest_setting(name: str) -> str | None:
     return ENV_PREFIX + extended[0] if len(extended) == 1 else None
 
 
-# Read by quire.client (the CLI's API mode: which server to call), never by the server itself.
+# Read by the Python client (the CLI's API mode: which server to call), never by the server.
 CLIENT_VARIABLES = frozenset({"QUIRE_URL"})
 
 

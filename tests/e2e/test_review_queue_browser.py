@@ -138,9 +138,11 @@ def test_the_stale_proposal_is_flagged_after_a_new_document_version(
             "A newer version of its document no longer says this."
         )
         page.screenshot(path=str(shots / "item-source-changed.png"), full_page=True)
-        href = page.locator(".finding-source_changed a.finding-link").get_attribute("href")
+        link = page.locator(".finding-source_changed a.finding-link")
+        href = link.get_attribute("href")
         assert href is not None and "/versions/2?mark=" in href
-        page.goto(f"{server}{href}")
+        link.click()
+        expect(page).to_have_url(f"{server}{href}")
         expect(page.locator("h1")).to_contain_text("version 2")
         expect(page.locator("li.is-marked")).to_contain_text("27 days of paid holiday")
 

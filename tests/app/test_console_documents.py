@@ -201,7 +201,7 @@ def pairs_of(html: str, change: str) -> list[str]:
     return [
         html[a:b]
         for a, b in itertools.pairwise(starts)
-        if html.startswith(f'<div class="pair change-{change}"', a)
+        if re.match(rf'<div class="pair change-{change}[" ]', html[a:])
     ]
 
 
@@ -292,3 +292,43 @@ def test_evidence_links_to_the_exact_version_and_element(console: TestClient, co
     version = console.get(target.split("#")[0]).text
     marked = re.search(rf'<li id="e-{element}" class="element [^"]*is-marked">(.*?)</li>', version, re.S)
     assert marked and "<mark>Employees must book flights through the travel portal.</mark>" in marked.group(1)
+
+
+def evidence_links(page: str) -> list[str]:
+    """The hrefs of the evidence's links to a diff, unescaped."""
+    return [href.replace("&amp;", "&") for href in re.findall(r'<a href="([^"]+)" class="diff-link">', page)]
+
+
+def test_evidence_from_an_older_version_links_to_its_diff_with_the_current_one(
+    console: TestClient, content: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document_id, key = two_versions(console, content)
+    items = proposals(console, key[Role.reviewer])
+    parking = by_text(items, "Parking permits")  # cites version 1; gone from version 2
+    laptops = by_text(items, "Laptops are replaced")  # cites version 1; the same in version 2
+    phones = by_text(items, "Phones are replaced")  # cites version 2
+    assert log_in(console, key[Role.reviewer]).status_code == 303
+
+    page = console.get(f"/console/memory/{parking['id']}").text
+    element = parking["latest"]["evidence"][0]["element_id"]
+    assert "version 1 (latest is 2)" in page
+    assert re.search(rf'href="/console/documents/{document_id}/versions/1\?mark={element}', page)  # the exact one
+    (diff,) = evidence_links(page)
+    assert diff == f"/console/documents/{document_id}/versions/2/diff?against=1&mark={element}#e-{element}"
+    shown = console.get(diff.split("#")[0]).text
+    assert "version 1 → version 2" in shown
+    (marked,) = [pair for pair in pairs_of(shown, "removed") if f'id="e-{element}"' in pair]
+    assert "is-marked" in marked and "Parking permits are renewed every January." in marked
+
+    # An unchanged element is shown too, outside the fold that would hide it.
+    monkeypatch.setattr(documents, "FOLD_SAME", 2)
+    cited = laptops["latest"]["evidence"][0]
+    (unchanged,) = evidence_links(console.get(f"/console/memory/{laptops['id']}").text)
+    shown = console.get(unchanged.split("#")[0]).text
+    (marked,) = [pair for pair in pairs_of(shown, "same") if f'id="e-{cited["element_id"]}"' in pair]
+    assert "is-marked" in marked
+    folded = re.findall(r'<details class="unchanged">.*?</details>', shown, re.S)
+    assert folded and not any(f'id="e-{cited["element_id"]}"' in block for block in folded)
+
+    # Evidence from the current version has nothing to compare.
+    assert evidence_links(console.get(f"/console/memory/{phones['id']}").text) == []

@@ -312,7 +312,8 @@ def test_evidence_from_an_older_version_links_to_its_diff_with_the_current_one(
     page = console.get(f"/console/memory/{parking['id']}").text
     element = parking["latest"]["evidence"][0]["element_id"]
     assert "version 1 (latest is 2)" in page
-    assert re.search(rf'href="/console/documents/{document_id}/versions/1\?mark={element}', page)  # the exact one
+    exact = rf'href="/console/documents/{document_id}/versions/1\?mark={element}'
+    assert re.search(exact, page)  # the exact version and element
     (diff,) = evidence_links(page)
     assert diff == f"/console/documents/{document_id}/versions/2/diff?against=1&mark={element}#e-{element}"
     shown = console.get(diff.split("#")[0]).text

@@ -181,8 +181,8 @@ def test_a_supersedes_the_slots_memory_after_the_diff(
         expect(choice.locator(".existing-text")).to_have_text(
             "Sensor readings are kept for 4 years, then deleted."
         )
-        expect(choice.locator(".worddiff del")).to_have_text("4 ")
-        expect(choice.locator(".worddiff ins")).to_have_text("5 ")
+        expect(choice.locator(".worddiff del")).to_have_text("4")
+        expect(choice.locator(".worddiff ins")).to_have_text("5")
         expect(choice.locator(".side.existing mark")).to_have_text(
             "Sensor readings are kept for 4 years, then deleted."
         )

@@ -92,7 +92,20 @@ def _move(
     reason: str | None = None,
     **data: Any,
 ) -> tuple[MemoryVersion, MemoryItem]:
-    session = ctx.session
+    return move_version(ctx.session, review, event, to, reason=reason, **data)
+
+
+def move_version(
+    session: Session,
+    review: Review,
+    event: Event,
+    to: VersionState,
+    *,
+    reason: str | None = None,
+    **data: Any,
+) -> tuple[MemoryVersion, MemoryItem]:
+    """Move the version to `to` in the caller's transaction: its row, the audit log, and the
+    checks of the open versions the move may change (what every transition's action does)."""
     version, item = _load(session, review)
     before = version.state
     version.state = to

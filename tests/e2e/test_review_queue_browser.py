@@ -20,7 +20,6 @@ import pytest
 
 from quire.app.demo import APPROVE, COLLECTION, EXAMPLES, FIRST_VERSIONS, SECOND_VERSIONS
 from quire.core.models import Role
-from quire.core.settings import Settings
 from tests.e2e.test_console_browser import CHROMIUM, CHROMIUM_ARGS, POLICY, screenshots_dir
 from tests.e2e.test_console_browser import server as server
 from tests.factories import TenantFixture, auth, make_key
@@ -30,13 +29,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The suite's settings without the console's form throttle: the keyboard walk decides
-    faster than a person would (a person never reaches 60 decisions a minute)."""
-    return settings.model_copy(update={"console_rate_limit_per_minute": 0})
 
 
 HANDBOOK = """# Handbook

@@ -204,7 +204,9 @@ def test_the_queue_fits_a_390_px_screen(server: str, content: Harness, tmp_path:
 def test_the_demos_proposals_are_reviewed_by_keyboard_alone(
     server: str, content: Harness, tmp_path: Path
 ) -> None:
-    """Every proposal the demo leaves for a reviewer, decided with the keyboard, one after another.
+    """Every proposal the demo leaves for a reviewer, decided with the keyboard, one after another,
+    at the console's default rate limits, each decision applied while the next page is read; the
+    queue ends empty, with no error on the way.
 
     Approving into a slot that already has an approved memory asks for a choice (supersede or
     keep both), so the reviewer here approves only proposals the checks found nothing against
@@ -272,8 +274,13 @@ def test_the_demos_proposals_are_reviewed_by_keyboard_alone(
             # The previous decision's message was on this page too: wait for the next page first.
             page.wait_for_url(moved_from(here))
             expect(page.locator("#flash")).to_contain_text(f"Decision recorded: {plan[text]}")
+            expect(page.locator(".flash.error")).to_have_count(0)
             decided.append(text)
+            content.drive()  # a worker applies it while the reviewer reads the next one
         expect(page.locator("h1")).to_contain_text("Memories to review")
+        page.reload()
+        expect(page.locator("tr.row")).to_have_count(0)
+        expect(page.locator("#empty")).to_contain_text("The queue is empty.")
         page.screenshot(path=str(screenshots_dir(tmp_path) / "demo-reviewed.png"), full_page=True)
 
     assert len(decided) == len(waiting) and set(decided) == set(plan)  # each once, none skipped

@@ -6,21 +6,19 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from quire.app.console import documents
 from quire.content.environment import ContentEnvironment
-from quire.core.embeddings import Embedder
 from quire.core.models import Role
 from quire.core.settings import Settings
-from quire.runtime.errors import NonRetryable
 from tests.app.test_console import POLICY, by_text, console_app, csrf_of, keys_for, log_in, proposals
 from tests.conftest import MAX_UPLOAD
 from tests.content import fixtures
-from tests.factories import auth
+from tests.factories import BreakableEmbedder, auth, make_failed_version
 from tests.harness import Harness
 
 LEAVE_V1 = """# Leave policy
@@ -55,26 +53,6 @@ Laptops are replaced every three years.
 
 Phones are replaced every <script>alert("two")</script> years.
 """
-
-
-class BreakableEmbedder(Embedder):
-    """The real embedder, failing for good while `broken` (a model server that is down)."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner, self.name, self.dim = inner, inner.name, inner.dim
-        self.broken = False
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if self.broken:
-            raise NonRetryable("the embedding model is down")
-        return self.inner.embed(texts)
-
-
-@pytest.fixture
-def embedder(environment: ContentEnvironment, monkeypatch: pytest.MonkeyPatch) -> BreakableEmbedder:
-    breakable = BreakableEmbedder(environment.embedder)
-    monkeypatch.setattr(ContentEnvironment, "embedder", property(lambda _: breakable))
-    return breakable
 
 
 @pytest.fixture
@@ -155,10 +133,10 @@ def test_a_failed_version_is_retried_from_the_console_by_a_contributor_only(
     console: TestClient, content: Harness, embedder: BreakableEmbedder
 ) -> None:
     key = keys_for(content)
-    embedder.broken = True
-    created = upload(console, key[Role.contributor], "policy.md", POLICY.encode())
-    content.drive()
-    embedder.broken = False
+    contributor = auth(key[Role.contributor])
+    created = make_failed_version(
+        console, content, embedder, contributor, name="policy.md", data=POLICY.encode()
+    )
     document_id = created["document_id"]
     retry = f"/console/documents/{document_id}/versions/1/retry"
 

@@ -22,7 +22,7 @@ from quire.core.db import Database, libpq_url, with_user
 from quire.core.embedded import LOGIN_ROLE, EmbeddedPostgres
 from quire.core.models import Tenant
 from quire.core.settings import Settings
-from tests.factories import CONTEXT_KEY, TEST_SECRET_KEY, TenantFixture, open_database
+from tests.factories import CONTEXT_KEY, TEST_SECRET_KEY, BreakableEmbedder, TenantFixture, open_database
 from tests.harness import Harness, make_harness
 from tests.provider_guard import block_real_providers
 
@@ -147,6 +147,14 @@ def environment(tmp_path: Path, parser: Parser) -> ContentEnvironment:
     )
     made._parser = parser
     return made
+
+
+@pytest.fixture
+def embedder(environment: ContentEnvironment, monkeypatch: pytest.MonkeyPatch) -> BreakableEmbedder:
+    """The content environment's embedder, made breakable (working until a test breaks it)."""
+    breakable = BreakableEmbedder(environment.embedder)
+    monkeypatch.setattr(ContentEnvironment, "embedder", property(lambda _: breakable))
+    return breakable
 
 
 @pytest.fixture

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
 
 from quire.core import contexts
 from quire.core.db import Database, with_user
+from quire.core.embeddings import Embedder
 from quire.core.models import Role
 from quire.core.secrets import derive
 from quire.core.tenancy import Caller, create_api_key, create_principal
+from quire.runtime.errors import NonRetryable
+
+if TYPE_CHECKING:
+    from tests.harness import Harness
 
 # Every test process (and every Quire process a test starts) signs tenant contexts with this.
 TEST_SECRET_KEY = "quire-tests-secret-key-0123456789abcdef"
@@ -65,3 +74,42 @@ def owner_url(url: str) -> str:
     """The same test database as its owner (the embedded server's superuser): for tests that
     play someone with the owner's rights, such as a tamperer."""
     return with_user(url, "postgres")
+
+
+class BreakableEmbedder(Embedder):
+    """The real embedder, failing for good while `broken` (a model server that is down); the
+    `embedder` fixture puts one in the content environment."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self.broken = False
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if self.broken:
+            raise NonRetryable("the embedding model is down")
+        return self.inner.embed(texts)
+
+
+def make_failed_version(
+    client: httpx.Client,
+    harness: Harness,
+    embedder: BreakableEmbedder,
+    headers: dict[str, str],
+    *,
+    name: str,
+    data: bytes,
+    content_type: str = "text/markdown",
+) -> dict[str, str]:
+    """A document whose version failed to ingest, half-way and for good: the embedding model was
+    down while its run ran (it works again on return). Returns the upload's answer."""
+    embedder.broken = True
+    created = client.post("/v1/documents", files={"file": (name, data, content_type)}, headers=headers)
+    assert created.status_code == 202, created.text
+    harness.drive()
+    embedder.broken = False
+    body: dict[str, str] = created.json()
+    version = client.get(
+        f"/v1/documents/{body['document_id']}/versions/{body['version_number']}", headers=headers
+    ).json()
+    assert (version["status"], version["error_code"]) == ("failed", "ingest_failed"), version
+    return body

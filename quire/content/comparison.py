@@ -1,5 +1,6 @@
 """Two versions of a document side by side: their elements paired by element id in reading
-order, and in each changed pair the words that changed.
+order, and in each changed pair the words that changed. The word diff is the console's one: it
+also shows a proposal's text beside its slot's approved memory, inline.
 
 The pairing is the element diff's (`elements.diff`): an element edited in place keeps its id, so
 its two texts sit on one row; an element only one version has sits across from a gap.
@@ -84,11 +85,31 @@ def align(before: Sequence[Side], after: Sequence[Side]) -> list[tuple[Side | No
     return pairs
 
 
-TOKENS = re.compile(r"\s+|\S+")
+# Words with the space after them (and any space before the first), so that joining a text's
+# tokens gives it back exactly; words are compared without that space.
+TOKENS = re.compile(r"\S+\s*|\s+")
 
 
-def _runs(tokens: Sequence[str], changed: bool, into: list[Words]) -> None:
-    text = "".join(tokens)
+@dataclass(frozen=True)
+class Piece:
+    """A piece of the inline diff: `same` in both texts, `removed` (only in the old one) or
+    `added` (only in the new one)."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class WordDiff:
+    """Two texts compared word by word, in the two shapes the console shows: each side's runs
+    (side by side, the words the other side lacks marked) and one inline sequence of pieces."""
+
+    before: list[Words]
+    after: list[Words]
+    inline: list[Piece]
+
+
+def _add_run(into: list[Words], text: str, changed: bool) -> None:
     if not text:
         return
     if into and into[-1].changed == changed:
@@ -97,17 +118,56 @@ def _runs(tokens: Sequence[str], changed: bool, into: list[Words]) -> None:
         into.append(Words(text, changed))
 
 
-def word_diff(before: str, after: str) -> tuple[list[Words], list[Words]]:
-    """Both texts cut into runs of words, those the other text lacks marked `changed`."""
+def _add_piece(into: list[Piece], kind: str, text: str) -> None:
+    if not text:
+        return
+    if into and into[-1].kind == kind:
+        into[-1] = Piece(kind, into[-1].text + text)
+    else:
+        into.append(Piece(kind, text))
+
+
+def _space_after(text: str) -> tuple[str, str]:
+    word = text.rstrip()
+    return word, text[len(word) :]
+
+
+def word_diff(before: str, after: str) -> WordDiff:
+    """`before` and `after` compared word by word, once, in both shapes. Only words are marked,
+    never the space after a changed word; a change of spacing alone shows only inline."""
     old, new = TOKENS.findall(before), TOKENS.findall(after)
-    old_runs: list[Words] = []
-    new_runs: list[Words] = []
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    diff = WordDiff(before=[], after=[], inline=[])
+    matcher = difflib.SequenceMatcher(a=[t.strip() for t in old], b=[t.strip() for t in new], autojunk=False)
     for tag, a0, a1, b0, b1 in matcher.get_opcodes():
-        same = tag == "equal"
-        _runs(old[a0:a1], not same, old_runs)
-        _runs(new[b0:b1], not same, new_runs)
-    return old_runs, new_runs
+        if tag == "equal":
+            for old_token, new_token in zip(old[a0:a1], new[b0:b1], strict=True):
+                _add_run(diff.before, old_token, False)
+                _add_run(diff.after, new_token, False)
+                word, old_space = _space_after(old_token)
+                new_space = _space_after(new_token)[1]
+                _add_piece(diff.inline, "same", word)
+                if old_space == new_space:
+                    _add_piece(diff.inline, "same", old_space)
+                else:
+                    _add_piece(diff.inline, "removed", old_space)
+                    _add_piece(diff.inline, "added", new_space)
+            continue
+        (old_words, old_space), (new_words, new_space) = (
+            _space_after("".join(old[a0:a1])),
+            _space_after("".join(new[b0:b1])),
+        )
+        _add_run(diff.before, old_words, True)
+        _add_run(diff.before, old_space, False)
+        _add_run(diff.after, new_words, True)
+        _add_run(diff.after, new_space, False)
+        if old_space == new_space:
+            _add_piece(diff.inline, "removed", old_words)
+            _add_piece(diff.inline, "added", new_words)
+            _add_piece(diff.inline, "same", old_space)
+        else:
+            _add_piece(diff.inline, "removed", old_words + old_space)
+            _add_piece(diff.inline, "added", new_words + new_space)
+    return diff
 
 
 def pair(before: Side | None, after: Side | None) -> Pair:
@@ -117,8 +177,8 @@ def pair(before: Side | None, after: Side | None) -> Pair:
         return Pair(Change.removed, before, None)
     if before.content_hash == after.content_hash:
         return Pair(Change.same, before, after)
-    old, new = word_diff(before.text, after.text)
-    return Pair(Change.changed, before, after, old, new)
+    words = word_diff(before.text, after.text)
+    return Pair(Change.changed, before, after, words.before, words.after)
 
 
 def _sides(session: Session, version: Version) -> list[Side]:

@@ -48,7 +48,10 @@ from quire.memory.errors import DecisionNoLongerApplies, MergeTargetInvalid, Sup
 from quire.memory.models import MemoryItem, MemoryKind, MemoryVersion, VersionState
 from quire.memory.rechecks import after_move
 from quire.runtime.context import RunContext
-from quire.runtime.process import Event, HumanTaskSpec, Process, Timer, Transition
+from quire.runtime.kicks import Kicker
+from quire.runtime.models import Run
+from quire.runtime.process import Event, HumanTaskSpec, Instance, Process, Timer, Transition
+from quire.runtime.service import create_run
 
 NAME = "memory-review"
 INDEX_NAME = "memory"
@@ -92,7 +95,20 @@ def _move(
     reason: str | None = None,
     **data: Any,
 ) -> tuple[MemoryVersion, MemoryItem]:
-    session = ctx.session
+    return move_version(ctx.session, review, event, to, reason=reason, **data)
+
+
+def move_version(
+    session: Session,
+    review: Review,
+    event: Event,
+    to: VersionState,
+    *,
+    reason: str | None = None,
+    **data: Any,
+) -> tuple[MemoryVersion, MemoryItem]:
+    """Move the version to `to` in the caller's transaction: its row, the audit log, and the
+    checks of the open versions the move may change (what every transition's action does)."""
     version, item = _load(session, review)
     before = version.state
     version.state = to
@@ -562,3 +578,23 @@ def separation_of_duties(session: Session) -> bool:
 
     tenant = session.exec(select(Tenant)).first()  # a tenant session sees its own tenant only
     return True if tenant is None else bool(tenant.separation_of_duties)
+
+
+def start_review_run(
+    session: Session,
+    *,
+    version: MemoryVersion,
+    state: Instance,
+    kicker: Kicker | None,
+    after: Run | None = None,
+) -> Run:
+    """Start the review run of `version` from `state` and link the version to it: its first run,
+    or a fresh one `after` a run that failed (memory/recovery.py)."""
+    key = f"memory-review:{version.id}" + (f":after:{after.id}" if after is not None else "")
+    run, _ = create_run(
+        session, program=MEMORY_REVIEW.program_name, state=state, kicker=kicker, idempotency_key=key
+    )
+    version.run_id = run.id
+    session.add(version)
+    session.flush()
+    return run

@@ -77,17 +77,20 @@ def recheck(
 ) -> list[MemoryVersion]:
     """Run the checks again on those of `version_ids` still open; store and audit what changed.
 
-    Each version is locked first, so a check running at the same moment finishes before (and the
-    statement after the lock sees what it committed). From inside a memory's own move (`wait`
-    False) a version that another transaction holds is skipped rather than waited for, since two
-    moves waiting for each other would deadlock: that version is moving itself. If that move is
-    its check, the check reads after this move commits (checks wait for the tenant's memory
-    moves: `audit.serialise`); only its submission for review, a moment after, could miss this
-    move, and then the next move of its slot or document checks it again.
+    Rechecks run one at a time with the tenant's memory moves: they take the lock every move
+    takes (`audit.serialise`) before they read, so what they compute includes every move that
+    committed before, and a move that comes after waits and then checks again what it affects.
+    (The lock is the tenant's, not the slot's: the checks also compare texts and meanings across
+    slots.) Each version is then locked. From inside a memory's own move (`wait` False) a version
+    that another transaction holds is skipped rather than waited for: that transaction is a move
+    of the version itself, waiting for the lock this one holds, and it checks the version again
+    once it has the lock (`after_move`).
     """
     ids = sorted(set(version_ids))
     if not ids:
         return []
+    for tenant_id in _tenants_of(session, ids):
+        audit.serialise(session, tenant_id=tenant_id)
     locked = session.exec(
         select(MemoryVersion)
         .where(col(MemoryVersion.id).in_(ids), col(MemoryVersion.state).in_(OPEN))
@@ -111,6 +114,14 @@ def recheck(
         changed.append(version)
     session.flush()
     return changed
+
+
+def _tenants_of(session: Session, version_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The tenants the versions belong to (a version never changes tenant: read without a lock)."""
+    rows = session.execute(
+        select(MemoryVersion.tenant_id).where(col(MemoryVersion.id).in_(version_ids)).distinct()
+    ).all()
+    return sorted(row[0] for row in rows)
 
 
 def _record(
@@ -147,8 +158,8 @@ COUNTED = {*OPEN, VersionState.approved}
 
 
 def after_move(session: Session, *, version: MemoryVersion, before: VersionState) -> list[MemoryVersion]:
-    """Check again the open versions a move of `version` may change the findings of (and the
-    version itself when it comes back to review).
+    """Check again the open versions a move of `version` may change the findings of, and the
+    version itself when it is open after the move.
 
     Duplicates count every version proposed, open or approved, so its text matters when it
     enters or leaves those states (or is checked for the first time); conflicts and near
@@ -156,17 +167,21 @@ def after_move(session: Session, *, version: MemoryVersion, before: VersionState
     becomes or stops being approved; findings that name it matter always.
     """
     after = version.state
+    changed: list[MemoryVersion] = []
+    if after in OPEN and before != VersionState.proposed:
+        # Another move may have skipped it while this one held it (`recheck`). Not after its
+        # check, which read under the same lock a moment ago.
+        itself = f"it is now {after.value.replace('_', ' ')}"
+        changed += recheck(session, version_ids=[version.id], because=itself, wait=False)
     if (before, after) == (VersionState.checked, VersionState.in_review):
-        return []  # submitted for review: nothing another check reads has changed
+        return changed  # submitted for review: nothing another check reads has changed
     same_text = before == VersionState.proposed or (before in COUNTED) != (after in COUNTED)
     same_slot_or_meaning = VersionState.approved in (before, after)
     ids = affected_by_version(
         session, version_id=version.id, same_text=same_text, same_slot_or_meaning=same_slot_or_meaning
     )
-    if after in OPEN and before not in OPEN:
-        ids.append(version.id)
     because = f"a memory it is compared with is now {after.value.replace('_', ' ')}"
-    return recheck(session, version_ids=ids, because=because, wait=False)
+    return changed + recheck(session, version_ids=ids, because=because, wait=False)
 
 
 def after_document_version(session: Session, *, document_id: uuid.UUID, number: int) -> list[MemoryVersion]:

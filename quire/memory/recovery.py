@@ -17,13 +17,12 @@ from sqlmodel import Session, col, select
 
 from quire.memory import audit
 from quire.memory.errors import DecisionNoLongerApplies
-from quire.memory.lifecycle import MEMORY_REVIEW
+from quire.memory.lifecycle import start_review_run
 from quire.memory.models import MemoryItem, MemoryVersion
 from quire.memory.queue import AWAITING, ENDED, Reviewable
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import Run
 from quire.runtime.process import Instance
-from quire.runtime.service import create_run
 
 
 def failed_reviews(session: Session, versions: Sequence[Reviewable]) -> dict[uuid.UUID, str]:
@@ -57,15 +56,8 @@ def restart_review(
     previous = Instance.model_validate(run.state or run.input)
     # An edit's copy approved by its timer would try again at once: after a failure, a person decides.
     data = {**previous.data, "pre_approved_by": None}
-    fresh, _ = create_run(
-        session,
-        program=MEMORY_REVIEW.program_name,
-        state=Instance(current=version.state.value, data=data),
-        kicker=kicker,
-        idempotency_key=f"memory-review:{version.id}:after:{run.id}",
-    )
-    version.run_id = fresh.id
-    session.add(version)
+    state = Instance(current=version.state.value, data=data)
+    fresh = start_review_run(session, version=version, state=state, kicker=kicker, after=run)
     audit.record(
         session,
         tenant_id=version.tenant_id,

@@ -26,7 +26,14 @@ from quire.memory.decisions import (
     supersede_target,
 )
 from quire.memory.errors import MemoryNotFound, MissingEvidence, ReasonRequired, ReviewRefused
-from quire.memory.lifecycle import MEMORY_REVIEW, REVIEW_ROUTE, Review, needs_reason, separation_of_duties
+from quire.memory.lifecycle import (
+    MEMORY_REVIEW,
+    REVIEW_ROUTE,
+    Review,
+    needs_reason,
+    separation_of_duties,
+    start_review_run,
+)
 from quire.memory.models import (
     AuditReport,
     BulkRejection,
@@ -55,7 +62,6 @@ from quire.runtime.errors import InvalidEvent
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import HumanTask, Run, Step
 from quire.runtime.process import Event, Instance, send_event
-from quire.runtime.service import create_run
 from quire.runtime.tasks import decide_task
 
 
@@ -207,16 +213,7 @@ def create_version(
         proposed_by=proposed_by,
         separation_of_duties=separation_of_duties(session),
     )
-    run, _ = create_run(
-        session,
-        program=MEMORY_REVIEW.program_name,
-        state=MEMORY_REVIEW.start(review),
-        kicker=kicker,
-        idempotency_key=f"memory-review:{version.id}",
-    )
-    version.run_id = run.id
-    session.add(version)
-    session.flush()
+    start_review_run(session, version=version, state=MEMORY_REVIEW.start(review), kicker=kicker)
     return version
 
 

@@ -6,21 +6,19 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from quire.app.console import documents
 from quire.content.environment import ContentEnvironment
-from quire.core.embeddings import Embedder
 from quire.core.models import Role
 from quire.core.settings import Settings
-from quire.runtime.errors import NonRetryable
 from tests.app.test_console import POLICY, by_text, console_app, csrf_of, keys_for, log_in, proposals
 from tests.conftest import MAX_UPLOAD
 from tests.content import fixtures
-from tests.factories import auth
+from tests.factories import BreakableEmbedder, auth, make_failed_version
 from tests.harness import Harness
 
 LEAVE_V1 = """# Leave policy
@@ -55,26 +53,6 @@ Laptops are replaced every three years.
 
 Phones are replaced every <script>alert("two")</script> years.
 """
-
-
-class BreakableEmbedder(Embedder):
-    """The real embedder, failing for good while `broken` (a model server that is down)."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner, self.name, self.dim = inner, inner.name, inner.dim
-        self.broken = False
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if self.broken:
-            raise NonRetryable("the embedding model is down")
-        return self.inner.embed(texts)
-
-
-@pytest.fixture
-def embedder(environment: ContentEnvironment, monkeypatch: pytest.MonkeyPatch) -> BreakableEmbedder:
-    breakable = BreakableEmbedder(environment.embedder)
-    monkeypatch.setattr(ContentEnvironment, "embedder", property(lambda _: breakable))
-    return breakable
 
 
 @pytest.fixture
@@ -155,10 +133,10 @@ def test_a_failed_version_is_retried_from_the_console_by_a_contributor_only(
     console: TestClient, content: Harness, embedder: BreakableEmbedder
 ) -> None:
     key = keys_for(content)
-    embedder.broken = True
-    created = upload(console, key[Role.contributor], "policy.md", POLICY.encode())
-    content.drive()
-    embedder.broken = False
+    contributor = auth(key[Role.contributor])
+    created = make_failed_version(
+        console, content, embedder, contributor, name="policy.md", data=POLICY.encode()
+    )
     document_id = created["document_id"]
     retry = f"/console/documents/{document_id}/versions/1/retry"
 
@@ -201,7 +179,7 @@ def pairs_of(html: str, change: str) -> list[str]:
     return [
         html[a:b]
         for a, b in itertools.pairwise(starts)
-        if html.startswith(f'<div class="pair change-{change}"', a)
+        if re.match(rf'<div class="pair change-{change}[" ]', html[a:])
     ]
 
 
@@ -301,3 +279,44 @@ def test_a_document_is_listed_by_its_first_heading(console: TestClient, content:
     assert log_in(console, key[Role.reader], next="/console/documents").status_code == 303
     row = row_of(console.get("/console/documents").text, leave["document_id"])
     assert "Leave policy" in row
+
+
+def evidence_links(page: str) -> list[str]:
+    """The hrefs of the evidence's links to a diff, unescaped."""
+    return [href.replace("&amp;", "&") for href in re.findall(r'<a href="([^"]+)" class="diff-link">', page)]
+
+
+def test_evidence_from_an_older_version_links_to_its_diff_with_the_current_one(
+    console: TestClient, content: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document_id, key = two_versions(console, content)
+    items = proposals(console, key[Role.reviewer])
+    parking = by_text(items, "Parking permits")  # cites version 1; gone from version 2
+    laptops = by_text(items, "Laptops are replaced")  # cites version 1; the same in version 2
+    phones = by_text(items, "Phones are replaced")  # cites version 2
+    assert log_in(console, key[Role.reviewer]).status_code == 303
+
+    page = console.get(f"/console/memory/{parking['id']}").text
+    element = parking["latest"]["evidence"][0]["element_id"]
+    assert "version 1 (latest is 2)" in page
+    exact = rf'href="/console/documents/{document_id}/versions/1\?mark={element}'
+    assert re.search(exact, page)  # the exact version and element
+    (diff,) = evidence_links(page)
+    assert diff == f"/console/documents/{document_id}/versions/2/diff?against=1&mark={element}#e-{element}"
+    shown = console.get(diff.split("#")[0]).text
+    assert "version 1 → version 2" in shown
+    (marked,) = [pair for pair in pairs_of(shown, "removed") if f'id="e-{element}"' in pair]
+    assert "is-marked" in marked and "Parking permits are renewed every January." in marked
+
+    # An unchanged element is shown too, outside the fold that would hide it.
+    monkeypatch.setattr(documents, "FOLD_SAME", 2)
+    cited = laptops["latest"]["evidence"][0]
+    (unchanged,) = evidence_links(console.get(f"/console/memory/{laptops['id']}").text)
+    shown = console.get(unchanged.split("#")[0]).text
+    (marked,) = [pair for pair in pairs_of(shown, "same") if f'id="e-{cited["element_id"]}"' in pair]
+    assert "is-marked" in marked
+    folded = re.findall(r'<details class="unchanged">.*?</details>', shown, re.S)
+    assert folded and not any(f'id="e-{cited["element_id"]}"' in block for block in folded)
+
+    # Evidence from the current version has nothing to compare.
+    assert evidence_links(console.get(f"/console/memory/{phones['id']}").text) == []

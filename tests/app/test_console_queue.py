@@ -77,6 +77,11 @@ def test_a_memorys_checks_read_in_plain_words_with_one_recommendation(
     content.drive()
     page = reviewing.get(f"/console/memory/{stale['id']}").text
     assert "Conflicts with" in page and f'href="/console/memory/{fresh["id"]}"' in page
+    # Beside the approved memory, the proposal's source from version 1 links to what changed since.
+    choice = re.search(r'<section class="slot-choice" id="slot-choice">(.*?)</section>', page, re.S)
+    assert choice is not None
+    diff = f'href="/console/documents/{document_id}/versions/2/diff?against=1&amp;mark='
+    assert choice.group(1).count(diff) == 1
     assert page.count('id="recommendation"') == 1 and re.search(r'id="recommended-decision">Reject<', page)
 
     # After the decision its findings are history, not a current recommendation.

@@ -10,11 +10,10 @@ from rich.console import Console
 from sqlalchemy import text
 
 from quire.app.ingest import ingest_paths
-from quire.content.environment import ContentEnvironment
 from quire.core.errors import QuireError
 from quire.core.models import Tenant
 from quire.core.settings import Settings
-from tests.content.test_retry import BreakableEmbedder
+from tests.factories import BreakableEmbedder
 from tests.harness import Harness
 
 HANDBOOK = "# Handbook\n\n## Holidays\n\nEvery employee gets 27 days of paid holiday a year.\n"
@@ -129,13 +128,6 @@ def test_an_empty_file_fails_on_its_own_and_the_others_go_on(run, content: Harne
     assert documents(content) == {"handbook.md": ["indexed"]}
 
 
-@pytest.fixture
-def embedder(environment: ContentEnvironment, monkeypatch: pytest.MonkeyPatch) -> BreakableEmbedder:
-    breakable = BreakableEmbedder(environment.embedder)
-    monkeypatch.setattr(ContentEnvironment, "embedder", property(lambda _: breakable))
-    return breakable
-
-
 def test_failed_versions_are_retried(
     run, content: Harness, tmp_path: Path, embedder: BreakableEmbedder
 ) -> None:  # type: ignore[no-untyped-def]
@@ -143,6 +135,7 @@ def test_failed_versions_are_retried(
     docs.mkdir()
     (docs / "handbook.md").write_text(HANDBOOK)
     (docs / "leave.md").write_text("# Leave\n\nAsk your lead two weeks ahead.\n")
+    embedder.broken = True
     failures, printed = run(docs)
     assert failures == 2, printed
     assert documents(content) == {"handbook.md": ["failed"], "leave.md": ["failed"]}

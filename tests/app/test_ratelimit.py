@@ -1,4 +1,5 @@
-"""Rate limits beyond /v1: /mcp per API key, console forms per session, the login form per address."""
+"""Rate limits beyond /v1: /mcp per API key, console forms per session (review decisions with a
+burst that fits a person deciding by keyboard), the login form per address."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi.testclient import TestClient
 
 from quire.app.api import create_app
+from quire.app.console.mount import mount_console
 from quire.core.db import Database
 from quire.core.models import Role
 from quire.core.settings import Settings
 from tests.factories import TenantFixture, auth, make_key
+from tests.harness import Harness
 
 # Bursts of one: the second request within ten seconds is over the limit.
 TIGHT = 6
@@ -69,17 +73,17 @@ def test_console_forms_are_rate_limited_per_session_with_a_readable_page(
         other_session = dict(browser.cookies.items())
         browser.cookies.clear()
         csrf = log_in(browser, key)
-        decide = f"/console/memory/{uuid.uuid4()}/decide"
-        form = {"decision": "approve", "csrf": csrf}
-        assert browser.post(decide, data=form, follow_redirects=False).status_code != 429
-        refused = browser.post(decide, data=form, follow_redirects=False)
+        retry = f"/console/documents/{uuid.uuid4()}/versions/1/retry"
+        form = {"csrf": csrf}
+        assert browser.post(retry, data=form, follow_redirects=False).status_code != 429
+        refused = browser.post(retry, data=form, follow_redirects=False)
         assert refused.status_code == 429
         assert refused.headers["content-type"].startswith("text/html")
         assert "Too many" in refused.text and 1 <= int(refused.headers["retry-after"]) <= 10
         # Pages still load; another session has its own budget.
         assert browser.get("/console/memory").status_code == 200
         browser.cookies = other_session
-        other = browser.post(decide, data={**form, "csrf": other_csrf}, follow_redirects=False)
+        other = browser.post(retry, data={**form, "csrf": other_csrf}, follow_redirects=False)
         assert other.status_code != 429
 
 
@@ -101,3 +105,71 @@ def test_failed_logins_are_rate_limited_per_client_address(
         # Even the right key waits: the throttle does not reveal which guess was right.
         right = client.post("/console/login", data={"key": key, "csrf": csrf_of(form.text)})
         assert right.status_code == 429
+
+
+# Rules the extractor proposes as memories, one a paragraph, each different; a document gives at
+# most 25 proposals (memory/extraction.py), so five documents of 21.
+RULEBOOKS = [
+    "# Forms\n\n"
+    + "\n\n".join(f"Form F-{book}{n:02} must be filed within {n + 2} days of the request." for n in range(21))
+    for book in range(1, 6)
+]
+
+
+def test_a_reviewer_deciding_by_keyboard_is_not_stopped_but_a_flood_is(
+    settings: Settings, content: Harness
+) -> None:
+    """At the default limits, a hundred decisions one after another all go through; a script
+    sending far more, as fast as it can, is refused with the console's 429 page."""
+    unlimited_api = settings.model_copy(update={"rate_limit_per_minute": 0})
+    app = create_app(settings=unlimited_api, database=content.database, services=content.services)
+    mount_console(app)
+    app.state.kicker = content.kicker
+    tenant = TenantFixture(id=content.tenant_id, name="console")
+    contributor = make_key(content.database, tenant, Role.contributor)
+    reviewer = make_key(content.database, tenant, Role.reviewer, name="rita")
+    with TestClient(app) as browser:
+        for number, rules in enumerate(RULEBOOKS):
+            uploaded = browser.post(
+                "/v1/documents",
+                files={"file": (f"forms-{number}.md", rules.encode(), "text/markdown")},
+                headers=auth(contributor),
+            )
+            assert uploaded.status_code == 202, uploaded.text
+        content.drive()
+        waiting = in_review(browser, reviewer)[:100]
+        assert len(waiting) == 100
+        csrf = log_in(browser, reviewer)
+
+        answers = [
+            browser.post(
+                f"/console/memory/{item['id']}/decide",
+                data={"csrf": csrf, "decision": "reject", "reason": "a form, not a rule"},
+                follow_redirects=False,
+            ).status_code
+            for item in waiting
+        ]
+        assert answers == [303] * 100  # each recorded, none refused
+
+        flood = [
+            browser.post(
+                f"/console/memory/{uuid.uuid4()}/decide",
+                data={"csrf": csrf, "decision": "approve"},
+                follow_redirects=False,
+            )
+            for _ in range(400)
+        ]
+        refused = [answer for answer in flood if answer.status_code == 429]
+        assert len(refused) >= 300  # the burst is spent: held to the rate
+        assert "Too many" in refused[0].text and int(refused[0].headers["retry-after"]) >= 1
+
+        content.drive()
+        left = {item["id"] for item in in_review(browser, reviewer)}
+        assert left.isdisjoint(item["id"] for item in waiting)
+
+
+def in_review(client: TestClient, key: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = client.get(
+        "/v1/memories", params={"state": "in_review", "limit": 500}, headers=auth(key)
+    ).json()["data"]
+    return found

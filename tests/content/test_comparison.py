@@ -1,10 +1,11 @@
-"""Two versions side by side: elements paired in reading order, changed words marked (issue 20)."""
+"""Two versions side by side: elements paired in reading order, changed words marked; and the
+same word diff inline, as the console shows a proposal beside its slot's memory (issue 20)."""
 
 from __future__ import annotations
 
 import uuid
 
-from quire.content.comparison import Change, Words, align, pair, word_diff
+from quire.content.comparison import Change, Piece, Words, align, pair, word_diff
 from quire.content.elements import Side
 
 
@@ -48,10 +49,11 @@ def test_a_moved_element_is_paired_once_and_nothing_is_lost() -> None:
 
 
 def test_only_the_words_that_changed_are_marked() -> None:
-    before, after = word_diff(
+    diff = word_diff(
         "Every employee gets 25 days of paid holiday a year.",
         "Every employee gets 27 days of paid holiday a year, plus public holidays.",
     )
+    before, after = diff.before, diff.after
     assert before == [
         Words("Every employee gets ", False),
         Words("25", True),
@@ -73,4 +75,41 @@ def test_a_pair_says_what_happened_to_its_element() -> None:
     changed = pair(same, side("Kept and changed", same.element_id, "new"))
     assert changed.change == Change.changed and changed.element_id == same.element_id
     assert changed.before_words == [Words("Kept", False)]
-    assert changed.after_words == [Words("Kept", False), Words(" and changed", True)]
+    assert changed.after_words == [Words("Kept ", False), Words("and changed", True)]
+
+
+def test_inline_a_changed_number_is_one_word_removed_and_one_added() -> None:
+    assert word_diff("Kept for 4 years, then deleted.", "Kept for 5 years, then deleted.").inline == [
+        Piece("same", "Kept for "),
+        Piece("removed", "4"),
+        Piece("added", "5"),
+        Piece("same", " years, then deleted."),
+    ]
+
+
+def test_both_shapes_rebuild_both_texts() -> None:
+    for old, new in [
+        ("Parental leave is 16 weeks.", "Parental leave is 20 weeks at full pay,  for every parent."),
+        ("a b c", "x y z"),
+        ("  Leading space and a tail ", "Leading space, a tail"),
+    ]:
+        diff = word_diff(old, new)
+        assert "".join(p.text for p in diff.inline if p.kind != "added") == old
+        assert "".join(p.text for p in diff.inline if p.kind != "removed") == new
+        assert "".join(w.text for w in diff.before) == old
+        assert "".join(w.text for w in diff.after) == new
+        # A changed run never ends in the space before the next word: only words are marked.
+        assert not any(w.changed and w.text != w.text.rstrip() for w in diff.before + diff.after)
+
+
+def test_both_shapes_come_from_one_comparison() -> None:
+    diff = word_diff("a b c", "x y z")
+    assert diff.inline == [Piece("removed", "a b c"), Piece("added", "x y z")]  # not word by word
+    assert diff.before == [Words("a b c", True)] and diff.after == [Words("x y z", True)]
+
+
+def test_identical_and_empty_texts() -> None:
+    assert word_diff("Same text.", "Same text.").inline == [Piece("same", "Same text.")]
+    assert word_diff("Same text.", "Same text.").after == [Words("Same text.", False)]
+    assert word_diff("", "New.").inline == [Piece("added", "New.")]
+    assert word_diff("", "New.").before == []

@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from quire.content.environment import ContentEnvironment
-from quire.core.embeddings import Embedder
 from quire.core.models import Role
-from quire.runtime.errors import NonRetryable
 from tests.content import fixtures
 from tests.content.test_ingestion import HANDBOOK, keys, upload
+from tests.factories import BreakableEmbedder, make_failed_version
 from tests.harness import Harness
-
-
-class BreakableEmbedder(Embedder):
-    """The real embedder, failing for good while `broken` (a model server that is down)."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner, self.name, self.dim = inner, inner.name, inner.dim
-        self.broken = True
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if self.broken:
-            raise NonRetryable("the embedding model is down")
-        return self.inner.embed(texts)
-
-
-@pytest.fixture
-def embedder(environment: ContentEnvironment, monkeypatch: pytest.MonkeyPatch) -> BreakableEmbedder:
-    breakable = BreakableEmbedder(environment.embedder)
-    monkeypatch.setattr(ContentEnvironment, "embedder", property(lambda _: breakable))
-    return breakable
 
 
 def rows(content: Harness, table: str, version_id: str) -> int:
@@ -51,14 +27,10 @@ def failed_upload(
 ) -> dict[str, str]:
     """A version whose ingestion failed half-way: its elements and chunks were written, the
     embedding step failed for good."""
-    created = upload(api, key, "travel.md", HANDBOOK.encode()).json()
-    content.drive()
-    version = api.get(f"/v1/documents/{created['document_id']}/versions/1", headers=key).json()
-    assert (version["status"], version["error_code"]) == ("failed", "ingest_failed"), version
+    created = make_failed_version(api, content, embedder, key, name="travel.md", data=HANDBOOK.encode())
     assert rows(content, "content_element", created["version_id"]) > 0  # left by the failed attempt
     assert rows(content, "content_chunk", created["version_id"]) > 0
-    embedder.broken = False
-    return dict(created)
+    return created
 
 
 def test_a_failed_version_is_retried_from_its_stored_bytes_and_starts_clean(

@@ -21,7 +21,7 @@ from quire.core.models import Role
 from tests.e2e.test_console_browser import CHROMIUM, CHROMIUM_ARGS, server  # noqa: F401  (a fixture)
 from tests.factories import TenantFixture, auth, make_key
 from tests.harness import Harness
-from tests.memory.test_decisions import RETENTION, SLOT
+from tests.memory.test_decisions import RETENTION, SLOT, retention
 from tests.memory.test_lifecycle import POLICY
 
 pytestmark = pytest.mark.e2e
@@ -112,21 +112,28 @@ def open_item(page: Any, base: str, item_id: str) -> None:
 def retention_slot(api: Api) -> tuple[str, str]:
     """An approved "4 years" memory and a "5 years" proposal of the same slot."""
     document_id = api.ingest(RETENTION, "retention.md")
-    four = api.propose(
-        document_id,
-        "Sensor readings are kept for 4 years, then deleted.",
-        "Sensor readings are kept for 4 years, then deleted.",
-        SLOT,
-    )
+    four = api.propose(document_id, *retention(4), SLOT)
     api.decide(four, decision="approve")
     api.content.drive()
-    five = api.propose(
-        document_id,
-        "Sensor readings are kept for 5 years, then deleted.",
-        "sensor readings are kept for 5 years, then deleted.",
-        SLOT,
-    )
+    five = api.propose(document_id, *retention(5), SLOT)
     return four, five
+
+
+DUPLICATE = (
+    "Employees must book flights through the travel portal.",
+    "book flights through the travel portal",
+)
+
+
+def portal_and_duplicate(api: Api, *, approve: bool) -> tuple[str, str]:
+    """The extractor's "travel portal" proposal (approved first, or still in review) and a
+    person's duplicate of it."""
+    document_id = api.ingest(POLICY, "policy.md")
+    portal = api.in_review("travel portal")
+    if approve:
+        api.decide(portal, decision="approve")
+        api.content.drive()
+    return portal, api.propose(document_id, *DUPLICATE)
 
 
 def test_a_merge_into_an_unapproved_memory_is_not_offered_and_refused(
@@ -136,13 +143,7 @@ def test_a_merge_into_an_unapproved_memory_is_not_offered_and_refused(
     from playwright.sync_api import expect
 
     api = Api(server, content)
-    document_id = api.ingest(POLICY, "policy.md")
-    portal = api.in_review("travel portal")  # still in review
-    duplicate = api.propose(
-        document_id,
-        "Employees must book flights through the travel portal.",
-        "book flights through the travel portal",
-    )
+    portal, duplicate = portal_and_duplicate(api, approve=False)  # the portal one still in review
 
     with console_page(server, api.reviewer) as page:
         open_item(page, server, duplicate)
@@ -181,8 +182,8 @@ def test_a_supersedes_the_slots_memory_after_the_diff(
         expect(choice.locator(".existing-text")).to_have_text(
             "Sensor readings are kept for 4 years, then deleted."
         )
-        expect(choice.locator(".worddiff del")).to_have_text("4 ")
-        expect(choice.locator(".worddiff ins")).to_have_text("5 ")
+        expect(choice.locator(".worddiff del")).to_have_text("4")
+        expect(choice.locator(".worddiff ins")).to_have_text("5")
         expect(choice.locator(".side.existing mark")).to_have_text(
             "Sensor readings are kept for 4 years, then deleted."
         )
@@ -232,15 +233,7 @@ def test_a_failed_review_run_returns_the_memory_to_the_queue(
     from playwright.sync_api import expect
 
     api = Api(server, content)
-    document_id = api.ingest(POLICY, "policy.md")
-    portal = api.in_review("travel portal")
-    api.decide(portal, decision="approve")
-    content.drive()
-    duplicate = api.propose(
-        document_id,
-        "Employees must book flights through the travel portal.",
-        "book flights through the travel portal",
-    )
+    portal, duplicate = portal_and_duplicate(api, approve=True)
 
     with console_page(server, api.reviewer) as page:
         open_item(page, server, duplicate)

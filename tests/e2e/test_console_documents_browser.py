@@ -14,22 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from quire.content.environment import ContentEnvironment
 from quire.core.models import Role
-from tests.app.test_console_documents import LEAVE_V1, LEAVE_V2, BreakableEmbedder
+from tests.app.test_console_documents import LEAVE_V1, LEAVE_V2
 from tests.e2e.test_console_browser import CHROMIUM, CHROMIUM_ARGS, POLICY, screenshots_dir
 from tests.e2e.test_console_browser import server as server  # the fixture
-from tests.factories import TenantFixture, auth, make_key
+from tests.factories import BreakableEmbedder, TenantFixture, auth, make_failed_version, make_key
 from tests.harness import Harness
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def embedder(environment: ContentEnvironment, monkeypatch: pytest.MonkeyPatch) -> BreakableEmbedder:
-    breakable = BreakableEmbedder(environment.embedder)
-    monkeypatch.setattr(ContentEnvironment, "embedder", property(lambda _: breakable))
-    return breakable
 
 
 def upload(base: str, key: str, name: str, data: bytes, kind: str) -> dict[str, Any]:
@@ -48,10 +40,10 @@ def test_a_failed_document_shows_its_reason_and_a_contributor_retries_it(
 
     tenant = TenantFixture(id=content.tenant_id, name="documents")
     contributor = make_key(content.database, tenant, Role.contributor, name="cora")
-    embedder.broken = True
-    failed = upload(server, contributor, "policy.md", POLICY.encode(), "text/markdown")
-    content.drive()
-    embedder.broken = False
+    with httpx.Client(base_url=server) as api:
+        failed = make_failed_version(
+            api, content, embedder, auth(contributor), name="policy.md", data=POLICY.encode()
+        )
     fine = upload(server, contributor, "notes.md", b"# Notes\n\nAll is well.\n", "text/markdown")
     content.drive()
     shots = screenshots_dir(tmp_path)

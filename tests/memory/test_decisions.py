@@ -60,31 +60,35 @@ def memory(api: TestClient, key: dict[str, str], item_id: str) -> dict[str, Any]
     return found
 
 
+def retention(years: int) -> tuple[str, str]:
+    """A retention rule of the slot, and the passage of RETENTION that supports it."""
+    text = f"Sensor readings are kept for {years} years, then deleted."
+    return text, text if years == 4 else text[0].lower() + text[1:]
+
+
+def propose_retention(api: TestClient, key: dict[str, dict[str, str]], document_id: str, years: int) -> str:
+    text, quote = retention(years)
+    item_id: str = propose(api, key["contributor"], document_id, text, quote, subject_key=SLOT)["id"]
+    return item_id
+
+
 def retention_slot(api: TestClient, content: Harness) -> tuple[dict[str, dict[str, str]], str, str, str]:
     """An approved "4 years" memory and a "5 years" proposal in the same slot."""
     key = {role.value: headers for role, headers in keys(content).items()}
     document = ingest(api, content, key["contributor"], RETENTION, name="retention.md")
-    four = propose(
-        api,
-        key["contributor"],
-        document["document_id"],
-        "Sensor readings are kept for 4 years, then deleted.",
-        "Sensor readings are kept for 4 years, then deleted.",
-        subject_key=SLOT,
-    )
+    four = propose_retention(api, key, document["document_id"], 4)
     content.drive()
-    assert decide(api, key["reviewer"], four["id"], decision="approve").status_code == 202
+    assert decide(api, key["reviewer"], four, decision="approve").status_code == 202
     content.drive()
-    five = propose(
-        api,
-        key["contributor"],
-        document["document_id"],
-        "Sensor readings are kept for 5 years, then deleted.",
-        "sensor readings are kept for 5 years, then deleted.",
-        subject_key=SLOT,
-    )
+    five = propose_retention(api, key, document["document_id"], 5)
     content.drive()
-    return key, document["document_id"], four["id"], five["id"]
+    return key, document["document_id"], four, five
+
+
+def without_separation_of_duties(api: TestClient, key: dict[str, dict[str, str]]) -> None:
+    """The tenant lets whoever edits approve: an edit approves its copy at once."""
+    off = api.put("/v1/tenant/settings", json={"separation_of_duties": False}, headers=key["admin"])
+    assert off.status_code == 200, off.text
 
 
 def test_a_plain_approve_never_retires_another_memory(api: TestClient, content: Harness) -> None:
@@ -135,22 +139,8 @@ def test_supersede_names_the_memory_it_retires(api: TestClient, content: Harness
 def test_an_approve_overtaken_in_its_slot_goes_back_to_the_queue(api: TestClient, content: Harness) -> None:
     key = {role.value: headers for role, headers in keys(content).items()}
     document = ingest(api, content, key["contributor"], RETENTION, name="retention.md")
-    four = propose(
-        api,
-        key["contributor"],
-        document["document_id"],
-        "Sensor readings are kept for 4 years, then deleted.",
-        "Sensor readings are kept for 4 years, then deleted.",
-        subject_key=SLOT,
-    )["id"]
-    five = propose(
-        api,
-        key["contributor"],
-        document["document_id"],
-        "Sensor readings are kept for 5 years, then deleted.",
-        "sensor readings are kept for 5 years, then deleted.",
-        subject_key=SLOT,
-    )["id"]
+    four = propose_retention(api, key, document["document_id"], 4)
+    five = propose_retention(api, key, document["document_id"], 5)
     content.drive()
     # Both are accepted: neither slot has an approved memory yet when they are decided.
     assert decide(api, key["reviewer"], four, decision="approve").status_code == 202
@@ -192,6 +182,16 @@ def duplicate_of_portal(
     return key, portal, duplicate
 
 
+def propose_beside(
+    api: TestClient, content: Harness, key: dict[str, Any], portal: str, text: str, quote: str, **extra: Any
+) -> str:
+    """A person's proposal quoting the document of the "travel portal" memory, checked and in review."""
+    document_id = memory(api, key["reviewer"], portal)["latest"]["evidence"][0]["document_id"]
+    item_id: str = propose(api, key["contributor"], document_id, text, quote, **extra)["id"]
+    content.drive()
+    return item_id
+
+
 def test_a_merge_into_a_memory_still_in_review_is_refused_when_decided(
     api: TestClient, content: Harness
 ) -> None:
@@ -213,17 +213,16 @@ def test_a_merge_into_a_memory_still_in_review_is_refused_when_decided(
 
 def test_a_merge_target_of_another_scope_is_refused(api: TestClient, content: Harness) -> None:
     key, portal, _ = duplicate_of_portal(api, content, approve=True)
-    document_id = memory(api, key["reviewer"], portal)["latest"]["evidence"][0]["document_id"]
-    elsewhere = propose(
+    elsewhere = propose_beside(
         api,
-        key["contributor"],
-        document_id,
+        content,
+        key,
+        portal,
         "Employees must book flights through the travel portal.",
         "book flights through the travel portal",
         scope="collection",
         scope_ref="finance",
-    )["id"]
-    content.drive()
+    )
 
     refused = decide(api, key["reviewer"], elsewhere, decision="merge", into=portal)
 
@@ -262,16 +261,15 @@ def test_a_merge_keeping_the_targets_text_leaves_unsupporting_evidence_behind(
     api: TestClient, content: Harness
 ) -> None:
     key, portal, _ = duplicate_of_portal(api, content, approve=True)
-    document_id = memory(api, key["reviewer"], portal)["latest"]["evidence"][0]["document_id"]
     before = memory(api, key["reviewer"], portal)["latest"]
-    other = propose(
+    other = propose_beside(
         api,
-        key["contributor"],
-        document_id,
+        content,
+        key,
+        portal,
         "Economy class is the default for flights under six hours.",
         "Economy class is the default for flights under six hours.",
-    )["id"]
-    content.drive()
+    )
 
     assert (
         decide(api, key["reviewer"], other, decision="merge", into=portal, keep="target").status_code == 202
@@ -291,15 +289,14 @@ def test_a_merge_keeping_the_proposals_text_makes_it_the_targets_new_version(
     api: TestClient, content: Harness
 ) -> None:
     key, portal, _ = duplicate_of_portal(api, content, approve=True)
-    document_id = memory(api, key["reviewer"], portal)["latest"]["evidence"][0]["document_id"]
-    longer = propose(
+    longer = propose_beside(
         api,
-        key["contributor"],
-        document_id,
+        content,
+        key,
+        portal,
         "Employees must book all flights through the travel portal.",
         "Employees must book flights through the travel portal.",
-    )["id"]
-    content.drive()
+    )
 
     merged = decide(api, key["reviewer"], longer, decision="merge", into=portal, keep="proposal")
     assert merged.status_code == 202, merged.text
@@ -315,17 +312,15 @@ def test_a_merge_keeping_the_proposals_text_makes_it_the_targets_new_version(
 
 def test_a_merge_keeping_an_edit_carries_both_memories_evidence(api: TestClient, content: Harness) -> None:
     key, portal, _ = duplicate_of_portal(api, content, approve=True)
-    off = api.put("/v1/tenant/settings", json={"separation_of_duties": False}, headers=key["admin"])
-    assert off.status_code == 200
-    document_id = memory(api, key["reviewer"], portal)["latest"]["evidence"][0]["document_id"]
-    economy = propose(
+    without_separation_of_duties(api, key)
+    economy = propose_beside(
         api,
-        key["contributor"],
-        document_id,
+        content,
+        key,
+        portal,
         "Economy class is the default for flights under six hours.",
         "Economy class is the default for flights under six hours.",
-    )["id"]
-    content.drive()
+    )
     unsupported = decide(
         api, key["reviewer"], economy, decision="merge", into=portal, keep="edit", text="Fly business class."
     )
@@ -351,8 +346,7 @@ def test_an_edit_in_a_slot_with_an_approved_memory_waits_for_the_choice(
 ) -> None:
     key, _, four, five = retention_slot(api, content)
     # Without separation of duties an edit approves its copy at once, unless the slot is taken.
-    off = api.put("/v1/tenant/settings", json={"separation_of_duties": False}, headers=key["admin"])
-    assert off.status_code == 200
+    without_separation_of_duties(api, key)
 
     edited = decide(api, key["reviewer"], five, decision="edit", text="Sensor readings are kept for 5 years.")
     assert edited.status_code == 202, edited.text

@@ -168,7 +168,8 @@ def test_a_version_submitted_for_review_changes_nothing_else(
     with database.tenant_session(tenant_id) as session:
         twin = checked_in_review(session, make_item(session, tenant_id), NEW)
         version = make_version(session, make_item(session, tenant_id), NEW, state=VersionState.checked)
-        assert move(session, version, VersionState.in_review) == []
+        # Only itself is checked again: made here without its check, it finds its twin now.
+        assert move(session, version, VersionState.in_review) == [version]
         assert findings_of(session, twin).present() == []
 
 

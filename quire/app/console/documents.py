@@ -171,19 +171,21 @@ class Block:
 
     same: bool
     pairs: list[Pair] = field(default_factory=list)
+    marked: bool = False  # holds the element a link pointed to: never folded away
 
     @property
     def folded(self) -> bool:
-        return self.same and len(self.pairs) >= FOLD_SAME
+        return self.same and not self.marked and len(self.pairs) >= FOLD_SAME
 
 
-def blocks_of(pairs: list[Pair]) -> list[Block]:
+def blocks_of(pairs: list[Pair], mark: uuid.UUID | None = None) -> list[Block]:
     blocks: list[Block] = []
     for pair in pairs:
         same = pair.change == Change.same
         if not (same and blocks and blocks[-1].same):
             blocks.append(Block(same=same))
         blocks[-1].pairs.append(pair)
+        blocks[-1].marked |= pair.element_id == mark
     return blocks
 
 
@@ -195,8 +197,10 @@ def diff_page(
     console: ConsoleSessionDep,
     database: DatabaseDep,
     against: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+    mark: Annotated[uuid.UUID | None, Query()] = None,
 ) -> HTMLResponse:
-    """The version beside an earlier one (the one before it, unless `against` names another)."""
+    """The version beside an earlier one (the one before it, unless `against` names another), with
+    the element `mark` names (cited evidence) marked."""
     base = against if against is not None else number - 1
     if base < 1:
         raise ConsoleError(
@@ -212,7 +216,8 @@ def diff_page(
             session=console,
             document=document,
             comparison=comparison,
-            blocks=blocks_of(comparison.pairs),
+            blocks=blocks_of(comparison.pairs, mark),
+            mark=mark,
             counts={change.value: comparison.count(change) for change in Change},
             api_path=f"/v1/documents/{document_id}/diff?from={base}&to={number}",
         )

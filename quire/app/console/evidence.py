@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from quire.content.models import Element
 from quire.content.models import Version as DocumentVersion
-from quire.content.service import cited_passage, elements_of
+from quire.content.service import cited_passage, elements_of, version_by_id
 from quire.memory.models import EvidencePublic
 
 CONTEXT_CHARS = 2000  # of the element's text on each side of the quote
@@ -31,6 +31,7 @@ class EvidenceView:
     after: str = ""
     api_path: str | None = None
     console_path: str | None = None
+    diff_path: str | None = None  # what changed between the cited version and the current one
     problem: str | None = None
 
     @property
@@ -93,6 +94,13 @@ def in_context(session: Session, evidence: Sequence[EvidencePublic]) -> list[Evi
         view.before, view.marked, view.after = highlight(
             element.text, piece.char_start, piece.char_end, piece.quote
         )
+        current = version_by_id(session, document.latest_version_id) if document.latest_version_id else None
+        if current is not None and current.number != version.number:
+            mark = element.element_id
+            view.diff_path = (
+                f"/console/documents/{document.id}/versions/{current.number}/diff"
+                f"?against={version.number}&mark={mark}#e-{mark}"
+            )
     return views
 
 

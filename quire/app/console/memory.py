@@ -24,9 +24,9 @@ from quire.app.console.findings import findings_view, recommended
 from quire.app.console.history import actor_names
 from quire.app.console.pages import redirect, render, safe_next, sessions_of
 from quire.app.console.session import ConsoleSession
-from quire.app.console.worddiff import Piece, word_diff
 from quire.app.errors import status_for
 from quire.content import service as content
+from quire.content.comparison import Piece, word_diff
 from quire.core.deps import DatabaseDep
 from quire.core.errors import QuireError
 from quire.memory import service
@@ -133,7 +133,11 @@ def item_page(
         )
         options = service.decision_options(session, item_id=item_id, caller=console.caller)
         rivals = [
-            Rival(version=v, evidence=in_context(session, v.evidence), diff=word_diff(v.text, latest.text))
+            Rival(
+                version=v,
+                evidence=in_context(session, v.evidence),
+                diff=word_diff(v.text, latest.text).inline,
+            )
             for v in options.slot
             if latest is not None
         ]

@@ -14,6 +14,7 @@ from quire.app.services import Services, build_services
 from quire.content.environment import ContentEnvironment
 from quire.core.broker import build_broker
 from quire.core.db import Database
+from quire.core.memory import return_memory_promptly
 from quire.core.settings import Settings
 from quire.core.workers import WorkerHeartbeat, alive_workers
 from quire.runtime.executor import Executor
@@ -70,6 +71,7 @@ def start_background_services(
     from quire.agent.mcp.access import mcp_access
     from quire.agent.mcp.credentials import check_credentials_key
 
+    return_memory_promptly()  # a large document's memory goes back when it is done (core.memory)
     access = mcp_access(settings)
     check_credentials_key(database, access.credentials)  # a wrong QUIRE_SECRET_KEY stops it here
     threads = 1 if settings.worker_threads > 1 else 0

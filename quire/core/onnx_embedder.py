@@ -37,6 +37,11 @@ PROBES = [
 ]
 MIN_PROBE_COSINE = 0.9999
 BATCH_SIZE = 32
+# ONNX Runtime's CPU arena keeps the largest size every call ever needed, for each call made at
+# once: a worker embedding a long document on eight threads grew by 2.1 GB and never gave it
+# back. A call bigger than a few queries shrinks the arena back to its first block when it ends
+# (bench/ingest.py --mixed: the worker +688 MiB after the run before, see the note of issue 19).
+SHRINK_ABOVE_TOKENS = 1024
 PADDING_ALLOWANCE = 1.25
 ST_MODULES = "sentence_transformers.models."
 
@@ -151,7 +156,13 @@ class OnnxEmbedder(Embedder):
             ids[number, : len(row)] = row
             mask[number, : len(row)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        return session.run(None, {name: feeds[name] for name in self._inputs})[0], mask
+        options = None
+        if ids.size > SHRINK_ABOVE_TOKENS:
+            import onnxruntime
+
+            options = onnxruntime.RunOptions()
+            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        return session.run(None, {name: feeds[name] for name in self._inputs}, options)[0], mask
 
     def _load(self) -> tuple[Any, Any]:
         with self._lock:

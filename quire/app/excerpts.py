@@ -53,11 +53,13 @@ def _after_boundary(text: str, start: int) -> bool:
 
 
 def _anchor(text: str, snippet: str) -> int:
-    """Where the first word the snippet marks is in `text` (its first passage's, if there)."""
+    """Where the earliest word the snippet marks is in `text` (its first passage's, if there).
+    The earliest, not the first marked: the first is often the section's heading, left out of
+    `text`, whose word comes again only at the end of the sentence that matters."""
     first = snippet.split(" … ")[0]
     lowered = text.lower()
-    for word in marked_words(first) or marked_words(snippet):
-        at = lowered.find(word.lower())
-        if at >= 0:
-            return at
+    for words in (marked_words(first), marked_words(snippet)):
+        found = [at for at in (lowered.find(word.lower()) for word in words) if at >= 0]
+        if found:
+            return min(found)
     return 0

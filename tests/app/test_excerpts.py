@@ -22,6 +22,18 @@ def test_the_passage_is_the_sentence_holding_the_words() -> None:
     assert excerpt(TEXT, "carry over «until» March") == "Unused days carry over until March."
 
 
+def test_a_heading_the_database_marked_does_not_move_the_passage_past_its_start() -> None:
+    # The headline marks the section's heading first; the heading is left out of the line, and
+    # its word comes again only at the sentence's end: the line still starts at "Every".
+    text = (
+        "Holidays\n\nEvery full-time employee has 27 days of paid holiday per calendar year, plus "
+        "public holidays. Part-time colleagues get a pro-rata share."
+    )
+    headline = "«Holidays»\n\nEvery full-time employee has 27 days of «paid» «holiday» per calendar year"
+    line = excerpt(text, headline, headings=("Handbook", "Holidays"))
+    assert line.startswith("Every full-time employee has 27 days of paid holiday")
+
+
 def test_a_long_sentence_is_cut_at_words() -> None:
     text = "Intro. " + "word " * 80 + "the paid holiday rule " + "more " * 60 + "end."
     line = excerpt(text, "«paid» «holiday»", width=120)

@@ -9,6 +9,7 @@ unreadable bodies are 400, invalid values 422, a deletion answers as documented,
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.harness import Harness
 
 OPERATION_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 SCHEMA_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorPublic"}
+ERROR_SCHEMA = {"$ref": "#/components/schemas/Error"}
 # GET operations that answer arrays but are not lists: ranked hits, a report, a comparison.
 NOT_LISTS = {"search_documents", "search_memories", "get_usage", "diff_document_versions"}
 
@@ -64,9 +65,14 @@ def test_operation_ids_are_unique_and_snake_case(document: dict[str, Any]) -> No
     assert sorted(i for i in set(ids) if ids.count(i) > 1) == []
 
 
-def test_schema_names_are_plain_class_names(document: dict[str, Any]) -> None:
+def test_schema_names_say_what_they_hold(document: dict[str, Any]) -> None:
     names = document["components"]["schemas"]
     assert [name for name in names if not SCHEMA_NAME.match(name)] == []
+    # `…Public` tells a class from the table it shows; a client has no table to tell it from.
+    assert [name for name in names if name.endswith("Public")] == []
+    assert {"DocumentVersion", "AgentRun", "AgentRuns", "Error"} <= set(names)
+    refs = re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(document))
+    assert sorted(set(refs) - set(names)) == []  # every reference names a schema that is there
 
 
 def test_every_error_response_has_the_error_body(document: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from quire.app.openapi import rename_form_schemas
+from quire.app.openapi import rename_schemas
 from quire.core import errors
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def document_errors(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
-        document = rename_form_schemas(generate())
+        document = generate()
         _, definitions = models_json_schema(
             [(ErrorPublic, "serialization")], ref_template="#/components/schemas/{model}"
         )
@@ -177,7 +177,7 @@ def document_errors(app: FastAPI) -> None:
                 for status, response in responses.items():
                     if status.startswith("4") and ("content" not in response or status == "422"):
                         response["content"] = error
-        app.openapi_schema = document
-        return document
+        app.openapi_schema = rename_schemas(document)
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

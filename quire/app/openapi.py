@@ -17,14 +17,23 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def rename_form_schemas(document: dict[str, Any]) -> dict[str, Any]:
-    """The document with each form's schema under the name of FORM_SCHEMAS."""
+def rename_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with its schemas under the names clients see: a form's under FORM_SCHEMAS,
+    and a model's without the `Public` its class carries to tell it from the table it shows
+    (`DocumentVersionPublic` is `DocumentVersion`), where that name is free."""
+    schemas = document.get("components", {}).get("schemas", {})
+    names = dict(FORM_SCHEMAS)
+    for name in schemas:
+        plain = name.removesuffix("Public")
+        if plain != name and plain and plain not in schemas and plain not in names.values():
+            names[name] = plain
     text = json.dumps(document)
-    for generated, name in FORM_SCHEMAS.items():
+    for generated, name in names.items():
         text = text.replace(f'"#/components/schemas/{generated}"', f'"#/components/schemas/{name}"')
     renamed: dict[str, Any] = json.loads(text)
     schemas = renamed.get("components", {}).get("schemas", {})
-    for generated, name in FORM_SCHEMAS.items():
+    for generated, name in names.items():
         if generated in schemas:
             schemas[name] = {**schemas.pop(generated), "title": name}
+    renamed["components"]["schemas"] = dict(sorted(schemas.items()))
     return renamed

@@ -75,7 +75,9 @@ def test_ingest_search_and_ask_from_the_command_line(tmp_path: Path) -> None:
         answer = quire(env, "ask", "How many days of paid holiday do employees get?")
         assert answer.returncode == 0, answer.stderr
         assert '"Every employee gets 27 days of paid holiday a year." [1]' in answer.stdout
-        assert "[1] Employee handbook (v2, Employee handbook > Holidays)" in answer.stdout  # titled by its heading
+        assert (
+            "[1] Employee handbook (v2, Employee handbook > Holidays)" in answer.stdout
+        )  # titled by its heading
         assert "Traceback" not in answer.stdout + answer.stderr
     finally:
         quire(env, "db", "stop")

@@ -152,6 +152,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/console/documents/{document_id}/versions/{number}/diff"): rule(R, TENANT),
     ("POST", "/console/documents/{document_id}/versions/{number}/retry"): rule(C, TENANT, 303),
     ("GET", "/favicon.ico"): rule(None, OPEN),
+    ("GET", "/docs"): rule(None, OPEN),
+    ("GET", "/docs/oauth2-redirect"): rule(None, OPEN),
+    ("GET", "/redoc"): rule(None, OPEN),
     ("POST", "/console/memory/bulk-reject"): rule(V, TENANT, 303, refused_other=frozenset({303})),
     ("GET", "/console/runs"): rule(R, CALLER),
     ("GET", "/console/runs/{run_id}"): rule(R, OWNER),
@@ -577,6 +580,9 @@ def _calls() -> dict[tuple[str, str], Builder]:
             "POST", f"/console/documents/{w.fresh_failed_document(c)}/versions/1/retry"
         ),
         ("GET", "/favicon.ico"): lambda w, r, c: Call("GET", "/favicon.ico"),
+        ("GET", "/docs"): lambda w, r, c: Call("GET", "/docs"),
+        ("GET", "/docs/oauth2-redirect"): lambda w, r, c: Call("GET", "/docs/oauth2-redirect"),
+        ("GET", "/redoc"): lambda w, r, c: Call("GET", "/redoc"),
         ("GET", "/console/runs"): lambda w, r, c: Call("GET", "/console/runs"),
         ("GET", "/console/runs/{run_id}"): lambda w, r, c: Call("GET", f"/console/runs/{run(w, r, c)}"),
         ("GET", "/console/operations"): lambda w, r, c: Call("GET", "/console/operations"),
@@ -614,6 +620,12 @@ def served_routes(app: Any) -> set[tuple[str, str]]:
         for route in router.routes:
             for method in route.methods - {"HEAD"}:
                 routes.add((method, route.path))
+    # Routes left out of the OpenAPI document (the API docs' own pages) are served all the same.
+    from fastapi.routing import APIRoute
+
+    for route in app.routes:
+        if isinstance(route, APIRoute) and not route.include_in_schema:
+            routes |= {(method, route.path) for method in route.methods - {"HEAD"}}
     from quire.agent.mcp.server import SERVED
 
     routes |= {("MCP", name) for name in SERVED}

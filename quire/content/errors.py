@@ -41,9 +41,3 @@ class VersionNotRetryable(ContentError, Conflict):
     """The version's ingestion did not fail (or would fail the same way again)."""
 
     code = "version_not_retryable"
-
-
-class InvalidCursor(ContentError, InvalidRequest):
-    """A page cursor that no page of this list gave out."""
-
-    code = "invalid_cursor"

@@ -1,41 +1,16 @@
-"""A version's elements and chunks, a page at a time. A version never changes, so a cursor is the
-position of the last item of a page, and the next page starts after it."""
+"""A version's elements and chunks, a page at a time, in order: the core pager (`core.pages`)
+keyed by position, which never changes within a version."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
-from quire.content.errors import InvalidCursor
 from quire.content.models import Chunk, Element, VersionChunk, VersionChunks, VersionElement, VersionElements
 from quire.content.service import get_version
 from quire.core.db import TenantSession
-
-CURSOR_PREFIX = "position:"
-
-
-def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{position}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(text: str) -> int:
-    """The position a cursor names, or InvalidCursor."""
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raw = ""
-    number = raw.removeprefix(CURSOR_PREFIX)
-    if not raw.startswith(CURSOR_PREFIX) or not number.isdigit():
-        raise InvalidCursor(f"the cursor {text!r} is not one a page of this version gave out")
-    return int(number)
-
-
-def _next_cursor(positions: list[int], limit: int) -> str | None:
-    # One row more than the page was read: it says whether another page follows.
-    return encode_cursor(positions[limit - 1]) if len(positions) > limit else None
+from quire.core.pages import Keyset, read_page
 
 
 def element_page(
@@ -43,11 +18,13 @@ def element_page(
 ) -> VersionElements:
     """A page of a version's elements, in order; 404 as the version itself when out of sight."""
     version = get_version(session, document_id=document_id, number=number)
-    after = decode_cursor(cursor) if cursor is not None else -1
-    query = select(Element).where(Element.version_id == version.id)
-    count = session.exec(select(func.count()).select_from(query.subquery())).one()
-    query = query.where(col(Element.ord) > after)
-    rows = list(session.exec(query.order_by(col(Element.ord)).limit(limit + 1)))
+    page = read_page(
+        session,
+        select(Element).where(Element.version_id == version.id),
+        keyset=Keyset((col(Element.ord),), descending=False),
+        cursor=cursor,
+        limit=limit,
+    )
     return VersionElements(
         data=[
             VersionElement(
@@ -61,10 +38,10 @@ def element_page(
                 content_hash=e.content_hash,
                 metadata=e.meta,
             )
-            for e in rows[:limit]
+            for e in page.rows
         ],
-        count=int(count),
-        next_cursor=_next_cursor([e.ord for e in rows], limit),
+        count=page.count,
+        next_cursor=page.next_cursor,
     )
 
 
@@ -73,11 +50,13 @@ def chunk_page(
 ) -> VersionChunks:
     """A page of a version's chunks, in order; 404 as the version itself when out of sight."""
     version = get_version(session, document_id=document_id, number=number)
-    after = decode_cursor(cursor) if cursor is not None else -1
-    query = select(Chunk).where(Chunk.version_id == version.id)
-    count = session.exec(select(func.count()).select_from(query.subquery())).one()
-    query = query.where(col(Chunk.ord) > after)
-    rows = list(session.exec(query.order_by(col(Chunk.ord)).limit(limit + 1)))
+    page = read_page(
+        session,
+        select(Chunk).where(Chunk.version_id == version.id),
+        keyset=Keyset((col(Chunk.ord),), descending=False),
+        cursor=cursor,
+        limit=limit,
+    )
     return VersionChunks(
         data=[
             VersionChunk(
@@ -89,8 +68,8 @@ def chunk_page(
                 section=c.section_path,
                 element_ids=c.element_ids,
             )
-            for c in rows[:limit]
+            for c in page.rows
         ],
-        count=int(count),
-        next_cursor=_next_cursor([c.ord for c in rows], limit),
+        count=page.count,
+        next_cursor=page.next_cursor,
     )

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
+from quire.core.search.dense import similarity
 from quire.memory import audit
 from quire.memory.checks import NEAR_DUPLICATE_SIMILARITY, run_checks
 from quire.memory.findings import REGISTRY, Finding, Findings
@@ -41,7 +42,7 @@ def affected_by_version(
         comparisons.append("v.content_hash = x.content_hash")
     if same_slot_or_meaning:
         comparisons.append("(xi.subject_key IS NOT NULL AND i.subject_key = xi.subject_key)")
-        comparisons.append("1 - (v.embedding <=> x.embedding) >= :near")
+        comparisons.append(f"{similarity('v.embedding', 'x.embedding')} >= :near")
     named = (
         f"SELECT v.id FROM memory_version v WHERE v.state IN ({_OPEN_SQL}) AND v.id <> :version_id "
         "AND position(CAST(:version_id AS text) IN CAST(v.findings AS text)) > 0"

@@ -76,7 +76,6 @@ from quire.core.settings import RECALL_DENSE_WEIGHT  # noqa: E402
 from quire.core.settings import Settings as QuireSettings  # noqa: E402
 from quire.core.tenancy import Caller  # noqa: E402
 from quire.memory.conversations import propose_episodes  # noqa: E402
-from quire.memory.lifecycle import INDEX_NAME  # noqa: E402
 from quire.memory.models import ReviewDecision  # noqa: E402
 from quire.memory.recall import (  # noqa: E402
     NEIGHBOUR_WEIGHT,
@@ -87,7 +86,8 @@ from quire.memory.recall import (  # noqa: E402
     rank,
     recall,
 )
-from quire.memory.service import review  # noqa: E402
+from quire.memory.review_actions import INDEX_NAME  # noqa: E402
+from quire.memory.reviews import review  # noqa: E402
 from quire.runtime.executor import Executor  # noqa: E402
 from quire.runtime.local import LocalKicker, drive  # noqa: E402
 

@@ -41,7 +41,7 @@ from quire.core.db import libpq_url
 from quire.core.models import Role, Tenant
 from quire.core.settings import Settings
 from quire.memory.models import EvidenceIn, MemoryProposal, MemoryScope
-from quire.memory.service import propose
+from quire.memory.proposals import propose
 from quire.runtime.context import RunContext
 from quire.runtime.errors import RunFailed
 from quire.runtime.process import Process, Transition

@@ -56,7 +56,8 @@ from quire.core.tenancy import (
 )
 from quire.core.workers import alive_workers
 from quire.memory.models import ReviewDecision, VersionState
-from quire.memory.service import count_in_state, list_items, review, unchecked_versions
+from quire.memory.reviews import review
+from quire.memory.service import count_in_state, list_items, unchecked_versions
 from quire.runtime import stats
 from quire.runtime.executor import Executor
 from quire.runtime.kicks import Kicker

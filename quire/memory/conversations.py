@@ -34,7 +34,7 @@ from quire.content.service import hashes_seen_before
 from quire.content.transcripts import TURN
 from quire.core.embeddings import Embedder
 from quire.memory.models import EvidenceIn, MemoryKind, MemoryProposal, MemoryScope, MemoryVersion
-from quire.memory.service import propose
+from quire.memory.proposals import propose
 from quire.runtime.kicks import Kicker
 
 EXTRACTOR = "conversation"

@@ -22,9 +22,9 @@ from quire.core.embeddings import Embedder
 from quire.memory.conversations import propose_episodes
 from quire.memory.extraction import Passage, active_extractor
 from quire.memory.models import Evidence, EvidenceIn, MemoryProposal, MemoryVersion, VersionState
+from quire.memory.proposals import propose
 from quire.memory.quotes import find_quote
 from quire.memory.rechecks import after_document_version
-from quire.memory.service import propose
 from quire.runtime.context import RunContext
 from quire.runtime.process import Event
 from quire.runtime.programs import program

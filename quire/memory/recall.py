@@ -37,7 +37,6 @@ from quire.core.search.lexemes import query_lexemes, searchable_text
 from quire.core.search.lexical import best, bm25, bm25_params, document_frequencies, within
 from quire.core.settings import RECALL_DENSE_WEIGHT
 from quire.memory.conversations import Episode, episodes_among, favour_named_speaker, lift_neighbours
-from quire.memory.lifecycle import INDEX_NAME
 from quire.memory.models import (
     Evidence,
     EvidencePublic,
@@ -47,6 +46,7 @@ from quire.memory.models import (
     RecallRecord,
     RecallResults,
 )
+from quire.memory.review_actions import INDEX_NAME
 from quire.memory.titles import title
 
 CANDIDATES = 100

@@ -12,7 +12,7 @@ from quire.content.environment import ContentDep
 from quire.core.accepted import StatusLink
 from quire.core.deps import ContributorDep, ReaderDep, ReviewerDep, TenantSessionDep
 from quire.core.pages import DEFAULT_LIMIT, CursorQuery, LimitQuery
-from quire.memory import service
+from quire.memory import proposals, reviews, service
 from quire.memory.models import (
     AuditReport,
     BulkReject,
@@ -44,7 +44,7 @@ def propose_memory(
     body: MemoryProposal, caller: ContributorDep, session: TenantSessionDep, kicker: KickerDep
 ) -> ItemDetail:
     """Propose a memory with its evidence; it is checked, then waits for a reviewer."""
-    item, _ = service.propose(
+    item, _ = proposals.propose(
         session,
         tenant_id=caller.tenant_id,
         proposal=body,
@@ -137,7 +137,7 @@ def reject_memories(
     """Reject several memories with one reason; 404 (nothing decided) if one is not found. Each
     rejection that does not fit its memory's state is listed under `refused`; the others apply
     a moment later, as a single rejection does."""
-    outcome = service.reject_many(
+    outcome = reviews.reject_many(
         session, item_ids=body.items, reason=body.reason, caller=caller, kicker=kicker
     )
     session.commit()
@@ -159,7 +159,7 @@ def review_memory(
     kicker: KickerDep,
 ) -> MemoryVersionPublic:
     """Approve, reject (with a reason), edit then approve, merge or supersede; 409 if it does not fit."""
-    version = service.review(session, item_id=item_id, decision=body, caller=caller, kicker=kicker)
+    version = reviews.review(session, item_id=item_id, decision=body, caller=caller, kicker=kicker)
     session.commit()
     return service.version_public(session, version)
 
@@ -174,7 +174,7 @@ def withdraw_memory(
 ) -> WithdrawalAccepted:
     """Take a memory back, with a reason; it stays in the audit log. Asynchronous: 202, and the
     memory's state (links.status) shows `withdrawn` once its review process has applied it."""
-    version = service.withdraw(session, item_id=item_id, reason=reason, caller=caller, kicker=kicker)
+    version = reviews.withdraw(session, item_id=item_id, reason=reason, caller=caller, kicker=kicker)
     session.commit()
     return WithdrawalAccepted(
         memory_id=item_id, version_id=version.id, links=StatusLink(status=f"/v1/memories/{item_id}")

@@ -1,4 +1,4 @@
-"""Rejecting several memories with one reason (`memory.service.reject_many`, POST
+"""Rejecting several memories with one reason (`memory.reviews.reject_many`, POST
 /v1/memories/reject): each exactly as one rejection, the role checked where the state changes,
 and nothing decided when one memory named is out of sight."""
 
@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from quire.core.errors import Forbidden
 from quire.memory.errors import ReasonRequired
-from quire.memory.service import reject_many
+from quire.memory.reviews import reject_many
 from tests.harness import Harness
 from tests.memory.test_lifecycle import POLICY, by_text, ingest, memories
 from tests.memory.test_review_authorization import audit_types, item, people

@@ -29,7 +29,7 @@ from quire.memory.findings import (
     recommend,
 )
 from quire.memory.models import Evidence, MemoryItem, MemoryKind, MemoryScope, MemoryVersion, VersionState
-from quire.memory.service import content_hash
+from quire.memory.proposals import content_hash
 
 # Rows, made directly: a unit test of the checks needs no review process behind its versions.
 

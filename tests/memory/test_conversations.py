@@ -28,7 +28,7 @@ from quire.memory.conversations import (
 from quire.memory.models import Evidence, MemoryItem, MemoryVersion, ReviewDecision
 from quire.memory.programs import OnVersion
 from quire.memory.recall import Reader, recall
-from quire.memory.service import review
+from quire.memory.reviews import review
 from tests.factories import TenantFixture, auth, make_key
 from tests.harness import Harness
 

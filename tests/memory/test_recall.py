@@ -13,8 +13,9 @@ from sqlalchemy import text
 from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.memory.models import EvidenceIn, MemoryProposal, MemoryScope, ReviewDecision
+from quire.memory.proposals import propose
 from quire.memory.recall import Reader, recall
-from quire.memory.service import propose, review
+from quire.memory.reviews import review
 from tests.core.search.test_lexemes import HOSTILE_QUERIES
 from tests.harness import Harness, make_harness
 

@@ -18,9 +18,9 @@ from sqlmodel import Session
 from quire.memory import audit
 from quire.memory.checks import run_checks
 from quire.memory.findings import Findings
-from quire.memory.lifecycle import Review, move_version
 from quire.memory.models import MemoryItem, MemoryVersion, VersionState
 from quire.memory.rechecks import after_document_version
+from quire.memory.review_state import Review, move_version
 from quire.runtime.process import Event
 from tests.harness import Harness
 from tests.memory.test_checks import (

@@ -39,7 +39,7 @@ from quire.core.errors import QuireError
 from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.memory.models import EvidenceIn, MemoryProposal
-from quire.memory.service import propose
+from quire.memory.proposals import propose
 from quire.runtime.kicks import Kicker
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from quire.content.search import search as content_search
 from quire.core.models import Role
 from quire.core.tenancy import Caller
 from quire.memory.models import EvidenceIn, MemoryKind, MemoryProposal
+from quire.memory.proposals import propose
 from quire.memory.recall import Reader, recall
-from quire.memory.service import propose
 from quire.runtime.service import step_result
 
 

@@ -1,6 +1,6 @@
 """The memory review console: the queue, one memory with its evidence, and the decisions.
 
-Decisions go through `quire.memory.service.review`, as the API's do: they decide the version's
+Decisions go through `quire.memory.reviews.review`, as the API's do: they decide the version's
 review task and wake its process; a worker then moves the version, a moment later.
 """
 
@@ -29,7 +29,7 @@ from quire.content import service as content
 from quire.content.comparison import Piece, word_diff
 from quire.core.deps import DatabaseDep
 from quire.core.errors import QuireError
-from quire.memory import service
+from quire.memory import reviews, service
 from quire.memory.errors import SlotHasApprovedMemory
 from quire.memory.findings import REGISTRY
 from quire.memory.models import EventPublic, MemoryKind, MemoryVersionPublic, ReviewDecision, VersionState
@@ -270,7 +270,7 @@ def decide(
         )
     with database.tenant_session(console.caller.tenant_id) as session:
         try:
-            version = service.review(
+            version = reviews.review(
                 session, item_id=item_id, decision=body, caller=console.caller, kicker=kicker
             )
             session.commit()
@@ -319,7 +319,7 @@ def bulk_approve(
                     if current and current.state == VersionState.needs_recertification
                     else "approve"
                 )
-                service.review(
+                reviews.review(
                     session,
                     item_id=item_id,
                     decision=ReviewDecision(decision=name, version_id=version_id),
@@ -359,7 +359,7 @@ def bulk_reject(
     reason: Annotated[str, Form(max_length=2000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> RedirectResponse:
-    """Reject the selected memories with one reason (`memory.service.reject_many`)."""
+    """Reject the selected memories with one reason (`memory.reviews.reject_many`)."""
     sessions_of(request).check_csrf(console, csrf)
     back = safe_next(next, QUEUE)
     targets = [t for t in (_parse_target(v) for v in list(item or [])[:BULK_LIMIT]) if t is not None]
@@ -369,7 +369,7 @@ def bulk_reject(
         return redirect(request, back, flash="Not recorded: a rejection needs a reason.", kind="error")
     with database.tenant_session(console.caller.tenant_id) as session:
         try:
-            outcome = service.reject_many(
+            outcome = reviews.reject_many(
                 session,
                 item_ids=[item_id for item_id, _ in targets],
                 reason=reason,

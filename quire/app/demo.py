@@ -30,16 +30,11 @@ from quire.app.ask import ask
 from quire.app.bootstrap import first_admin_key, prepare
 from quire.app.programs import warm_up_in_background
 from quire.app.services import Services, build_services
+from quire.content.comparison import diff_versions
 from quire.content.environment import ContentEnvironment
 from quire.content.models import VersionStatus
-from quire.content.service import (
-    UploadRequest,
-    diff_versions,
-    finished_versions,
-    upload,
-    version_by_id,
-    version_with_bytes,
-)
+from quire.content.service import finished_versions, version_by_id
+from quire.content.uploads import UploadRequest, upload, version_with_bytes
 from quire.core.broker import build_broker
 from quire.core.db import Database
 from quire.core.embedded import EmbeddedPostgres

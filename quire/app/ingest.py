@@ -20,14 +20,9 @@ from quire.app.programs import command_kicker
 from quire.app.services import build_services
 from quire.content.environment import ContentEnvironment
 from quire.content.models import VersionStatus
-from quire.content.service import (
-    UploadRequest,
-    failed_versions,
-    finished_versions,
-    retry_version,
-    unchanged_uploads,
-    upload,
-)
+from quire.content.retry import failed_versions, retry_version
+from quire.content.service import finished_versions
+from quire.content.uploads import UploadRequest, unchanged_uploads, upload
 from quire.core.db import Database
 from quire.core.errors import QuireError
 from quire.core.settings import Settings

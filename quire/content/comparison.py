@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
-from quire.content.elements import Side
-from quire.content.models import Version
+from quire.content.elements import Side, diff
+from quire.content.models import ElementChange, Version, VersionDiff
 from quire.content.service import elements_of, get_version
 from quire.core.db import TenantSession
 
@@ -196,3 +196,33 @@ def compare_versions(
     after = get_version(session, document_id=document_id, number=to_number)
     pairs = [pair(old, new) for old, new in align(_sides(session, before), _sides(session, after))]
     return Comparison(before=before, after=after, pairs=pairs)
+
+
+def diff_versions(
+    session: TenantSession, *, document_id: uuid.UUID, from_number: int, to_number: int
+) -> VersionDiff:
+    before = get_version(session, document_id=document_id, number=from_number)
+    after = get_version(session, document_id=document_id, number=to_number)
+    result = diff(_sides(session, before), _sides(session, after))
+
+    def change(old: Side | None, new: Side | None) -> ElementChange:
+        side = new or old
+        assert side is not None
+        return ElementChange(
+            element_id=side.element_id,
+            type=side.type,
+            before=old.text if old else None,
+            after=new.text if new else None,
+            page=side.page,
+            section_path=side.section_path,
+        )
+
+    return VersionDiff(
+        document_id=document_id,
+        from_version=from_number,
+        to_version=to_number,
+        added=[change(None, s) for s in result.added],
+        removed=[change(s, None) for s in result.removed],
+        changed=[change(old, new) for old, new in result.changed],
+        unchanged=result.unchanged,
+    )

@@ -22,6 +22,11 @@ from quire.core.pages import ListPage
 DEFAULT_COLLECTION = "default"
 
 
+def collection_name(collection: str | None) -> str:
+    """A collection's name as stored: trimmed, at most 200 characters, or the default."""
+    return (collection or DEFAULT_COLLECTION).strip()[:200] or DEFAULT_COLLECTION
+
+
 class VersionStatus(enum.StrEnum):
     stored = "stored"  # the bytes are safe; ingestion has not started or is queued
     parsing = "parsing"

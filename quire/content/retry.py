@@ -1,17 +1,25 @@
 """Ingesting a version again after its ingestion failed: from its stored bytes, as a new run.
 
 A retry starts clean: what the failed attempt wrote (elements, chunks) goes first, because the
-new run parses from the start and would otherwise write them a second time.
+new run parses from the start and would otherwise write them a second time. `failed_versions`
+finds what a folder's retry takes: the live documents whose latest version failed.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import delete
-from sqlmodel import Session
+import uuid
+from collections.abc import Sequence
 
+from sqlalchemy import delete
+from sqlmodel import Session, col, func, select
+
+from quire.content.errors import VersionNotRetryable
 from quire.content.ingestion import PROGRAM, IngestState
-from quire.content.models import Chunk, Document, Element, Version, VersionStatus
-from quire.core.tenancy import Caller
+from quire.content.models import Chunk, Document, Element, Version, VersionStatus, collection_name
+from quire.content.service import get_version
+from quire.core.db import TenantSession
+from quire.core.models import Role
+from quire.core.tenancy import Caller, require_role
 from quire.runtime.kicks import Kicker
 from quire.runtime.models import Run, RunStatus
 from quire.runtime.service import create_run
@@ -44,7 +52,7 @@ def retry_refusal(session: Session, version: Version) -> str | None:
 
 
 def may_retry(session: Session, *, document: Document, version: Version) -> bool:
-    """Whether a retry of `version` would start: what `service.retry_version` checks besides the
+    """Whether a retry of `version` would start: what `retry_version` checks besides the
     caller's role, for offering the retry at all."""
     return document.deleted_at is None and retry_refusal(session, version) is None
 
@@ -70,3 +78,54 @@ def restart_ingestion(
     session.add(version)
     session.flush()
     return run
+
+
+def retry_version(
+    session: TenantSession,
+    *,
+    document_id: uuid.UUID,
+    number: int,
+    kicker: Kicker | None,
+    caller: Caller | None,
+) -> Version:
+    """Ingest a version whose ingestion failed again, from its stored bytes, as a new run that
+    belongs to `caller` (None: Quire itself). The same role as an upload may do it."""
+    require_role(caller, Role.contributor)
+    found = get_version(session, document_id=document_id, number=number)
+    # The document first, as an upload locks it: an upload of the same bytes retries too.
+    document = session.get(Document, document_id, with_for_update=True)
+    version = session.get(Version, found.id, with_for_update=True, populate_existing=True)
+    assert version is not None and document is not None
+    if document.deleted_at is not None:
+        raise VersionNotRetryable(
+            f"document {document_id} is deleted; upload the file again to bring it back"
+        )
+    refusal = retry_refusal(session, version)
+    if refusal is not None:
+        raise VersionNotRetryable(refusal)
+    restart_ingestion(session, version=version, kicker=kicker, owner=caller)
+    return version
+
+
+def failed_versions(
+    session: TenantSession, *, collection: str, source_keys: Sequence[str] | None = None
+) -> list[tuple[str, Version]]:
+    """(source key, version) of the live documents of `collection` (of only these source keys,
+    when given) whose latest version failed: what `quire ingest --retry-failed` retries. An older
+    failed version is left alone: a newer one has taken its place."""
+    latest = (
+        select(Version.document_id, func.max(Version.number).label("number"))
+        .group_by(col(Version.document_id))
+        .subquery()
+    )
+    query = (
+        select(Document.source_key, Version)
+        .join(Version, col(Version.document_id) == col(Document.id))
+        .join(latest, (latest.c.document_id == Version.document_id) & (latest.c.number == Version.number))
+        .where(Document.collection == collection_name(collection), col(Document.deleted_at).is_(None))
+        .where(Version.status == VersionStatus.failed)
+        .order_by(col(Document.source_key))
+    )
+    if source_keys is not None:
+        query = query.where(col(Document.source_key).in_(list(source_keys)))
+    return [(key, version) for key, version in session.exec(query).all()]

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from quire.content import pages, service
+from quire.content import comparison, pages, retry, service, uploads
 from quire.content.environment import ContentDep
 from quire.content.errors import InvalidUpload, UploadTooLarge
 from quire.content.models import (
@@ -84,9 +84,9 @@ async def upload_document(
         data.extend(chunk)
         if len(data) > environment.max_upload_bytes:
             raise UploadTooLarge(f"the file is over the limit of {environment.max_upload_bytes} bytes")
-    result = service.upload(
+    result = uploads.upload(
         session,
-        request=service.UploadRequest(
+        request=uploads.UploadRequest(
             data=bytes(data),
             filename=file.filename,
             collection=collection,
@@ -200,7 +200,7 @@ def retry_document_version(
     kicker: KickerDep,
 ) -> DocumentVersionPublic:
     """Ingest a failed version again from its stored bytes: a new run, whose id the version carries."""
-    version = service.retry_version(
+    version = retry.retry_version(
         session, document_id=document_id, number=number, kicker=kicker, caller=caller
     )
     public = DocumentVersionPublic.model_validate(version)
@@ -244,7 +244,7 @@ def diff_document_versions(
     to: Annotated[int, Query(ge=1, le=MAX_VERSION)],
 ) -> VersionDiff:
     """Elements added, removed and changed between two versions."""
-    return service.diff_versions(session, document_id=document_id, from_number=from_, to_number=to)
+    return comparison.diff_versions(session, document_id=document_id, from_number=from_, to_number=to)
 
 
 @router.delete("/documents/{document_id}", status_code=204, response_class=Response)

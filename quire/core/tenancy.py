@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from quire.core.db import SystemSession, TenantSession
-from quire.core.errors import Conflict, NotFound, Unauthenticated
+from quire.core.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from quire.core.models import ApiKey, Principal, Role, Tenant, TenantSettings, utcnow
 from quire.core.pages import Keyset, Page, read_page
 
@@ -30,6 +30,13 @@ class Caller:
 
     def allows(self, required: Role) -> bool:
         return self.role.allows(required)
+
+
+def require_role(caller: Caller | None, role: Role) -> None:
+    """Refuse a caller without `role` (None: Quire itself, which may). Services check it where the
+    action is taken, not only at the route that usually leads there."""
+    if caller is not None and not caller.allows(role):
+        raise Forbidden(f"this needs the {role.value} role; the key's role is {caller.role.value}")
 
 
 def hash_key(key: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from quire.content import ingestion, service
+from quire.content import ingestion, service, uploads
 from quire.content.environment import ContentEnvironment
 from quire.content.parsing import ParsedDocument, Parser, ParserCrashed
 from quire.core.blobs import FileBlobStore
@@ -272,9 +272,9 @@ def test_a_file_that_crashes_the_parser_every_time_ends_failed(
     harness, environment = crashing
     monkeypatch.setattr(ingestion, "PARSE_RETRY", RetryPolicy(max_attempts=2, base_delay=0.05))
     with harness.database.tenant_session(harness.tenant_id) as session:
-        result = service.upload(
+        result = uploads.upload(
             session,
-            request=service.UploadRequest(data=b"# Crash\n\nThis one crashes.", filename="crash.md"),
+            request=uploads.UploadRequest(data=b"# Crash\n\nThis one crashes.", filename="crash.md"),
             blobs=environment.blobs,
             kicker=harness.kicker,
             created_by=None,

@@ -11,6 +11,7 @@ from quire.agent.citations import SourceCitation, numbered_text
 from quire.agent.context import RESULT_LIMIT_CHARS
 from quire.agent.tools.base import ToolContext, ToolOutput, tool
 from quire.content import service as content_service
+from quire.content.comparison import diff_versions
 from quire.content.environment import content_of
 from quire.content.search import Scope
 from quire.content.search import search as content_search
@@ -116,7 +117,7 @@ class CompareArgs(BaseModel):
 @tool(summary="Show what changed between two versions of a document.", tags=("content", "versions", "diff"))
 def compare_versions(ctx: ToolContext, args: CompareArgs) -> ToolOutput:
     """Elements added, removed and changed between two versions."""
-    diff = content_service.diff_versions(
+    diff = diff_versions(
         ctx.session, document_id=args.document_id, from_number=args.from_version, to_number=args.to_version
     )
     lines = [f"From version {diff.from_version} to {diff.to_version}: {diff.unchanged} elements unchanged."]

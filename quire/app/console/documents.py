@@ -2,7 +2,7 @@
 version's elements, two versions side by side, and a retry of a failed ingestion.
 
 Every role may look, as the API lets every role read documents. A retry goes through
-`quire.content.service.retry_version`, which checks the caller's role where the retry is made,
+`quire.content.retry.retry_version`, which checks the caller's role where the retry is made,
 as it does for the API.
 """
 
@@ -22,6 +22,7 @@ from quire.app.console.evidence import version_elements
 from quire.app.console.memory import as_page
 from quire.app.console.pages import redirect, render, safe_next, sessions_of
 from quire.app.errors import status_for
+from quire.content import retry
 from quire.content import service as content
 from quire.content.comparison import Change, Pair, compare_versions
 from quire.content.models import Document, Version, VersionStatus
@@ -239,7 +240,7 @@ def retry_version(
     back = safe_next(next, document_path(document_id))
     with database.tenant_session(console.caller.tenant_id) as session:
         try:
-            version = content.retry_version(
+            version = retry.retry_version(
                 session, document_id=document_id, number=number, kicker=kicker, caller=console.caller
             )
             run_id = version.run_id

@@ -3,7 +3,8 @@ order, and in each changed pair the words that changed. The word diff is the con
 also shows a proposal's text beside its slot's approved memory, inline.
 
 The pairing is the element diff's (`elements.diff`): an element edited in place keeps its id, so
-its two texts sit on one row; an element only one version has sits across from a gap.
+its two texts sit on one row; an element only one version has sits across from a gap. The API's
+diff (`diff_versions`) reads the same sides and lists the added, removed and changed elements.
 """
 
 from __future__ import annotations
@@ -201,6 +202,7 @@ def compare_versions(
 def diff_versions(
     session: TenantSession, *, document_id: uuid.UUID, from_number: int, to_number: int
 ) -> VersionDiff:
+    """The API's diff of two versions: the elements added, removed and changed, by element id."""
     before = get_version(session, document_id=document_id, number=from_number)
     after = get_version(session, document_id=document_id, number=to_number)
     result = diff(_sides(session, before), _sides(session, after))

@@ -35,9 +35,15 @@ def package_of(path: Path) -> str:
     return parts[0] if len(parts) > 1 else ""
 
 
+def is_package(name: str) -> bool:
+    return (QUIRE.parent / name.replace(".", "/")).is_dir()
+
+
 def imported(path: Path) -> Iterator[tuple[int, str]]:
     """Every module `path` imports (line, dotted name): at the top, in functions, under
-    TYPE_CHECKING alike, since an import a type checker follows still ties the two packages."""
+    TYPE_CHECKING alike, since an import a type checker follows still ties the two packages.
+    (Modules named at run time, `importlib.import_module(...)`, are out of its sight: the few
+    there are load providers and partitioners of their own package, or programs in `app`.)"""
     tree = ast.parse(path.read_text(), filename=str(path))
     here = dotted(path).split(".")
     if path.name != "__init__.py":
@@ -52,14 +58,11 @@ def imported(path: Path) -> Iterator[tuple[int, str]]:
                 name = ".".join([*base, node.module] if node.module else base)
             else:
                 name = node.module or ""
-            if node.module is None or node.level:
-                # `from . import x` / `from quire.pkg import mod`: each name may be a module.
+            if is_package(name):  # `from quire.pkg import mod`: the modules named
                 for alias in node.names:
                     yield node.lineno, f"{name}.{alias.name}"
-            else:
+            else:  # `from quire.pkg.mod import f`: the module
                 yield node.lineno, name
-                for alias in node.names:
-                    yield node.lineno, f"{name}.{alias.name}"
 
 
 def quire_package(name: str) -> str | None:

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from quire.app.ingest_outcomes import Outcome, keyed_files, summarise
 from quire.app.programs import command_kicker
-from quire.app.services import build_services
+from quire.app.services import build_services, content_environment
 from quire.content.environment import ContentEnvironment
 from quire.content.models import VersionStatus
 from quire.content.retry import failed_versions, retry_version
@@ -81,7 +81,7 @@ def ingest_files(
         console.print("Nothing to ingest.")
         return []
     database = Database.from_settings(settings, pool_size=4)
-    services = None
+    content: ContentEnvironment | None = None
     try:
         with database.system_session() as system:
             tenant_id = get_tenant_by_name(session=system, name=tenant).id
@@ -95,8 +95,12 @@ def ingest_files(
             _mark_unchanged(database, tenant_id, outcomes, collection)
             if all(o.status == "unchanged" for o in outcomes):
                 return outcomes  # nothing to upload: no programs, no model
-        services = build_services(settings, database, short_lived=True)
         kicker, local = command_kicker(settings, database)
+        # With a worker alive this command only uploads: the content environment (the blob store)
+        # is all it needs, not the programs and the models, which take a second or two to load
+        # while the worker waits for the first upload.
+        services = build_services(settings, database, short_lived=True) if local else None
+        content = services.content if services else content_environment(settings, database)
         if local:
             console.print("[dim]No worker is running: ingesting in this process.[/]")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -106,11 +110,11 @@ def ingest_files(
                 if outcome.status == "pending" and retry_failed:
                     _retry_one(database, tenant_id, outcome, kicker)
                 elif outcome.status == "pending":
-                    _upload_one(database, tenant_id, outcome, collection, tags, kicker, services.content)
+                    _upload_one(database, tenant_id, outcome, collection, tags, kicker, content)
                 progress.advance(starting)
             pending = [o for o in outcomes if o.status == "pending"]
             ingesting = progress.add_task("ingesting", total=len(pending))
-            if local:
+            if services is not None:
                 executor = Executor(
                     database,
                     kicker,
@@ -129,8 +133,8 @@ def ingest_files(
                     pending = _refresh(database, tenant_id, pending, progress, ingesting)
         return outcomes
     finally:
-        if services is not None:
-            services.content.close()
+        if content is not None:
+            content.close()
         database.dispose()
 
 

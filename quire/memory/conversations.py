@@ -109,15 +109,17 @@ def propose_episodes(
     proposed_by: str = f"extractor:{EXTRACTOR}",
 ) -> list[MemoryVersion]:
     """Propose an episode for each new turn of a conversation's version; they enter review."""
-    version = session.get(DocumentVersion, version_id)
-    assert version is not None
-    document = session.get(Document, version.document_id)
-    assert document is not None
     elements = session.exec(
         select(Element)
         .where(Element.version_id == version_id, Element.type == TURN)
         .order_by(col(Element.ord))
     ).all()
+    if not elements:
+        return []  # not a conversation: most versions, found with one query
+    version = session.get(DocumentVersion, version_id)
+    assert version is not None
+    document = session.get(Document, version.document_id)
+    assert document is not None
     known = hashes_seen_before(session, version, element_type=TURN)
     proposed = []
     previous: Turn | None = None

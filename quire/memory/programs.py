@@ -77,11 +77,17 @@ def verify_sources(ctx: RunContext, version_id: uuid.UUID) -> int:
     session = ctx.session
     version = session.get(DocumentVersion, version_id)
     assert version is not None
-    texts = [e.text for e in session.exec(select(Element).where(Element.version_id == version_id))]
+    citing = [
+        (memory, evidence)
+        for memory, evidence in _live_versions_citing(session, version.document_id)
+        if evidence.document_version_id != version_id and evidence.quote
+    ]
+    # The version's texts only when a live memory quotes the document: a new document (most
+    # versions an ingestion makes) has none, and its elements need not be read at all.
+    texts = list(session.exec(select(Element.text).where(Element.version_id == version_id))) if citing else []
     gone = {}
-    for memory, evidence in _live_versions_citing(session, version.document_id):
-        if evidence.document_version_id == version_id or not evidence.quote:
-            continue
+    for memory, evidence in citing:
+        assert evidence.quote is not None
         if not any(find_quote(text, evidence.quote) for text in texts):
             gone[memory.id] = memory
     sent_back = _send_back(

@@ -11,7 +11,7 @@ from quire.app.services import Services, load_programs
 from quire.content.environment import ContentEnvironment
 from quire.core.db import Database
 from quire.core.settings import Settings
-from quire.memory.programs import AFTER_INDEX, ON_DELETE
+from quire.memory.follow_ups import AFTER_INDEX, ON_DELETE
 from tests.agent.scripted import ScriptedProvider
 
 PROVIDERS = {**builtin_providers(), "scripted": ScriptedProvider}

@@ -55,7 +55,7 @@ def load_programs(settings: Settings) -> Registry:
 def content_environment(
     settings: Settings, database: Database | None, *, embedding_threads: int = 0
 ) -> ContentEnvironment:
-    from quire.memory.programs import AFTER_INDEX, ON_DELETE
+    from quire.memory.follow_ups import AFTER_INDEX, ON_DELETE
 
     return ContentEnvironment(
         blobs=blob_store(settings.blob_store, data_dir=settings.data_dir, database=database),

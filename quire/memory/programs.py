@@ -21,6 +21,7 @@ from quire.content.transcripts import TURN
 from quire.core.embeddings import Embedder
 from quire.memory.conversations import propose_episodes
 from quire.memory.extraction import Passage, active_extractor
+from quire.memory.follow_ups import ON_DOCUMENT_DELETED, ON_VERSION
 from quire.memory.models import Evidence, EvidenceIn, MemoryProposal, MemoryVersion, VersionState
 from quire.memory.proposals import propose
 from quire.memory.quotes import find_quote
@@ -166,7 +167,7 @@ def propose_conversation_episodes(ctx: RunContext, version_id: uuid.UUID) -> int
     return len(episodes)
 
 
-@program("memory.on-version", background=True, startable=False)
+@program(ON_VERSION, background=True, startable=False)
 def on_version(ctx: RunContext, state: OnVersion) -> OnVersion:
     state.sent_back = ctx.step("verify-sources", verify_sources, ctx, state.version_id)
     state.proposed = ctx.step("extract", extract, ctx, state.version_id)
@@ -179,12 +180,7 @@ def retract_document(ctx: RunContext, document_id: uuid.UUID) -> int:
     return _send_back(ctx, list(versions.values()), "its source document was deleted")
 
 
-@program("memory.on-delete", background=True, startable=False)
+@program(ON_DOCUMENT_DELETED, background=True, startable=False)
 def on_delete(ctx: RunContext, state: OnDelete) -> OnDelete:
     state.sent_back = ctx.step("send-back", retract_document, ctx, state.document_id)
     return state
-
-
-# What the composition root hands the content layer to start after an ingestion and a deletion.
-AFTER_INDEX = ("memory.on-version",)
-ON_DELETE = ("memory.on-delete",)

@@ -55,6 +55,7 @@ class Document(ApiModel):
     source_key: str
     title: str
     latest_version_id: str | None = None
+    version_count: int = 0  # the number of its latest version
     versions: list[Version] = Field(default_factory=list)  # in the detail only
 
 

@@ -74,8 +74,11 @@ ENDED = {"indexed": "ingested", "empty": "empty", "unsupported": "unsupported", 
 
 
 class ApiIngester:
-    """Uploads each file, then reads its version until its ingestion ends. Uploading the bytes of
-    a failed latest version retries it, so `--retry-failed` with files is an upload too."""
+    """Uploads each file, then reads its version until its ingestion ends. With `retry_failed`
+    it uploads nothing: it finds the documents whose latest version failed (`?status=failed`,
+    every page) and retries those versions, as the local database's ingester does."""
+
+    page_size = 100  # failed documents a request, with --retry-failed
 
     def __init__(self, client: Quire, *, poll_seconds: float = 0.5) -> None:
         self.client = client
@@ -91,25 +94,29 @@ class ApiIngester:
         retry_failed: bool,
         console: Console,
     ) -> list[Outcome]:
-        if retry_failed and not paths:
-            raise QuireError(
-                "through the API, --retry-failed retries the files named: name them "
-                "(or run it on the database, without QUIRE_URL)"
-            )
         files = keyed_files(paths, source_key=source_key)
         missing = [p for p, _ in files if not p.exists()]
         if missing:
             raise QuireError(f"no such file: {missing[0]}")
-        if not files:
+        if retry_failed:
+            outcomes = self._failed(collection, files if paths else None)
+            if not outcomes:
+                console.print("No failed version to retry.")
+                return []
+        elif files:
+            outcomes = [Outcome(path, key) for path, key in files]
+        else:
             console.print("Nothing to ingest.")
             return []
-        outcomes = [Outcome(path, key) for path, key in files]
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
-            uploading = progress.add_task("uploading", total=len(outcomes))
+            starting = progress.add_task("retrying" if retry_failed else "uploading", total=len(outcomes))
             for outcome in outcomes:
-                self._upload(outcome, collection, tags)
-                progress.advance(uploading)
+                if retry_failed:
+                    self._retry(outcome)
+                else:
+                    self._upload(outcome, collection, tags)
+                progress.advance(starting)
             pending = [o for o in outcomes if o.status == "pending"]
             following = progress.add_task("ingesting", total=len(pending), visible=bool(pending))
             while pending:
@@ -121,6 +128,29 @@ class ApiIngester:
                     pending.pop(0)
                     progress.advance(following)
         return outcomes
+
+    def _failed(self, collection: str, files: list[tuple[Path, str]] | None) -> list[Outcome]:
+        """The failed latest versions to retry, by source key: of these files' documents, or of
+        the whole collection. All of them are read before the first retry, which takes its
+        document out of the filter the pages are read by."""
+        paths = {key: path for path, key in files or []}
+        outcomes = []
+        for document in self.client.documents(collection=collection, status="failed", limit=self.page_size):
+            key = document.source_key
+            if files is None or key in paths:
+                # Versions are numbered from 1: the latest is the version_count-th.
+                found = Outcome(paths.get(key), key, document_id=uuid.UUID(document.id))
+                found.number = document.version_count
+                outcomes.append(found)
+        return sorted(outcomes, key=lambda o: o.key)
+
+    def _retry(self, outcome: Outcome) -> None:
+        try:
+            version = self.client.retry_version(str(outcome.document_id), outcome.number)
+        except QuireError as error:  # retried by someone else meanwhile, say
+            outcome.status, outcome.reason = "failed", str(error)
+            return
+        outcome.version_id = uuid.UUID(version.id)
 
     def _upload(self, outcome: Outcome, collection: str, tags: tuple[str, ...]) -> None:
         assert outcome.path is not None

@@ -92,14 +92,14 @@ def search(
 def hit_line(rank: int, hit: SearchHit) -> str:
     """`1. Handbook v1 · Holidays · p. 3  Every employee gets 27 days …` with the query's words in bold."""
     c = hit.citation
-    section = list(c.section_path)
-    if section and section[0].casefold() == c.document_title.casefold():
+    section = list(c.section)
+    if section and section[0].casefold() == c.title.casefold():
         section = section[1:]  # the document's own heading says its title again
-    where = [f"v{c.version_number}", *([" > ".join(section)] if section else [])]
+    where = [f"v{c.version}", *([" > ".join(section)] if section else [])]
     if c.pages:
         where.append(f"p. {', '.join(map(str, c.pages))}")
-    passage = escape(excerpt(hit.text, c.snippet, headings=(c.document_title, *c.section_path)))
+    passage = escape(excerpt(hit.text, c.snippet, headings=(c.title, *c.section)))
     words = [re.escape(escape(word)) for word in marked_words(c.snippet)]
     if words:  # one pass: a second would find its words inside the first one's tags
         passage = re.sub(rf"(?i)\b({'|'.join(words)})\b", r"[bold]\1[/bold]", passage)
-    return f"[bold]{rank}. {escape(c.document_title)}[/] {escape(' · '.join(where))}  {passage}"
+    return f"[bold]{rank}. {escape(c.title)}[/] {escape(' · '.join(where))}  {passage}"

@@ -64,8 +64,15 @@ class AsyncQuire:
     async def document(self, document_id: str) -> models.Document:
         return await self.send(calls.document(document_id))
 
-    def documents(self, *, collection: str | None = None, limit: int = 100) -> AsyncIterator[models.Document]:
-        return self.iterate(calls.documents(collection=collection), limit=limit)
+    def documents(
+        self, *, collection: str | None = None, status: str | None = None, limit: int = 100
+    ) -> AsyncIterator[models.Document]:
+        """Documents, newest first; `status` keeps those whose latest version has it (`failed`)."""
+        return self.iterate(calls.documents(collection=collection, status=status), limit=limit)
+
+    async def retry_version(self, document_id: str, number: int) -> models.Version:
+        """Ingest a failed version again from its stored bytes (409 when it did not fail)."""
+        return await self.send(calls.retry_version(document_id, number))
 
     async def search(
         self, query: str, *, k: int = 10, collections: tuple[str, ...] = (), mode: str = "hybrid"

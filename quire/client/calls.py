@@ -41,6 +41,10 @@ def document(document_id: str) -> Call[models.Document]:
     return Call("GET", f"/v1/documents/{document_id}", models.Document)
 
 
+def retry_version(document_id: str, number: int) -> Call[models.Version]:
+    return Call("POST", f"/v1/documents/{document_id}/versions/{number}/retry", models.Version)
+
+
 def search(
     query: str, *, k: int = 10, collections: tuple[str, ...] = (), mode: str = "hybrid"
 ) -> Call[models.SearchResults]:
@@ -109,8 +113,8 @@ def runs(*, status: str | None = None, program: str | None = None) -> ListCall[m
     return ListCall("/v1/runs", models.Run, {"status": status, "program": program})
 
 
-def documents(*, collection: str | None = None) -> ListCall[models.Document]:
-    return ListCall("/v1/documents", models.Document, {"collection": collection})
+def documents(*, collection: str | None = None, status: str | None = None) -> ListCall[models.Document]:
+    return ListCall("/v1/documents", models.Document, {"collection": collection, "status": status})
 
 
 def memories(*, state: str | None = None, q: str | None = None) -> ListCall[models.Memory]:

@@ -55,18 +55,23 @@ class Document(ApiModel):
     source_key: str
     title: str
     latest_version_id: str | None = None
+    version_count: int = 0  # the number of its latest version
     versions: list[Version] = Field(default_factory=list)  # in the detail only
 
 
 class SearchCitation(ApiModel):
+    """Where a search hit comes from, under the names an answer's `Citation` uses."""
+
     document_id: str
-    document_title: str
+    title: str
     collection: str = ""
+    version: int
     version_id: str = ""
-    version_number: int
+    element_id: str | None = None
     element_ids: list[str] = Field(default_factory=list)
+    page: int | None = None
     pages: list[int] = Field(default_factory=list)
-    section_path: list[str] = Field(default_factory=list)
+    section: list[str] = Field(default_factory=list)
     snippet: str = ""
 
 

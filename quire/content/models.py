@@ -314,15 +314,20 @@ class VersionDiff(BaseModel):
 
 
 class Citation(BaseModel):
+    """Where a search hit comes from, under the names an answer's citation uses for them
+    (`title`, `version`, `section`, `element_id`, `page`, … of `AnswerCitation`)."""
+
     document_id: uuid.UUID
-    document_title: str
+    title: str = Field(description="The document's title.")
     collection: str
+    version: int = Field(description="The document version's number.")
     version_id: uuid.UUID
-    version_number: int
     chunk_id: uuid.UUID
-    element_ids: list[uuid.UUID]
+    element_id: uuid.UUID | None = Field(description="The first element the passage covers.")
+    element_ids: list[uuid.UUID] = Field(description="Every element it covers, in order.")
+    page: int | None = Field(description="The first page of the passage.")
     pages: list[int]
-    section_path: list[str]
+    section: list[str] = Field(description="The headings over it, outermost first.")
     snippet: str = Field(description="The passage around the query's words, which are marked «like this».")
 
 

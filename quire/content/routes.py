@@ -24,6 +24,7 @@ from quire.content.models import (
     VersionDetail,
     VersionDiff,
     VersionElements,
+    VersionStatus,
 )
 from quire.content.search import Scope, search
 from quire.core.deps import ContributorDep, ReaderDep, TenantSessionDep
@@ -114,16 +115,21 @@ def list_documents(
     collection: str | None = None,
     tag: str | None = None,
     title: Annotated[str | None, Query(description="Part of the title.")] = None,
+    status: Annotated[
+        VersionStatus | None,
+        Query(description="Only documents whose latest version has this status (`failed`: to retry)."),
+    ] = None,
     include_deleted: bool = False,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> DocumentsPublic:
-    """Documents, newest first."""
+    """Documents, newest first; `status` keeps those whose latest version has that status."""
     page = service.page_documents(
         session,
         collection=collection,
         tag=tag,
         title=title,
+        status=status,
         include_deleted=include_deleted,
         cursor=cursor,
         limit=limit,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import text
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -98,13 +99,14 @@ def page_documents(
     collection: str | None = None,
     tag: str | None = None,
     title: str | None = None,
+    status: VersionStatus | None = None,
     include_deleted: bool = False,
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page[Document]:
     """A page of documents, newest first, after `cursor`."""
     query = _documents(
-        collection=collection, tag=tag, title=title, status=None, include_deleted=include_deleted
+        collection=collection, tag=tag, title=title, status=status, include_deleted=include_deleted
     )
     return read_page(session, query, keyset=DOCUMENT_PAGES, cursor=cursor, limit=limit)
 
@@ -127,7 +129,15 @@ def _documents(
     if not include_deleted:
         query = query.where(col(Document.deleted_at).is_(None))
     if status is not None:
-        latest = select(Version.document_id).where(Version.status == status)
+        # The status of the latest version, the highest-numbered one: a document whose version 1
+        # failed and whose version 2 was indexed has not failed.
+        newer = aliased(Version)
+        latest = select(Version.document_id).where(
+            Version.status == status,
+            ~select(newer.id)
+            .where(newer.document_id == Version.document_id, newer.number > Version.number)
+            .exists(),
+        )
         query = query.where(col(Document.id).in_(latest))
     return query
 

@@ -131,7 +131,7 @@ def check(seen: dict[str, Any], document_id: str, *, may_propose: bool) -> None:
     assert seen["tools"] == ["propose_memory", "read", "recall", "search"]
     assert not seen["search"].is_error
     assert "Every employee gets 27 days of paid holiday a year" in text_of(seen["search"])
-    assert seen["hit"]["document_id"] == document_id and seen["hit"]["section_path"][-1] == "Holidays"
+    assert seen["hit"]["document_id"] == document_id and seen["hit"]["section"][-1] == "Holidays"
     assert QUOTE in text_of(seen["section"]) and not seen["section"].is_error
     assert not seen["recall"].is_error  # nothing is approved yet, so nothing comes back
     assert "No approved memory" in text_of(seen["recall"])
@@ -272,7 +272,7 @@ def test_the_http_endpoint_answers_as_the_bearer_keys_principal(
     )
     assert searched.returncode == 0, searched.stderr
     assert "Every employee gets 27 days of paid holiday a year" in searched.stdout
-    assert "['Employee handbook', 'Holidays']" in searched.stdout
+    assert "Employee handbook v 1 ['Employee handbook', 'Holidays']" in searched.stdout
 
     # Quire's importer speaks streamable HTTP with headers, too: here, to Quire itself, on a
     # loopback address the outbound policy allows only because the allowlist says so.

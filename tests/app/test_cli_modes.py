@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from quire.app.cli import app
+from quire.app.cli_ingest import ApiIngester
 from quire.core.models import Role, Tenant
 from quire.core.settings import Settings
-from tests.factories import TenantFixture, make_key
+from quire.runtime.context import RunContext
+from quire.runtime.programs import program
+from tests.factories import BreakableEmbedder, TenantFixture, auth, make_key
 from tests.harness import Harness
 from tests.served import served_api
 
@@ -97,8 +102,8 @@ def test_ingest_search_and_ask(cli: Cli, folder: Path) -> None:
     assert lines[-1].startswith("searched in ") and lines[-1].endswith(" ms")
 
     hits = cli.json("search", "paid holiday", "-k", "2", "-c", "default")
-    assert hits["hits"][0]["citation"]["section_path"][-1] == "Holidays"
-    assert hits["hits"][0]["citation"]["version_number"] == 1
+    assert hits["hits"][0]["citation"]["section"][-1] == "Holidays"
+    assert hits["hits"][0]["citation"]["version"] == 1
     assert cli.json("search", "paid holiday", "-c", "elsewhere")["hits"] == []
 
     answer = cli.json("ask", "How many days of paid holiday does an employee get?")
@@ -107,6 +112,10 @@ def test_ingest_search_and_ask(cli: Cli, folder: Path) -> None:
         answer["citations"]
         and answer["citations"][0]["document_id"] == hits["hits"][0]["citation"]["document_id"]
     )
+    # One shape for a citation: a search hit's names its source as an answer's does.
+    shared = {"document_id", "title", "version", "version_id", "chunk_id", "element_id", "element_ids"}
+    shared |= {"page", "pages", "section"}
+    assert shared <= set(answer["citations"][0]) and shared <= set(hits["hits"][0]["citation"])
 
     shown = cli("ask", "How many days of paid holiday does an employee get?")
     assert shown.exit_code == 0, shown.output
@@ -194,3 +203,83 @@ def test_an_empty_file_fails_with_its_reason(cli: Cli, tmp_path: Path) -> None:
     assert result.exit_code == 1
     (outcome,) = json.loads(result.stdout)["outcomes"]
     assert outcome["key"] == "empty.md" and outcome["status"] == "failed" and "empty" in outcome["reason"]
+
+
+def test_ingest_retry_failed_retries_the_failed_latest_versions_of_the_collection(
+    cli: Cli, folder: Path, tmp_path: Path, embedder: BreakableEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ApiIngester, "page_size", 1)  # through the API: one failed document a page
+    (folder / "travel.md").write_text("# Travel\n\nTrains are booked through the portal.\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.md").write_text("# Notes\n\nThe office closes at six.\n")
+    embedder.broken = True  # the embedding model is down: every ingestion fails half-way
+    broken = cli("ingest", str(folder), "--json")
+    assert broken.exit_code == 1, broken.output
+    assert [o["status"] for o in json.loads(broken.stdout)["outcomes"]] == ["failed", "failed"]
+    assert cli("ingest", str(other), "-c", "other").exit_code == 1
+    embedder.broken = False
+
+    # Of the files named: their documents' failed versions, from the bytes stored (nothing is uploaded).
+    (folder / "travel.md").write_text("# Travel\n\nThese bytes are not the failed version's.\n")
+    named = cli.json("ingest", "--retry-failed", str(folder / "travel.md"))
+    assert [(o["key"], o["status"]) for o in named["outcomes"]] == [("travel.md", "ingested")]
+    assert named["outcomes"][0]["file"] == str(folder / "travel.md")
+    # Of the whole collection when no path is given.
+    retried = cli("ingest", "--retry-failed")
+    assert retried.exit_code == 0, retried.output
+    assert "1 ingested" in retried.stdout and "handbook.md" in retried.stdout
+    assert "travel.md" not in retried.stdout and "notes.md" not in retried.stdout  # another collection's
+    again = cli("ingest", "--retry-failed")
+    assert again.exit_code == 0 and "No failed version to retry." in again.stdout
+
+    elsewhere = cli.json("ingest", "--retry-failed", "-c", "other")
+    (notes,) = elsewhere["outcomes"]
+    assert (notes["file"], notes["key"], notes["status"]) == (None, "notes.md", "ingested")
+    assert elsewhere["failed"] == 0 and notes["document_id"] and notes["version_id"]
+    assert cli.json("search", "office closes", "-c", "other")["hits"]
+    travel = cli.json("search", "trains booked", "-c", "default")["hits"][0]["citation"]
+    assert travel["title"] == "Travel" and travel["version"] == 1  # no upload made a v2
+
+
+class Parked(BaseModel):
+    note: str = ""
+
+
+@program("test.cli-parked")
+def parked(ctx: RunContext, state: Parked) -> Parked:
+    ctx.wait_for_signal("go")
+    return state
+
+
+def settle(cli: Cli, content: Harness, run_id: uuid.UUID, status: str) -> None:
+    """Wait until the run has `status`: through the API a served worker moves it; on the local
+    database nothing does, so the test drives it as a worker would."""
+    deadline = time.monotonic() + 60
+    while content.run(run_id).status != status:
+        assert time.monotonic() < deadline, f"run {run_id} is {content.run(run_id).status}, not {status}"
+        if cli.mode == "local":
+            content.drive(until=0.2)
+        else:
+            time.sleep(0.1)
+
+
+def test_runs_cancel_stops_a_parked_run(cli: Cli, content: Harness, api: TestClient) -> None:
+    run_id = content.start("test.cli-parked", Parked())
+    settle(cli, content, run_id, "waiting")
+
+    cancelled = cli("runs", "cancel", str(run_id), "--reason", "not needed")
+    assert cancelled.exit_code == 0, cancelled.output
+    assert f"Cancelling {run_id}" in cancelled.stdout
+    settle(cli, content, run_id, "cancelled")
+
+    admin = auth(make_key(content.database, TenantFixture(id=content.tenant_id, name=cli.tenant), Role.admin))
+    run = api.get(f"/v1/runs/{run_id}", headers=admin).json()
+    assert run["status"] == "cancelled" and run["cancel_requested"] is True
+    stream = api.get(f"/v1/runs/{run_id}/events", headers=admin).text
+    events = [json.loads(line[len("data: ") :]) for line in stream.splitlines() if line.startswith("data: ")]
+    asked = [e["data"] for e in events if e.get("type") == "run.cancel_requested"]
+    assert [a["reason"] for a in asked] == ["not needed"]  # the reason, kept in the run's events
+    assert cli.json("runs", "show", str(run_id))["status"] == "cancelled"
+    twice = cli("runs", "cancel", str(run_id))
+    assert twice.exit_code == 1 and "has cancelled already" in twice.stderr

@@ -48,9 +48,9 @@ def test_the_hit_line_names_title_version_and_section_once() -> None:
             "text": TEXT,
             "citation": {
                 "document_id": "d",
-                "document_title": "Handbook",
-                "version_number": 2,
-                "section_path": ["Handbook", "Holidays"],
+                "title": "Handbook",
+                "version": 2,
+                "section": ["Handbook", "Holidays"],
                 "pages": [3],
                 "snippet": HEADLINE,
             },

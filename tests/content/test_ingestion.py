@@ -109,11 +109,12 @@ def test_a_markdown_upload_becomes_a_searchable_cited_version(
     hits = api.get(
         "/v1/search", params={"q": "how much can a hotel in Oslo cost"}, headers=key[Role.reader]
     ).json()["hits"]
-    assert hits[0]["citation"]["section_path"] == ["Travel policy", "Hotels"]
+    assert hits[0]["citation"]["section"] == ["Travel policy", "Hotels"]
     table_hit = next(h for h in hits if "Oslo" in h["text"])
     citation = table_hit["citation"]
-    assert citation["document_id"] == created["document_id"] and citation["version_number"] == 1
-    assert citation["section_path"] == ["Travel policy", "Hotels"] and citation["element_ids"]
+    assert citation["document_id"] == created["document_id"] and citation["version"] == 1
+    assert citation["section"] == ["Travel policy", "Hotels"] and citation["element_ids"]
+    assert citation["element_id"] == citation["element_ids"][0] and citation["title"] == "Travel policy"
     assert counting.texts, "chunks were embedded"
 
 
@@ -177,7 +178,7 @@ def test_an_edit_of_one_paragraph_changes_one_element_and_reembeds_only_its_chun
         params={"q": "economy class flights hours", "mode": "lexical"},
         headers=key[Role.reader],
     ).json()
-    assert "eight hours" in latest["hits"][0]["text"] and latest["hits"][0]["citation"]["version_number"] == 2
+    assert "eight hours" in latest["hits"][0]["text"] and latest["hits"][0]["citation"]["version"] == 2
     older = api.get(
         "/v1/search",
         params={
@@ -187,7 +188,7 @@ def test_an_edit_of_one_paragraph_changes_one_element_and_reembeds_only_its_chun
         },
         headers=key[Role.reader],
     ).json()
-    assert "six hours" in older["hits"][0]["text"] and older["hits"][0]["citation"]["version_number"] == 1
+    assert "six hours" in older["hits"][0]["text"] and older["hits"][0]["citation"]["version"] == 1
 
 
 def chunk_texts(content: Harness, version_id: uuid.UUID) -> list[str]:

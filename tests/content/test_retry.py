@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -124,3 +125,41 @@ def test_a_version_whose_run_died_in_the_middle_can_be_retried(api: TestClient, 
     content.drive()
     version = api.get(f"/v1/documents/{created['document_id']}/versions/1", headers=key[Role.reader]).json()
     assert version["status"] == "indexed"
+
+
+def test_documents_filter_on_their_latest_versions_status_a_page_at_a_time(
+    api: TestClient, content: Harness, embedder: BreakableEmbedder
+) -> None:
+    key = keys(content)
+    good = upload(api, key[Role.contributor], "good.md", HANDBOOK.encode()).json()
+    content.drive()
+    embedder.broken = True
+    failed = [
+        upload(api, key[Role.contributor], f"{name}.md", HANDBOOK.replace("Travel", name).encode()).json()
+        for name in ("one", "two", "three", "mended")
+    ]
+    content.drive()
+    embedder.broken = False
+    # A failed version 1 with an indexed version 2 after it: the document has not failed.
+    mended = upload(api, key[Role.contributor], "mended.md", HANDBOOK.encode()).json()
+    assert mended["version_number"] == 2
+    content.drive()
+
+    def listed(**params: str) -> dict[str, Any]:
+        response = api.get("/v1/documents", params=params, headers=key[Role.reader])
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    first = listed(status="failed", limit="2")
+    assert first["count"] == 3 and len(first["data"]) == 2 and first["next_cursor"]
+    second = listed(status="failed", limit="2", cursor=first["next_cursor"])
+    assert second["count"] == 3 and len(second["data"]) == 1 and second["next_cursor"] is None
+    assert {d["id"] for d in first["data"] + second["data"]} == {f["document_id"] for f in failed[:3]}
+    indexed = listed(status="indexed")
+    assert {d["id"] for d in indexed["data"]} == {good["document_id"], mended["document_id"]}
+    assert listed(status="failed", collection="elsewhere")["count"] == 0
+
+    bogus = api.get("/v1/documents", params={"status": "broken"}, headers=key[Role.reader])
+    assert bogus.status_code == 422 and bogus.json()["error"]["code"] == "invalid_request"
+    assert "status" in bogus.json()["error"]["message"]

@@ -22,7 +22,7 @@ def test_a_document_is_titled_by_its_first_heading_and_keeps_its_file_name(
     listed = api.get("/v1/documents", params={"title": "travel pol"}, headers=key[Role.reader]).json()
     assert [d["id"] for d in listed["data"]] == [created["document_id"]]
     hits = api.get("/v1/search", params={"q": "hotel in Oslo"}, headers=key[Role.reader]).json()["hits"]
-    assert hits and {h["citation"]["document_title"] for h in hits} == {"Travel policy"}
+    assert hits and {h["citation"]["title"] for h in hits} == {"Travel policy"}
 
     # A new version whose first heading changed renames the document, in search too.
     renamed = HANDBOOK.replace("# Travel policy", "# Travel and expenses policy")
@@ -32,7 +32,7 @@ def test_a_document_is_titled_by_its_first_heading_and_keeps_its_file_name(
     assert document["version_count"] == 2 and document["title"] == "Travel and expenses policy"
     assert [v["title"] for v in document["versions"]] == ["Travel policy", "Travel and expenses policy"]
     hits = api.get("/v1/search", params={"q": "hotel in Oslo"}, headers=key[Role.reader]).json()["hits"]
-    assert {h["citation"]["document_title"] for h in hits} == {"Travel and expenses policy"}
+    assert {h["citation"]["title"] for h in hits} == {"Travel and expenses policy"}
 
 
 def test_without_a_heading_the_title_is_the_file_name_and_a_given_title_wins(

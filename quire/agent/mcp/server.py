@@ -23,7 +23,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, Field, ValidationError
 
-from quire.agent.citations import number_locally, numbered_text
+from quire.agent.citations import answer_citation, number_locally, numbered_text
 from quire.agent.tools.base import Tool, ToolContext, ToolOutput, validation_message
 from quire.agent.tools.builtin import (
     ProposeArgs,
@@ -178,16 +178,15 @@ SERVED: dict[str, ServedTool] = {
 
 
 def result_of(output: ToolOutput) -> types.CallToolResult:
+    # One shape for a citation: the structured sources are an answer's citations, numbered as
+    # the text part numbers them.
+    numbered = number_locally(output.citations)
     structured = {
-        "citations": [c.model_dump(mode="json", exclude_none=True) for c in output.citations],
+        "citations": [answer_citation(c).model_dump(mode="json", exclude_none=True) for c in numbered],
         "data": output.data,
     }
     return types.CallToolResult(
-        content=[
-            types.TextContent(
-                type="text", text=numbered_text(output.content, number_locally(output.citations))
-            )
-        ],
+        content=[types.TextContent(type="text", text=numbered_text(output.content, numbered))],
         structured_content=structured,
         is_error=output.is_error,
     )

@@ -52,16 +52,16 @@ def search_content(ctx: ToolContext, args: SearchArgs) -> ToolOutput:
     citations = [
         SourceCitation(
             kind="content",
-            title=hit.citation.document_title,
+            title=hit.citation.title,
             quote=hit.text,
             score=hit.score,
             document_id=hit.citation.document_id,
             version_id=hit.citation.version_id,
-            version_number=hit.citation.version_number,
+            version_number=hit.citation.version,
             chunk_id=hit.citation.chunk_id,
             element_ids=hit.citation.element_ids,
             pages=hit.citation.pages,
-            section_path=hit.citation.section_path,
+            section_path=hit.citation.section,
         )
         for hit in results.hits
     ]

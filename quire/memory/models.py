@@ -243,7 +243,7 @@ class EventPublic(BaseModel):
     hash: str
 
 
-class ItemPublic(BaseModel):
+class MemoryPublic(BaseModel):
     id: uuid.UUID
     kind: MemoryKind
     scope: MemoryScope
@@ -256,7 +256,7 @@ class ItemPublic(BaseModel):
     latest: MemoryVersionPublic | None = None
 
 
-class ItemDetail(ItemPublic):
+class MemoryDetail(MemoryPublic):
     versions: list[MemoryVersionPublic]
     events: list[EventPublic]
 
@@ -272,8 +272,8 @@ class DecisionOptions(BaseModel):
     )
 
 
-class ItemsPublic(ListPage):
-    data: list[ItemPublic]
+class MemoriesPublic(ListPage):
+    data: list[MemoryPublic]
 
 
 class ReviewDecision(BaseModel):

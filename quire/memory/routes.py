@@ -17,8 +17,8 @@ from quire.memory.models import (
     AuditReport,
     BulkReject,
     BulkRejection,
-    ItemDetail,
-    ItemsPublic,
+    MemoriesPublic,
+    MemoryDetail,
     MemoryKind,
     MemoryProposal,
     MemoryScope,
@@ -42,7 +42,7 @@ router = APIRouter(prefix="/v1/memories", tags=["memory"])
 )
 def propose_memory(
     body: MemoryProposal, caller: ContributorDep, session: TenantSessionDep, kicker: KickerDep
-) -> ItemDetail:
+) -> MemoryDetail:
     """Propose a memory with its evidence; it is checked, then waits for a reviewer."""
     item, _ = proposals.propose(
         session,
@@ -71,7 +71,7 @@ def list_memories(
     q: Annotated[str | None, Query(max_length=200, description="Words the text holds, each.")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
-) -> ItemsPublic:
+) -> MemoriesPublic:
     """Memories with their newest version, newest first."""
     filters = QueueFilters(
         state=state.value if state else "",
@@ -83,7 +83,7 @@ def list_memories(
         q=" ".join((q or "").split()),
     )
     page = service.page_items(session, caller=caller, filters=filters, cursor=cursor, limit=limit)
-    return ItemsPublic(
+    return MemoriesPublic(
         data=[service.item_public(session, item, version) for item, version in page.rows],
         count=page.count,
         next_cursor=page.next_cursor,
@@ -145,7 +145,7 @@ def reject_memories(
 
 
 @router.get("/{item_id}")
-def get_memory(item_id: uuid.UUID, caller: ReaderDep, session: TenantSessionDep) -> ItemDetail:
+def get_memory(item_id: uuid.UUID, caller: ReaderDep, session: TenantSessionDep) -> MemoryDetail:
     """A memory with all its versions, their evidence, and its events."""
     return service.describe_item(session, item_id=item_id, caller=caller)
 

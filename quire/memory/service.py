@@ -24,10 +24,10 @@ from quire.memory.models import (
     EventPublic,
     Evidence,
     EvidencePublic,
-    ItemDetail,
-    ItemPublic,
+    MemoryDetail,
     MemoryEvent,
     MemoryItem,
+    MemoryPublic,
     MemoryScope,
     MemoryVersion,
     MemoryVersionPublic,
@@ -95,8 +95,8 @@ def version_public(session: Session, version: MemoryVersion) -> MemoryVersionPub
     )
 
 
-def item_public(session: Session, item: MemoryItem, latest: MemoryVersion | None) -> ItemPublic:
-    return ItemPublic(
+def item_public(session: Session, item: MemoryItem, latest: MemoryVersion | None) -> MemoryPublic:
+    return MemoryPublic(
         id=item.id,
         kind=item.kind,
         scope=item.scope,
@@ -120,7 +120,7 @@ def get_item(session: Session, *, item_id: uuid.UUID, caller: Caller) -> MemoryI
     return item
 
 
-def describe_item(session: Session, *, item_id: uuid.UUID, caller: Caller) -> ItemDetail:
+def describe_item(session: Session, *, item_id: uuid.UUID, caller: Caller) -> MemoryDetail:
     item = get_item(session, item_id=item_id, caller=caller)
     versions = session.exec(
         select(MemoryVersion).where(MemoryVersion.item_id == item_id).order_by(col(MemoryVersion.number))
@@ -129,7 +129,7 @@ def describe_item(session: Session, *, item_id: uuid.UUID, caller: Caller) -> It
         select(MemoryEvent).where(MemoryEvent.item_id == item_id).order_by(col(MemoryEvent.seq))
     ).all()
     latest = versions[-1] if versions else None
-    return ItemDetail(
+    return MemoryDetail(
         **item_public(session, item, latest).model_dump(exclude={"latest"}),
         latest=version_public(session, latest) if latest else None,
         versions=[version_public(session, v) for v in versions],

@@ -68,6 +68,22 @@ def test_html_in_a_declared_single_byte_charset_keeps_its_letters_in_every_part(
     assert joined.elements[1].text == "Read this handbook before your first day at the café."
 
 
+def test_a_page_is_cut_inside_the_sections_its_content_is_nested_in(parser: Parser) -> None:
+    rule = "<p>Rule {n} of the section, <i>in short</i>" + " and so on" * 40 + "</p>"
+    section = "".join(rule.format(n=n) for n in range(12))
+    data = (
+        "<body><nav><a href='/'>Home</a></nav>Loose <b>text</b><div class='content'>Its own text"
+        + "".join(f"<section><h2>Part {n}</h2>{section}</section>\n" for n in range(1, 4))
+        + "</div>\n<div><p>Related pages</p></div><footer><p>Contact us</p></footer></body>"
+    ).encode()
+
+    parts = parser.run_in_child(plan, data, "page.html", HTML, 1)
+
+    assert len(parts) >= 6, "each section holds more than a part: the page is cut inside them"
+    whole = parser.parse(data, filename="page.html")
+    assert texts(in_parts(parser, data, parts)) == texts(whole)
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -2,11 +2,10 @@
 
 unstructured reads a page's `<main>` (else its `<body>`) as a flow of blocks, and the text and
 inline elements that follow a block make one element with it. So a page is cut only before a
-block, never inside a run of text, and from the element that holds the content (below wrappers
-that hold nothing else), where the blocks are. The page is read with unstructured's own lxml
-parser, in the encoding its partitioner reads the whole page with, so that the blocks counted
-here are the ones it reads; each part keeps the page's `<head>` and the wrappers around its
-content, and parsed alone gives the elements it gives in the whole.
+block, never inside a run of text, and inside the wrappers that hold its content. The page is
+read with unstructured's own lxml parser, in the encoding its partitioner reads the whole page
+with, so that the blocks counted here are the ones it reads; each part keeps the page's `<head>`
+and the wrappers around its content, and parsed alone gives the elements it gives in the whole.
 """
 
 from __future__ import annotations
@@ -22,12 +21,11 @@ DROPPED = ("del", "link", "meta", "noscript", "script", "style")
 
 def html_blocks(data: bytes) -> list[int]:
     """The size of each block of a page's content, in characters of text."""
-    container = _content(_tree(data))
-    sizes = []
-    for index, nodes in enumerate(_blocks(container)):
-        lead = len(container.text or "") if index == 0 else 0
-        sizes.append(lead + sum(len("".join(node.itertext())) + len(node.tail or "") for node in nodes))
-    return sizes
+    return [
+        (len(parent.text or "") if lead else 0)
+        + sum(len("".join(node.itertext())) + len(node.tail or "") for node in nodes)
+        for parent, nodes, lead in _blocks(_content(_tree(data)))
+    ]
 
 
 def html_cut(data: bytes, first: int, last: int) -> bytes:
@@ -35,13 +33,12 @@ def html_cut(data: bytes, first: int, last: int) -> bytes:
     from lxml import etree
 
     root = _tree(data)
-    container = _content(root)
-    if first > 1:
-        container.text = None  # the text before the first block belongs to the first part
-    for index, nodes in enumerate(_blocks(container), start=1):
+    for index, (parent, nodes, lead) in enumerate(_blocks(_content(root)), start=1):
         if not first <= index <= last:
+            if lead:
+                parent.text = None
             for node in nodes:
-                container.remove(node)  # with its tail: the text after a block is its own
+                parent.remove(node)  # with its tail: the text after a block reads with it
     for meta in root.iterfind(".//head/meta"):
         if meta.get("charset") is not None:
             meta.set("charset", "utf-8")
@@ -63,42 +60,48 @@ def _tree(data: bytes) -> Any:
 
 
 def _content(root: Any) -> Any:
-    """The element whose children are the page's blocks, its dropped elements gone."""
+    """The element whose blocks are the page's, its dropped elements gone."""
     from lxml import etree
-    from unstructured.partition.html.parser import Flow
 
     for child in root:
         if child.tag != "head":  # the head keeps its charset; unstructured drops it anyway
             etree.strip_elements(child, *DROPPED, with_tail=False)
-    container = root.find(".//main")
-    if container is None:
-        container = root.find(".//body")
-    if container is None:
-        container = root
-    # Down through wrappers (a <div> that is all of the page, as many sites write it), but not
-    # into a block such as a table or a list, whose parts would not read as it does whole.
-    while (
-        len(container) == 1
-        and type(container[0]) is Flow
-        and not (container.text or "").strip()
-        and not (container[0].tail or "").strip()
-    ):
-        container = container[0]
-    return container
+    for path in (".//main", ".//body"):
+        if (container := root.find(path)) is not None:
+            return container
+    return root
 
 
-def _blocks(container: Any) -> list[list[Any]]:
-    """The container's children, each block with the inline elements that follow it.
+def _blocks(container: Any) -> list[tuple[Any, list[Any], bool]]:
+    """The blocks of the content, in order: (parent, its nodes, whether the parent's text leads).
 
-    Inline elements before the first block read as one element with the container's own text:
-    they make the first block. The container's own text goes with the first block.
+    A block is a child that is not inline, with the inline elements that follow it (they read as
+    one element with its tail); the text and inline elements before a parent's first block make
+    a block too. Wrappers (a <div> or <section> with no text of its own around it, as sites
+    nest their content) are not blocks: their blocks are, so that a page cuts inside them. A
+    table, a list or a paragraph is one block, never cut.
     """
-    blocks: list[list[Any]] = []
-    for child in container:
-        if _is_block(child) or not blocks:
-            blocks.append([child])
-        else:
-            blocks[-1].append(child)
+    from unstructured.partition.html.parser import Flow
+
+    blocks: list[tuple[Any, list[Any], bool]] = []
+
+    def walk(parent: Any) -> None:
+        groups: list[list[Any]] = []
+        for child in parent:
+            if _is_block(child) or not groups:
+                groups.append([child])
+            else:
+                groups[-1].append(child)
+        if (parent.text or "").strip() and (not groups or _is_block(groups[0][0])):
+            groups.insert(0, [])
+        for index, nodes in enumerate(groups):
+            lead = index == 0 and (not nodes or not _is_block(nodes[0]))
+            if not lead and len(nodes) == 1 and type(nodes[0]) is Flow and not (nodes[0].tail or "").strip():
+                walk(nodes[0])
+            else:
+                blocks.append((parent, nodes, lead))
+
+    walk(container)
     return blocks
 
 

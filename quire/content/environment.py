@@ -31,7 +31,7 @@ class ContentEnvironment:
     parse_timeout: float = 120.0
     parse_memory_mb: int = 2048
     parse_children: int = 1  # files parsed at once, each in its own child
-    parse_range_pages: int = 25  # long PDFs and Word files are parsed in parts this long; 0: whole
+    parse_range_pages: int = 25  # long PDFs, Word files, HTML parsed in parts this long; 0: whole
     max_upload_bytes: int = 100 * 1024 * 1024
     search_ef: int = 100
     dense_weight: float = SEARCH_DENSE_WEIGHT  # document search's

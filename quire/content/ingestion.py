@@ -40,11 +40,13 @@ PROGRAM = "content.ingest"
 INGEST_PROGRESS = "ingest.progress"  # the event an ingestion run writes after each stage
 EMBED_BATCH = 128
 PARSE_RETRY = RetryPolicy(max_attempts=3, base_delay=2.0, max_delay=30.0)
-# PDFs and Word files this large may be long enough to parse in parts: a child counts their pages.
+# PDFs, Word files and HTML pages this large may be long enough to parse in parts: a child
+# counts their pages (or blocks). XHTML is read as XML by unstructured, so it is not planned.
 PLAN_FROM_BYTES = 64 * 1024
 PLANNED_TYPES = {
     "application/pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "text/html",
 }
 # Files this large parse as large work, which may not take every parsing child (parsing/server.py).
 LARGE_FILE_BYTES = 1024 * 1024
@@ -102,7 +104,7 @@ class ParsePlan(BaseModel):
 
 
 def plan_parsing(ctx: RunContext, version_id: uuid.UUID) -> ParsePlan:
-    """Mark the version parsing, and split a long PDF or Word file into parts (asking a child)."""
+    """Mark the version parsing, and split a long PDF, Word file or HTML page into parts (asking a child)."""
     environment = content_of(ctx.services)
     version = _version(ctx, version_id)
     version.status = VersionStatus.parsing

@@ -170,8 +170,8 @@ class Settings(BaseSettings):
         default=25,
         ge=0,
         le=10_000,
-        description="Long PDFs and Word files are parsed this many pages at a time, each range a "
-        "step with its own time limit (0: whole files).",
+        description="Long PDFs, Word files and HTML pages are parsed this many pages at a time, "
+        "each range a step with its own time limit (0: whole files).",
     )
     search_ef: int = Field(default=100, ge=10, le=1000, description="HNSW ef_search for queries.")
     search_dense_weight: float = Field(

@@ -207,6 +207,32 @@ HTML = """\
 </body></html>
 """
 
+
+def long_html(sections: int = 8, paragraphs: int = 10, encoding: str = "utf-8") -> bytes:
+    """A handbook in one page of HTML: sections of h2 headings and paragraphs under one h1,
+    a table in the fourth section, non-ASCII text, all inside two wrapper divs, as sites write it.
+    """
+    blocks = ["<h1>Staff handbook</h1>", "<p>Read this handbook before your first day at the café.</p>"]
+    for section in range(1, sections + 1):
+        blocks.append(f"<h2>Section {section}: Überstunden und Pausen</h2>")
+        for paragraph in range(1, paragraphs + 1):
+            blocks.append(
+                f"<p>Section {section} rule {paragraph} says what a person must do, "
+                f"<b>naïvely</b> put: arrive on time, greet the customers, keep the counter clean "
+                f"and write down every delivery in the ledger before noon.</p>"
+            )
+        if section == 4:
+            blocks.append(
+                "<table><tr><th>Shift</th><th>Hours</th></tr>"
+                "<tr><td>Früh</td><td>6\u201314</td></tr><tr><td>Spät</td><td>14\u201322</td></tr></table>"
+            )
+    body = "\n".join(blocks)
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="{encoding}"><title>Handbook</title></head>\n'
+        f'<body>\n<div id="page"><div class="content">\n{body}\n</div></div>\n</body></html>\n'
+    ).encode(encoding)
+
+
 MARKDOWN = """\
 # Installation Guide
 

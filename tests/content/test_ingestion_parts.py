@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import time
 import uuid
 from typing import Any
@@ -113,6 +114,44 @@ def test_a_long_word_file_is_parsed_in_parts_and_its_sections_run_across_them(
     headers = [e for e in version["elements"] if e["text"] == "Company confidential"]
     assert len(headers) == 1, "each part carries the header; the version keeps it once"
     assert len(version["elements"]) == 1 + 1 + 8 + 80
+
+
+def test_a_long_html_page_is_parsed_in_parts_that_cut_between_its_blocks(
+    api: TestClient, content: Harness, in_parts: ContentEnvironment
+) -> None:
+    in_parts.parse_range_pages = 1  # a part of about 3000 characters: the handbook makes several
+    data = fixtures.long_html()
+    key = keys(content)
+    created = upload(api, key[Role.contributor], "handbook.html", data).json()
+    content.drive()
+
+    run_id = uuid.UUID(created["run_id"])
+    assert content.run(run_id).status == "completed"
+    names = [name for name, _ in steps(content, run_id) if name.startswith("parse:")]
+    assert len(names) >= 4 and all(name.startswith("parse:html-blocks:") for name in names)
+    ranges = [tuple(int(n) for n in name.rsplit(":", 1)[1].split("-")) for name in names]
+    assert ranges[0][0] == 1 and all(b[0] == a[1] + 1 for a, b in itertools.pairwise(ranges))
+    version = version_of(api, key[Role.reader], created)
+    assert version["status"] == "indexed"
+    whole = in_parts.parser().parse(data, filename="handbook.html")
+    assert [(e["type"], e["text"]) for e in version["elements"]] == [(e.type, e.text) for e in whole.elements]
+    assert [e["section_path"] for e in version["elements"]] == [list(e.section_path) for e in whole.elements]
+    last = next(e for e in version["elements"] if e["text"].startswith("Section 8 rule 10 "))
+    assert last["section_path"] == ["Staff handbook", "Section 8: Überstunden und Pausen"]
+    table = next(e for e in version["elements"] if e["type"] == "table")
+    assert "Früh" in table["text"] and table["section_path"][-1].startswith("Section 4")
+
+
+def test_a_short_html_page_is_parsed_whole(
+    api: TestClient, content: Harness, in_parts: ContentEnvironment
+) -> None:
+    key = keys(content)
+    created = upload(api, key[Role.contributor], "notes.html", fixtures.HTML.encode()).json()
+    content.drive()
+
+    names = [name for name, _ in steps(content, uuid.UUID(created["run_id"]))]
+    assert "parse" in names and not [n for n in names if n.startswith("parse:")]
+    assert version_of(api, key[Role.reader], created)["status"] == "indexed"
 
 
 class Crash(BaseException):

@@ -293,6 +293,22 @@ class UploadResult(BaseModel):
     status: VersionStatus
     message: str
 
+    @classmethod
+    def of(
+        cls, version: Version, *, run_id: uuid.UUID | None, created: bool, message: str, retried: bool = False
+    ) -> UploadResult:
+        """The answer to an upload that ended at `version` (new, retried or unchanged)."""
+        return cls(
+            document_id=version.document_id,
+            version_id=version.id,
+            version_number=version.number,
+            run_id=run_id,
+            created=created,
+            retried=retried,
+            status=version.status,
+            message=message,
+        )
+
 
 class ElementChange(BaseModel):
     element_id: uuid.UUID

@@ -4,27 +4,43 @@ keyed by position, which never changes within a version."""
 from __future__ import annotations
 
 import uuid
+from typing import TypeVar
 
 from sqlmodel import col, select
 
 from quire.content.models import Chunk, Element, VersionChunk, VersionChunks, VersionElement, VersionElements
 from quire.content.service import get_version
 from quire.core.db import TenantSession
-from quire.core.pages import Keyset, read_page
+from quire.core.pages import Keyset, Page, read_page
+
+Row = TypeVar("Row", Element, Chunk)
+
+
+def _version_page(
+    session: TenantSession,
+    table: type[Row],
+    *,
+    document_id: uuid.UUID,
+    number: int,
+    limit: int,
+    cursor: str | None,
+) -> Page[Row]:
+    """A page of `table`'s rows of one version, by position; 404 as the version when out of sight."""
+    version = get_version(session, document_id=document_id, number=number)
+    return read_page(
+        session,
+        select(table).where(table.version_id == version.id),
+        keyset=Keyset((col(table.ord),), descending=False),
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 def element_page(
     session: TenantSession, *, document_id: uuid.UUID, number: int, limit: int, cursor: str | None
 ) -> VersionElements:
     """A page of a version's elements, in order; 404 as the version itself when out of sight."""
-    version = get_version(session, document_id=document_id, number=number)
-    page = read_page(
-        session,
-        select(Element).where(Element.version_id == version.id),
-        keyset=Keyset((col(Element.ord),), descending=False),
-        cursor=cursor,
-        limit=limit,
-    )
+    page = _version_page(session, Element, document_id=document_id, number=number, limit=limit, cursor=cursor)
     return VersionElements(
         data=[
             VersionElement(
@@ -49,14 +65,7 @@ def chunk_page(
     session: TenantSession, *, document_id: uuid.UUID, number: int, limit: int, cursor: str | None
 ) -> VersionChunks:
     """A page of a version's chunks, in order; 404 as the version itself when out of sight."""
-    version = get_version(session, document_id=document_id, number=number)
-    page = read_page(
-        session,
-        select(Chunk).where(Chunk.version_id == version.id),
-        keyset=Keyset((col(Chunk.ord),), descending=False),
-        cursor=cursor,
-        limit=limit,
-    )
+    page = _version_page(session, Chunk, document_id=document_id, number=number, limit=limit, cursor=cursor)
     return VersionChunks(
         data=[
             VersionChunk(

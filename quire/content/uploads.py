@@ -89,23 +89,17 @@ def upload(
         if retry_refusal(session, latest) is None:
             failure = latest.status_reason or latest.status.value
             run = restart_ingestion(session, version=latest, kicker=kicker, owner=uploader)
-            return UploadResult(
-                document_id=document.id,
-                version_id=latest.id,
-                version_number=latest.number,
+            return UploadResult.of(
+                latest,
                 run_id=run.id,
                 created=False,
                 retried=True,
-                status=latest.status,
                 message=f"retrying version {latest.number} (the same bytes; its ingestion failed: {failure})",
             )
-        return UploadResult(
-            document_id=document.id,
-            version_id=latest.id,
-            version_number=latest.number,
+        return UploadResult.of(
+            latest,
             run_id=latest.run_id,
             created=False,
-            status=latest.status,
             message=f"unchanged: the same bytes as version {latest.number}; no new version",
         )
     if document.deleted_at is not None:
@@ -141,14 +135,8 @@ def upload(
     version.run_id = run.id
     session.add(version)
     session.flush()
-    return UploadResult(
-        document_id=document.id,
-        version_id=version.id,
-        version_number=version.number,
-        run_id=run.id,
-        created=True,
-        status=version.status,
-        message=f"stored as version {version.number}; ingestion started",
+    return UploadResult.of(
+        version, run_id=run.id, created=True, message=f"stored as version {version.number}; ingestion started"
     )
 
 

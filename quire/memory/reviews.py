@@ -89,14 +89,9 @@ def review(
         )
     if decision.decision == "edit" and decision.text:
         evidence = session.exec(select(Evidence.quote).where(Evidence.version_id == version.id)).all()
-        reason = unsupported(decision.text, evidence)
-        if reason is not None and not decision.override:
-            raise ReviewRefused(
-                f"the evidence does not support the edited text: {reason}; send `override` with your "
-                "reason to approve it anyway"
-            )
-        if reason is not None:
-            data["override"] = {"reason": decision.override, "unsupported": reason}
+        _check_support(
+            decision, evidence, data, refusal="the evidence does not support the edited text", to="approve it"
+        )
     if version.state == VersionState.in_review:
         _check_outcome(session, item=item, version=version, decision=decision, data=data)
     event = Event(
@@ -162,14 +157,26 @@ def _check_outcome(
             quotes = session.exec(
                 select(Evidence.quote).where(col(Evidence.version_id).in_([version.id, kept.id]))
             ).all()
-            reason = unsupported(decision.text, quotes)
-            if reason is not None and not decision.override:
-                raise ReviewRefused(
-                    f"the evidence of the two memories does not support the merged text: {reason}; "
-                    "send `override` with your reason to keep it anyway"
-                )
-            if reason is not None:
-                data["override"] = {"reason": decision.override, "unsupported": reason}
+            _check_support(
+                decision,
+                quotes,
+                data,
+                refusal="the evidence of the two memories does not support the merged text",
+                to="keep it",
+            )
+
+
+def _check_support(
+    decision: ReviewDecision, quotes: Sequence[str | None], data: dict[str, Any], *, refusal: str, to: str
+) -> None:
+    """Refuse a reviewer's text that the quotes do not support, unless they override it with a
+    reason; an override goes into the decision's data, so the audit shows it."""
+    reason = unsupported(decision.text or "", quotes)
+    if reason is None:
+        return
+    if not decision.override:
+        raise ReviewRefused(f"{refusal}: {reason}; send `override` with your reason to {to} anyway")
+    data["override"] = {"reason": decision.override, "unsupported": reason}
 
 
 def reject_many(

@@ -43,6 +43,7 @@ from quire.core.embedded import EmbeddedPostgres  # noqa: E402
 from quire.core.embeddings import get_embedder  # noqa: E402
 from quire.core.models import Tenant  # noqa: E402
 from quire.core.search.lexical import lexical_scores  # noqa: E402
+from quire.core.settings import TOOL_SEARCH_WORD_WEIGHT  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "metatool"
 KS = (1, 3, 5, 10)
@@ -116,6 +117,7 @@ def evaluate(
     mode: str,
     weight: float,
     part_weight: float = PART_WEIGHT,
+    word_weight: float = TOOL_SEARCH_WORD_WEIGHT,
 ) -> tuple[dict[int, float], list[float]]:
     embedder = EMBEDDER
     hits: dict[int, list[float]] = {k: [] for k in KS}
@@ -135,6 +137,7 @@ def evaluate(
                     k=max(KS),
                     dense_weight=weight,
                     part_weight=part_weight,
+                    word_weight=word_weight,
                 )
                 ranked = [f.name for f in found]
             latencies.append((time.perf_counter() - started) * 1000)
@@ -171,26 +174,55 @@ def recall_tables(
     grid = [round(0.1 * i, 1) for i in range(11)]
     tuned: dict[str, float] = {}
     for name in ("plain", "examples"):
-        tuned[name] = max(
-            grid,
-            key=lambda w, n=name: evaluate(database, tenants[n], tune_sample, mode="hybrid", weight=w)[0][5],
-        )
+        for suffix, word_weight in (("", TOOL_SEARCH_WORD_WEIGHT), ("-before", 0.0)):
+            tuned[name + suffix] = max(
+                grid,
+                key=lambda w, n=name, u=word_weight: evaluate(
+                    database, tenants[n], tune_sample, mode="hybrid", weight=w, word_weight=u
+                )[0][5],
+            )
     print(
         f"MetaTool: 199 tools; {len(tune)} tuning queries, {len(reported)} reported single-tool queries; "
         f"{len(multi)} two-tool queries over its {merged_tools} merged tools"
     )
-    print(f"{'':52} {'@1':>6} {'@3':>6} {'@5':>6} {'@10':>6}   two-tool@5")
+    print(f"{'':60} {'@1':>6} {'@3':>6} {'@5':>6} {'@10':>6}   two-tool@5")
+    words = TOOL_SEARCH_WORD_WEIGHT
     rows = [
-        ("plain BM25 over name and description", "", "bm25", 0.0, 0.0),
-        ("find_tools, descriptions, whole request only", "", "hybrid", tuned["plain"], 0.0),
-        ("find_tools, descriptions", "", "hybrid", tuned["plain"], PART_WEIGHT),
-        ("find_tools, examples, whole request only", "examples", "hybrid", tuned["examples"], 0.0),
-        ("find_tools, examples", "examples", "hybrid", tuned["examples"], PART_WEIGHT),
+        ("plain BM25 over name and description", "", "bm25", 0.0, 0.0, 0.0),
+        (
+            "find_tools, descriptions, no word vectors (before)",
+            "",
+            "hybrid",
+            tuned["plain-before"],
+            PART_WEIGHT,
+            0.0,
+        ),
+        ("find_tools, descriptions, whole request only", "", "hybrid", tuned["plain"], 0.0, words),
+        ("find_tools, descriptions", "", "hybrid", tuned["plain"], PART_WEIGHT, words),
+        (
+            "find_tools, examples, no word vectors (before)",
+            "examples",
+            "hybrid",
+            tuned["examples-before"],
+            PART_WEIGHT,
+            0.0,
+        ),
+        ("find_tools, examples, whole request only", "examples", "hybrid", tuned["examples"], 0.0, words),
+        ("find_tools, examples", "examples", "hybrid", tuned["examples"], PART_WEIGHT, words),
     ]
-    print(f"(w: the dense leg's weight; a part of a compound request counts {PART_WEIGHT} of the whole)")
-    for label, kind, mode, weight, part in rows:
+    print(
+        f"(w: the dense leg's weight; the word vectors' leg adds {words} on top; a part of a compound "
+        f"request counts {PART_WEIGHT} of the whole)"
+    )
+    for label, kind, mode, weight, part, word_weight in rows:
         single, _ = evaluate(
-            database, tenants[kind or "plain"], reported, mode=mode, weight=weight, part_weight=part
+            database,
+            tenants[kind or "plain"],
+            reported,
+            mode=mode,
+            weight=weight,
+            part_weight=part,
+            word_weight=word_weight,
         )
         double, _ = evaluate(
             database,
@@ -199,9 +231,10 @@ def recall_tables(
             mode=mode,
             weight=weight,
             part_weight=part,
+            word_weight=word_weight,
         )
         print(
-            f"{label + (f' (w={weight})' if mode == 'hybrid' else ''):52} "
+            f"{label + (f' (w={weight})' if mode == 'hybrid' else ''):60} "
             + " ".join(f"{single[k]:6.3f}" for k in KS)
             + f"   {double[5]:10.3f}"
         )

@@ -118,6 +118,7 @@ def preload_tools(ctx: RunContext, question: str, count: int, role: Role) -> lis
         k=count + len(builtin),
         role=role,
         dense_weight=environment.tool_dense_weight,
+        word_weight=environment.tool_word_weight,
     )
     return [f.name for f in found if f.name not in builtin or f.name not in CORE_TOOLS][:count]
 

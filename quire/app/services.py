@@ -72,6 +72,7 @@ def content_environment(
         dense_weight=settings.search_dense_weight,
         recall_dense_weight=settings.recall_dense_weight,
         tool_dense_weight=settings.tool_search_dense_weight,
+        tool_word_weight=settings.tool_search_word_weight,
         after_index=AFTER_INDEX,
         on_delete=ON_DELETE,
     )

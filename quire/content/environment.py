@@ -18,7 +18,12 @@ from fastapi import Depends, Request
 
 from quire.core.blobs import BlobStore
 from quire.core.embeddings import Embedder, get_embedder
-from quire.core.settings import RECALL_DENSE_WEIGHT, SEARCH_DENSE_WEIGHT, TOOL_SEARCH_DENSE_WEIGHT
+from quire.core.settings import (
+    RECALL_DENSE_WEIGHT,
+    SEARCH_DENSE_WEIGHT,
+    TOOL_SEARCH_DENSE_WEIGHT,
+    TOOL_SEARCH_WORD_WEIGHT,
+)
 
 if TYPE_CHECKING:
     from quire.content.parsing import Parser
@@ -37,6 +42,7 @@ class ContentEnvironment:
     dense_weight: float = SEARCH_DENSE_WEIGHT  # document search's
     recall_dense_weight: float = RECALL_DENSE_WEIGHT
     tool_dense_weight: float = TOOL_SEARCH_DENSE_WEIGHT
+    tool_word_weight: float = TOOL_SEARCH_WORD_WEIGHT
     embedding_runtime: str = "onnx"
     embedding_threads: int = 0  # per embedding call; see core.embeddings.get_embedder
     model_cache_dir: Path | None = None

@@ -26,6 +26,7 @@ SUGGESTION_CUTOFF = 0.8
 SEARCH_DENSE_WEIGHT = 0.7
 RECALL_DENSE_WEIGHT = 0.5
 TOOL_SEARCH_DENSE_WEIGHT = 0.6
+TOOL_SEARCH_WORD_WEIGHT = 0.4  # added on top of BM25's and the dense leg's (catalog_search)
 
 
 def default_data_dir() -> Path:
@@ -185,6 +186,12 @@ class Settings(BaseSettings):
         ge=0,
         le=1,
         description="Weight of the dense leg in the tool catalog's search (find_tools).",
+    )
+    tool_search_word_weight: float = Field(
+        default=TOOL_SEARCH_WORD_WEIGHT,
+        ge=0,
+        le=1,
+        description="Weight of the static word-vector leg in find_tools, on top of the other two's.",
     )
     models: str = Field(default="", description="Path of a TOML file of model targets and routes.")
     model: str = Field(default="", description="One model for the simple case, as provider:model.")

@@ -3,6 +3,8 @@ a long request is cut to its informative part."""
 
 from __future__ import annotations
 
+import uuid
+
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import Session
@@ -13,6 +15,7 @@ from quire.core.models import Role
 from quire.core.search.dense import vector_literal
 from quire.core.search.fusion import blend
 from quire.core.search.lexical import lexical_scores
+from quire.core.word_vectors import word_vectors
 from tests.core.search.test_lexemes import HOSTILE_QUERIES
 from tests.harness import Harness
 
@@ -80,24 +83,39 @@ def test_a_tool_beyond_the_callers_role_is_never_found(content: Harness) -> None
 
 def test_the_search_statement_blends_as_core_search_does(content: Harness) -> None:
     # find_tools fuses inside its SQL statement (fusion.blend_sql); memory recall fuses with
-    # fusion.blend. The two must agree: the same legs, the same scores.
+    # fusion.blend. The two must agree: the same legs, the same scores. The word vectors' leg
+    # adds its own min-max-scaled similarity, times its weight, on top.
     embedder = content.services.content.embedder
     query = "what will the weather be like for my flight"
     with content.database.tenant_session(content.tenant_id) as session:
         _sync_catalog(session, content, CATALOG_TOOLS)
         names = {row[0]: row[1] for row in session.execute(text("SELECT id, name FROM agent_tool"))}
         lexical = lexical_scores(session, index_name="tools", query=query, limit=50)
-        vector = vector_literal(embedder.embed_one(query))
-        dense = {
-            row[0]: float(row[1])
-            for row in session.execute(
-                text("SELECT id, 1 - (embedding <=> CAST(:v AS vector)) FROM agent_tool"), {"v": vector}
-            )
-        }
-        expected = [(names[f.id], round(f.score, 4)) for f in blend(lexical, dense, dense_weight=0.4)]
-        found = search_tools(session, query=query, embedder=embedder, k=len(CATALOG), dense_weight=0.4)
+
+        def similarities(column: str, vector: list[float]) -> dict[uuid.UUID, float]:
+            statement = f"SELECT id, 1 - ({column} <=> CAST(:v AS vector)) FROM agent_tool"
+            return {
+                row[0]: float(row[1])
+                for row in session.execute(text(statement), {"v": vector_literal(vector)})
+            }
+
+        dense = similarities("embedding", embedder.embed_one(query))
+        words = similarities("word_embedding", word_vectors().embed_one(query))
+        two_legs = blend(lexical, dense, dense_weight=0.4)
+        expected = [(names[f.id], round(f.score, 4)) for f in two_legs]
+        found = search_tools(
+            session, query=query, embedder=embedder, k=len(CATALOG), dense_weight=0.4, word_weight=0
+        )
         assert [(f.name, f.score) for f in found] == expected
         assert lexical and set(lexical) != set(dense)  # both legs count, and they differ
+
+        low, high = min(words.values()), max(words.values())
+        three = {f.id: f.score + 0.3 * (words[f.id] - low) / (high - low) for f in two_legs}
+        expected = sorted(((names[i], round(score, 4)) for i, score in three.items()), key=lambda x: -x[1])
+        found = search_tools(
+            session, query=query, embedder=embedder, k=len(CATALOG), dense_weight=0.4, word_weight=0.3
+        )
+        assert [(f.name, f.score) for f in found] == expected
 
 
 def test_any_request_text_searches_the_catalog_without_an_error(content: Harness) -> None:
@@ -155,3 +173,21 @@ def test_a_long_request_is_cut_to_its_informative_part(content: Harness) -> None
         assert len(informative_part(session, "x" * 2000)) <= REQUEST_LIMIT  # one long word
         found = search_tools(session, query=request, embedder=embedder, k=1)
         assert found[0].name == "track_parcel"
+
+
+def test_a_tool_indexed_before_the_word_vectors_is_still_found_and_gains_them_on_the_next_sync(
+    content: Harness,
+) -> None:
+    # Migration 0019 adds the column empty: tools synced before have no word vector until the
+    # next sync re-indexes them (INDEXED_AS changed, so their digests no longer match).
+    embedder = content.services.content.embedder
+    with content.database.tenant_session(content.tenant_id) as session:
+        _sync_catalog(session, content, CATALOG_TOOLS)
+        session.execute(text("UPDATE agent_tool SET word_embedding = NULL, content_hash = 'pieces/1'"))
+        found = search_tools(session, query="is my flight delayed", embedder=embedder, k=len(CATALOG))
+        assert found[0].name == "flight_status" and len(found) == len(CATALOG)
+        _sync_catalog(session, content, CATALOG_TOOLS)
+        missing = session.execute(
+            text("SELECT count(*) FROM agent_tool WHERE word_embedding IS NULL")
+        ).scalar_one()
+        assert missing == 0

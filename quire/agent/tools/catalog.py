@@ -28,9 +28,10 @@ from sqlmodel import Session, select
 from quire.core.embeddings import DIMENSIONS, Embedder
 from quire.core.models import Role, TenantScoped, enum_column, timestamp_column, utcnow
 from quire.core.search.postings import index_items, unindex_items
+from quire.core.word_vectors import WORD_DIMENSIONS, word_vectors
 
 INDEX_NAME = "tools"
-INDEXED_AS = "pieces/1"  # bump when `search_text` or `tool_vector` change
+INDEXED_AS = "pieces/2"  # bump when `search_text`, `tool_vectors` or the vectors' models change
 
 
 class CatalogTool(TenantScoped, table=True):
@@ -51,6 +52,10 @@ class CatalogTool(TenantScoped, table=True):
     content_hash: str = SQLField(max_length=64)
     embedding: list[float] | None = SQLField(
         default=None, sa_column=Column(Vector(DIMENSIONS), nullable=True)
+    )
+    # The same pieces by static word-piece vectors (core/word_vectors.py), find_tools' third leg.
+    word_embedding: list[float] | None = SQLField(
+        default=None, sa_column=Column(Vector(WORD_DIMENSIONS), nullable=True)
     )
     updated_at: datetime = SQLField(default_factory=utcnow, sa_column=timestamp_column())
 
@@ -158,8 +163,10 @@ def sync_source(
     source: str,
     tools: Sequence[ToolDescription],
     embedder: Embedder,
+    words: Embedder | None = None,
 ) -> SyncReport:
-    """Make the catalog's tools from `source` exactly `tools`, embedding only what changed."""
+    """Make the catalog's tools from `source` exactly `tools`, embedding only what changed, by
+    `embedder` and by `words` (static word-piece vectors, `word_vectors()` unless given)."""
     existing = {t.name: t for t in session.exec(select(CatalogTool).where(CatalogTool.source == source))}
     wanted = {t.name: t for t in tools}
     taken = {
@@ -207,9 +214,12 @@ def sync_source(
         for row in removed_rows:
             session.delete(row)
     if changed_rows:
-        vectors = tool_vectors(embedder, [description for _, description in changed_rows])
-        for (row, _), vector in zip(changed_rows, vectors, strict=True):
+        descriptions = [description for _, description in changed_rows]
+        vectors = tool_vectors(embedder, descriptions)
+        word_means = tool_vectors(words or word_vectors(), descriptions)
+        for (row, _), vector, word_mean in zip(changed_rows, vectors, word_means, strict=True):
             row.embedding = vector
+            row.word_embedding = word_mean
             session.add(row)
         session.flush()
         unindex_items(session, index_name=INDEX_NAME, item_ids=[r.id for r, _ in changed_rows])

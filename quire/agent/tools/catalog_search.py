@@ -24,7 +24,8 @@ from quire.core.search.dense import nearest, vector_literal
 from quire.core.search.fusion import blend_sql
 from quire.core.search.lexemes import searchable_text
 from quire.core.search.lexical import best, bm25, bm25_params, lexeme_weights, within
-from quire.core.settings import TOOL_SEARCH_DENSE_WEIGHT
+from quire.core.settings import TOOL_SEARCH_DENSE_WEIGHT, TOOL_SEARCH_WORD_WEIGHT
+from quire.core.word_vectors import word_vectors
 
 PART_WEIGHT = 0.8
 MIN_PART_WORDS = 3
@@ -86,21 +87,25 @@ def informative_part(session: Session, query: str, limit: int = REQUEST_LIMIT) -
     return head.rsplit(" ", 1)[0] if " " in head else head
 
 
-# The tools a caller may use; their postings are the index's, their vectors agent_tool.embedding.
-_TOOLS = Corpus(
-    table="agent_tool t", id="t.id", embedding="t.embedding", where="t.role = ANY(CAST(:roles AS text[]))"
-)
+# The tools a caller may use; their postings are the index's, their vectors agent_tool.embedding
+# (all-MiniLM-L6-v2) and agent_tool.word_embedding (static word-piece vectors).
+_ALLOWED = "t.role = ANY(CAST(:roles AS text[]))"
+_TOOLS = Corpus(table="agent_tool t", id="t.id", embedding="t.embedding", where=_ALLOWED)
+_TOOL_WORDS = Corpus(table="agent_tool t", id="t.id", embedding="t.word_embedding", where=_ALLOWED)
 
 # The whole search in one statement, so that only the k answers leave the database (fetching
 # every candidate of every leg and fusing them in Python cost more than the search itself):
-# - r: each request (the whole, then its parts) with its vector; lx: its lexemes;
-# - lexical / dense: each request's best `limit` candidates by BM25 and by cosine similarity;
-# - fused: per request and tool, `blend` of its legs (min-max over that request's candidates);
+# - r: each request (the whole, then its parts) with its two vectors; lx: its lexemes;
+# - lexical / dense / words: each request's best `limit` candidates by BM25, by cosine similarity
+#   of the transformer's vectors and of the static word-piece vectors;
+# - fused: per request and tool, `blend` of its legs (min-max over that request's candidates),
+#   the word leg's weight added on top of the other two's;
 # - best: per tool, its best request, a part's counting `part_weight` of the whole's.
 _SEARCH_SQL = f"""
 WITH r AS (
-    SELECT n, body, CAST(v AS vector) AS v
-    FROM unnest(CAST(:requests AS text[]), CAST(:vectors AS text[])) WITH ORDINALITY AS u(body, v, n)
+    SELECT n, body, CAST(v AS vector) AS v, CAST(wv AS vector) AS wv
+    FROM unnest(CAST(:requests AS text[]), CAST(:vectors AS text[]), CAST(:word_vectors AS text[]))
+        WITH ORDINALITY AS u(body, v, wv, n)
 ), lx AS (
     SELECT r.n, coalesce(array_agg(DISTINCT t.lexeme) FILTER (WHERE t.lexeme IS NOT NULL), '{{}}') AS lexemes
     FROM r LEFT JOIN LATERAL unnest(to_tsvector('english', r.body)) AS t ON true
@@ -111,7 +116,16 @@ WITH r AS (
 ), dense AS (
     SELECT r.n, d.item_id AS id, d.similarity AS score
     FROM r CROSS JOIN LATERAL ({nearest(_TOOLS, vector="r.v")}) AS d
-), fused AS ({blend_sql("SELECT n, id, score FROM lexical", "SELECT n, id, score FROM dense")}
+), words AS (
+    SELECT r.n, d.item_id AS id, d.similarity AS score
+    FROM r CROSS JOIN LATERAL ({nearest(_TOOL_WORDS, vector="r.wv")}) AS d
+), fused AS ({
+    blend_sql(
+        "SELECT n, id, score FROM lexical",
+        "SELECT n, id, score FROM dense",
+        more=[("SELECT n, id, score FROM words", ":word_weight")],
+    )
+}
 ), best AS (
     SELECT id, max(CASE WHEN n = 1 THEN CAST(1 AS float8) ELSE CAST(:part_weight AS float8) END * score)
         AS score
@@ -132,10 +146,14 @@ def search_tools(
     k: int = 5,
     role: Role | None = None,
     dense_weight: float = TOOL_SEARCH_DENSE_WEIGHT,
+    word_weight: float = TOOL_SEARCH_WORD_WEIGHT,
     candidates: int = 50,
     part_weight: float = PART_WEIGHT,
 ) -> list[FoundTool]:
-    """The tools that best match a request (or any part of it), that `role` may use."""
+    """The tools that best match a request (or any part of it), that `role` may use.
+
+    `dense_weight` splits one between BM25 and the transformer's vectors; the static word-piece
+    vectors add `word_weight` on top (0 leaves them out)."""
     allowed = [r.value for r in Role if role is None or role.allows(r)]
     query = informative_part(session, searchable_text(query))
     requests = [query, *request_parts(query)] if part_weight > 0 else [query]
@@ -146,6 +164,8 @@ def search_tools(
             **bm25_params(INDEX_NAME),  # each request's lexemes come from the statement itself
             "requests": requests,
             "vectors": [vector_literal(v) for v in vectors],
+            "word_vectors": [vector_literal(v) for v in word_vectors().embed(requests)],
+            "word_weight": word_weight,
             "roles": allowed,
             "limit": candidates,
             "dense_weight": dense_weight,

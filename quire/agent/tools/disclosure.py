@@ -34,6 +34,7 @@ def find_tools(ctx: ToolContext, args: FindArgs) -> ToolOutput:
         k=args.k,
         role=ctx.role,
         dense_weight=environment.tool_dense_weight,
+        word_weight=environment.tool_word_weight,
     )
     if not found:
         return ToolOutput(content=f"No tool matches {args.query!r}.", data={"names": []})

@@ -8,6 +8,7 @@ is `blend` inside a statement, for a search that fuses before its rows leave the
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -85,20 +86,31 @@ def reciprocal_rank_fusion(
     return sorted(fused, key=lambda f: (-f.score, str(f.id)))
 
 
-def blend_sql(lexical: str, dense: str, *, dense_weight: str = ":dense_weight", group: str = "n") -> str:
+def blend_sql(
+    lexical: str,
+    dense: str,
+    *,
+    dense_weight: str = ":dense_weight",
+    group: str = "n",
+    more: Sequence[tuple[str, str]] = (),
+) -> str:
     """`blend` as a statement (`group, id, score`) over two legs' rows (`group, id, score`).
 
     Each leg is min-max normalised over the candidates of its group (one group per request a
-    statement searches for), 1 when they are all equal; a missing leg counts 0.
+    statement searches for), 1 when they are all equal; a missing leg counts 0. `more` are further
+    legs as (statement, weight expression), each added with its weight on top of the two.
     """
     weight = f"CAST({dense_weight} AS float8)"
+    legs = [(lexical, f"(1 - {weight})"), (dense, weight)]
+    legs += [(statement, f"CAST({extra} AS float8)") for statement, extra in more]
     scaled = "coalesce((score - min(score) OVER w) / nullif(max(score) OVER w - min(score) OVER w, 0), 1)"
+    parts = "\n        UNION ALL\n".join(
+        f"        SELECT {group}, id, {leg_weight} * {scaled} AS part\n"
+        f"        FROM ({statement}) AS leg{i} WINDOW w AS (PARTITION BY {group})"
+        for i, (statement, leg_weight) in enumerate(legs)
+    )
     return f"""
     SELECT {group}, id, sum(part) AS score FROM (
-        SELECT {group}, id, (1 - {weight}) * {scaled} AS part
-        FROM ({lexical}) AS lexical WINDOW w AS (PARTITION BY {group})
-        UNION ALL
-        SELECT {group}, id, {weight} * {scaled}
-        FROM ({dense}) AS dense WINDOW w AS (PARTITION BY {group})
+{parts}
     ) AS parts GROUP BY {group}, id
     """

@@ -4,13 +4,14 @@
 
 The 199 tools (name and description) go into a Quire tool catalog. The single-tool queries are
 split by query, per tool, into a tuning part and a reported part (the seed fixes the split).
-Tuning sets the blend weight; the tuning queries also serve as the tools' example requests
-("used for this before"), which a catalog learns from real use; figures are printed with and
-without those examples. Reported: recall@1/3/5/10 on the reported part, both tools in the top 5
-for the 497 two-tool queries (over MetaTool's 47 merged tools, which those queries are labelled
-with), p50/p95 latency of one `find_tools` call with and without the query's embedding, and the
-tokens of the tool definitions in a first prompt with every tool loaded versus progressive
-disclosure.
+Tuning sets the dense leg's weight on the descriptions-only catalog; the tuning queries also
+serve as the tools' example requests ("used for this before"), which a catalog learns from real
+use; figures are printed with and without those examples, and with and without the word vectors'
+leg (`QUIRE_TOOL_SEARCH_WORD_WEIGHT`), the figures before it, in the same run. Reported:
+recall@1/3/5/10 on the reported part, both tools in the top 5 for the 497 two-tool queries
+(over MetaTool's 47 merged tools, which those queries are labelled with), p50/p95 latency of
+one `find_tools` call with and without the query's embedding, and the tokens of the tool
+definitions in a first prompt with every tool loaded versus progressive disclosure.
 """
 
 from __future__ import annotations
@@ -169,18 +170,22 @@ def recall_tables(
     merged_tools: int,
     seed: int,
 ) -> dict[str, float]:
-    """Tunes the dense weight per catalog on the tuning queries, prints recall; returns the weights."""
+    """Tunes the dense weight on the descriptions-only catalog, prints recall; returns the weights.
+
+    The catalog with examples runs at the same weight, as one setting serves every catalog in
+    Quire. (Tuning on it would be degenerate: its examples are the tuning queries themselves, so
+    every weight finds them.)"""
     tune_sample = [(q, {t}) for q, t in random.Random(seed).sample(tune, min(1500, len(tune)))]
     grid = [round(0.1 * i, 1) for i in range(11)]
     tuned: dict[str, float] = {}
-    for name in ("plain", "examples"):
-        for suffix, word_weight in (("", TOOL_SEARCH_WORD_WEIGHT), ("-before", 0.0)):
-            tuned[name + suffix] = max(
-                grid,
-                key=lambda w, n=name, u=word_weight: evaluate(
-                    database, tenants[n], tune_sample, mode="hybrid", weight=w, word_weight=u
-                )[0][5],
-            )
+    for name, word_weight in (("plain", TOOL_SEARCH_WORD_WEIGHT), ("plain-before", 0.0)):
+        tuned[name] = max(
+            grid,
+            key=lambda w, u=word_weight: evaluate(
+                database, tenants["plain"], tune_sample, mode="hybrid", weight=w, word_weight=u
+            )[0][5],
+        )
+    tuned["examples"], tuned["examples-before"] = tuned["plain"], tuned["plain-before"]
     print(
         f"MetaTool: 199 tools; {len(tune)} tuning queries, {len(reported)} reported single-tool queries; "
         f"{len(multi)} two-tool queries over its {merged_tools} merged tools"
@@ -249,7 +254,7 @@ def main() -> None:
     parser.add_argument(
         "--latency-only",
         action="store_true",
-        help="skip tuning and recall; time find_tools with the weights a full run tuned (0.6, 0.4)",
+        help="skip tuning and recall; time find_tools with the weight a full run tuned (0.6)",
     )
     args = parser.parse_args()
 
@@ -297,22 +302,28 @@ def main() -> None:
         with database.engine.connect() as conn:  # what autovacuum would do after a bulk load
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
         reported = [(q, {t}) for q, t in report]
-        tuned = {"plain": 0.6, "examples": 0.4}
+        tuned = {"plain": 0.6, "examples": 0.6, "plain-before": 0.6}
         if not args.latency_only:
             tuned = recall_tables(database, tenants, tune, reported, multi, len(merged), args.seed)
-        # Latency of one find_tools call as the loop makes it: the query embedded, then searched.
+        # Latency of one find_tools call as the loop makes it: the query embedded, then searched;
+        # beside it, in the same run, the search without the word vectors' leg (before).
         timed = random.Random(args.seed).sample(reported, min(1000, len(reported)))
         EMBEDDER.cache.clear()
-        for kind, weight in (("plain", tuned["plain"]), ("examples", tuned["examples"])):
+        for label, kind, weight, word_weight in (
+            ("plain catalog", "plain", tuned["plain"], TOOL_SEARCH_WORD_WEIGHT),
+            ("examples catalog", "examples", tuned["examples"], TOOL_SEARCH_WORD_WEIGHT),
+            ("plain catalog, no word vectors (before)", "plain", tuned["plain-before"], 0.0),
+        ):
+            measure: dict[str, Any] = {"mode": "hybrid", "weight": weight, "word_weight": word_weight}
             # An untimed pass first, so both timed passes find the same warm caches and plans.
-            evaluate(database, tenants[kind], timed, mode="hybrid", weight=weight)
+            evaluate(database, tenants[kind], timed, **measure)
             EMBEDDER.cache.clear()
-            _, with_embedding = evaluate(database, tenants[kind], timed, mode="hybrid", weight=weight)
-            _, search_alone = evaluate(database, tenants[kind], timed, mode="hybrid", weight=weight)
+            _, with_embedding = evaluate(database, tenants[kind], timed, **measure)
+            _, search_alone = evaluate(database, tenants[kind], timed, **measure)
             embedded = f"{percentile(with_embedding, 50):.1f}/{percentile(with_embedding, 95):.1f}"
             alone = f"{percentile(search_alone, 50):.1f}/{percentile(search_alone, 95):.1f}"
             print(
-                f"find_tools latency over {len(timed)} queries, {kind} catalog: p50/p95 {embedded} ms "
+                f"find_tools latency over {len(timed)} queries, {label}: p50/p95 {embedded} ms "
                 f"with the query's embedding, {alone} ms search alone (goal p95 under 20 ms)"
             )
             EMBEDDER.cache.clear()

@@ -10,6 +10,7 @@ cut to its informative part: the pieces whose words are rarest among the tools.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from pydantic import BaseModel
@@ -93,19 +94,34 @@ _ALLOWED = "t.role = ANY(CAST(:roles AS text[]))"
 _TOOLS = Corpus(table="agent_tool t", id="t.id", embedding="t.embedding", where=_ALLOWED)
 _TOOL_WORDS = Corpus(table="agent_tool t", id="t.id", embedding="t.word_embedding", where=_ALLOWED)
 
+
 # The whole search in one statement, so that only the k answers leave the database (fetching
 # every candidate of every leg and fusing them in Python cost more than the search itself):
-# - r: each request (the whole, then its parts) with its two vectors; lx: its lexemes;
+# - r: each request (the whole, then its parts) with its vectors; lx: its lexemes;
 # - lexical / dense / words: each request's best `limit` candidates by BM25, by cosine similarity
-#   of the transformer's vectors and of the static word-piece vectors;
+#   of the transformer's vectors and of the static word-piece vectors (left out at weight 0);
 # - fused: per request and tool, `blend` of its legs (min-max over that request's candidates),
 #   the word leg's weight added on top of the other two's;
 # - best: per tool, its best request, a part's counting `part_weight` of the whole's.
-_SEARCH_SQL = f"""
+@functools.cache
+def _search_sql(words: bool) -> str:
+    word_vector = ", CAST(wv AS vector) AS wv" if words else ""
+    word_array = ", CAST(:word_vectors AS text[])" if words else ""
+    word_leg = (
+        f"""), words AS (
+    SELECT r.n, d.item_id AS id, d.similarity AS score
+    FROM r CROSS JOIN LATERAL ({nearest(_TOOL_WORDS, vector="r.wv")}) AS d
+"""
+        if words
+        else ""
+    )
+    more = [("SELECT n, id, score FROM words", ":word_weight")] if words else []
+    fused = blend_sql("SELECT n, id, score FROM lexical", "SELECT n, id, score FROM dense", more=more)
+    return f"""
 WITH r AS (
-    SELECT n, body, CAST(v AS vector) AS v, CAST(wv AS vector) AS wv
-    FROM unnest(CAST(:requests AS text[]), CAST(:vectors AS text[]), CAST(:word_vectors AS text[]))
-        WITH ORDINALITY AS u(body, v, wv, n)
+    SELECT n, body, CAST(v AS vector) AS v{word_vector}
+    FROM unnest(CAST(:requests AS text[]), CAST(:vectors AS text[]){word_array})
+        WITH ORDINALITY AS u(body, v, {"wv, " if words else ""}n)
 ), lx AS (
     SELECT r.n, coalesce(array_agg(DISTINCT t.lexeme) FILTER (WHERE t.lexeme IS NOT NULL), '{{}}') AS lexemes
     FROM r LEFT JOIN LATERAL unnest(to_tsvector('english', r.body)) AS t ON true
@@ -116,16 +132,7 @@ WITH r AS (
 ), dense AS (
     SELECT r.n, d.item_id AS id, d.similarity AS score
     FROM r CROSS JOIN LATERAL ({nearest(_TOOLS, vector="r.v")}) AS d
-), words AS (
-    SELECT r.n, d.item_id AS id, d.similarity AS score
-    FROM r CROSS JOIN LATERAL ({nearest(_TOOL_WORDS, vector="r.wv")}) AS d
-), fused AS ({
-    blend_sql(
-        "SELECT n, id, score FROM lexical",
-        "SELECT n, id, score FROM dense",
-        more=[("SELECT n, id, score FROM words", ":word_weight")],
-    )
-}
+{word_leg}), fused AS ({fused}
 ), best AS (
     SELECT id, max(CASE WHEN n = 1 THEN CAST(1 AS float8) ELSE CAST(:part_weight AS float8) END * score)
         AS score
@@ -158,13 +165,15 @@ def search_tools(
     query = informative_part(session, searchable_text(query))
     requests = [query, *request_parts(query)] if part_weight > 0 else [query]
     vectors = embedder.embed_with_parts(query, requests[1:])
+    words = word_weight > 0
+    word_vectors_of = [vector_literal(v) for v in word_vectors().embed(requests)] if words else []
     rows = session.execute(
-        text(_SEARCH_SQL),
+        text(_search_sql(words)),
         {
             **bm25_params(INDEX_NAME),  # each request's lexemes come from the statement itself
             "requests": requests,
             "vectors": [vector_literal(v) for v in vectors],
-            "word_vectors": [vector_literal(v) for v in word_vectors().embed(requests)],
+            **({"word_vectors": word_vectors_of} if words else {}),
             "word_weight": word_weight,
             "roles": allowed,
             "limit": candidates,

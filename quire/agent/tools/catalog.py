@@ -166,7 +166,14 @@ def sync_source(
     words: Embedder | None = None,
 ) -> SyncReport:
     """Make the catalog's tools from `source` exactly `tools`, embedding only what changed, by
-    `embedder` and by `words` (static word-piece vectors, `word_vectors()` unless given)."""
+    `embedder` and by `words` (static word-piece vectors, `word_vectors()` unless given).
+
+    One sync of a tenant's catalog at a time, until the caller's transaction ends: two first runs
+    starting together would otherwise both insert the same tools and one would fail on the
+    unique name; the second now waits, then finds them unchanged."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"quire-tool-catalog:{tenant_id}"}
+    )
     existing = {t.name: t for t in session.exec(select(CatalogTool).where(CatalogTool.source == source))}
     wanted = {t.name: t for t in tools}
     taken = {

@@ -11,7 +11,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from alembic import command
-from psycopg import sql
 
 from quire.app.bootstrap import alembic_config, migrate
 from quire.core.db import libpq_url
@@ -19,6 +18,7 @@ from quire.core.embedded import EmbeddedPostgres
 from quire.core.encryption import Encryptor, UndecryptableSecret
 from quire.core.secrets import derive
 from quire.core.settings import Settings
+from tests.migrations import empty_database
 
 SECRET_KEY = "m" * 40
 SECRETS = ["env-secret-5512", "hdr-secret-6623", "url-pass-7734", "query-secret-8845"]
@@ -27,13 +27,7 @@ SECRETS = ["env-secret-5512", "hdr-secret-6623", "url-pass-7734", "query-secret-
 @pytest.fixture
 def old_database(postgres: EmbeddedPostgres) -> str:
     """A database at revision 0012 with two MCP servers whose secrets are stored in plain JSONB."""
-    status = postgres.status()
-    assert status.url is not None
-    admin = libpq_url(status.url).replace("/quire?", "/postgres?")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS quire_migration_test WITH (FORCE)")
-        conn.execute(sql.SQL("CREATE DATABASE quire_migration_test"))
-    url = status.url.replace("/quire?", "/quire_migration_test?")
+    url = empty_database(postgres, "quire_migration_test")
     migrate(url, "0012")
     tenant = uuid.uuid4()
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
@@ -110,12 +104,6 @@ def test_a_downgrade_with_another_key_names_quire_secret_key(old_database: str, 
 
 
 def test_a_database_without_mcp_servers_needs_no_key(postgres: EmbeddedPostgres, tmp_path: Path) -> None:
-    status = postgres.status()
-    assert status.url is not None
-    admin = libpq_url(status.url).replace("/quire?", "/postgres?")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS quire_migration_empty WITH (FORCE)")
-        conn.execute("CREATE DATABASE quire_migration_empty")
-    url = status.url.replace("/quire?", "/quire_migration_empty?")
+    url = empty_database(postgres, "quire_migration_empty")
     migrate(url, settings=Settings(data_dir=tmp_path))
     assert not (tmp_path / "secret-key").exists()

@@ -14,6 +14,7 @@ from quire.app.bootstrap import alembic_config, migrate
 from quire.core.db import libpq_url
 from quire.core.embedded import EmbeddedPostgres
 from quire.core.settings import Settings
+from tests.migrations import empty_database
 
 INSERT = (
     "INSERT INTO runtime_run (id, tenant_id, program, program_version, input, status, idempotency_key,"
@@ -24,13 +25,7 @@ INSERT = (
 @pytest.fixture
 def old_database(postgres: EmbeddedPostgres) -> tuple[str, uuid.UUID]:
     """A database at revision 0015 with a tenant and one run started with the key "k"."""
-    status = postgres.status()
-    assert status.url is not None
-    admin = libpq_url(status.url).replace("/quire?", "/postgres?")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS quire_migration_0016 WITH (FORCE)")
-        conn.execute("CREATE DATABASE quire_migration_0016")
-    url = status.url.replace("/quire?", "/quire_migration_0016?")
+    url = empty_database(postgres, "quire_migration_0016")
     migrate(url, "0015")
     tenant = uuid.uuid4()
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:

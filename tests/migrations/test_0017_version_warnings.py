@@ -12,16 +12,11 @@ from quire.app.bootstrap import alembic_config, migrate
 from quire.core.db import libpq_url
 from quire.core.embedded import EmbeddedPostgres
 from quire.core.settings import Settings
+from tests.migrations import empty_database
 
 
 def test_versions_parsed_before_have_no_warnings(postgres: EmbeddedPostgres, tmp_path: Path) -> None:
-    status = postgres.status()
-    assert status.url is not None
-    admin = libpq_url(status.url).replace("/quire?", "/postgres?")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS quire_migration_0017 WITH (FORCE)")
-        conn.execute("CREATE DATABASE quire_migration_0017")
-    url = status.url.replace("/quire?", "/quire_migration_0017?")
+    url = empty_database(postgres, "quire_migration_0017")
     migrate(url, "0016")
     tenant, document = uuid.uuid4(), uuid.uuid4()
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:

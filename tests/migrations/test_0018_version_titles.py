@@ -13,6 +13,7 @@ from quire.app.bootstrap import alembic_config, migrate
 from quire.core.db import libpq_url
 from quire.core.embedded import EmbeddedPostgres
 from quire.core.settings import Settings
+from tests.migrations import empty_database
 
 
 def add_document(
@@ -46,13 +47,7 @@ def add_document(
 def test_documents_titled_by_their_file_name_take_their_first_heading(
     postgres: EmbeddedPostgres, tmp_path: Path
 ) -> None:
-    status = postgres.status()
-    assert status.url is not None
-    admin = libpq_url(status.url).replace("/quire?", "/postgres?")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS quire_migration_0018 WITH (FORCE)")
-        conn.execute("CREATE DATABASE quire_migration_0018")
-    url = status.url.replace("/quire?", "/quire_migration_0018?")
+    url = empty_database(postgres, "quire_migration_0018")
     migrate(url, "0017")
     tenant = uuid.uuid4()
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:

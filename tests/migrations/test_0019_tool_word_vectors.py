@@ -13,18 +13,13 @@ from quire.app.bootstrap import alembic_config, migrate
 from quire.core.db import libpq_url
 from quire.core.embedded import EmbeddedPostgres
 from quire.core.settings import Settings
+from tests.migrations import empty_database
 
 
 def test_tools_keep_their_rows_and_gain_an_empty_word_vector(
     postgres: EmbeddedPostgres, tmp_path: Path
 ) -> None:
-    status = postgres.status()
-    assert status.url is not None
-    admin = libpq_url(status.url).replace("/quire?", "/postgres?")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS quire_migration_0019 WITH (FORCE)")
-        conn.execute("CREATE DATABASE quire_migration_0019")
-    url = status.url.replace("/quire?", "/quire_migration_0019?")
+    url = empty_database(postgres, "quire_migration_0019")
     migrate(url, "0018")
     tenant, tool = uuid.uuid4(), uuid.uuid4()
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import statistics
@@ -33,9 +34,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from quire.app.bootstrap import migrate  # noqa: E402
+from quire.core.contexts import PURPOSE  # noqa: E402
 from quire.core.db import Database, libpq_url  # noqa: E402
 from quire.core.embedded import EmbeddedPostgres  # noqa: E402
 from quire.core.models import Tenant  # noqa: E402
+from quire.core.secrets import derive  # noqa: E402
+
+WORKER_LOG = "workers.log"
+
+
+def worker_log_path(env: dict[str, str]) -> Path:
+    """Where the worker processes' output goes: a file in the bench's data folder, shown when
+    the workers fail to start."""
+    return Path(env["QUIRE_DATA_DIR"]) / WORKER_LOG
+
+
+def worker_log(env: dict[str, str]) -> Any:
+    return worker_log_path(env).open("ab")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -83,11 +98,11 @@ def quire_throughput(url: str, tenant_id: uuid.UUID, runs: int, env: dict[str, s
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=worker_log(env),
     )
     database = Database(url, pool_size=2)
     try:
-        wait_for_workers(database, tenant_id)
+        wait_for_workers(database, tenant_id, worker_log_path(env))
         from bench.runtime_programs import Steps
         from quire.core.broker import build_broker
         from quire.runtime.kicks import Kicker
@@ -117,7 +132,7 @@ def count_status(database: Database, program: str, status: str) -> int:
         )
 
 
-def wait_for_workers(database: Database, tenant_id: uuid.UUID) -> None:
+def wait_for_workers(database: Database, tenant_id: uuid.UUID, log: Path) -> None:
     """Start one run and wait for it: the workers are up and warm."""
     from bench.runtime_programs import Steps
     from quire.core.broker import build_broker
@@ -131,8 +146,13 @@ def wait_for_workers(database: Database, tenant_id: uuid.UUID) -> None:
     deadline = time.monotonic() + 120
     while count_status(database, "bench.steps", "completed") < 1:
         if time.monotonic() > deadline:
-            raise SystemExit("workers did not start")
+            workers_failed(log)
         time.sleep(0.1)
+
+
+def workers_failed(log: Path) -> None:
+    tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+    raise SystemExit("the workers did not start in 120 s; their log's last lines:\n" + "\n".join(tail))
 
 
 def quire_recovery(url: str, tenant_id: uuid.UUID, env: dict[str, str], marker: Path) -> dict[str, Any]:
@@ -148,14 +168,17 @@ def quire_recovery(url: str, tenant_id: uuid.UUID, env: dict[str, str], marker: 
         env={**env, "BENCH_CODE_VERSION": "old"},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=worker_log(env),
     )
     database = Database(url, pool_size=2)
     kicker = Kicker(build_broker(broker_url="", database_url=url))
     with database.tenant_session(tenant_id) as session:
         run, _ = create_run(session, program="bench.recover", state=Steps(), kicker=kicker)
         session.commit()
+    deadline = time.monotonic() + 120
     while not marker.exists() or not marker.read_text():
+        if time.monotonic() > deadline:
+            workers_failed(worker_log_path(env))
         time.sleep(0.02)
     holder = int(marker.read_text())
     old_processes = [old.pid, *(p.pid for p in psutil.Process(old.pid).children(recursive=True))]
@@ -174,7 +197,7 @@ def quire_recovery(url: str, tenant_id: uuid.UUID, env: dict[str, str], marker: 
         env={**env, "BENCH_CODE_VERSION": "new"},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=worker_log(env),
     )
     try:
         resumed_after = None
@@ -249,7 +272,9 @@ def main() -> None:
     try:
         quire_url = fresh_database(server_url, "bench_quire")
         dbos_url = fresh_database(server_url, "bench_dbos")
-        migrate(quire_url)
+        # The workers sign their tenant contexts with QUIRE_SECRET_KEY: the database must know it.
+        secret = secrets.token_hex(32)
+        migrate(quire_url, context_key=derive(secret.encode(), PURPOSE))
         database = Database(quire_url, pool_size=1)
         with database.system_session() as session:
             tenant = Tenant(name="bench")
@@ -261,6 +286,7 @@ def main() -> None:
             QUIRE_DATABASE_URL=quire_url,
             QUIRE_DATA_DIR=str(data_dir),
             QUIRE_PROGRAM_MODULES="bench.runtime_programs",
+            QUIRE_SECRET_KEY=secret,
             QUIRE_LOG_LEVEL="WARNING",
             PYTHONPATH=str(ROOT),
         )

@@ -40,9 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from quire.app.bootstrap import migrate  # noqa: E402
-from quire.core.db import Database  # noqa: E402
-from quire.core.embedded import EmbeddedPostgres  # noqa: E402
+from quire.core.db import Database, context_key  # noqa: E402
+from quire.core.embedded import LOGIN_ROLE, EmbeddedPostgres  # noqa: E402
 from quire.core.models import Role, Tenant  # noqa: E402
+from quire.core.settings import Settings  # noqa: E402
 from quire.core.tenancy import create_api_key, create_principal  # noqa: E402
 
 WORDS = [
@@ -239,7 +240,10 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="quire-soak-"))
     postgres = EmbeddedPostgres(data_dir)
     url, _ = postgres.start()
-    migrate(url)
+    # As `quire up` does: the API and workers log in as the login role and sign their tenant
+    # contexts with the key in the data folder, which the database must know.
+    settings = Settings(data_dir=data_dir, secret_key="")
+    migrate(url, settings=settings, context_key=context_key(settings), login_user=LOGIN_ROLE)
     database = Database(url, pool_size=2)
     with database.system_session() as session:
         tenant = Tenant(name="soak")
@@ -294,7 +298,10 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit("the API did not become ready; see " + str(logs))
+                tail = (logs / "api.log").read_text(errors="replace").splitlines()[-10:]
+                raise SystemExit(
+                    "the API did not become ready in 120 s; its log's last lines:\n" + "\n".join(tail)
+                )
             time.sleep(0.5)
         # The first search loads the API's embedding model; the workers load theirs meanwhile.
         httpx.get(
@@ -360,7 +367,7 @@ def main() -> None:
                 break
             time.sleep(1)
         drained = time.monotonic() - started - load_seconds
-        report(shared, database, faults, load_seconds, drained, worker_pids(workers))
+        report(shared, database, tenant.id, faults, load_seconds, drained, worker_pids(workers))
         database.dispose()
     finally:
         for process in (api, workers):
@@ -378,6 +385,7 @@ def main() -> None:
 def report(
     shared: Shared,
     database: Database,
+    tenant_id: uuid.UUID,
     faults: list[str],
     load_seconds: float,
     drained: float,
@@ -428,6 +436,18 @@ def report(
             str(r[0])
             for r in session.execute(text("SELECT id FROM runtime_run WHERE program = 'agent.answer'"))
         }
+        recoveries = session.execute(
+            text("SELECT count(*) FROM runtime_event WHERE type = 'run.recovered'")
+        ).scalar_one()
+        failures = session.execute(
+            text(
+                "SELECT program, left(error, 160), count(*) FROM runtime_run "
+                "WHERE status = 'failed' GROUP BY 1, 2"
+            )
+        ).all()
+    # Documents and memories are the tenant's: row-level security shows them in its session only
+    # (a system session would see none, and every check below would pass without looking).
+    with database.tenant_session(tenant_id) as session:
         documents = {
             str(row[0]): row[1]
             for row in session.execute(
@@ -452,15 +472,6 @@ def report(
         approved = session.execute(
             text("SELECT count(*) FROM memory_version WHERE state = 'approved'")
         ).scalar_one()
-        recoveries = session.execute(
-            text("SELECT count(*) FROM runtime_event WHERE type = 'run.recovered'")
-        ).scalar_one()
-        failures = session.execute(
-            text(
-                "SELECT program, left(error, 160), count(*) FROM runtime_run "
-                "WHERE status = 'failed' GROUP BY 1, 2"
-            )
-        ).all()
 
     print(f"\nruns after {drained:.0f} s of drain (waiting = parked for a person, by design):")
     for program, status, count in runs:

@@ -31,7 +31,7 @@ from quire.core.search.postings import index_items, unindex_items
 from quire.core.word_vectors import WORD_DIMENSIONS, word_vectors
 
 INDEX_NAME = "tools"
-INDEXED_AS = "pieces/2"  # bump when `search_text`, `tool_vectors` or the vectors' models change
+INDEXED_AS = "pieces/2"  # bump when `search_text`, `pieces`, `tool_vectors` or the vectors' models change
 
 
 class CatalogTool(TenantScoped, table=True):
@@ -131,9 +131,14 @@ def parameter_texts(schema: dict[str, Any]) -> list[str]:
     return texts
 
 
-def tool_vectors(embedder: Embedder, descriptions: Sequence[ToolDescription]) -> list[list[float]]:
-    """Each tool's vector: the mean of its pieces' vectors, of unit length (one embedding call)."""
-    pieces = [description.pieces() or [description.name] for description in descriptions]
+def tool_pieces(descriptions: Sequence[ToolDescription]) -> list[list[str]]:
+    """Each tool's pieces, its name when it has none."""
+    return [description.pieces() or [description.name] for description in descriptions]
+
+
+def tool_vectors(embedder: Embedder, pieces: Sequence[Sequence[str]]) -> list[list[float]]:
+    """Each tool's vector from its `tool_pieces`: the mean of its pieces' vectors, of unit length
+    (one embedding call)."""
     vectors = embedder.embed([piece for tool in pieces for piece in tool])
     means, start = [], 0
     for tool in pieces:
@@ -221,9 +226,9 @@ def sync_source(
         for row in removed_rows:
             session.delete(row)
     if changed_rows:
-        descriptions = [description for _, description in changed_rows]
-        vectors = tool_vectors(embedder, descriptions)
-        word_means = tool_vectors(words or word_vectors(), descriptions)
+        pieces = tool_pieces([description for _, description in changed_rows])
+        vectors = tool_vectors(embedder, pieces)
+        word_means = tool_vectors(words or word_vectors(), pieces)
         for (row, _), vector, word_mean in zip(changed_rows, vectors, word_means, strict=True):
             row.embedding = vector
             row.word_embedding = word_mean

@@ -23,6 +23,7 @@ from quire.agent.providers.errors import ProviderUnavailable
 from quire.agent.state import AgentState
 from quire.agent.tools.base import ToolContext, ToolOutput
 from quire.app.services import build_services
+from quire.content.models import Document
 from quire.core.errors import ConfigurationError
 from quire.core.models import Role as UserRole
 from quire.core.models import utcnow
@@ -353,15 +354,20 @@ def test_the_default_tool_timeout_holds_for_tools_without_one(
 def test_a_tool_that_finishes_in_time_still_works_in_its_step(
     content: Harness, tool_turns: list[CompletionRequest], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The tool runs on a helper thread, with the step's transaction and seq."""
+    """The tool runs on a helper thread, with the step's transaction and seq: it acts as the
+    run's tenant, and what it writes commits with the step."""
     seen: dict[str, Any] = {}
 
-    def reads(ctx: ToolContext, args: Any) -> ToolOutput:
+    def writes(ctx: ToolContext, args: Any) -> ToolOutput:
         seen["key"] = ctx.run.idempotency_key
-        seen["rows"] = ctx.session.execute(text("SELECT count(*) FROM content_document")).scalar()
+        seen["tenant"] = ctx.session.execute(text("SELECT quire_current_tenant()")).scalar()
+        ctx.session.add(Document(tenant_id=ctx.tenant_id, source_key="by-the-tool", title="by the tool"))
         return ToolOutput(content="fine")
 
-    replace_tool(content, monkeypatch, function=reads, timeout_seconds=5)
+    replace_tool(content, monkeypatch, function=writes, timeout_seconds=5)
     run_id, answer = run_tool_question(content)
     assert answer == "the tool said: fine"
-    assert seen["key"].startswith(f"{run_id}:") and seen["rows"] == 0
+    assert seen["key"].startswith(f"{run_id}:") and seen["tenant"] == content.tenant_id
+    with content.database.tenant_session(content.tenant_id) as session:
+        written = session.execute(text("SELECT source_key FROM content_document")).scalars().all()
+    assert written == ["by-the-tool"]

@@ -182,11 +182,16 @@ def test_the_cache_is_kept_per_model_and_per_tenant(database: Database, tenant_i
         other_model = CountingEmbedder("model-b")
         assert embed(session, chunks, other_model) == EmbedCount(embedded=1, reused=0)
         assert other_model.texts == [FLIGHTS]
+        session.commit()  # kept: the other tenant's session below must be able to see it if it leaked
     other = make_tenant(database)
     with database.tenant_session(other) as session:
         _, chunks = make_version(session, make_document(session, other), 1, FLIGHTS)
         assert cached(session, "model-a") == {}  # another tenant's cache is not read
         assert embed(session, chunks, CountingEmbedder("model-a")) == EmbedCount(embedded=1, reused=0)
+    with database.tenant_session(tenant_id) as session:  # while the tenant's own is still there
+        assert set(cached(session, "model-a")) == {text_hash(FLIGHTS)}
+        _, chunks = make_version(session, make_document(session, tenant_id), 1, FLIGHTS)
+        assert embed(session, chunks, CountingEmbedder("model-a")) == EmbedCount(embedded=0, reused=1)
 
 
 def test_publishing_makes_a_version_live_with_its_vectors_and_postings(

@@ -83,13 +83,20 @@ def test_each_tenant_has_a_chain_of_its_own(database: Database, tenant_id: uuid.
     other = make_tenant(database)
     with database.tenant_session(tenant_id) as session:
         ours = three_events(session, tenant_id)
+        session.commit()  # kept, so the other tenant's chain is written while ours exists
     with database.tenant_session(other) as session:
-        theirs = three_events(session, other)[:1]
+        theirs = three_events(session, other)
         assert [e.tenant_id for e in audit.tenant_events(session)] == [other] * 3
-    assert theirs[0].seq == 1 and theirs[0].prev_hash == audit.GENESIS
-    assert theirs[0].hash != ours[0].hash  # the tenant is part of what is hashed
+        session.commit()
+    assert [e.seq for e in theirs] == [1, 2, 3] and theirs[0].prev_hash == audit.GENESIS
     with database.tenant_session(tenant_id) as session:
-        assert audit.verify(audit.tenant_events(session)).ok
+        assert [e.id for e in audit.tenant_events(session)] == [e.id for e in ours]
+        assert audit.verify(audit.tenant_events(session)) == audit.Verification(
+            True, 3, None, "all 3 events verify"
+        )
+    # The tenant is part of what is hashed: the same event under another tenant seals otherwise.
+    moved = MemoryEvent(**{**ours[0].model_dump(), "tenant_id": other})
+    assert audit.event_hash(audit.GENESIS, moved) != ours[0].hash
 
 
 def test_the_events_are_read_in_order_from_a_sequence_number(

@@ -298,6 +298,7 @@ def test_queue_depth_counts_the_tenants_own_kicks_only(database: Database) -> No
             0,
         )
         assert depth.broker_oldest is not None
+        session.commit()  # kept, so the other tenant's count below would see ours if it leaked
     with database.tenant_session(theirs) as session:
         depth = stats.queue_depth(session, postgres_broker=True)
         assert (depth.due, depth.broker_ready, depth.broker_delayed) == (1, 1, 0)

@@ -250,13 +250,16 @@ def test_a_reader_gets_403_on_the_queue(
     queue = browser.get("/console/memory")
     assert queue.status_code == 403
     assert "this needs the reviewer role; the key&#39;s role is reader" in queue.text
-    # And its forms would be refused too, whatever they carry.
+    # And its forms are refused for the role too, even with the session's own token.
+    token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/console/runs").text)
+    assert token
     decided = browser.post(
         "/console/memory/00000000-0000-0000-0000-000000000000/decide",
-        data={"decision": "approve", "csrf": "x"},
+        data={"decision": "approve", "csrf": token.group(1)},
         follow_redirects=False,
     )
     assert decided.status_code == 403
+    assert "this needs the reviewer role" in decided.text
 
 
 # Decisions, on committed data with the review processes driven in-process.

@@ -51,6 +51,18 @@ def wait_ready(base: str, api: subprocess.Popen[bytes], timeout: float = 60) -> 
     raise AssertionError("the API never became ready")
 
 
+def wait_consuming(log: Path, worker: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Until the host's worker process says it consumes: runs created before would all go to
+    the host that started first (two hosts starting on two busy cores can be seconds apart)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, f"the worker exited: {log.read_text()[-2000:]}"
+        if "consuming" in log.read_text():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the worker never started consuming: {log.read_text()[-2000:]}")
+
+
 @pytest.mark.parametrize("broker_name", list(BROKERS))
 def test_runs_spread_over_workers_on_two_hosts(
     broker_name: str, postgres: EmbeddedPostgres, tmp_path: Path
@@ -103,9 +115,21 @@ def test_runs_spread_over_workers_on_two_hosts(
 
     try:
         api = start("api-host", "api", QUIRE_API_BIND=f"127.0.0.1:{port}")
-        for host in ("host-a", "host-b"):
-            start(host, "worker", "--processes", "1", QUIRE_WORKER_THREADS="2", SPREAD_TEST_HOST=host)
+        workers = {
+            host: start(
+                host,
+                "worker",
+                "--processes",
+                "1",
+                QUIRE_WORKER_THREADS="2",
+                SPREAD_TEST_HOST=host,
+                QUIRE_LOG_LEVEL="INFO",  # its "consuming" line
+            )
+            for host in ("host-a", "host-b")
+        }
         wait_ready(base, api)
+        for host, worker in workers.items():
+            wait_consuming(tmp_path / f"{host}.log", worker)
 
         with httpx.Client(base_url=base, headers=key, timeout=30) as client:
             uploaded = client.post(

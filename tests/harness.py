@@ -7,6 +7,7 @@ tenant of their own that is deleted (with everything it owns) after each test.
 from __future__ import annotations
 
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +49,32 @@ class Harness:
 
     def drive(self, until: float = 0.0) -> int:
         return drive(self.executor, self.kicker, sweeper=self.sweeper, until=until)
+
+    def drive_until(
+        self,
+        run_id: uuid.UUID,
+        *statuses: str,
+        cap: float = 20.0,
+        tolerate: tuple[type[BaseException], ...] = (),
+    ) -> RunPublic:
+        """Drive in short sweeps until the run reaches one of `statuses`, and return it.
+
+        Unlike `drive(until=N)`, which always sweeps for N seconds, this costs only as long as the
+        run takes, and a slow machine gets up to `cap` seconds before the test fails. Exceptions
+        of the `tolerate` types (a simulated worker crash) end a sweep, not the wait."""
+        deadline = time.monotonic() + cap
+        while time.monotonic() < deadline:
+            try:
+                self.drive(until=0.2)
+            except tolerate:
+                continue
+            run = self.run(run_id)
+            if run.status in statuses:
+                return run
+            if run.status.terminal:
+                break  # it will not change any more
+        run = self.run(run_id)
+        raise AssertionError(f"run is {run.status}, not {' or '.join(statuses)}: {run}")
 
     def run(self, run_id: uuid.UUID) -> RunPublic:
         with self.database.tenant_session(self.tenant_id) as session:

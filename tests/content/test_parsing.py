@@ -30,6 +30,7 @@ from quire.content.parsing import (
 )
 from quire.content.parsing import parser as parser_side
 from tests.content import fixtures
+from tests.content.waits import wait_for_jobs
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 REPORT_PAGES = [
@@ -440,7 +441,7 @@ def test_closing_the_parser_stops_a_parse_in_progress() -> None:
 
     worker = threading.Thread(target=parse_slowly)
     worker.start()
-    time.sleep(0.5)
+    wait_for_jobs(parser, sent=1, running=1)  # the parse is in progress in a child
     started = time.monotonic()
     parser.close()
     worker.join(10)

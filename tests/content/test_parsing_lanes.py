@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from quire.content.parsing import Parser
+from tests.content.waits import wait_for_jobs
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ def test_the_server_dies_and_every_waiting_caller_hears_of_it() -> None:
     with Parser(timeout=60, children=2) as parser:
         parser.warm_up()
         jobs = [in_thread(parser.run_in_child, sleep_then_pid, 20.0) for _ in range(3)]
-        time.sleep(1.0)
+        wait_for_jobs(parser, sent=3, running=2)  # two jobs in children, one waiting for a child
         pid = parser.server_pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)

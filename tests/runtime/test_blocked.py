@@ -37,9 +37,8 @@ def test_a_replay_mismatch_blocks_the_run_and_a_retry_resumes_it(harness: Harnes
     harness.drive()
     assert harness.run(run_id).status == "sleeping"
     plan["first"] = "x"  # a deploy renames the step the parked run recorded first
-    harness.drive(until=1)
-    run = harness.run(run_id)
-    assert run.status == "blocked" and run.error_code == "replay_mismatch", run
+    run = harness.drive_until(run_id, "blocked")  # the sleep ends and the replay meets "x"
+    assert run.error_code == "replay_mismatch", run
     assert run.error is not None and "'a'" in run.error and "'x'" in run.error
     assert run.finished_at is None
     harness.drive(until=0.5)
@@ -51,8 +50,7 @@ def test_a_replay_mismatch_blocks_the_run_and_a_retry_resumes_it(harness: Harnes
     with harness.database.tenant_session(harness.tenant_id) as session:
         retry_run(session, run_id=run_id, kicker=harness.kicker)
         session.commit()
-    harness.drive(until=1)
-    run = harness.run(run_id)
-    assert run.status == "completed" and run.error is None and run.error_code is None
+    run = harness.drive_until(run_id, "completed")
+    assert run.error is None and run.error_code is None
     assert run.state is not None and run.state["done"] == ["a", "b"]
     assert plan["calls"] == 2  # step "a" ran once, before the block

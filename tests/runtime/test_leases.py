@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ def idle(ctx: RunContext, state: Idle) -> Idle:
 
 
 class Seen(BaseModel):
-    leased: bool | None = None
+    lease_expires_at: datetime | None = None
 
 
 def read_then_work(ctx: RunContext, seconds: float) -> None:
@@ -38,18 +39,17 @@ def read_then_work(ctx: RunContext, seconds: float) -> None:
     time.sleep(seconds)
 
 
-def lease_left(ctx: RunContext) -> bool:
+def committed_lease(ctx: RunContext) -> datetime:
     row = ctx.session.execute(
-        text("SELECT lease_expires_at > clock_timestamp() FROM runtime_run WHERE id = :id"),
-        {"id": ctx.run_id},
+        text("SELECT lease_expires_at FROM runtime_run WHERE id = :id"), {"id": ctx.run_id}
     )
-    return bool(row.scalar_one())
+    return row.scalar_one()  # type: ignore[no-any-return]
 
 
 @program("test.leases.long-step")
 def long_step(ctx: RunContext, state: Seen) -> Seen:
     ctx.step("work", read_then_work, ctx, 1.5)  # longer than the harness's 1 s lease
-    state.leased = ctx.step("look", lease_left, ctx)
+    state.lease_expires_at = ctx.step("look", committed_lease, ctx)
     return state
 
 
@@ -234,7 +234,15 @@ def test_a_step_that_outlasts_the_lease_commits_a_lease_that_runs_from_its_commi
     run_id = harness.start("test.leases.long-step", Seen())
     harness.drive()  # the keeper is not running: only the step's commit extends the lease
     run = harness.run(run_id)
-    assert (run.status, run.state) == ("completed", {"leased": True})
+    assert run.status == "completed"
+    work = next(step for step in run.steps if step.name == "work")
+    ttl = timedelta(seconds=harness.executor.lease_ttl)
+    assert work.finished_at - work.started_at >= timedelta(seconds=1.5)  # it outlasted the lease
+    lease = Seen.model_validate(run.state).lease_expires_at
+    assert lease is not None
+    # finished_at is taken just before the commit: a lease from the commit ends after it plus
+    # the TTL; one from the transaction's start (now()) would end ~0.5 s before the step did.
+    assert lease >= work.finished_at + ttl, (lease, work.started_at, work.finished_at)
 
 
 def test_a_thread_that_lost_a_run_does_not_stop_the_lease_of_the_thread_that_now_has_it(

@@ -61,17 +61,9 @@ def counting(ctx: RunContext, state: Tally) -> Tally:
 
 def run_to_completion(harness: Harness) -> Tally:
     run_id = harness.start("test.counting", Tally())
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            harness.drive(until=0.2)
-        except Crash:
-            continue
-        run = harness.run(run_id)
-        if run.status == "completed":
-            assert run.state is not None
-            return Tally.model_validate(run.state)
-    raise AssertionError(f"run did not complete: {harness.run(run_id).status}")
+    run = harness.drive_until(run_id, "completed", tolerate=(Crash,))
+    assert run.state is not None
+    return Tally.model_validate(run.state)
 
 
 @pytest.fixture(autouse=True)

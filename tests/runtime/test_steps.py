@@ -250,8 +250,8 @@ def fan(ctx: RunContext, state: Fan) -> Fan:
 
 def test_parallel_steps_run_once_each_and_report_failures(harness: Harness) -> None:
     run_id = harness.start("test.fan", Fan())
-    harness.drive(until=1)  # b's retry parks the run; the sweeper wakes it
-    assert harness.run(run_id).status == "waiting"
+    # b's retry parks the run (sleeping); the sweeper wakes it; it then waits for the signal.
+    harness.drive_until(run_id, "waiting")
     harness.signal(run_id, "again")
     harness.drive()
     run = harness.run(run_id)

@@ -302,9 +302,7 @@ def test_ask_human_gives_up_when_nobody_answers_in_time(content: Harness) -> Non
     )
     content.drive()
     assert content.run(run_id).status == "waiting"
-    content.drive(until=2)
-    run = content.run(run_id)
-    assert run.status == "completed", run
+    run = content.drive_until(run_id, "completed")
     answer = AgentState.model_validate(run.state).answer
     assert answer is not None and "Nobody answered within" in answer
     with content.database.tenant_session(content.tenant_id) as session:

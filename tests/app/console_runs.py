@@ -120,8 +120,7 @@ def make_agent_run(client: httpx.Client | TestClient, harness: Harness) -> Agent
     run_id = uuid.UUID(started.json()["id"])
     harness.drive()
     assert harness.run(run_id).status == "throttled"
-    harness.drive(until=THROTTLE_SECONDS + 1.5)
-    assert harness.run(run_id).status == "waiting"
+    harness.drive_until(run_id, "waiting")
     task = client.get("/v1/tasks", headers=auth(keys[UserRole.reader])).json()["data"][0]
     decided = client.post(
         f"/v1/tasks/{task['id']}/decision",

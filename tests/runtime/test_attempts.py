@@ -164,7 +164,6 @@ def test_the_longest_wait_decides_when_a_parallel_block_tries_again(harness: Har
     assert run.waiting_for["attempts"] == {"0": 0, "1": 1}  # a throttle spends no attempt
     assert {"step.throttled", "step.retrying"} <= set(harness.events(run_id))
 
-    harness.drive(until=2)
-    run = harness.run(run_id)
+    run = harness.drive_until(run_id, "completed")
     assert run.state == {"failures": 0, "results": ["busy served", "flaky done"]}
     assert [(s.name, s.attempt) for s in run.steps] == [("busy", 1), ("flaky", 2)]

@@ -126,8 +126,7 @@ def test_retry_after_parks_the_run_as_throttled_until_the_time_given(harness: Ha
     run = harness.run(run_id)
     assert run.status == "throttled"
     assert run.attempt == 0  # a throttle is not a failed attempt
-    harness.drive(until=3)
-    assert harness.run(run_id).status == "completed"
+    harness.drive_until(run_id, "completed")
     assert time.monotonic() - started >= 1.0
     assert "step.throttled" in harness.events(run_id)
 

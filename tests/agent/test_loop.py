@@ -182,10 +182,9 @@ def test_without_a_fallback_the_run_parks_and_holds_no_worker(
     content.drive()  # the executor is free: the other run goes through while the first is parked
     assert content.run(other).status == "completed"
     assert content.run(parked).status == "throttled"
-    content.drive(until=5)
-    assert content.run(parked).status == "completed"
+    run = content.drive_until(parked, "completed")
     assert time.monotonic() - began >= 3.0
-    assert AgentState.model_validate(content.run(parked).state).answer == "Answered after the wait."
+    assert AgentState.model_validate(run.state).answer == "Answered after the wait."
 
 
 class Crash(BaseException):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import statistics
@@ -34,23 +33,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from quire.app.bootstrap import migrate  # noqa: E402
-from quire.core.contexts import PURPOSE  # noqa: E402
-from quire.core.db import Database, libpq_url  # noqa: E402
+from quire.core.db import Database, context_key, libpq_url  # noqa: E402
 from quire.core.embedded import EmbeddedPostgres  # noqa: E402
 from quire.core.models import Tenant  # noqa: E402
-from quire.core.secrets import derive  # noqa: E402
+from quire.core.settings import Settings  # noqa: E402
 
 WORKER_LOG = "workers.log"
 
 
-def worker_log_path(env: dict[str, str]) -> Path:
+def worker_log(env: dict[str, str]) -> Path:
     """Where the worker processes' output goes: a file in the bench's data folder, shown when
     the workers fail to start."""
     return Path(env["QUIRE_DATA_DIR"]) / WORKER_LOG
-
-
-def worker_log(env: dict[str, str]) -> Any:
-    return worker_log_path(env).open("ab")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -98,11 +92,11 @@ def quire_throughput(url: str, tenant_id: uuid.UUID, runs: int, env: dict[str, s
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=worker_log(env),
+        stderr=worker_log(env).open("ab"),
     )
     database = Database(url, pool_size=2)
     try:
-        wait_for_workers(database, tenant_id, worker_log_path(env))
+        wait_for_workers(database, tenant_id, worker_log(env))
         from bench.runtime_programs import Steps
         from quire.core.broker import build_broker
         from quire.runtime.kicks import Kicker
@@ -168,7 +162,7 @@ def quire_recovery(url: str, tenant_id: uuid.UUID, env: dict[str, str], marker: 
         env={**env, "BENCH_CODE_VERSION": "old"},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=worker_log(env),
+        stderr=worker_log(env).open("ab"),
     )
     database = Database(url, pool_size=2)
     kicker = Kicker(build_broker(broker_url="", database_url=url))
@@ -178,7 +172,7 @@ def quire_recovery(url: str, tenant_id: uuid.UUID, env: dict[str, str], marker: 
     deadline = time.monotonic() + 120
     while not marker.exists() or not marker.read_text():
         if time.monotonic() > deadline:
-            workers_failed(worker_log_path(env))
+            workers_failed(worker_log(env))
         time.sleep(0.02)
     holder = int(marker.read_text())
     old_processes = [old.pid, *(p.pid for p in psutil.Process(old.pid).children(recursive=True))]
@@ -197,7 +191,7 @@ def quire_recovery(url: str, tenant_id: uuid.UUID, env: dict[str, str], marker: 
         env={**env, "BENCH_CODE_VERSION": "new"},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=worker_log(env),
+        stderr=worker_log(env).open("ab"),
     )
     try:
         resumed_after = None
@@ -272,9 +266,9 @@ def main() -> None:
     try:
         quire_url = fresh_database(server_url, "bench_quire")
         dbos_url = fresh_database(server_url, "bench_dbos")
-        # The workers sign their tenant contexts with QUIRE_SECRET_KEY: the database must know it.
-        secret = secrets.token_hex(32)
-        migrate(quire_url, context_key=derive(secret.encode(), PURPOSE))
+        # The workers sign tenant contexts with the key in their data folder (data_dir, as here),
+        # as `quire up` does: the database must know it.
+        migrate(quire_url, context_key=context_key(Settings(data_dir=data_dir, secret_key="")))
         database = Database(quire_url, pool_size=1)
         with database.system_session() as session:
             tenant = Tenant(name="bench")
@@ -286,7 +280,6 @@ def main() -> None:
             QUIRE_DATABASE_URL=quire_url,
             QUIRE_DATA_DIR=str(data_dir),
             QUIRE_PROGRAM_MODULES="bench.runtime_programs",
-            QUIRE_SECRET_KEY=secret,
             QUIRE_LOG_LEVEL="WARNING",
             PYTHONPATH=str(ROOT),
         )
